@@ -1,0 +1,128 @@
+/**
+ * Reads V8 `.cpuprofile` files (written by `node --cpu-prof`) and lists where the time went: the top
+ * functions by self time, and self time grouped by origin (our src/, each npm package, Node's
+ * internals, GC).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  /** Monotonic clock, microseconds (CLOCK_MONOTONIC on Linux, as `process.hrtime`). */
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** A labelled interval of the monotonic clock, microseconds (`process.hrtime.bigint() / 1000n`). */
+export interface ProfileWindow {
+  label: string;
+  startUs: number;
+  endUs: number;
+}
+
+export interface ProfileSummary {
+  file: string;
+  totalMs: number;
+  /** Top functions by self time (idle excluded from the percentages). */
+  top: { fn: string; where: string; selfMs: number; pct: number }[];
+  /** Self time by origin: `src/...` folders, `npm:<package>`, `node:internals`, `(gc)`, `(program)`. */
+  byOrigin: { origin: string; selfMs: number; pct: number }[];
+}
+
+function originOf(url: string, fn: string): string {
+  if (url === '') return fn.startsWith('(') ? fn : '(native)';
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm !== null) return `npm:${nm[1]}`;
+  const src = /\/src\/([^/]+)\//.exec(url) ?? /\/src\/([^/]+)$/.exec(url);
+  if (src !== null) return `src/${src[1].replace(/\.ts$/, '')}`;
+  if (url.includes('/bench/')) return 'bench';
+  if (url.startsWith('node:')) return 'node:internals';
+  return url;
+}
+
+function shortWhere(url: string, line: number): string {
+  const i = url.search(/\/(src|bench|node_modules)\//);
+  const path = i >= 0 ? url.slice(i + 1) : url.replace(/^file:\/\//, '');
+  return `${path}:${line + 1}`;
+}
+
+/** Summarises one profile, or only its samples inside `window`. */
+export function summarize(file: string, topN = 25, window?: ProfileWindow): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i];
+    const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (window !== undefined && (t < window.startUs || t > window.endUs)) continue;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
+  }
+  const fns = new Map<string, { fn: string; where: string; us: number }>();
+  const origins = new Map<string, number>();
+  let busyUs = 0;
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    if (functionName === '(idle)') continue;
+    busyUs += us;
+    const fn = functionName === '' ? '(anonymous)' : functionName;
+    const key = `${fn}@${url}:${lineNumber}`;
+    const e = fns.get(key) ?? { fn, where: shortWhere(url, lineNumber), us: 0 };
+    e.us += us;
+    fns.set(key, e);
+    const origin = originOf(url, fn);
+    origins.set(origin, (origins.get(origin) ?? 0) + us);
+  }
+  const pct = (us: number) => Math.round((1000 * us) / Math.max(1, busyUs)) / 10;
+  return {
+    file,
+    totalMs: Math.round(busyUs / 1000),
+    top: [...fns.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, topN)
+      .map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.us / 1000), pct: pct(e.us) })),
+    byOrigin: [...origins]
+      .sort((a, b) => b[1] - a[1])
+      .map(([origin, us]) => ({ origin, selfMs: Math.round(us / 1000), pct: pct(us) })),
+  };
+}
+
+/**
+ * Summaries of the main-thread profiles in `dir` (Node's default names `CPU.<date>.<time>.<pid>.<thread>.<seq>`;
+ * thread 0 is the main thread), labelled with `names` by pid.
+ */
+export function summarizeDir(
+  dir: string,
+  names: ReadonlyMap<number, string> = new Map(),
+  windows: readonly ProfileWindow[] = [],
+  topN = 25,
+): ProfileSummary[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .flatMap((f) => {
+      const m = /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(f);
+      if (m !== null && m[2] !== '0') return [];
+      const name = m !== null ? (names.get(Number(m[1])) ?? f) : f;
+      // One summary per phase window the process lived through; the whole run if none matched.
+      const parts = windows.map((w) => ({ ...summarize(join(dir, f), topN, w), file: `${name} during ${w.label}` })).filter((s) => s.totalMs > 0);
+      return parts.length > 0 ? parts : [{ ...summarize(join(dir, f), topN), file: `${name} (whole run)` }];
+    })
+    .sort((a, b) => a.file.localeCompare(b.file));
+}
+
+/** Plain-text rendering for the console and bench/.work/profile-summary.txt. */
+export function formatSummary(s: ProfileSummary): string {
+  const lines = [`${s.file}: ${s.totalMs} ms busy`, '  by origin:'];
+  for (const o of s.byOrigin.slice(0, 15)) lines.push(`    ${String(o.pct).padStart(5)}%  ${o.origin}`);
+  lines.push('  top self time:');
+  for (const t of s.top) lines.push(`    ${String(t.pct).padStart(5)}%  ${t.fn}  ${t.where}`);
+  return lines.join('\n');
+}

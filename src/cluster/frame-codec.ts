@@ -1,0 +1,190 @@
+/**
+ * The byte level of a cluster TCP connection, pure (no sockets): both sides first send a preamble
+ * `"KSC" | version | flags | nonce(16)`, then length-prefixed frames
+ * `uint32be length | payload | tag(16)`, where the tag is HMAC-SHA256 (truncated) or, with
+ * `encrypt`, the payload is AES-256-GCM ciphertext and the tag GCM's.
+ *
+ * Replay protection: keys are derived per connection from both nonces, and each direction counts
+ * its frames; the count is authenticated (MAC input or GCM nonce) but never sent, so a replayed,
+ * dropped or reordered frame fails authentication.
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { FrameError } from '../errors.js';
+import { deriveConnectionKeys } from './keys.js';
+import type { ClusterKeys, ConnectionKeys, DirectionKeys } from './keys.js';
+
+const MAGIC = Buffer.from('KSC');
+const WIRE_VERSION = 1;
+const FLAG_ENCRYPT = 1;
+const NONCE_BYTES = 16;
+/** Bytes of the preamble each side sends first. */
+export const PREAMBLE_BYTES = MAGIC.length + 2 + NONCE_BYTES;
+/** Bytes of the authentication tag after each frame's payload. */
+export const TAG_BYTES = 16;
+const LENGTH_BYTES = 4;
+
+/** Options of one side of one connection. */
+export interface FrameSessionOptions {
+  keys: ClusterKeys;
+  encrypt: boolean;
+  role: 'client' | 'server';
+  /** Largest `payload + tag` accepted or sent; a longer length prefix is refused before buffering. */
+  maxFrameBytes: number;
+  /** Our nonce; random unless a test fixes it. */
+  nonce?: Buffer;
+}
+
+function seqBytes(seq: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
+  b.writeUInt32BE(seq >>> 0, 4);
+  return b;
+}
+
+function gcmIv(seq: number): Buffer {
+  return Buffer.concat([Buffer.alloc(4), seqBytes(seq)]);
+}
+
+function hmacTag(k: DirectionKeys, seq: number, payload: Buffer): Buffer {
+  return createHmac('sha256', k.key).update(seqBytes(seq)).update(payload).digest().subarray(0, TAG_BYTES);
+}
+
+/**
+ * One side of one connection: write `preamble` first, feed every received chunk to `receive`,
+ * and send with `seal` once `ready` (the peer's preamble arrived).
+ */
+export class FrameSession {
+  /** Bytes to write before anything else. */
+  readonly preamble: Buffer;
+  readonly #opts: FrameSessionOptions;
+  readonly #nonce: Buffer;
+  #keys: ConnectionKeys | undefined;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #sendSeq = 0;
+  #receiveSeq = 0;
+
+  constructor(opts: FrameSessionOptions) {
+    this.#opts = opts;
+    this.#nonce = opts.nonce ?? randomBytes(NONCE_BYTES);
+    this.preamble = Buffer.concat([MAGIC, Buffer.from([WIRE_VERSION, opts.encrypt ? FLAG_ENCRYPT : 0]), this.#nonce]);
+  }
+
+  /** True once the peer's preamble arrived and keys are derived. */
+  get ready(): boolean {
+    return this.#keys !== undefined;
+  }
+
+  /** Bytes received but not yet part of a complete frame (non-zero at end of stream = truncated). */
+  get pendingBytes(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Accepts a chunk from the socket; returns the authenticated payloads of every frame it completed.
+   * @throws FrameError on the first bad byte; the connection must then be closed.
+   */
+  receive(chunk: Buffer): Buffer[] {
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+    }
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.#keys === undefined) {
+        if (!this.#readPreamble()) return out;
+        continue;
+      }
+      if (this.#buffered < LENGTH_BYTES) return out;
+      if (this.#chunks[0].length < LENGTH_BYTES) this.#chunks = [Buffer.concat(this.#chunks)];
+      const length = this.#chunks[0].readUInt32BE(0);
+      // Checked before waiting for (and buffering) the frame: a 4 GiB prefix costs us nothing.
+      if (length > this.#opts.maxFrameBytes) {
+        throw new FrameError('ERR_FRAME_TOO_LARGE', `frame of ${length} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`);
+      }
+      if (length <= TAG_BYTES) throw new FrameError('ERR_FRAME_MALFORMED', `frame of ${length} bytes is shorter than its tag`);
+      if (this.#buffered < LENGTH_BYTES + length) return out;
+      const frame = this.#take(LENGTH_BYTES + length);
+      out.push(this.#open(frame.subarray(LENGTH_BYTES)));
+    }
+  }
+
+  /**
+   * Frames and authenticates (or encrypts) one payload, ready to write.
+   * @throws FrameError `ERR_FRAME_TOO_LARGE` when over `maxFrameBytes`.
+   */
+  seal(payload: Buffer): Buffer {
+    const keys = this.#keys;
+    if (keys === undefined) throw new Error('FrameSession.seal before the peer preamble arrived');
+    const length = payload.length + TAG_BYTES;
+    if (length > this.#opts.maxFrameBytes) {
+      throw new FrameError('ERR_FRAME_TOO_LARGE', `message of ${length} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`);
+    }
+    const seq = this.#sendSeq++;
+    const header = Buffer.allocUnsafe(LENGTH_BYTES);
+    header.writeUInt32BE(length, 0);
+    if (!keys.send.encrypt) return Buffer.concat([header, payload, hmacTag(keys.send, seq, payload)]);
+    const cipher = createCipheriv('aes-256-gcm', keys.send.key, gcmIv(seq), { authTagLength: TAG_BYTES });
+    const body = cipher.update(payload);
+    cipher.final();
+    return Buffer.concat([header, body, cipher.getAuthTag()]);
+  }
+
+  #readPreamble(): boolean {
+    // Check what has arrived of the magic at once, so garbage (an HTTP request...) is refused early.
+    const head = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
+    const n = Math.min(head.length, MAGIC.length);
+    if (!head.subarray(0, n).equals(MAGIC.subarray(0, n))) {
+      throw new FrameError('ERR_FRAME_MALFORMED', 'not a cluster connection: bad preamble');
+    }
+    if (this.#buffered < PREAMBLE_BYTES) return false;
+    const preamble = this.#take(PREAMBLE_BYTES);
+    const version = preamble[MAGIC.length];
+    if (version !== WIRE_VERSION) throw new FrameError('ERR_FRAME_MALFORMED', `peer speaks wire version ${version}, we speak ${WIRE_VERSION}`);
+    const peerEncrypts = (preamble[MAGIC.length + 1] & FLAG_ENCRYPT) !== 0;
+    if (peerEncrypts !== this.#opts.encrypt) {
+      throw new FrameError('ERR_FRAME_AUTH', `peer has encrypt: ${peerEncrypts}, this member encrypt: ${this.#opts.encrypt}; every member needs the same`);
+    }
+    const peerNonce = preamble.subarray(MAGIC.length + 2);
+    const [client, server] = this.#opts.role === 'client' ? [this.#nonce, peerNonce] : [peerNonce, this.#nonce];
+    this.#keys = deriveConnectionKeys(this.#opts.keys, this.#opts.encrypt, this.#opts.role, client, server);
+    return true;
+  }
+
+  #open(sealed: Buffer): Buffer {
+    const k = this.#keys!.receive;
+    const seq = this.#receiveSeq++;
+    const payload = sealed.subarray(0, sealed.length - TAG_BYTES);
+    const tag = sealed.subarray(sealed.length - TAG_BYTES);
+    if (!k.encrypt) {
+      if (!timingSafeEqual(hmacTag(k, seq, payload), tag)) {
+        throw new FrameError('ERR_FRAME_AUTH', 'frame MAC does not match: another secret, tampered or replayed');
+      }
+      return payload;
+    }
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', k.key, gcmIv(seq), { authTagLength: TAG_BYTES });
+      decipher.setAuthTag(tag);
+      const plain = decipher.update(payload);
+      decipher.final();
+      return plain;
+    } catch {
+      throw new FrameError('ERR_FRAME_AUTH', 'frame does not decrypt: another secret, tampered or replayed');
+    }
+  }
+
+  #take(n: number): Buffer {
+    const all = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks);
+    const rest = all.subarray(n);
+    this.#chunks = rest.length > 0 ? [rest] : [];
+    this.#buffered = rest.length;
+    return all.subarray(0, n);
+  }
+}
+
+/** Metrics key of a frame rejection. */
+export function frameRejectReason(err: FrameError): 'auth' | 'too_large' | 'malformed' {
+  if (err.code === 'ERR_FRAME_AUTH') return 'auth';
+  if (err.code === 'ERR_FRAME_TOO_LARGE') return 'too_large';
+  return 'malformed';
+}

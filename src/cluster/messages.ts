@@ -1,0 +1,150 @@
+/**
+ * Avro schemas of the cluster layer's own messages: the frame envelope and the bodies of the
+ * control messages (hello, remote error). One schema per message type; bodies of application
+ * messages are opaque bytes that the layer above encodes with its own schemas.
+ */
+import avro from 'avsc';
+import { FrameError } from '../errors.js';
+import type { MemberInfo } from './types.js';
+
+/** Wire protocol version, carried in heartbeats and handshakes; members of other versions are not admitted. */
+export const PROTOCOL_VERSION = 1;
+
+/** Kinds of frames. Changing this list changes the wire format: bump `PROTOCOL_VERSION`. */
+export const FRAME_KINDS = ['hello', 'welcome', 'request', 'reply', 'error', 'ping', 'pong', 'leave'] as const;
+export type FrameKind = (typeof FRAME_KINDS)[number];
+
+/** What every frame carries once authenticated. */
+export interface Envelope {
+  kind: FrameKind;
+  /** Correlates a reply, error or pong with its request, ping or leave. */
+  id: number;
+  /** Application message type (`request` only), empty otherwise. */
+  type: string;
+  body: Buffer;
+}
+
+/** Body of `hello` (client to receiver) and `welcome` (the receiver's answer). */
+export interface Hello {
+  member: MemberInfo;
+  clusterName: string;
+  protocolVersion: number;
+}
+
+/** Body of an `error` frame: why the remote handler failed. */
+export interface RemoteErrorBody {
+  code: string;
+  message: string;
+}
+
+const envelopeType = avro.Type.forSchema({
+  type: 'record',
+  name: 'Envelope',
+  fields: [
+    { name: 'kind', type: { type: 'enum', name: 'FrameKind', symbols: [...FRAME_KINDS] } },
+    { name: 'id', type: 'long' },
+    { name: 'type', type: 'string' },
+    { name: 'body', type: 'bytes' },
+  ],
+});
+
+const helloType = avro.Type.forSchema({
+  type: 'record',
+  name: 'Hello',
+  fields: [
+    {
+      name: 'member',
+      type: {
+        type: 'record',
+        name: 'MemberInfo',
+        fields: [
+          { name: 'id', type: 'string' },
+          { name: 'route', type: 'string' },
+          { name: 'host', type: 'string' },
+          { name: 'port', type: 'int' },
+          { name: 'startTime', type: 'long' },
+        ],
+      },
+    },
+    { name: 'clusterName', type: 'string' },
+    { name: 'protocolVersion', type: 'int' },
+  ],
+});
+
+const remoteErrorType = avro.Type.forSchema({
+  type: 'record',
+  name: 'RemoteError',
+  fields: [
+    { name: 'code', type: 'string' },
+    { name: 'message', type: 'string' },
+  ],
+});
+
+const ROUTE = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** Whether a decoded member record is plausible; the sender is authenticated, but bugs and versions happen. */
+export function isValidMemberInfo(m: MemberInfo): boolean {
+  return (
+    m.id.length >= 8 &&
+    m.id.length <= 64 &&
+    ROUTE.test(m.route) &&
+    m.host.length >= 1 &&
+    m.host.length <= 255 &&
+    Number.isInteger(m.port) &&
+    m.port >= 1 &&
+    m.port <= 65535 &&
+    Number.isSafeInteger(m.startTime) &&
+    m.startTime >= 0
+  );
+}
+
+/** Avro decode that turns every failure (truncated, trailing bytes, bad enum) into one error. */
+function decodeWith<T>(type: avro.Type, bytes: Buffer, what: string): T {
+  try {
+    return type.fromBuffer(bytes) as T;
+  } catch (err) {
+    throw new FrameError('ERR_FRAME_MALFORMED', `malformed ${what}: ${(err as Error).message}`);
+  }
+}
+
+/** Encodes a frame envelope. */
+export function encodeEnvelope(e: Envelope): Buffer {
+  return envelopeType.toBuffer(e);
+}
+
+/** Decodes a frame envelope; `FrameError` `ERR_FRAME_MALFORMED` on bad bytes. */
+export function decodeEnvelope(bytes: Buffer): Envelope {
+  const e = decodeWith<Envelope>(envelopeType, bytes, 'frame envelope');
+  if (!Number.isSafeInteger(e.id) || e.id < 0) throw new FrameError('ERR_FRAME_MALFORMED', 'malformed frame envelope: bad message id');
+  return e;
+}
+
+/** Encodes the body of a `hello` or `welcome`. */
+export function encodeHello(h: Hello): Buffer {
+  return helloType.toBuffer({ ...h, member: { ...h.member } });
+}
+
+/** Decodes the body of a `hello` or `welcome`; `FrameError` on bad bytes or an implausible member. */
+export function decodeHello(bytes: Buffer): Hello {
+  const h = decodeWith<Hello>(helloType, bytes, 'hello');
+  const m = h.member;
+  const member: MemberInfo = { id: m.id, route: m.route, host: m.host, port: m.port, startTime: m.startTime };
+  if (!isValidMemberInfo(member)) throw new FrameError('ERR_FRAME_MALFORMED', 'malformed hello: implausible member record');
+  return { member, clusterName: h.clusterName, protocolVersion: h.protocolVersion };
+}
+
+/** Encodes the body of an `error` frame. */
+export function encodeRemoteError(e: RemoteErrorBody): Buffer {
+  return remoteErrorType.toBuffer(e);
+}
+
+/** Decodes the body of an `error` frame. */
+export function decodeRemoteError(bytes: Buffer): RemoteErrorBody {
+  const r = decodeWith<RemoteErrorBody>(remoteErrorType, bytes, 'error body');
+  return { code: r.code, message: r.message };
+}
+
+/** The first 8 characters of a member id: enough to tell restarts apart in logs. */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}

@@ -1,0 +1,55 @@
+/**
+ * The cluster layer's counters. One mutable object per channel; `snapshotMetrics` copies it so
+ * readers never see (or change) it mid-update.
+ */
+import type { ClusterMetrics } from './types.js';
+
+/** Upper bounds (ms) of the request latency histogram buckets; `+Inf` is added after them. */
+export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] as const;
+
+/** Fresh counters, every known reason present at zero so dashboards see the series from the start. */
+export function createMetrics(): ClusterMetrics {
+  const buckets: Record<string, number> = {};
+  for (const b of LATENCY_BUCKETS_MS) buckets[String(b)] = 0;
+  buckets['+Inf'] = 0;
+  return {
+    messagesSent: 0,
+    messagesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    heartbeatsSent: 0,
+    heartbeatsReceived: 0,
+    heartbeatsDropped: { stale: 0, foreign: 0, malformed: 0, auth: 0 },
+    framesRejected: { auth: 0, too_large: 0, malformed: 0 },
+    requestsTimedOut: 0,
+    requestsRejectedBackpressure: 0,
+    requestLatencyMs: { sum: 0, count: 0, buckets },
+    membersAdded: 0,
+    membersSuspected: 0,
+    membersRemoved: 0,
+  };
+}
+
+/** Records one request's round trip; buckets are cumulative, as Prometheus histograms are. */
+export function recordLatency(m: ClusterMetrics, ms: number): void {
+  const h = m.requestLatencyMs;
+  h.sum += ms;
+  h.count += 1;
+  for (const b of LATENCY_BUCKETS_MS) if (ms <= b) h.buckets[String(b)] += 1;
+  h.buckets['+Inf'] += 1;
+}
+
+/** Adds one to a counter of a by-reason record. */
+export function countReason(record: Record<string, number>, reason: string): void {
+  record[reason] = (record[reason] ?? 0) + 1;
+}
+
+/** A deep copy of the counters. */
+export function snapshotMetrics(m: ClusterMetrics): ClusterMetrics {
+  return {
+    ...m,
+    heartbeatsDropped: { ...m.heartbeatsDropped },
+    framesRejected: { ...m.framesRejected },
+    requestLatencyMs: { ...m.requestLatencyMs, buckets: { ...m.requestLatencyMs.buckets } },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * This member's TCP receiver (Tomcat's NioReceiver): accepts peers' connections, answers their
+ * handshake, runs request handlers concurrently and writes each reply when ready. A peer that
+ * sends faster than handlers finish is slowed by TCP itself: reading pauses at `maxInFlight`
+ * unanswered requests, or while replies wait for the socket to drain.
+ */
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { ClusterOptionsError, FrameError } from '../errors.js';
+import { FramedSocket } from './framed-socket.js';
+import type { ClusterKeys } from './keys.js';
+import type { LogLimiter } from './log-limiter.js';
+import { PROTOCOL_VERSION, decodeHello, encodeHello, encodeRemoteError, shortId } from './messages.js';
+import type { Envelope } from './messages.js';
+import { countReason } from './metrics.js';
+import type { ClusterMetrics, MemberInfo } from './types.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Options of the receiver. */
+export interface ReceiverOptions {
+  host: string;
+  port: number;
+  keys: ClusterKeys;
+  encrypt: boolean;
+  maxFrameBytes: number;
+  clusterName: string;
+  /** This member, as the handshake answers it. */
+  self(): MemberInfo;
+  /** A connection that has not completed its handshake by then is closed (slow or idle clients). */
+  handshakeTimeoutMs: number;
+  /** Unanswered requests per connection before reading from it pauses. */
+  maxInFlight: number;
+  /** Runs the handler of `type`; its result is the reply, its exception the remote error. */
+  dispatch(from: MemberInfo, type: string, body: Buffer): Promise<Buffer | void>;
+  /** A peer handshook with us: authenticated news that it is alive; `remoteAddress` is its IP. */
+  onHello(from: MemberInfo, remoteAddress: string): void;
+  /** A peer announced a graceful leave. */
+  onLeave(from: MemberInfo): void;
+  metrics: ClusterMetrics;
+  logger: Logger;
+  /** Limits warnings peers can trigger. */
+  rejectLog: LogLimiter;
+}
+
+/** The TCP server peers send to. */
+export class Receiver {
+  readonly #opts: ReceiverOptions;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(opts: ReceiverOptions) {
+    this.#opts = opts;
+    this.#server = createServer((socket) => this.#accept(socket));
+    this.#server.maxConnections = 1024;
+    this.#server.on('error', (err) => opts.logger.error({ err }, 'cluster receiver error'));
+  }
+
+  /** Listens; resolves with the bound port (useful with port 0). */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) =>
+        reject(new ClusterOptionsError('receiver', `cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.message}`));
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
+        this.#server.off('error', onError);
+        const addr = this.#server.address();
+        resolve(typeof addr === 'object' && addr !== null ? addr.port : this.#opts.port);
+      });
+    });
+  }
+
+  /** Stops accepting and closes every connection. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      for (const s of this.#sockets) s.destroy();
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
+      this.#server.close(() => resolve());
+    });
+  }
+
+  #accept(socket: Socket): void {
+    this.#sockets.add(socket);
+    const o = this.#opts;
+    let from: MemberInfo | undefined;
+    let inFlight = 0;
+    const updateFlow = () => {
+      if (inFlight >= o.maxInFlight || framed.congested) socket.pause();
+      else socket.resume();
+    };
+    const handshakeTimer = setTimeout(() => {
+      framed.destroy(new Error('no handshake in time'));
+      o.logger.debug({ remote: framed.remote }, 'closed a cluster connection that did not handshake in time');
+    }, o.handshakeTimeoutMs);
+    const reply = (e: Envelope) => {
+      if (!framed.open) return;
+      if (e.kind === 'reply' || e.kind === 'error') o.metrics.messagesSent += 1;
+      try {
+        framed.send(e);
+      } catch (err) {
+        // Only a reply over maxFrameBytes gets here: tell the requester instead of going silent.
+        const message = err instanceof Error ? err.message : String(err);
+        framed.send({ kind: 'error', id: e.id, type: '', body: encodeRemoteError({ code: 'ERR_REPLY_TOO_LARGE', message }) });
+      }
+      updateFlow();
+    };
+
+    const framed = new FramedSocket({
+      socket,
+      role: 'server',
+      keys: o.keys,
+      encrypt: o.encrypt,
+      maxFrameBytes: o.maxFrameBytes,
+      metrics: o.metrics,
+      logger: o.logger,
+      rejectLog: o.rejectLog,
+      onReady: () => {},
+      onEnvelope: (e) => {
+        if (from === undefined) {
+          if (e.kind !== 'hello') throw new FrameError('ERR_FRAME_MALFORMED', `expected hello, got ${e.kind}`);
+          const hello = decodeHello(e.body);
+          if (hello.clusterName !== o.clusterName || hello.protocolVersion !== PROTOCOL_VERSION) {
+            // Same secret, other cluster or version: authenticated, but not one of us.
+            countReason(o.metrics.framesRejected, 'foreign');
+            const suppressed = o.rejectLog.allow(`${socket.remoteAddress ?? '?'} foreign`);
+            if (suppressed !== false) {
+              o.logger.warn(
+                { remote: framed.remote, clusterName: hello.clusterName, protocolVersion: hello.protocolVersion, suppressed },
+                'refused a member of another cluster name or protocol version',
+              );
+            }
+            framed.destroy();
+            return;
+          }
+          clearTimeout(handshakeTimer);
+          from = hello.member;
+          framed.send({ kind: 'welcome', id: e.id, type: '', body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION }) });
+          o.logger.debug({ remote: framed.remote, route: from.route, id: shortId(from.id) }, 'peer connected');
+          o.onHello(from, socket.remoteAddress ?? '');
+          return;
+        }
+        const sender = from;
+        switch (e.kind) {
+          case 'request': {
+            o.metrics.messagesReceived += 1;
+            inFlight += 1;
+            updateFlow();
+            void o.dispatch(sender, e.type, e.body).then(
+              (body) => reply({ kind: 'reply', id: e.id, type: '', body: Buffer.isBuffer(body) ? body : EMPTY }),
+              (err: unknown) => reply({ kind: 'error', id: e.id, type: '', body: encodeRemoteError(describeError(err)) }),
+            ).finally(() => {
+              inFlight -= 1;
+              updateFlow();
+            });
+            return;
+          }
+          case 'ping':
+            framed.send({ kind: 'pong', id: e.id, type: '', body: EMPTY });
+            return;
+          case 'leave':
+            o.onLeave(sender);
+            framed.send({ kind: 'reply', id: e.id, type: '', body: EMPTY });
+            return;
+          default:
+            throw new FrameError('ERR_FRAME_MALFORMED', `unexpected ${e.kind} frame on a receiver connection`);
+        }
+      },
+      onClose: () => {
+        clearTimeout(handshakeTimer);
+        this.#sockets.delete(socket);
+      },
+    });
+    socket.on('drain', updateFlow);
+  }
+}
+
+function describeError(err: unknown): { code: string; message: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { code: typeof code === 'string' ? code : 'ERR_HANDLER', message: err.message };
+  }
+  return { code: 'ERR_HANDLER', message: String(err) };
+}

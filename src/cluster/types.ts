@@ -1,0 +1,114 @@
+/**
+ * The cluster layer's public contract: who is alive, and typed messages between members.
+ * It knows nothing of sessions: message bodies are opaque bytes that the layer above encodes.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+
+/** One member of the cluster, as its heartbeats and handshakes describe it. */
+export interface MemberInfo {
+  /** Random id, new each start: a restarted member is a new member with the same route. */
+  readonly id: string;
+  /** Stable name (Tomcat's jvmRoute); the suffix of the session ids this member owns. */
+  readonly route: string;
+  /** Receiver address peers connect to. */
+  readonly host: string;
+  readonly port: number;
+  /** Epoch ms when the member started. */
+  readonly startTime: number;
+}
+
+/** Why a member was removed. */
+export type RemovalReason = 'left' | 'failed';
+
+/** Events a `ClusterChannel` emits. */
+export interface ClusterEvents {
+  /** A member is alive and its receiver accepted our authenticated handshake. */
+  'member-added': [member: MemberInfo];
+  /** Heartbeats stopped or the connection broke; a direct TCP check is under way. */
+  'member-suspected': [member: MemberInfo];
+  /** The member left (graceful) or failed the direct check; pending requests to it were rejected. */
+  'member-removed': [member: MemberInfo, reason: RemovalReason];
+}
+
+/**
+ * Handles one message type. The returned bytes are the reply to a `request`; throwing makes the
+ * request reject with `ClusterRequestError` code `ERR_REMOTE` carrying the error's code and message.
+ */
+export type MessageHandler = (from: MemberInfo, body: Buffer) => Promise<Buffer | void> | Buffer | void;
+
+/** Counters for `/cluster/metrics`. */
+export interface ClusterMetrics {
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  heartbeatsSent: number;
+  heartbeatsReceived: number;
+  /** Heartbeats dropped, by reason (`stale`, `foreign`, `malformed`, `auth`). */
+  heartbeatsDropped: Record<string, number>;
+  /** Frames rejected, by reason (`auth`, `too_large`, `malformed`). */
+  framesRejected: Record<string, number>;
+  requestsTimedOut: number;
+  /** Requests refused at once because the bounded send queue to their member was full. */
+  requestsRejectedBackpressure: number;
+  /** Sum and count of request round-trip times, milliseconds, for a mean; plus a small histogram. */
+  requestLatencyMs: { sum: number; count: number; buckets: Record<string, number> };
+  membersAdded: number;
+  /** Times a member was suspected (silence or broken connection); most are cleared by the direct check. */
+  membersSuspected: number;
+  membersRemoved: number;
+}
+
+/** Options the channel needs (already validated by `parseOptions`). */
+export interface ClusterChannelOptions {
+  route: string;
+  clusterName: string;
+  secret: string | Buffer;
+  encrypt: boolean;
+  membership: {
+    multicast?: { address: string; port: number; interface: string; frequency: number; dropTime: number; ttl: number };
+    static?: string[];
+    dns?: { name: string; port: number; interval: number };
+    frequency: number;
+    dropTime: number;
+  };
+  receiver: { host: string; port: number; advertise?: string };
+  maxFrameBytes: number;
+  /** Default timeout of `request`, ms. */
+  requestTimeout: number;
+  logger: Logger;
+  /**
+   * Bound of the queue of frames waiting for one peer's connection (not yet connected, or the
+   * socket's buffer is full); beyond it `request` rejects with `ERR_BACKPRESSURE`.
+   * Defaults: 4096 frames, and the larger of 16 MiB and 2 × maxFrameBytes.
+   */
+  sendQueue?: { maxFrames?: number; maxBytes?: number };
+  /**
+   * Resolves the DNS name of `membership.dns` to IPv4 addresses; `dns.promises.resolve4` unless
+   * given (tests inject one).
+   */
+  resolve4?: (name: string) => Promise<string[]>;
+}
+
+/** The cluster layer as the replication layer sees it. */
+export interface ClusterChannel extends EventEmitter<ClusterEvents> {
+  /** This member; `port` is the bound port once `start()` resolved (port 0 picks a free one). */
+  readonly self: MemberInfo;
+  /** Resolves when the receiver listens and membership runs. */
+  start(): Promise<void>;
+  /** Sends a leave message so peers drop us at once, then closes sockets and timers. */
+  stop(): Promise<void>;
+  /** Live members other than self, in order of joining. */
+  members(): MemberInfo[];
+  /** Registers the handler of a message type (one handler per type). */
+  handle(type: string, handler: MessageHandler): void;
+  /**
+   * Sends `body` to member `memberId` and resolves with its handler's reply. Rejects with
+   * `ClusterRequestError` on timeout, on the member's removal, on a lost connection, or when the
+   * peer's handler threw.
+   */
+  request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer>;
+  /** Counters for metrics. */
+  metrics(): ClusterMetrics;
+}

@@ -1,0 +1,137 @@
+/**
+ * Every error this library throws, in one module (as undici keeps `lib/core/errors.js`).
+ * Each class has a stable `code`, like Node's own errors, so callers branch on `err.code`,
+ * never on message text. Messages say what was wrong, where, and what to do.
+ *
+ * This module imports nothing, so every layer (cluster, codec, ring, replication, koa) may use it.
+ */
+
+/** Base class of every koa-session-cluster error. */
+export class SessionClusterError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_CLUSTER_OPTIONS`. */
+  readonly code: string;
+  /** HTTP status Koa uses if this error escapes a request (Koa reads `status`). */
+  readonly status: number = 500;
+  /** Koa exposes the message to the client only when `expose` is true; ours never are. */
+  readonly expose: boolean = false;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An option given to `createSessionCluster` is missing, of the wrong type or out of range. */
+export class ClusterOptionsError extends SessionClusterError {
+  /** Dotted path of the offending option, e.g. `membership.multicast.address`. */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('ERR_CLUSTER_OPTIONS', message);
+    this.option = option;
+  }
+}
+
+/** A session value cannot be replicated; `path` names it, e.g. `session.user.profile`. */
+export class SessionUnserializableError extends SessionClusterError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('ERR_SESSION_UNSERIALIZABLE', message);
+    this.path = path;
+  }
+}
+
+/** An encoded session is larger than `maxSessionBytes`. */
+export class SessionTooLargeError extends SessionClusterError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super(
+      'ERR_SESSION_TOO_LARGE',
+      `session is ${size} bytes encoded, over the limit of ${limit} bytes (option maxSessionBytes); ` +
+        'store less in the session or raise maxSessionBytes',
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** Bytes received from the wire could not be decoded (truncated, random, wrong schema). */
+export class CodecError extends SessionClusterError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CODEC', message, options);
+  }
+}
+
+/** Data was written with an Avro schema this member has not seen; fetch it by `fingerprint`. */
+export class UnknownSchemaError extends SessionClusterError {
+  /** Hex fingerprint of the writer schema (the codec's: first 8 bytes of SHA-256 of its canonical form). */
+  readonly fingerprint: string;
+  constructor(fingerprint: string) {
+    super(
+      'ERR_UNKNOWN_SCHEMA',
+      `data was written with schema ${fingerprint.length > 16 ? `${fingerprint.slice(0, 16)}…` : fingerprint}, unknown to this member; ` +
+        'fetch it from the writer and register it',
+    );
+    this.fingerprint = fingerprint;
+  }
+}
+
+/** A TCP frame failed authentication, exceeded the size limit or was malformed. */
+export class FrameError extends SessionClusterError {
+  constructor(code: 'ERR_FRAME_AUTH' | 'ERR_FRAME_TOO_LARGE' | 'ERR_FRAME_MALFORMED', message: string) {
+    super(code, message);
+  }
+}
+
+/** A heartbeat datagram was dropped: stale, foreign cluster, malformed or wrongly signed. */
+export class HeartbeatError extends SessionClusterError {
+  constructor(
+    code: 'ERR_HEARTBEAT_STALE' | 'ERR_HEARTBEAT_FOREIGN' | 'ERR_HEARTBEAT_MALFORMED' | 'ERR_HEARTBEAT_AUTH',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** A request to another member failed: timeout, member gone, connection lost, or the peer's handler threw. */
+export class ClusterRequestError extends SessionClusterError {
+  /** With `ERR_REMOTE`: the `code` and `message` of the error the peer's handler threw. */
+  declare readonly remote?: { readonly code: string; readonly message: string };
+  constructor(
+    code: 'ERR_REQUEST_TIMEOUT' | 'ERR_MEMBER_GONE' | 'ERR_NOT_CONNECTED' | 'ERR_REMOTE' | 'ERR_BACKPRESSURE' | 'ERR_STOPPED',
+    message: string,
+    options?: { cause?: unknown; remote?: { code: string; message: string } },
+  ) {
+    super(code, message, options);
+    if (options?.remote !== undefined) this.remote = options.remote;
+  }
+}
+
+/** A session write could not be replicated (no backup acknowledged it); nothing was committed. */
+export class ReplicationError extends SessionClusterError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REPLICATION', message, options);
+  }
+}
+
+/** A write from a member that no longer owns the session (stale ownership epoch) was refused. */
+export class StaleOwnerError extends SessionClusterError {
+  constructor(message: string) {
+    super('ERR_STALE_OWNER', message);
+  }
+}
+
+/** The cluster is not started, or already stopped. */
+export class ClusterStateError extends SessionClusterError {
+  constructor(message: string) {
+    super('ERR_CLUSTER_STATE', message);
+  }
+}
+
+/** Joining delta member: no existing member completed the state transfer in time. */
+export class StateTransferError extends SessionClusterError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_STATE_TRANSFER', message, options);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The route binder (Tomcat's JvmRouteBinderValve): a request carrying `base.nodeA` that reaches
+ * `nodeB` makes nodeB take the session over, and the id becomes `base.nodeB`, in this request (so
+ * koa-session reads it) and in the response's cookie (signed as koa-session signs it).
+ */
+import type { Context, Middleware, Next } from 'koa';
+import type { Replicator } from '../replication/replicator.js';
+import { formatSessionId, parseSessionId, shortId } from '../replication/session-id.js';
+import type { Logger } from 'pino';
+
+/** Cookie settings of the koa-session instance the binder works with (koa-session's defaults). */
+export interface RouteBinderOptions {
+  /** koa-session's `key`. Default `koa.sess`. */
+  key?: string;
+  /** koa-session's `signed`. Default true (needs `app.keys`). */
+  signed?: boolean;
+  httpOnly?: boolean;
+  path?: string;
+  domain?: string;
+  secure?: boolean;
+  sameSite?: 'strict' | 'lax' | 'none' | boolean;
+}
+
+interface Signer {
+  sign(data: string): string;
+}
+
+/** Replaces (or adds) cookies in a Cookie request header. */
+function rewriteCookieHeader(header: string, replacements: Map<string, string>): string {
+  const seen = new Set<string>();
+  const parts = header
+    .split(';')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)
+    .map((p) => {
+      const eq = p.indexOf('=');
+      const name = eq < 0 ? p : p.slice(0, eq);
+      const value = replacements.get(name);
+      if (value === undefined) return p;
+      seen.add(name);
+      return `${name}=${value}`;
+    });
+  for (const [name, value] of replacements) if (!seen.has(name)) parts.push(`${name}=${value}`);
+  return parts.join('; ');
+}
+
+/** Makes the route-binder middleware for this member. */
+export function createRouteBinder(manager: Replicator, route: string, logger: Logger, options: RouteBinderOptions = {}): Middleware {
+  const key = options.key ?? 'koa.sess';
+  const signed = options.signed ?? true;
+  const log = logger.child({ component: 'route-binder' });
+  return async function routeBinder(ctx: Context, next: Next): Promise<void> {
+    const value = ctx.cookies.get(key, { signed });
+    const id = parseSessionId(value);
+    // Malformed, unsigned or unknown ids are koa-session's "no session": never an error page.
+    if (value === undefined || id === undefined || (id.route === route && manager.isPrimary(id.base))) {
+      await next();
+      return;
+    }
+    let acquired = false;
+    try {
+      acquired = await manager.acquire(id.base);
+    } catch (err) {
+      log.warn({ err, session: shortId(id.base) }, 'takeover failed; the request goes on without the session');
+    }
+    if (acquired && id.route !== route) {
+      const newId = formatSessionId(id.base, route);
+      const replacements = new Map([[key, newId]]);
+      const signer = (ctx.cookies as unknown as { keys?: Signer }).keys;
+      if (signed && signer !== undefined) replacements.set(`${key}.sig`, signer.sign(`${key}=${newId}`));
+      ctx.request.headers.cookie = rewriteCookieHeader(ctx.request.headers.cookie ?? '', replacements);
+      const read = await manager.read(id.base);
+      ctx.cookies.set(key, newId, {
+        signed,
+        httpOnly: options.httpOnly ?? true,
+        overwrite: true,
+        path: options.path ?? '/',
+        domain: options.domain,
+        secure: options.secure,
+        sameSite: options.sameSite,
+        expires: read === undefined || read.maxAge === 'session' ? undefined : new Date(read.expire),
+      });
+      log.info({ session: shortId(id.base), from: id.route }, 'session rebound to this member');
+    }
+    await next();
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The koa-session external store (`store` option): get, set and destroy by session id. It remembers
+ * what each request read, so that a write replicates only the keys that request changed.
+ */
+import type { Context } from 'koa';
+import type { Logger } from 'pino';
+import type { Replicator } from '../replication/replicator.js';
+import { parseSessionId, shortId } from '../replication/session-id.js';
+import { cloneValue } from '../replication/session-value.js';
+import type { SessionData } from '../codec/types.js';
+import { ClusterStateError } from '../errors.js';
+
+/** koa-session's external store interface, as it calls it. */
+export interface KoaSessionStore {
+  get(key: string, maxAge: number | 'session' | undefined, data: { rolling: boolean; ctx?: unknown }): Promise<unknown>;
+  set(
+    key: string,
+    sess: Record<string, unknown>,
+    maxAge: number | 'session' | undefined,
+    data: { rolling: boolean; changed: boolean; ctx?: unknown },
+  ): Promise<void>;
+  destroy(key: string, data: { ctx?: unknown }): Promise<void>;
+}
+
+const ONE_DAY = 24 * 60 * 60 * 1000;
+
+/** What one request read, per session base. */
+const readsByRequest = new WeakMap<object, Map<string, SessionData>>();
+
+function requestReads(ctx: unknown): Map<string, SessionData> | undefined {
+  if (typeof ctx !== 'object' || ctx === null) return undefined;
+  let reads = readsByRequest.get(ctx);
+  if (reads === undefined) {
+    reads = new Map();
+    readsByRequest.set(ctx, reads);
+  }
+  return reads;
+}
+
+/** Splits koa-session's bookkeeping keys (`_expire`, `_maxAge`, `_session`) from the user's data. */
+function splitMeta(sess: Record<string, unknown>, maxAgeArg: number | 'session' | undefined): {
+  data: SessionData;
+  expire: number;
+  maxAge: number | 'session';
+} {
+  const data: SessionData = {};
+  for (const k of Object.keys(sess)) if (k[0] !== '_') data[k] = sess[k];
+  if (sess._session === true || maxAgeArg === 'session') {
+    // Browser-session cookies have no server-side expiry in koa-session; copies live a day unused.
+    return { data, expire: Date.now() + ONE_DAY, maxAge: 'session' };
+  }
+  const maxAge = typeof sess._maxAge === 'number' ? sess._maxAge : typeof maxAgeArg === 'number' ? maxAgeArg : ONE_DAY;
+  const expire = typeof sess._expire === 'number' ? sess._expire : Date.now() + maxAge;
+  return { data, expire, maxAge };
+}
+
+/** Makes the store koa-session calls. `isRunning` guards use before `start()` and after `stop()`. */
+export function createSessionStore(manager: Replicator, route: string, logger: Logger, isRunning: () => boolean): KoaSessionStore {
+  const log = logger.child({ component: 'store' });
+  let warnedForeign = false;
+  const ensureRunning = () => {
+    if (!isRunning()) throw new ClusterStateError('the session cluster is not running: await cluster.start() before serving requests');
+  };
+  return {
+    async get(key, _maxAge, { ctx }) {
+      ensureRunning();
+      const id = parseSessionId(key);
+      if (id === undefined) return undefined; // not one of ours: no session, never an error page
+      if (!(await manager.acquire(id.base))) return undefined;
+      const read = await manager.read(id.base);
+      if (read === undefined) return undefined;
+      requestReads(ctx)?.set(id.base, read.values);
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(read.values)) out[k] = cloneValue(read.values[k]);
+      if (read.maxAge === 'session') out._session = true;
+      else {
+        out._expire = read.expire;
+        out._maxAge = read.maxAge;
+      }
+      return out;
+    },
+
+    async set(key, sess, maxAge, { ctx }) {
+      ensureRunning();
+      const id = parseSessionId(key);
+      if (id === undefined) {
+        throw new ClusterStateError(
+          `session id "${String(key).slice(0, 12)}…" was not made by cluster.genid: pass { genid: cluster.genid } to koa-session`,
+        );
+      }
+      if (id.route !== route && !warnedForeign) {
+        warnedForeign = true;
+        log.warn({ route: id.route }, 'a session bound to another member is written here: install cluster.routeBinder() before koa-session');
+      }
+      const { data, expire, maxAge: age } = splitMeta(sess, maxAge);
+      const reads = requestReads(ctx);
+      const values = await manager.write(id.base, data, { expire, maxAge: age }, reads?.get(id.base));
+      // A second save in the same request (manuallyCommit) compares against what the first wrote.
+      reads?.set(id.base, values);
+    },
+
+    async destroy(key, { ctx }) {
+      ensureRunning();
+      const id = parseSessionId(key);
+      if (id === undefined) return;
+      requestReads(ctx)?.delete(id.base);
+      await manager.remove(id.base);
+      log.debug({ session: shortId(id.base) }, 'session removed');
+    },
+  };
+}
+
+export type { Context };

@@ -1,0 +1,201 @@
+/**
+ * Options of `createSessionCluster`, validated by zod (the validator koa-session itself uses).
+ * Every failure becomes a `ClusterOptionsError` naming the option and what was expected.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { ClusterOptionsError } from './errors.js';
+
+/** Routes are the id suffix after the last dot, so they can never contain one. */
+export const ROUTE_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+const port = (what: string) =>
+  z
+    .number({ invalid_type_error: `expected ${what} as an integer from 0 to 65535` })
+    .int(`expected ${what} as an integer from 0 to 65535`)
+    .min(0, `expected ${what} as an integer from 0 to 65535`)
+    .max(65535, `expected ${what} as an integer from 0 to 65535`);
+
+const positiveMs = (what: string, dflt: number) =>
+  z
+    .number({ invalid_type_error: `expected ${what} in milliseconds (a positive integer)` })
+    .int(`expected ${what} in milliseconds (a positive integer)`)
+    .positive(`expected ${what} in milliseconds (a positive integer)`)
+    .default(dflt);
+
+function isMulticastV4(address: string): boolean {
+  if (isIP(address) !== 4) return false;
+  const first = Number(address.split('.')[0]);
+  return first >= 224 && first <= 239;
+}
+
+const hostPort = z.string().refine(
+  (s) => {
+    const m = /^(.+):(\d{1,5})$/.exec(s);
+    return m !== null && Number(m[2]) > 0 && Number(m[2]) <= 65535 && m[1].length > 0;
+  },
+  { message: 'expected "host:port" with a port from 1 to 65535' },
+);
+
+const multicastSchema = z
+  .object({
+    address: z
+      .string({ required_error: 'expected a multicast group address such as "228.0.0.4"' })
+      .refine(isMulticastV4, { message: 'expected an IPv4 multicast address in 224.0.0.0/4, e.g. "228.0.0.4"' }),
+    port: port('the multicast port').refine((p) => p > 0, { message: 'expected a port from 1 to 65535' }),
+    interface: z
+      .string({ required_error: 'expected the IPv4 address of the interface to send and receive heartbeats on, e.g. "127.0.0.1"' })
+      .refine((a) => isIP(a) === 4, { message: 'expected the IPv4 address of a local interface, e.g. "127.0.0.1"' }),
+    frequency: positiveMs('the heartbeat interval', 500),
+    dropTime: positiveMs('the silence after which a member is dropped', 3000),
+    ttl: z.number().int().min(0).max(255).default(1),
+  })
+  .strict()
+  .refine((m) => m.dropTime > m.frequency, {
+    message: 'expected dropTime to be longer than frequency, or every member is dropped between heartbeats',
+    path: ['dropTime'],
+  });
+
+const dnsSchema = z
+  .object({
+    name: z.string().min(1, 'expected a DNS name whose A records are the members'),
+    port: port('the members\' receiver port').refine((p) => p > 0, { message: 'expected a port from 1 to 65535' }),
+    interval: positiveMs('the re-resolution interval', 5000),
+  })
+  .strict();
+
+const membershipSchema = z
+  .object({
+    multicast: multicastSchema.optional(),
+    static: z.array(hostPort).min(1, 'expected at least one "host:port"').optional(),
+    dns: dnsSchema.optional(),
+    /** Liveness for static/DNS peers: TCP heartbeat interval and silence before suspicion. */
+    frequency: positiveMs('the TCP heartbeat interval', 500),
+    dropTime: positiveMs('the silence after which a member is suspected', 3000),
+  })
+  .strict()
+  .refine((m) => [m.multicast, m.static, m.dns].filter((x) => x !== undefined).length === 1, {
+    message: 'expected exactly one of membership.multicast, membership.static or membership.dns',
+  });
+
+const isClass = (v: unknown): v is abstract new (...args: never[]) => object =>
+  typeof v === 'function' && typeof (v as { prototype?: unknown }).prototype === 'object';
+
+const typeSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an Avro name: letters, digits and _'),
+    type: z.custom<abstract new (...args: never[]) => object>(isClass, { message: 'expected the class itself' }),
+    schema: z.record(z.unknown()).optional(),
+    fields: z.array(z.string().min(1)).min(1).optional(),
+    revive: z
+      .custom<(fields: Record<string, unknown>) => object>((v) => typeof v === 'function', {
+        message: 'expected a function (fields) => instance',
+      })
+      .optional(),
+  })
+  .strict()
+  .refine((t) => (t.schema === undefined) !== (t.fields === undefined), {
+    message: 'expected exactly one of schema (an Avro record schema) or fields (a list of field names)',
+  });
+
+const loggerSchema = z.custom<Logger>(
+  (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    ['info', 'warn', 'error', 'debug', 'child'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function'),
+  { message: 'expected a pino logger (an object with info, warn, error, debug and child)' },
+);
+
+const secretSchema = z
+  .union([z.string(), z.instanceof(Buffer)], {
+    errorMap: () => ({ message: 'expected a string or Buffer of at least 16 bytes (set CLUSTER_SECRET)' }),
+  })
+  .refine((s) => Buffer.byteLength(s) >= 16, {
+    message: 'expected at least 16 bytes; use a long random secret shared by every member',
+  });
+
+/** The zod schema of every option; exported for tooling, use `parseOptions` in code. */
+export const optionsSchema = z
+  .object({
+    route: z
+      .string({ required_error: 'expected this member\'s route name, e.g. "node1"' })
+      .regex(ROUTE_PATTERN, 'expected 1 to 32 of A-Z a-z 0-9 _ - (no dots: the route is the session id\'s suffix)'),
+    mode: z.enum(['backup', 'delta'], { errorMap: () => ({ message: 'expected "backup" or "delta"' }) }).default('backup'),
+    secret: secretSchema,
+    encrypt: z.boolean().default(false),
+    ack: z.enum(['sync', 'async'], { errorMap: () => ({ message: 'expected "sync" or "async"' }) }).default('sync'),
+    clusterName: z.string().min(1).max(64).default('koa-session-cluster'),
+    membership: membershipSchema,
+    receiver: z
+      .object({
+        host: z.string().min(1, 'expected a host or address to listen on').default('127.0.0.1'),
+        port: port('the receiver port'),
+        /** Address peers should use, when it differs from the bound host (e.g. 0.0.0.0). */
+        advertise: z.string().min(1).optional(),
+      })
+      .strict(),
+    logger: loggerSchema.optional(),
+    types: z.array(typeSchema).default([]),
+    sessionSchema: z.record(z.unknown()).optional(),
+    maxSessionBytes: z.number().int().positive().default(1024 * 1024),
+    maxFrameBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+    ackTimeout: positiveMs('the acknowledgement timeout', 5000),
+    stateTransferTimeout: positiveMs('the state transfer timeout', 60_000),
+    /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
+    reprotectRate: z.number().int().positive().default(2000),
+  })
+  .strict();
+
+/** Options as the user writes them. */
+export type SessionClusterOptions = z.input<typeof optionsSchema>;
+/** Options after validation, defaults filled in. */
+export type ResolvedOptions = z.output<typeof optionsSchema>;
+/** A class registered for replication. */
+export type RegisteredType = ResolvedOptions['types'][number];
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Buffer.isBuffer(value)) return `a Buffer of ${value.length} bytes`;
+  return typeof value;
+}
+
+function valueAt(input: unknown, path: (string | number)[]): unknown {
+  let v: unknown = input;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[k];
+  }
+  return v;
+}
+
+/**
+ * Validates user options and fills defaults.
+ * @throws ClusterOptionsError naming the first offending option.
+ */
+export function parseOptions(input: unknown): ResolvedOptions {
+  if (input === null || typeof input !== 'object') {
+    throw new ClusterOptionsError('options', 'createSessionCluster: expected an options object');
+  }
+  const result = optionsSchema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const option = issue.path.length > 0 ? issue.path.join('.') : 'options';
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length > 0 ? `${option}.` : '';
+    throw new ClusterOptionsError(
+      `${where}${issue.keys[0]}`,
+      `createSessionCluster: unknown option ${where}${issue.keys.join(`, ${where}`)}; check its spelling against the README's options table`,
+    );
+  }
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') {
+    message = message === 'Required' ? 'is required' : message;
+  }
+  throw new ClusterOptionsError(
+    option,
+    `createSessionCluster: option ${option}: ${message}, got ${describe(valueAt(input, issue.path))}`,
+  );
+}

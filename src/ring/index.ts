@@ -1,0 +1,1 @@
+export { owners, backupFor } from './rendezvous.js';

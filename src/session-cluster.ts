@@ -1,0 +1,189 @@
+/**
+ * The object `createSessionCluster` returns: wires the cluster channel, the codec and the replication
+ * manager of the chosen mode, and hands the Koa pieces to the application.
+ */
+import { pino, type Logger } from 'pino';
+import type { Middleware } from 'koa';
+import type Router from '@koa/router';
+import { createClusterChannel } from './cluster/index.js';
+import type { ClusterChannel, ClusterMetrics, MemberInfo } from './cluster/types.js';
+import { createSessionCodec } from './codec/index.js';
+import { ClusterStateError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import { BackupManager } from './replication/backup-manager.js';
+import { DeltaManager } from './replication/delta-manager.js';
+import type { Replicator, ReplicationMetrics } from './replication/replicator.js';
+import { formatSessionId, newBase } from './replication/session-id.js';
+import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
+import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
+import { createStatusRouter, renderMetrics, statusOf, type StatusSource } from './koa/status-router.js';
+
+/** A member as `cluster.members()` lists it. */
+export interface ClusterMember {
+  id: string;
+  route: string;
+  host: string;
+  port: number;
+  self: boolean;
+  startTime: number;
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** A member of a session cluster. Made by `createSessionCluster`. */
+export class SessionCluster {
+  /** This member's route (the session id suffix it owns). */
+  readonly route: string;
+  /** `'backup'` or `'delta'`. */
+  readonly mode: 'backup' | 'delta';
+  /** The koa-session external store: pass as koa-session's `store` option. */
+  readonly store: KoaSessionStore;
+  /** Session id generator: pass as koa-session's `genid` option. Ids are `<144 random bits>.<route>`. */
+  readonly genid: (ctx?: unknown) => string;
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #channel: ClusterChannel;
+  readonly #manager: Replicator;
+  #state: State = 'new';
+  #discovery: NodeJS.Timeout | undefined;
+
+  /** Use `createSessionCluster`, which validates the options. */
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.route = options.route;
+    this.mode = options.mode;
+    this.#logger = (options.logger ?? pino({ name: 'koa-session-cluster', level: process.env.LOG_LEVEL ?? 'info' })).child({
+      route: options.route,
+    });
+    this.#channel = createClusterChannel({
+      route: options.route,
+      clusterName: options.clusterName,
+      secret: options.secret,
+      encrypt: options.encrypt,
+      membership: options.membership,
+      receiver: options.receiver,
+      maxFrameBytes: options.maxFrameBytes,
+      requestTimeout: options.ackTimeout,
+      logger: this.#logger,
+    });
+    const codec = createSessionCodec({
+      types: options.types,
+      sessionSchema: options.sessionSchema,
+      maxSessionBytes: options.maxSessionBytes,
+    });
+    const deps = {
+      channel: this.#channel,
+      codec,
+      route: options.route,
+      ack: options.ack,
+      ackTimeout: options.ackTimeout,
+      maxSessionBytes: options.maxSessionBytes,
+      reprotectRate: options.reprotectRate,
+      stateTransferTimeout: options.stateTransferTimeout,
+      dropTime: options.membership.multicast?.dropTime ?? options.membership.dropTime,
+      logger: this.#logger,
+    };
+    this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
+    this.store = createSessionStore(this.#manager, this.route, this.#logger, () => this.#state === 'running' || this.#state === 'stopping');
+    this.genid = () => formatSessionId(newBase(), this.route);
+  }
+
+  /** Resolves when the receiver listens and membership runs. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new ClusterStateError(`cluster.start() called while ${this.#state}; a cluster starts once`);
+    this.#state = 'starting';
+    this.#manager.install();
+    try {
+      await this.#channel.start();
+    } catch (err) {
+      this.#state = 'stopped';
+      this.#manager.close();
+      throw err;
+    }
+    this.#state = 'running';
+    const manager = this.#manager;
+    if (manager instanceof DeltaManager) {
+      // A delta member that sees no older member within the discovery window starts empty.
+      const window = (this.#options.membership.multicast?.frequency ?? this.#options.membership.frequency) * 4;
+      this.#discovery = setTimeout(() => manager.noPeerToTransferFrom(), window);
+      this.#discovery.unref();
+    }
+    this.#logger.info(
+      { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}` },
+      'session cluster member started',
+    );
+  }
+
+  /**
+   * Graceful leave: makes sure every session held here lives on two other members, tells the others,
+   * then closes every socket and timer. Close the HTTP server first, so no request arrives meanwhile.
+   */
+  async stop(): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'stopping';
+    if (this.#discovery !== undefined) clearTimeout(this.#discovery);
+    try {
+      await this.#manager.leave();
+    } finally {
+      this.#manager.close();
+      await this.#channel.stop();
+      this.#state = 'stopped';
+      this.#logger.info('session cluster member stopped');
+    }
+  }
+
+  /** Delta mode: resolves when the state transfer from an older member finished. Backup mode: at once. */
+  async ready(): Promise<void> {
+    if (this.#manager instanceof DeltaManager) await this.#manager.ready;
+  }
+
+  /** Live members, self included. */
+  members(): ClusterMember[] {
+    const own = this.#channel.self;
+    const toMember = (m: MemberInfo, self: boolean): ClusterMember => ({
+      id: m.id,
+      route: m.route,
+      host: m.host,
+      port: m.port,
+      self,
+      startTime: m.startTime,
+    });
+    return [toMember(own, true), ...this.#channel.members().map((m) => toMember(m, false))];
+  }
+
+  /**
+   * Koa middleware that takes over sessions bound to another member and rewrites their id to this
+   * member's route. Place it before koa-session; give it koa-session's cookie settings if they differ
+   * from koa-session's defaults (`key`, `signed`, ...).
+   */
+  routeBinder(options?: RouteBinderOptions): Middleware {
+    return createRouteBinder(this.#manager, this.route, this.#logger, options);
+  }
+
+  /** An @koa/router serving `GET /cluster/status` and `GET /cluster/metrics`. */
+  statusRouter(prefix = '/cluster'): Router {
+    return createStatusRouter(this.#statusSource(), prefix);
+  }
+
+  /** The status JSON that `/cluster/status` serves. */
+  status(): Record<string, unknown> {
+    return statusOf(this.#statusSource());
+  }
+
+  /** The Prometheus text that `/cluster/metrics` serves. */
+  metricsText(): string {
+    return renderMetrics(this.#statusSource());
+  }
+
+  #statusSource(): StatusSource {
+    return {
+      route: this.route,
+      mode: this.mode,
+      ack: this.#options.ack,
+      members: () => this.members(),
+      sessions: () => this.#manager.table.counts(),
+      clusterMetrics: (): ClusterMetrics => this.#channel.metrics(),
+      replicationMetrics: (): ReplicationMetrics => this.#manager.metrics(),
+    };
+  }
+}

@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { defineMessage } from '../../src/codec/index.js';
+import { messages, type SessionCopy } from '../../src/codec/messages.js';
+import { CodecError } from '../../src/errors.js';
+
+interface Ping {
+  id: number;
+  from: string;
+  note: string | null;
+  body: Buffer;
+  tags: string[];
+}
+
+const ping = defineMessage<Ping>({
+  type: 'record',
+  name: 'Ping',
+  fields: [
+    { name: 'id', type: 'long' },
+    { name: 'from', type: 'string' },
+    { name: 'note', type: ['null', 'string'] },
+    { name: 'body', type: 'bytes' },
+    { name: 'tags', type: { type: 'array', items: 'string' } },
+  ],
+});
+
+const pingValue: fc.Arbitrary<Ping> = fc.record({
+  id: fc.integer(),
+  from: fc.string(),
+  note: fc.option(fc.string(), { nil: null }),
+  body: fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
+  tags: fc.array(fc.string(), { maxLength: 5 }),
+});
+
+/** Plain copy of a decoded message (avsc reads records as instances of generated classes). */
+const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
+
+test('property: a message round-trips', () => {
+  fc.assert(
+    fc.property(pingValue, (v) => {
+      const back = ping.decode(ping.encode(v));
+      assert.deepStrictEqual(plain(back), plain(v));
+      assert.ok(Buffer.isBuffer(back.body));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: truncated input and trailing bytes are CodecErrors', () => {
+  fc.assert(
+    fc.property(pingValue, fc.uint8Array({ minLength: 1, maxLength: 4 }), (v, extra) => {
+      const bytes = ping.encode(v);
+      for (let n = 0; n < bytes.length; n++) assert.throws(() => ping.decode(bytes.subarray(0, n)), CodecError);
+      assert.throws(() => ping.decode(Buffer.concat([bytes, extra])), { name: 'CodecError', message: /cannot decode Ping: \d+ trailing bytes/ });
+    }),
+    { numRuns: 200 },
+  );
+});
+
+function onlyCodecErrors(decode: (b: Buffer) => unknown, bytes: Buffer): void {
+  try {
+    decode(bytes);
+  } catch (err) {
+    if (!(err instanceof CodecError)) throw new Error(`untyped error: ${String(err)}`, { cause: err });
+  }
+}
+
+test('property: random bytes decode only to CodecError, for every replication message', () => {
+  const all = Object.entries(messages) as [string, { decode(b: Buffer): unknown }][];
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (u) => {
+      const bytes = Buffer.from(u);
+      onlyCodecErrors((b) => ping.decode(b), bytes);
+      for (const [, codec] of all) onlyCodecErrors((b) => codec.decode(b), bytes);
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('a hostile item count fails fast instead of looping', () => {
+  // SessionCopy: six strings/longs, then an entries array claiming 2^62 items.
+  const copy: SessionCopy = { base: 'b', owner: 'o', epoch: 1, version: 1, expire: 1, maxAge: -1, entries: [] };
+  const head = messages.copy.encode(copy).subarray(0, -1);
+  const started = performance.now();
+  assert.throws(() => messages.copy.decode(Buffer.concat([head, Buffer.from([0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])])), CodecError);
+  assert.ok(performance.now() - started < 200);
+});
+
+test('bytes in a decoded message are copies: a reused frame buffer does not change them', () => {
+  const copy: SessionCopy = {
+    base: 'abc',
+    owner: 'node1',
+    epoch: 3,
+    version: 7,
+    expire: Date.now(),
+    maxAge: 86_400_000,
+    entries: [{ key: 'user', value: Buffer.from('encoded session value') }],
+  };
+  const frame = messages.copy.encode(copy);
+  const back = messages.copy.decode(frame);
+  frame.fill(0);
+  assert.deepStrictEqual(back.entries[0].value, Buffer.from('encoded session value'));
+  assert.equal(back.entries[0].value.buffer === frame.buffer, false);
+  assert.deepStrictEqual(plain(back), plain(copy));
+});
+
+test('encoding a value that does not fit the schema is a CodecError naming the field', () => {
+  assert.throws(() => ping.encode({ id: 1.5, from: 'x', note: null, body: Buffer.alloc(0), tags: [] }), {
+    name: 'CodecError',
+    message: /cannot encode Ping: id: got 1\.5, expected long/,
+  });
+  assert.throws(() => ping.decode('nope' as unknown as Buffer), CodecError);
+});

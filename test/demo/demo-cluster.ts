@@ -1,0 +1,29 @@
+/**
+ * Starts members of the demo app (demo/app.ts) for the demo tests, through the shared app-cluster
+ * helpers: their own multicast group and port on 127.0.0.1, any free HTTP ports, a fresh secret.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { clusterConfig, startAppMember, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import type { CookieJar } from '../helpers/http-client.js';
+
+/** The demo's member script. */
+export const DEMO_APP = fileURLToPath(new URL('../../demo/app.ts', import.meta.url));
+/** The demo's runner (`npm run demo`). */
+export const DEMO_RUN = fileURLToPath(new URL('../../demo/run.ts', import.meta.url));
+/** The demo's nginx configuration. */
+export const DEMO_NGINX_CONF = fileURLToPath(new URL('../../demo/nginx.conf', import.meta.url));
+
+/** Starts demo members node1..nodeN and waits until each sees all of them. */
+export async function startDemoCluster(t: TestContext, n: number, mode: 'backup' | 'delta'): Promise<AppMember[]> {
+  const config = await clusterConfig({ mode, env: { CLUSTER_SECRET: randomBytes(24).toString('base64url') } });
+  const members = await Promise.all(Array.from({ length: n }, (_, i) => startAppMember(t, `node${i + 1}`, config, DEMO_APP)));
+  await waitForMembership(members, n);
+  return members;
+}
+
+/** The route suffix of the demo's session cookie (`sid`) in a jar. */
+export function cookieRoute(jar: CookieJar): string | undefined {
+  return jar.get('sid')?.split('.').pop();
+}

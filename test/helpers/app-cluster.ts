@@ -1,0 +1,92 @@
+/**
+ * Starts clusters of app-member processes on loopback multicast (a group and port of the test's own)
+ * and reads their status.
+ */
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startProcess, type MemberProcess } from './member-process.js';
+import { freeUdpPort, randomGroup } from './ports.js';
+import { waitFor } from './wait.js';
+
+const APP = fileURLToPath(new URL('./app-member.ts', import.meta.url));
+
+export interface AppMember {
+  route: string;
+  url: string;
+  port: number;
+  proc: MemberProcess;
+}
+
+export interface AppClusterConfig {
+  mode?: 'backup' | 'delta';
+  ack?: 'sync' | 'async';
+  group?: string;
+  mcastPort?: number;
+  env?: Record<string, string>;
+}
+
+/** The shared settings of one test's cluster (its own multicast group and port). */
+export async function clusterConfig(config: AppClusterConfig = {}): Promise<Required<Omit<AppClusterConfig, 'env'>> & { env: Record<string, string> }> {
+  return {
+    mode: config.mode ?? 'backup',
+    ack: config.ack ?? 'sync',
+    group: config.group ?? randomGroup(),
+    mcastPort: config.mcastPort ?? (await freeUdpPort()),
+    env: config.env ?? {},
+  };
+}
+
+/** Starts one app member and waits until it serves HTTP. */
+export async function startAppMember(
+  t: TestContext,
+  route: string,
+  config: Awaited<ReturnType<typeof clusterConfig>>,
+  script = APP,
+): Promise<AppMember> {
+  const proc = startProcess(t, route, script, {
+    ROUTE: route,
+    MODE: config.mode,
+    ACK: config.ack,
+    MCAST_ADDRESS: config.group,
+    MCAST_PORT: String(config.mcastPort),
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
+    ...config.env,
+  });
+  const line = await proc.waitForLine(/"event":"listening"/, 30_000);
+  const { port } = JSON.parse(line) as { port: number };
+  return { route, port, url: `http://127.0.0.1:${port}`, proc };
+}
+
+/** Starts `n` members (node1..nodeN) and waits until each sees all of them. */
+export async function startAppCluster(t: TestContext, n: number, config: AppClusterConfig = {}): Promise<{ members: AppMember[]; config: Awaited<ReturnType<typeof clusterConfig>> }> {
+  const c = await clusterConfig(config);
+  const members = await Promise.all(Array.from({ length: n }, (_, i) => startAppMember(t, `node${i + 1}`, c)));
+  await waitForMembership(members, n);
+  return { members, config: c };
+}
+
+export interface Status {
+  route: string;
+  mode: string;
+  members: { route: string; host: string; port: number }[];
+  sessions: { primary: number; backup: number };
+  replication: Record<string, unknown>;
+}
+
+export async function status(m: AppMember): Promise<Status> {
+  const res = await fetch(`${m.url}/cluster/status`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as Status;
+}
+
+/** Waits until every given member sees exactly `n` live members. */
+export async function waitForMembership(members: AppMember[], n: number, timeoutMs = 15_000): Promise<void> {
+  await waitFor(
+    `${members.map((m) => m.route).join(',')} to see ${n} members`,
+    async () => {
+      const all = await Promise.all(members.map(status));
+      return all.every((s) => s.members.length === n);
+    },
+    timeoutMs,
+    100,
+  );
+}

@@ -1,0 +1,149 @@
+/**
+ * A member process for the replication tests: a real Koa app with real koa-session and the cluster,
+ * configured by environment. Prints `{"event":"listening",...}` when it serves; on SIGTERM it closes
+ * the HTTP server, leaves the cluster gracefully and prints `{"event":"stopped"}`.
+ */
+import { createServer } from 'node:http';
+import Koa from 'koa';
+import session from 'koa-session';
+import { pino } from 'pino';
+import { createSessionCluster } from '../../src/index.js';
+import { sessionSchemaFor } from './session-schemas.js';
+
+/** The seed's TestUser, registered: it must come back as a TestUser on any member. */
+export class TestUser {
+  constructor(
+    public id: number,
+    public name: string,
+  ) {}
+  greeting(): string {
+    return `hello ${this.name}`;
+  }
+}
+
+/** A class nobody registered: storing it must fail loudly. */
+export class Avatar {
+  constructor(public url: string) {}
+}
+
+const env = process.env;
+const route = env.ROUTE ?? 'node1';
+const logger = pino({ level: env.LOG_LEVEL ?? 'info', base: { member: route } });
+const membership =
+  env.STATIC_MEMBERS !== undefined
+    ? { static: env.STATIC_MEMBERS.split(',') }
+    : {
+        multicast: {
+          address: env.MCAST_ADDRESS ?? '228.0.0.4',
+          port: Number(env.MCAST_PORT ?? 45564),
+          interface: env.MCAST_INTERFACE ?? '127.0.0.1',
+          frequency: Number(env.MCAST_FREQUENCY ?? 200),
+          dropTime: Number(env.MCAST_DROP ?? 1500),
+        },
+      };
+const cluster = createSessionCluster({
+  route,
+  mode: (env.MODE ?? 'backup') as 'backup' | 'delta',
+  ack: (env.ACK ?? 'sync') as 'sync' | 'async',
+  secret: env.CLUSTER_SECRET ?? 'test-secret-0123456789',
+  clusterName: env.CLUSTER_NAME ?? 'test',
+  membership,
+  receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
+  types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
+  reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
+  // SESSION_SCHEMA=v1|v2: one of the two versions of the app's session schema (session-schemas.ts).
+  sessionSchema: sessionSchemaFor(env.SESSION_SCHEMA),
+  logger,
+});
+
+const app = new Koa();
+app.keys = ['test-cookie-key'];
+app.proxy = true;
+app.silent = true;
+app.on('error', (err: Error & { code?: string }) => logger.warn({ code: err.code, msg: err.message }, 'request failed'));
+const sessionConfig = { store: cluster.store, genid: cluster.genid, maxAge: Number(env.MAX_AGE ?? 3_600_000) };
+
+async function readJson(req: NodeJS.ReadableStream): Promise<Record<string, unknown>> {
+  let text = '';
+  for await (const chunk of req) text += String(chunk);
+  return text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+app.use(cluster.statusRouter().routes());
+app.use(cluster.routeBinder());
+app.use(session(sessionConfig, app));
+app.use(async (ctx) => {
+  const s = ctx.session!;
+  const delay = Number(ctx.query.delay ?? 0);
+  const sleep = () => new Promise((r) => setTimeout(r, delay));
+  switch (`${ctx.method} ${ctx.path}`) {
+    case 'POST /login': {
+      const body = await readJson(ctx.req);
+      s.user = new TestUser(Number(body.id ?? 1), typeof body.name === 'string' ? body.name : 'alice');
+      break;
+    }
+    case 'POST /set': {
+      const body = await readJson(ctx.req);
+      if (delay > 0) await sleep();
+      Object.assign(s, body);
+      break;
+    }
+    case 'POST /date': {
+      s.when = new Date(String((await readJson(ctx.req)).when));
+      break;
+    }
+    case 'POST /unregistered':
+      s.user = { profile: { avatar: new Avatar('x.png') } };
+      break;
+    case 'POST /incr': {
+      const key = String(ctx.query.key ?? 'n');
+      const before = typeof s[key] === 'number' ? (s[key]) : 0;
+      if (delay > 0) await sleep();
+      s[key] = before + 1;
+      break;
+    }
+    case 'POST /unset':
+      delete s[String(ctx.query.key)];
+      break;
+    case 'POST /logout':
+      ctx.session = null;
+      ctx.body = { route, loggedOut: true };
+      return;
+    case 'POST /regenerate':
+      await s.regenerate(); // koa-session 7: a new id now, the data kept
+      s.regenerated = true;
+      break;
+    case 'GET /get':
+      break;
+    default:
+      ctx.status = 404;
+      return;
+  }
+  const user = ctx.session?.user as TestUser | undefined;
+  ctx.body = {
+    route,
+    session: ctx.session?.toJSON(),
+    isTestUser: user instanceof TestUser,
+    greeting: user instanceof TestUser ? user.greeting() : null,
+    whenIsDate: ctx.session?.when instanceof Date,
+  };
+});
+
+await cluster.start();
+const server = createServer(app.callback());
+server.keepAliveTimeout = 1000;
+server.listen(Number(env.PORT ?? 0), '127.0.0.1', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const self = cluster.members().find((m) => m.self)!;
+  process.stdout.write(JSON.stringify({ event: 'listening', route, port, receiver: self.port }) + '\n');
+});
+
+process.on('SIGTERM', () => {
+  server.close();
+  server.closeAllConnections();
+  void cluster.stop().then(() => {
+    process.stdout.write(JSON.stringify({ event: 'stopped', route }) + '\n');
+    process.exit(0);
+  });
+});

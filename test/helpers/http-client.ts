@@ -1,0 +1,63 @@
+/**
+ * A minimal HTTP client with a cookie jar, over Node's own fetch: enough to act as one browser
+ * against several members (the cookie follows the user from member to member).
+ */
+export class CookieJar {
+  readonly cookies = new Map<string, string>();
+
+  /** Stores the cookies of a response (`Set-Cookie`), dropping expired ones. */
+  store(res: Response): void {
+    for (const header of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = header.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attrs.some((a) => /^\s*expires=/i.test(a) && new Date(a.split('=')[1]).getTime() < Date.now());
+      if (value === '' || expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  get(name: string): string | undefined {
+    return this.cookies.get(name);
+  }
+}
+
+export interface JsonResponse {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
+  body: any;
+  headers: Headers;
+}
+
+/** Sends a request with the jar's cookies and stores the response's. JSON bodies in and out. */
+export async function request(
+  jar: CookieJar,
+  method: string,
+  url: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+): Promise<JsonResponse> {
+  const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+    redirect: 'manual',
+  });
+  jar.store(res);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}

@@ -1,0 +1,128 @@
+/**
+ * Separate hosts for system tests: network namespaces on a Linux bridge, made with iproute2.
+ * Everything is created with names unique to this test process and a random 10.200.x.0/24 subnet,
+ * and deleted in `destroy()`; the machine's own interfaces and routes are never touched (the
+ * bridge has no address, so nothing routes between it and the host).
+ */
+import { execFileSync } from 'node:child_process';
+
+function ip(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Why namespace tests cannot run here, or undefined when they can. */
+export function systemTestsUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return `network namespaces need Linux, this is ${process.platform}`;
+  if (process.getuid?.() !== 0) return 'not running as root (network namespaces and bridges need CAP_NET_ADMIN)';
+  try {
+    ip(['-V']);
+    execFileSync('bridge', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'iproute2 (the `ip` and `bridge` commands) is not installed';
+  }
+  const probe = `kscprobe${process.pid}`.slice(0, 15);
+  try {
+    ip(['netns', 'add', probe]);
+    ip(['netns', 'del', probe]);
+  } catch (err) {
+    return `cannot create a network namespace here: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return undefined;
+}
+
+/** One host: a namespace with one veth into the bridge. */
+export interface NetnsHost {
+  /** Namespace name, for `ip netns exec`. */
+  readonly ns: string;
+  /** The host's IPv4 address on the bridge. */
+  readonly address: string;
+  /** Bridge-side end of the host's veth: set down to cut the host off. */
+  readonly bridgePort: string;
+  /** Prefix that runs a command inside the namespace (it execs, so the pid is the command's). */
+  readonly exec: string[];
+}
+
+/** A bridge with `n` namespaces on it. */
+export class BridgeNetwork {
+  readonly bridge: string;
+  readonly hosts: NetnsHost[] = [];
+  readonly subnet: string;
+
+  private constructor(bridge: string, subnet: string) {
+    this.bridge = bridge;
+    this.subnet = subnet;
+  }
+
+  /** Creates the bridge and `n` hosts; on any failure, removes what was made and throws. */
+  static create(n: number): BridgeNetwork {
+    const tag = String(process.pid % 100_000);
+    const subnet = `10.200.${1 + Math.floor(Math.random() * 250)}`;
+    const net = new BridgeNetwork(`kscbr${tag}`, subnet);
+    try {
+      ip(['link', 'add', net.bridge, 'type', 'bridge']);
+      // Flood multicast to every port (no IGMP querier here), and keep host firewalls out of it.
+      ip(['link', 'set', net.bridge, 'type', 'bridge', 'mcast_snooping', '0']);
+      try {
+        ip(['link', 'set', net.bridge, 'type', 'bridge', 'nf_call_iptables', '0']);
+      } catch {
+        // Older kernels lack the per-bridge switch; without br_netfilter rules it does not matter.
+      }
+      ip(['link', 'set', net.bridge, 'up']);
+      for (let i = 1; i <= n; i++) {
+        const ns = `ksc-${tag}-${i}`;
+        const bridgePort = `kscv${tag}${i}`;
+        const inside = `kscp${tag}${i}`;
+        const address = `${subnet}.${i}`;
+        ip(['netns', 'add', ns]);
+        net.hosts.push({ ns, address, bridgePort, exec: ['ip', 'netns', 'exec', ns] });
+        ip(['link', 'add', bridgePort, 'type', 'veth', 'peer', 'name', inside]);
+        ip(['link', 'set', bridgePort, 'master', net.bridge]);
+        ip(['link', 'set', bridgePort, 'up']);
+        ip(['link', 'set', inside, 'netns', ns]);
+        ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', inside]);
+        ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+        ip(['-n', ns, 'link', 'set', inside, 'up']);
+        // Multicast leaves through the bridge veth (there is no default route in the namespace).
+        ip(['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', inside]);
+      }
+    } catch (err) {
+      net.destroy();
+      throw err;
+    }
+    return net;
+  }
+
+  /** Cuts host `i` (0-based) off the bridge, or reconnects it. */
+  setLink(i: number, up: boolean): void {
+    ip(['link', 'set', this.hosts[i].bridgePort, up ? 'up' : 'down']);
+  }
+
+  /**
+   * Stops (or restores) multicast delivery on every bridge port while unicast, TCP included,
+   * still flows: the bridge no longer floods multicast frames to the hosts.
+   */
+  setMulticast(on: boolean): void {
+    for (const h of this.hosts) execFileSync('bridge', ['link', 'set', 'dev', h.bridgePort, 'mcast_flood', on ? 'on' : 'off'], { stdio: 'ignore' });
+  }
+
+  /** Deletes the namespaces (which deletes their veths) and the bridge; ignores what is already gone. */
+  destroy(): void {
+    for (const h of this.hosts) {
+      try {
+        ip(['netns', 'del', h.ns]);
+      } catch {
+        // already gone
+      }
+      try {
+        ip(['link', 'del', h.bridgePort]);
+      } catch {
+        // deleted with the namespace
+      }
+    }
+    try {
+      ip(['link', 'del', this.bridge]);
+    } catch {
+      // never made
+    }
+  }
+}

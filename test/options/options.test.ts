@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { createSessionCluster, ClusterOptionsError, type SessionClusterOptions } from '../../src/index.js';
+
+const valid: SessionClusterOptions = {
+  route: 'node1',
+  secret: 'a-secret-of-enough-length',
+  membership: { multicast: { address: '228.0.0.4', port: 45564, interface: '127.0.0.1' } },
+  receiver: { host: '127.0.0.1', port: 4001 },
+  logger: pino({ level: 'silent' }),
+};
+
+/** Applies `patch` to a deep copy of the valid options (undefined deletes a key). */
+function withPatch(path: string, value: unknown): Record<string, unknown> {
+  const copy = structuredClone({ ...valid, logger: undefined }) as Record<string, unknown>;
+  copy.logger = valid.logger;
+  const keys = path.split('.');
+  let at: Record<string, unknown> = copy;
+  for (const k of keys.slice(0, -1)) at = at[k] as Record<string, unknown>;
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete at[last];
+  else at[last] = value;
+  return copy;
+}
+
+function expectOptionError(options: unknown, option: string, pattern: RegExp): void {
+  assert.throws(
+    () => createSessionCluster(options as SessionClusterOptions),
+    (err: unknown) => {
+      assert.ok(err instanceof ClusterOptionsError, `expected ClusterOptionsError, got ${String(err)}`);
+      assert.equal(err.code, 'ERR_CLUSTER_OPTIONS');
+      assert.equal(err.option, option);
+      assert.match(err.message, new RegExp(option.replace(/\./g, '\\.')));
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+test('valid options make a cluster with the documented defaults', () => {
+  const cluster = createSessionCluster(valid);
+  assert.equal(cluster.route, 'node1');
+  assert.equal(cluster.mode, 'backup');
+  assert.equal(typeof cluster.genid, 'function');
+  assert.match(cluster.genid(), /^[A-Za-z0-9_-]{24}\.node1$/);
+  assert.equal(typeof cluster.store.get, 'function');
+});
+
+const cases: [string, string, unknown, RegExp][] = [
+  ['missing route', 'route', undefined, /required|route name/],
+  ['route with a dot', 'route', 'node.1', /no dots/],
+  ['route too long', 'route', 'n'.repeat(33), /1 to 32/],
+  ['empty route', 'route', '', /1 to 32/],
+  ['unknown mode', 'mode', 'replicated', /"backup" or "delta"/],
+  ['missing secret', 'secret', undefined, /16 bytes/],
+  ['secret shorter than 16 bytes', 'secret', 'short', /at least 16 bytes/],
+  ['secret of the wrong type', 'secret', 1234567890123456, /string or Buffer/],
+  ['encrypt not a boolean', 'encrypt', 'yes', /boolean/],
+  ['unknown ack', 'ack', 'never', /"sync" or "async"/],
+  ['multicast address outside 224.0.0.0/4', 'membership.multicast.address', '10.0.0.1', /224\.0\.0\.0\/4/],
+  ['multicast address not an IP', 'membership.multicast.address', 'group', /224\.0\.0\.0\/4/],
+  ['multicast port out of range', 'membership.multicast.port', 70000, /0 to 65535|1 to 65535/],
+  ['multicast port zero', 'membership.multicast.port', 0, /1 to 65535/],
+  ['multicast interface not an address', 'membership.multicast.interface', 'eth0', /IPv4 address/],
+  ['missing multicast interface', 'membership.multicast.interface', undefined, /interface/],
+  ['negative frequency', 'membership.multicast.frequency', -5, /positive integer/],
+  ['dropTime shorter than frequency', 'membership.multicast.dropTime', 100, /longer than frequency/],
+  ['receiver port out of range', 'receiver.port', 65536, /0 to 65535/],
+  ['receiver port not an integer', 'receiver.port', 40.5, /integer/],
+  ['receiver port a string', 'receiver.port', '4001', /integer/],
+  ['unknown option', 'recieverr', 1, /unknown option/],
+  ['unknown nested option', 'receiver.hots', 'x', /unknown option/],
+  ['logger that is not pino', 'logger', console, /pino logger/],
+  ['maxSessionBytes zero', 'maxSessionBytes', 0, /greater than 0|positive/i],
+];
+
+for (const [name, path, value, pattern] of cases) {
+  test(`rejects ${name}, naming ${path}`, () => {
+    expectOptionError(withPatch(path, value), path, pattern);
+  });
+}
+
+test('rejects membership with none or two of multicast, static and dns', () => {
+  expectOptionError({ ...valid, membership: {} }, 'membership', /exactly one/);
+  expectOptionError(
+    { ...valid, membership: { multicast: valid.membership.multicast, static: ['127.0.0.1:4002'] } },
+    'membership',
+    /exactly one/,
+  );
+});
+
+test('rejects a static member that is not host:port', () => {
+  expectOptionError({ ...valid, membership: { static: ['127.0.0.1'] } }, 'membership.static.0', /host:port/);
+  expectOptionError({ ...valid, membership: { static: ['127.0.0.1:0'] } }, 'membership.static.0', /1 to 65535/);
+});
+
+test('rejects dns membership without a name', () => {
+  expectOptionError({ ...valid, membership: { dns: { name: '', port: 4001 } } }, 'membership.dns.name', /DNS name/);
+});
+
+test('rejects a registered type that is not a class or has neither schema nor fields', () => {
+  class Profile {}
+  expectOptionError({ ...valid, types: [{ name: 'Profile', type: 'Profile', fields: ['a'] }] }, 'types.0.type', /class/);
+  expectOptionError({ ...valid, types: [{ name: 'Profile', type: Profile }] }, 'types.0', /schema .* or fields/);
+  expectOptionError({ ...valid, types: [{ name: 'Pro file', type: Profile, fields: ['a'] }] }, 'types.0.name', /Avro name/);
+});
+
+test('rejects options that are not an object', () => {
+  expectOptionError(undefined, 'options', /options object/);
+  expectOptionError('node1', 'options', /options object/);
+});
+
+test('accepts static and dns membership and the delta mode', () => {
+  assert.equal(createSessionCluster({ ...valid, mode: 'delta', membership: { static: ['127.0.0.1:4002'] } }).mode, 'delta');
+  assert.equal(createSessionCluster({ ...valid, membership: { dns: { name: 'members.local', port: 4001 } } }).route, 'node1');
+});

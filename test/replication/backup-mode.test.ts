@@ -1,0 +1,282 @@
+/**
+ * Backup mode end to end: real member processes running a real Koa app with real koa-session,
+ * replicating over real loopback multicast and TCP.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CookieJar, request } from '../helpers/http-client.js';
+import { startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+const routeOf = (jar: CookieJar) => jar.get('koa.sess')?.split('.').pop();
+
+async function copies(members: AppMember[]): Promise<{ primary: number; backup: number }> {
+  const all = await Promise.all(members.map(status));
+  return all.reduce((acc, s) => ({ primary: acc.primary + s.sessions.primary, backup: acc.backup + s.sessions.backup }), {
+    primary: 0,
+    backup: 0,
+  });
+}
+
+test("the seed's test: log in on member 1, member 2 sees the user, as a TestUser, and rebinds the signed cookie", async (t) => {
+  const { members } = await startAppCluster(t, 2);
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  const login = await request(jar, 'POST', `${m1.url}/login`, { id: 7, name: 'kim' });
+  assert.equal(login.status, 200);
+  assert.equal(routeOf(jar), 'node1');
+  const sigBefore = jar.get('koa.sess.sig');
+  assert.ok(sigBefore, 'the session cookie is signed');
+
+  const me = await request(jar, 'GET', `${m2.url}/get`);
+  assert.equal(me.status, 200);
+  assert.equal(me.body.route, 'node2');
+  assert.deepEqual(me.body.session.user, { id: 7, name: 'kim' });
+  assert.equal(me.body.isTestUser, true, 'a registered class comes back as an instance of itself');
+  assert.equal(me.body.greeting, 'hello kim');
+  assert.equal(routeOf(jar), 'node2', 'the cookie now names member 2');
+  assert.notEqual(jar.get('koa.sess.sig'), sigBefore, 'the rewritten cookie is signed again');
+
+  // The rebound cookie keeps working on member 2 without another takeover, and on member 1 again.
+  assert.deepEqual((await request(jar, 'GET', `${m2.url}/get`)).body.session.user, { id: 7, name: 'kim' });
+  assert.equal(routeOf(jar), 'node2');
+  const back = await request(jar, 'GET', `${m1.url}/get`);
+  assert.deepEqual(back.body.session.user, { id: 7, name: 'kim' });
+  assert.equal(routeOf(jar), 'node1');
+});
+
+test('an unserializable value fails its request loudly, naming the path, and the session stays as it was everywhere', async (t) => {
+  const { members } = await startAppCluster(t, 2);
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { cart: ['apple'] });
+  const bad = await request(jar, 'POST', `${m1.url}/unregistered`);
+  assert.equal(bad.status, 500);
+  await m1.proc.waitForLine(/session\.user\.profile\.avatar: instance of class Avatar is not serializable/);
+  assert.deepEqual((await request(jar, 'GET', `${m1.url}/get`)).body.session, { cart: ['apple'] });
+  assert.deepEqual((await request(jar, 'GET', `${m2.url}/get`)).body.session, { cart: ['apple'] });
+});
+
+test('Dates round-trip, logout is replicated, and malformed or forged cookies mean no session', async (t) => {
+  const { members } = await startAppCluster(t, 2);
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/date`, { when: '2024-09-04T10:00:00.000Z' });
+  const read = await request(jar, 'GET', `${m2.url}/get`);
+  assert.equal(read.body.whenIsDate, true);
+  assert.equal(read.body.session.when, '2024-09-04T10:00:00.000Z');
+
+  // A copy of the cookie (a second tab) finds nothing on either member after the logout.
+  const stale = new CookieJar();
+  for (const [k, v] of jar.cookies) stale.cookies.set(k, v);
+  const out = await request(jar, 'POST', `${m2.url}/logout`);
+  assert.equal(out.status, 200);
+  assert.equal(jar.get('koa.sess'), undefined, 'the logout clears the cookie');
+  for (const m of [m2, m1]) {
+    const res = await request(new CookieJar(), 'GET', `${m.url}/get`);
+    assert.deepEqual(res.body.session, {});
+    const copy = new CookieJar();
+    for (const [k, v] of stale.cookies) copy.cookies.set(k, v);
+    assert.deepEqual((await request(copy, 'GET', `${m.url}/get`)).body.session, {}, `${m.route} forgot the session`);
+  }
+  const again = new CookieJar();
+  await request(again, 'POST', `${m1.url}/set`, { x: 1 });
+  for (const bad of ['garbage', 'a.b.c', `${'A'.repeat(30)}.no.de`, '%00%ff', `${'B'.repeat(24)}.${'r'.repeat(40)}`]) {
+    const forged = new CookieJar();
+    forged.cookies.set('koa.sess', bad);
+    forged.cookies.set('koa.sess.sig', 'forged');
+    const res = await request(forged, 'GET', `${m1.url}/get`);
+    assert.equal(res.status, 200, `cookie ${bad} is no session, not an error`);
+    assert.deepEqual(res.body.session, {});
+  }
+  const unsigned = new CookieJar();
+  unsigned.cookies.set('koa.sess', again.get('koa.sess')!);
+  assert.deepEqual((await request(unsigned, 'GET', `${m2.url}/get`)).body.session, {}, 'an unsigned id is ignored');
+});
+
+test('concurrent requests changing different keys of one session both survive', async (t) => {
+  const { members } = await startAppCluster(t, 2);
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { base: true });
+  const [a, b] = await Promise.all([
+    request(jar, 'POST', `${m1.url}/set?delay=300`, { a: 1 }),
+    request(jar, 'POST', `${m1.url}/set?delay=100`, { b: 2 }),
+  ]);
+  assert.equal(a.status, 200);
+  assert.equal(b.status, 200);
+  assert.deepEqual((await request(jar, 'GET', `${m1.url}/get`)).body.session, { base: true, a: 1, b: 2 });
+  const copy = await request(jar, 'GET', `${m2.url}/get`);
+  assert.deepEqual(copy.body.session, { base: true, a: 1, b: 2 }, 'the backup holds both changes too');
+});
+
+test('4 members: every session has exactly 2 copies; SIGKILL of a primary loses none and copies return to 2', async (t) => {
+  const { members } = await startAppCluster(t, 4);
+  const users: { jar: CookieJar; n: number; home: AppMember }[] = [];
+  for (let i = 0; i < 120; i++) {
+    const home = members[i % 4];
+    const jar = new CookieJar();
+    const res = await request(jar, 'POST', `${home.url}/set`, { n: i, tags: [`t${i}`] });
+    assert.equal(res.status, 200);
+    users.push({ jar, n: i, home });
+  }
+  assert.deepEqual(await copies(members), { primary: 120, backup: 120 });
+  for (const m of members) {
+    const s = await status(m);
+    assert.equal(s.sessions.primary, 30, `${m.route} is primary of the sessions created on it`);
+  }
+
+  const victim = members[0];
+  victim.proc.kill('SIGKILL');
+  const survivors = members.slice(1);
+  await waitForMembership(survivors, 3);
+  // Copies return to 2 by re-protection, before any request touches the orphans.
+  await waitFor('re-protection to restore 2 copies of every session', async () => {
+    const c = await copies(survivors);
+    return c.primary === 120 && c.backup === 120 ? c : undefined;
+  });
+  // Every session the victim served is served by another member with its data intact.
+  let i = 0;
+  for (const u of users.filter((x) => x.home === victim)) {
+    const other = survivors[i++ % 3];
+    const res = await request(u.jar, 'GET', `${other.url}/get`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.session, { n: u.n, tags: [`t${u.n}`] }, `session ${u.n} intact`);
+    assert.equal(routeOf(u.jar), other.route);
+  }
+  await waitFor('2 copies of every session after the takeovers', async () => {
+    const c = await copies(survivors);
+    return c.primary === 120 && c.backup === 120 ? c : undefined;
+  });
+});
+
+test('a write acknowledged to the client survives SIGKILL of its primary right after the response', async (t) => {
+  const { members, config } = await startAppCluster(t, 3);
+  let live = [...members];
+  const jar = new CookieJar();
+  for (let round = 0; round < 3; round++) {
+    const primary = live[round % live.length];
+    const res = await request(jar, 'POST', `${primary.url}/set`, { round, payload: 'x'.repeat(100 + round) });
+    assert.equal(res.status, 200);
+    primary.proc.kill('SIGKILL'); // at once: no time for anything but what the ack already guaranteed
+    live = live.filter((m) => m !== primary);
+    const reader = live[0];
+    const read = await request(jar, 'GET', `${reader.url}/get`);
+    assert.equal(read.body.session?.round, round, `round ${round}'s write survived`);
+    // Keep the cluster at 3 members for the next round.
+    const fresh = await startAppMember(t, `node${4 + round}`, config);
+    live.push(fresh);
+    await waitForMembership(live, 3);
+  }
+});
+
+test('a graceful rolling restart of all 4 members loses nothing', async (t) => {
+  const { members, config } = await startAppCluster(t, 4);
+  const users: { jar: CookieJar; n: number }[] = [];
+  for (let i = 0; i < 60; i++) {
+    const jar = new CookieJar();
+    await request(jar, 'POST', `${members[i % 4].url}/set`, { n: i });
+    users.push({ jar, n: i });
+  }
+  let live = [...members];
+  for (let i = 0; i < 4; i++) {
+    const old = live[i];
+    old.proc.kill('SIGTERM');
+    await old.proc.waitForLine(/"event":"stopped"/, 30_000);
+    await old.proc.exited();
+    const fresh = await startAppMember(t, old.route, config);
+    live = live.map((m) => (m === old ? fresh : m));
+    await waitForMembership(live, 4);
+    const c = await copies(live);
+    assert.equal(c.primary + c.backup, 120, `after restarting ${old.route}: 2 copies of each of 60 sessions (${JSON.stringify(c)})`);
+  }
+  for (const u of users) {
+    const route = routeOf(u.jar)!;
+    const member = live.find((m) => m.route === route)!;
+    const res = await request(u.jar, 'GET', `${member.url}/get`);
+    assert.deepEqual(res.body.session, { n: u.n }, `session ${u.n} survived the rolling restart`);
+  }
+});
+
+test('a member joining receives only its share of backups, and the old copies are dropped', async (t) => {
+  const { members, config } = await startAppCluster(t, 3);
+  for (let i = 0; i < 300; i++) await request(new CookieJar(), 'POST', `${members[i % 3].url}/set`, { n: i });
+  assert.deepEqual(await copies(members), { primary: 300, backup: 300 });
+  const before = await Promise.all(members.map(status));
+  const moved0 = before.reduce((s, x) => s + Number(x.replication.reprotected), 0);
+  const joiner = await startAppMember(t, 'node4', config);
+  const all = [...members, joiner];
+  await waitForMembership(all, 4);
+  const settled = await waitFor('backups to settle at 300 copies', async () => {
+    const c = await copies(all);
+    const j = await status(joiner);
+    return c.backup === 300 && j.sessions.backup > 0 ? j : undefined;
+  });
+  const moved = (await Promise.all(members.map(status))).reduce((s, x) => s + Number(x.replication.reprotected), 0) - moved0;
+  // With 4 members, the newcomer is the ring's backup choice for about a third of the others' sessions.
+  assert.ok(settled.sessions.backup >= 60 && settled.sessions.backup <= 140, `joiner holds ${settled.sessions.backup} backups`);
+  assert.equal(moved, settled.sessions.backup, 'only the sessions whose backup moved were copied');
+  assert.equal(settled.sessions.primary, 0);
+});
+
+test('concurrent takeovers of one session by two members resolve to one owner, data intact', async (t) => {
+  const { members } = await startAppCluster(t, 3);
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { v: 'one' });
+  const jar2 = new CookieJar();
+  for (const [k, v] of jar.cookies) jar2.cookies.set(k, v);
+  const [a, b] = await Promise.all([request(jar, 'GET', `${m2.url}/get`), request(jar2, 'GET', `${m3.url}/get`)]);
+  assert.equal(a.status, 200);
+  assert.equal(b.status, 200);
+  const c = await copies(members);
+  assert.equal(c.primary, 1, 'exactly one member owns the session');
+  assert.equal(c.backup, 1);
+  const owner = (await Promise.all(members.map(status))).find((s) => s.sessions.primary === 1)!.route;
+  const ownerJar = routeOf(jar) === owner ? jar : jar2;
+  const read = await request(ownerJar, 'GET', `${members.find((m) => m.route === owner)!.url}/get`);
+  assert.deepEqual(read.body.session, { v: 'one' });
+});
+
+test('a paused primary that was taken over serves the newest version when it wakes, never its stale copy', async (t) => {
+  const { members } = await startAppCluster(t, 3);
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { v: 1 });
+  const oldCookie = new CookieJar();
+  for (const [k, v] of jar.cookies) oldCookie.cookies.set(k, v);
+
+  m1.proc.kill('SIGSTOP');
+  await waitForMembership([m2, m3], 2);
+  const moved = await request(jar, 'POST', `${m2.url}/set`, { v: 2 });
+  assert.equal(moved.status, 200);
+  assert.equal(moved.body.session.v, 2);
+  m1.proc.kill('SIGCONT');
+  await waitForMembership(members, 3);
+
+  const woke = await request(oldCookie, 'POST', `${m1.url}/set`, { w: 1 });
+  assert.equal(woke.status, 200);
+  assert.deepEqual(woke.body.session, { v: 2, w: 1 }, 'the woken member took the newest version over instead of serving its own');
+  const back = await request(jar, 'GET', `${m2.url}/get`);
+  assert.deepEqual(back.body.session, { v: 2, w: 1 });
+  const c = await copies(members);
+  assert.deepEqual(c, { primary: 1, backup: 1 }, 'one owner, one backup');
+});
+
+test('regenerate replaces the id everywhere; ack async still replicates, without waiting', async (t) => {
+  const { members } = await startAppCluster(t, 2, { ack: 'async' });
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { keep: 'me' });
+  const before = jar.get('koa.sess');
+  const regen = await request(jar, 'POST', `${m1.url}/regenerate`);
+  assert.equal(regen.status, 200);
+  assert.notEqual(jar.get('koa.sess'), before, 'a new id');
+  assert.deepEqual(regen.body.session, { keep: 'me', regenerated: true }, 'koa-session keeps the data under the new id');
+  await waitFor('the old id to be gone from the backup and the new one replicated', async () => {
+    const c = await copies(members);
+    return c.primary === 1 && c.backup === 1;
+  });
+  const read = await request(jar, 'GET', `${m2.url}/get`);
+  assert.deepEqual(read.body.session, { keep: 'me', regenerated: true });
+});

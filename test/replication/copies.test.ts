@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyCopy, applyDelta, applyRemove } from '../../src/replication/copies.js';
+import { SessionTable } from '../../src/replication/session-table.js';
+import type { SessionDeltaMessage } from '../../src/codec/messages.js';
+
+const later = () => Date.now() + 60_000;
+const b = (s: string) => Buffer.from(s);
+
+function delta(over: Partial<SessionDeltaMessage>): SessionDeltaMessage {
+  return { base: 'S', owner: 'n1', epoch: 1, version: 1, baseVersion: 0, expire: later(), maxAge: 60_000, set: [], removed: [], ...over };
+}
+
+test('deltas apply in version order, repeats are acknowledged again, and a gap asks for the whole session', () => {
+  const t = new SessionTable();
+  assert.equal(applyDelta(t, delta({ set: [{ key: 'a', value: b('1') }] })).status, 'OK');
+  assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1, set: [{ key: 'b', value: b('2') }] })).status, 'OK');
+  assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1, set: [{ key: 'b', value: b('X') }] })).status, 'OK');
+  assert.equal(t.get('S')!.encoded.get('b')!.toString(), '2', 'a repeated version changes nothing');
+  assert.equal(applyDelta(t, delta({ version: 4, baseVersion: 3 })).status, 'NEED_FULL');
+  assert.equal(applyDelta(t, delta({ base: 'T', version: 5, baseVersion: 4 })).status, 'NEED_FULL', 'unknown session mid-stream');
+  assert.equal(applyDelta(t, delta({ version: 3, baseVersion: 2, removed: ['a'] })).status, 'OK');
+  assert.deepEqual([...t.get('S')!.encoded.keys()], ['b']);
+});
+
+test('a stale owner is fenced: lower epoch, or same epoch from another member, or after a takeover tombstone', () => {
+  const t = new SessionTable();
+  applyDelta(t, delta({}));
+  applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 1, baseVersion: 1 }));
+  assert.equal(t.get('S')!.owner, 'n2');
+  const stale = applyDelta(t, delta({ owner: 'n1', epoch: 1, version: 2, baseVersion: 1 }));
+  assert.deepEqual(stale, { status: 'STALE', epoch: 2, owner: 'n2' });
+  assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1 }).status, 'STALE');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n3', epoch: 3 }).status, 'OK');
+  assert.equal(t.get('S'), undefined);
+  assert.equal(applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE', 'tombstone fences');
+  const copy = { base: 'S', owner: 'n2', epoch: 2, version: 9, expire: later(), maxAge: 1, entries: [] };
+  assert.equal(applyCopy(t, copy).status, 'STALE');
+  assert.equal(applyCopy(t, { ...copy, owner: 'n4', epoch: 4 }).status, 'OK');
+});
+
+test('a full copy never replaces a newer version of the same epoch', () => {
+  const t = new SessionTable();
+  const copy = { base: 'S', owner: 'n1', epoch: 1, version: 5, expire: later(), maxAge: 1, entries: [{ key: 'k', value: b('5') }] };
+  applyCopy(t, copy);
+  applyCopy(t, { ...copy, version: 4, entries: [{ key: 'k', value: b('4') }] });
+  assert.equal(t.get('S')!.encoded.get('k')!.toString(), '5');
+});
+
+test('expired sessions disappear from reads and sweeps', () => {
+  const t = new SessionTable();
+  applyDelta(t, delta({ expire: Date.now() - 1 }));
+  assert.equal(t.get('S'), undefined);
+  applyDelta(t, delta({ base: 'U', expire: Date.now() + 20 }));
+  assert.equal(t.sweep(Date.now() + 100), 1);
+  assert.equal(t.size, 0);
+});

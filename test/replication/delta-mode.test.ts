@@ -1,0 +1,105 @@
+/**
+ * Delta mode end to end: every member holds every session; a joiner pulls the state while writes go on.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CookieJar, request } from '../helpers/http-client.js';
+import { startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+const routeOf = (jar: CookieJar) => jar.get('koa.sess')?.split('.').pop();
+
+test('delta mode: 3 members hold every session, and the route binder rebinds as in backup mode', async (t) => {
+  const { members } = await startAppCluster(t, 3, { mode: 'delta' });
+  for (let i = 0; i < 90; i++) await request(new CookieJar(), 'POST', `${members[i % 3].url}/set`, { n: i });
+  for (const m of members) {
+    const s = await status(m);
+    assert.equal(s.mode, 'delta');
+    assert.equal(s.sessions.primary + s.sessions.backup, 90, `${m.route} holds every session`);
+    assert.equal(s.sessions.primary, 30);
+  }
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${members[0].url}/login`, { id: 3, name: 'lee' });
+  const read = await request(jar, 'GET', `${members[1].url}/get`);
+  assert.equal(read.body.isTestUser, true);
+  assert.deepEqual(read.body.session.user, { id: 3, name: 'lee' });
+  assert.equal(routeOf(jar), 'node2');
+  const after = await request(jar, 'POST', `${members[2].url}/set`, { more: 1 });
+  assert.deepEqual(after.body.session, { user: { id: 3, name: 'lee' }, more: 1 });
+  assert.equal(routeOf(jar), 'node3');
+});
+
+test('delta mode: a 4th member joining during a steady stream of writes ends with every session at its latest version', async (t) => {
+  const { members, config } = await startAppCluster(t, 3, { mode: 'delta' });
+  const users = Array.from({ length: 40 }, (_, i) => ({ jar: new CookieJar(), home: members[i % 3], acked: 0 }));
+  for (const u of users) {
+    assert.equal((await request(u.jar, 'POST', `${u.home.url}/incr?key=n`)).status, 200);
+    u.acked = 1;
+  }
+  let stop = false;
+  const stream = (async () => {
+    for (let round = 0; !stop && round < 200; round++) {
+      await Promise.all(
+        users.map(async (u) => {
+          const res = await request(u.jar, 'POST', `${u.home.url}/incr?key=n`);
+          if (res.status === 200) u.acked = res.body.session.n as number;
+        }),
+      );
+    }
+  })();
+  const joiner = await startAppMember(t, 'node4', config);
+  const all = [...members, joiner];
+  await waitForMembership(all, 4);
+  await joiner.proc.waitForLine(/state transfer done/, 30_000);
+  await new Promise((r) => setTimeout(r, 500)); // a few more rounds after the transfer
+  stop = true;
+  await stream;
+  await waitFor('the joiner to hold all 40 sessions', async () => {
+    const s = await status(joiner);
+    return s.sessions.primary + s.sessions.backup === 40;
+  });
+  for (const u of users) {
+    const res = await request(u.jar, 'GET', `${joiner.url}/get`);
+    assert.equal(res.body.session.n, u.acked, 'the joiner serves the latest acknowledged version');
+  }
+  await joiner.proc.waitForLine(/backup' would send it to one/);
+  assert.equal(joiner.proc.lines.filter((l) => l.includes("backup' would send it to one")).length, 1, 'the advice is logged once');
+});
+
+test('delta mode: killing 2 of 4 members loses nothing', async (t) => {
+  const { members } = await startAppCluster(t, 4, { mode: 'delta' });
+  const users: { jar: CookieJar; n: number }[] = [];
+  for (let i = 0; i < 60; i++) {
+    const jar = new CookieJar();
+    await request(jar, 'POST', `${members[i % 4].url}/set`, { n: i });
+    users.push({ jar, n: i });
+  }
+  members[0].proc.kill('SIGKILL');
+  members[1].proc.kill('SIGKILL');
+  const survivors: AppMember[] = members.slice(2);
+  await waitForMembership(survivors, 2);
+  for (const [i, u] of users.entries()) {
+    const res = await request(u.jar, 'GET', `${survivors[i % 2].url}/get`);
+    assert.deepEqual(res.body.session, { n: u.n });
+  }
+});
+
+test('delta mode: a paused member that missed writes serves the newest version when it wakes', async (t) => {
+  const { members } = await startAppCluster(t, 3, { mode: 'delta' });
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { v: 1 });
+  const oldCookie = new CookieJar();
+  for (const [k, v] of jar.cookies) oldCookie.cookies.set(k, v);
+  m1.proc.kill('SIGSTOP');
+  await waitForMembership([m2, m3], 2);
+  assert.equal((await request(jar, 'POST', `${m2.url}/set`, { v: 2 })).status, 200);
+  m1.proc.kill('SIGCONT');
+  await waitForMembership(members, 3);
+  const woke = await request(oldCookie, 'GET', `${m1.url}/get`);
+  assert.deepEqual(woke.body.session, { v: 2 });
+  for (const m of members) {
+    const s = await status(m);
+    assert.equal(s.sessions.primary + s.sessions.backup, 1, `${m.route} holds the session once`);
+  }
+});
