@@ -280,3 +280,26 @@ test('regenerate replaces the id everywhere; ack async still replicates, without
   const read = await request(jar, 'GET', `${m2.url}/get`);
   assert.deepEqual(read.body.session, { keep: 'me', regenerated: true });
 });
+
+test('a session over maxSessionBytes is refused with its request, the stored one intact; every copy expires by itself', async (t) => {
+  const { members } = await startAppCluster(t, 2, { env: { MAX_SESSION_BYTES: '2000', MAX_AGE: '1500' } });
+  const [m1, m2] = members as [AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { small: 'ok' });
+  const big = await request(jar, 'POST', `${m1.url}/set`, { big: 'x'.repeat(5000) });
+  assert.equal(big.status, 500);
+  await m1.proc.waitForLine(/over the limit of 2000 bytes \(option maxSessionBytes\)/);
+  assert.deepEqual((await request(jar, 'GET', `${m1.url}/get`)).body.session, { small: 'ok' });
+
+  const metrics = await (await fetch(`${m1.url}/cluster/metrics`)).text();
+  assert.match(metrics, /^koa_session_cluster_members 2$/m);
+  assert.match(metrics, /^koa_session_cluster_writes_refused_total 1$/m);
+  assert.match(metrics, /^# TYPE koa_session_cluster_bytes_sent_total counter$/m);
+
+  // maxAge 1.5 s: both copies drop the session by themselves.
+  await waitFor('both copies to expire', async () => {
+    const c = await copies(members);
+    return c.primary === 0 && c.backup === 0;
+  });
+  assert.deepEqual((await request(jar, 'GET', `${m2.url}/get`)).body.session, {});
+});

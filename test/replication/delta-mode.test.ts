@@ -103,3 +103,18 @@ test('delta mode: a paused member that missed writes serves the newest version w
     assert.equal(s.sessions.primary + s.sessions.backup, 1, `${m.route} holds the session once`);
   }
 });
+
+test('delta mode, ack sync: a member frozen mid-write does not hang the request; the failure verdict releases it', async (t) => {
+  const { members } = await startAppCluster(t, 3, { mode: 'delta' });
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+  const jar = new CookieJar();
+  await request(jar, 'POST', `${m1.url}/set`, { v: 1 });
+  m3.proc.kill('SIGSTOP');
+  // The ack timeout (5 s) is longer than dropTime plus the direct check: only the verdict can release it.
+  const res = await request(jar, 'POST', `${m1.url}/set`, { v: 2 }, 15_000);
+  assert.equal(res.status, 200);
+  assert.deepEqual((await request(jar, 'GET', `${m2.url}/get`)).body.session, { v: 2 });
+  const s = await status(m1);
+  assert.equal(s.members.length, 2, 'the frozen member was removed');
+  m3.proc.kill('SIGCONT');
+});
