@@ -199,7 +199,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       if (mc === undefined) this.#tcpHeartbeat = setInterval(() => this.#pingMembers(), this.#frequency);
       this.#state = 'started';
       this.#membershipLog.info(
-        { route: this.#self.route, id: shortId(this.#self.id), host: this.#self.host, port: this.#self.port },
+        { id: shortId(this.#self.id), host: this.#self.host, port: this.#self.port },
         'cluster channel started',
       );
     } catch (err) {
@@ -263,7 +263,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     await Promise.allSettled(leaves);
     await this.#shutdown();
     this.#state = 'stopped';
-    this.#membershipLog.info({ route: this.#self.route, id: shortId(this.#self.id) }, 'cluster channel stopped');
+    this.#membershipLog.info({ id: shortId(this.#self.id) }, 'cluster channel stopped');
   }
 
   async #shutdown(): Promise<void> {
@@ -303,10 +303,10 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     });
     c.on('ready', (remote) => this.#fd.reachable(remote));
     c.on('down', (remote, err) => {
-      this.#transportLog.debug({ peer: c.address, route: remote.route, err: err?.message }, 'connection to peer lost');
+      this.#transportLog.debug({ address: c.address, peer: remote.route, err: err?.message }, 'connection to peer lost');
       this.#fd.connectionLost(remote.id);
     });
-    c.on('attempt-failed', (err) => this.#transportLog.debug({ peer: c.address, err: err?.message }, 'could not connect to peer'));
+    c.on('attempt-failed', (err) => this.#transportLog.debug({ address: c.address, err: err?.message }, 'could not connect to peer'));
     return c;
   }
 

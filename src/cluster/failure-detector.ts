@@ -86,7 +86,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     if (this.#stopped || member.id === this.#opts.self.id) return;
     const now = this.#opts.now();
     if (member.route === this.#opts.self.route) {
-      this.#warnOnce(`route:${member.id}`, { route: member.route, id: shortId(member.id), address }, 'another member uses this member\'s route; ignoring it: routes must be unique');
+      this.#warnOnce(`route:${member.id}`, { peer: member.route, id: shortId(member.id), address }, 'another member uses this member\'s route; ignoring it: routes must be unique');
       return;
     }
     const leftUntil = this.#left.get(member.id);
@@ -100,7 +100,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     if (other !== undefined) {
       const newer = member.startTime > other.info.startTime || (member.startTime === other.info.startTime && member.id > other.info.id);
       if (!newer) {
-        this.#warnOnce(`stale:${member.id}`, { route: member.route, id: shortId(member.id), current: shortId(other.info.id) }, 'ignoring an older member claiming a route in use');
+        this.#warnOnce(`stale:${member.id}`, { peer: member.route, id: shortId(member.id), current: shortId(other.info.id) }, 'ignoring an older member claiming a route in use');
         return;
       }
       // The route restarted: its old incarnation is gone even if we never saw it fail.
@@ -118,7 +118,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     r.state = 'alive';
     r.lastHeard = this.#opts.now();
     this.#opts.metrics.membersAdded += 1;
-    this.#opts.logger.info({ route: r.info.route, id: shortId(r.info.id), address: r.address }, 'member joined');
+    this.#opts.logger.info({ peer: r.info.route, id: shortId(r.info.id), address: r.address }, 'member joined');
     this.emit('member-added', r.info);
   }
 
@@ -159,7 +159,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
   #suspect(r: MemberRecord, why: string): void {
     r.state = 'suspect';
     this.#opts.metrics.membersSuspected += 1;
-    this.#opts.logger.warn({ route: r.info.route, id: shortId(r.info.id), why }, 'member suspected; checking it directly');
+    this.#opts.logger.warn({ peer: r.info.route, id: shortId(r.info.id), why }, 'member suspected; checking it directly');
     this.emit('member-suspected', r.info);
     const started = this.#opts.now();
     void this.#opts.probe(r.info, r.address, this.#opts.checkTimeoutMs).then(
@@ -174,7 +174,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     if (ok) {
       r.state = 'alive';
       r.lastHeard = this.#opts.now();
-      this.#opts.logger.info({ route: r.info.route, id: shortId(r.info.id), checkMs: ms }, 'member answered the direct check; suspicion cleared');
+      this.#opts.logger.info({ peer: r.info.route, id: shortId(r.info.id), checkMs: ms }, 'member answered the direct check; suspicion cleared');
     } else {
       this.#remove(r, 'failed', ms);
     }
@@ -185,7 +185,7 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     this.emit('released', r);
     if (r.state === 'joining') return;
     this.#opts.metrics.membersRemoved += 1;
-    const fields = { route: r.info.route, id: shortId(r.info.id), reason, checkMs };
+    const fields = { peer: r.info.route, id: shortId(r.info.id), reason, checkMs };
     if (reason === 'left') this.#opts.logger.info(fields, 'member left');
     else this.#opts.logger.warn(fields, 'member failed and was removed');
     this.emit('member-removed', r.info, reason);

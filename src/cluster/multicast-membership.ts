@@ -143,7 +143,7 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     this.#newest.set(hb.member.id, hb.timestamp);
     if (now - this.#lastPrune > o.dropTime) this.#prune(now);
     if (hb.kind === 'leave') {
-      o.logger.debug({ route: hb.member.route, id: shortId(hb.member.id) }, 'leave heartbeat');
+      o.logger.debug({ peer: hb.member.route, id: shortId(hb.member.id) }, 'leave heartbeat');
       this.emit('leave', hb.member);
     } else {
       this.emit('alive', hb.member, from);

@@ -305,7 +305,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       const suppressed = this.#opts.rejectLog.allow(`connect ${this.address}`);
       if (suppressed !== false) {
         this.#opts.logger.warn(
-          { peer: this.address, err: err?.message, suppressed },
+          { address: this.address, err: err?.message, suppressed },
           'cannot connect to a peer: unreachable, or it refused our handshake (another secret, encrypt setting or cluster name?)',
         );
       }

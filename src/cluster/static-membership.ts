@@ -77,7 +77,7 @@ export class StaticMembership {
       this.#opts.pool.release(address, STATIC_HOLDER);
       return;
     }
-    this.#opts.logger.debug({ address, route: member.route, id: shortId(member.id) }, 'static peer answered');
+    this.#opts.logger.debug({ address, peer: member.route, id: shortId(member.id) }, 'static peer answered');
     this.#opts.onMember(member, address);
   }
 }

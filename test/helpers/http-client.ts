@@ -25,6 +25,13 @@ export class CookieJar {
   get(name: string): string | undefined {
     return this.cookies.get(name);
   }
+
+  /** Another browser tab's view: the same cookies, from now on kept apart. */
+  copy(): CookieJar {
+    const jar = new CookieJar();
+    for (const [k, v] of this.cookies) jar.cookies.set(k, v);
+    return jar;
+  }
 }
 
 export interface JsonResponse {

@@ -67,16 +67,14 @@ test('Dates round-trip, logout is replicated, and malformed or forged cookies me
   assert.equal(read.body.session.when, '2024-09-04T10:00:00.000Z');
 
   // A copy of the cookie (a second tab) finds nothing on either member after the logout.
-  const stale = new CookieJar();
-  for (const [k, v] of jar.cookies) stale.cookies.set(k, v);
+  const stale = jar.copy();
   const out = await request(jar, 'POST', `${m2.url}/logout`);
   assert.equal(out.status, 200);
   assert.equal(jar.get('koa.sess'), undefined, 'the logout clears the cookie');
   for (const m of [m2, m1]) {
     const res = await request(new CookieJar(), 'GET', `${m.url}/get`);
     assert.deepEqual(res.body.session, {});
-    const copy = new CookieJar();
-    for (const [k, v] of stale.cookies) copy.cookies.set(k, v);
+    const copy = stale.copy();
     assert.deepEqual((await request(copy, 'GET', `${m.url}/get`)).body.session, {}, `${m.route} forgot the session`);
   }
   const again = new CookieJar();
@@ -224,8 +222,7 @@ test('concurrent takeovers of one session by two members resolve to one owner, d
   const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
   const jar = new CookieJar();
   await request(jar, 'POST', `${m1.url}/set`, { v: 'one' });
-  const jar2 = new CookieJar();
-  for (const [k, v] of jar.cookies) jar2.cookies.set(k, v);
+  const jar2 = jar.copy();
   const [a, b] = await Promise.all([request(jar, 'GET', `${m2.url}/get`), request(jar2, 'GET', `${m3.url}/get`)]);
   assert.equal(a.status, 200);
   assert.equal(b.status, 200);
@@ -243,8 +240,7 @@ test('a paused primary that was taken over serves the newest version when it wak
   const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
   const jar = new CookieJar();
   await request(jar, 'POST', `${m1.url}/set`, { v: 1 });
-  const oldCookie = new CookieJar();
-  for (const [k, v] of jar.cookies) oldCookie.cookies.set(k, v);
+  const oldCookie = jar.copy();
 
   m1.proc.kill('SIGSTOP');
   await waitForMembership([m2, m3], 2);

@@ -89,8 +89,7 @@ test('delta mode: a paused member that missed writes serves the newest version w
   const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
   const jar = new CookieJar();
   await request(jar, 'POST', `${m1.url}/set`, { v: 1 });
-  const oldCookie = new CookieJar();
-  for (const [k, v] of jar.cookies) oldCookie.cookies.set(k, v);
+  const oldCookie = jar.copy();
   m1.proc.kill('SIGSTOP');
   await waitForMembership([m2, m3], 2);
   assert.equal((await request(jar, 'POST', `${m2.url}/set`, { v: 2 })).status, 200);
