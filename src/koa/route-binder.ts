@@ -50,10 +50,18 @@ export function createRouteBinder(manager: Replicator, route: string, logger: Lo
   const signed = options.signed ?? true;
   const log = logger.child({ component: 'route-binder' });
   return async function routeBinder(ctx: Context, next: Next): Promise<void> {
-    const value = ctx.cookies.get(key, { signed });
+    // The common case, a session this member serves, costs no signature check here: koa-session
+    // checks it right after. Only a takeover (which moves data) needs the signature checked first.
+    const raw = ctx.cookies.get(key, { signed: false });
+    const unverified = parseSessionId(raw);
+    if (unverified === undefined || (unverified.route === route && manager.isPrimary(unverified.base))) {
+      await next();
+      return;
+    }
+    const value = signed ? ctx.cookies.get(key, { signed: true }) : raw;
     const id = parseSessionId(value);
     // Malformed, unsigned or unknown ids are koa-session's "no session": never an error page.
-    if (value === undefined || id === undefined || (id.route === route && manager.isPrimary(id.base))) {
+    if (value === undefined || id === undefined) {
       await next();
       return;
     }

@@ -54,8 +54,15 @@ export class BackupManager extends Replicator {
   }
 
   protected copyHolders(e: SessionEntry): MemberInfo[] {
-    const m = e.backup === undefined ? undefined : this.memberByRoute(e.backup);
-    return m === undefined ? [] : [m];
+    // The acknowledged backup, and where the ring puts it now: with ack 'async' a removal can come
+    // before the first copy's acknowledgement.
+    const routes = new Set([e.backup, backupFor(e.base, this.route, this.liveRoutes())]);
+    const holders: MemberInfo[] = [];
+    for (const r of routes) {
+      const m = r === undefined ? undefined : this.memberByRoute(r);
+      if (m !== undefined) holders.push(m);
+    }
+    return holders;
   }
 
   protected async replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {

@@ -290,22 +290,38 @@ export abstract class Replicator {
    * decoding later (at a takeover) may happen after the writer died.
    */
   protected async learnSchemas(entries: readonly EncodedEntry[], from: MemberInfo): Promise<void> {
-    for (const { value } of entries) {
-      const fp = this.codec.fingerprintOf(value);
-      if (fp === undefined || this.#knownFingerprints.has(fp)) continue;
+    for (const fp of this.#unknownSchemas(entries)) {
       if (this.codec.schemaFor(fp) === undefined) await this.fetchSchema(fp, from);
       this.#knownFingerprints.add(fp);
     }
   }
 
-  async #onDelta(from: MemberInfo, m: SessionDeltaMessage): Promise<Buffer> {
-    await this.learnSchemas(m.set, from);
-    return messages.applyReply.encode(this.applyIncomingDelta(m, from));
+  /** Writer fingerprints in `entries` not yet known here (usually none: checked without awaiting). */
+  #unknownSchemas(entries: readonly EncodedEntry[]): string[] {
+    const unknown: string[] = [];
+    for (const { value } of entries) {
+      const fp = this.codec.fingerprintOf(value);
+      if (fp !== undefined && !this.#knownFingerprints.has(fp)) unknown.push(fp);
+    }
+    return unknown;
   }
 
-  async #onCopy(from: MemberInfo, c: SessionCopy): Promise<Buffer> {
-    await this.learnSchemas(c.entries, from);
-    return messages.applyReply.encode(this.applyIncomingCopy(c));
+  /**
+   * Runs `apply` at once when every schema is known. Messages from one owner arrive in order on one
+   * connection; applying them without a pause keeps that order (a copy and the removal after it must
+   * not swap places). Only a message that needs a schema fetch waits.
+   */
+  #afterSchemas(entries: readonly EncodedEntry[], from: MemberInfo, apply: () => ApplyReply): Buffer | Promise<Buffer> {
+    if (this.#unknownSchemas(entries).length === 0) return messages.applyReply.encode(apply());
+    return this.learnSchemas(entries, from).then(() => messages.applyReply.encode(apply()));
+  }
+
+  #onDelta(from: MemberInfo, m: SessionDeltaMessage): Buffer | Promise<Buffer> {
+    return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
+  }
+
+  #onCopy(from: MemberInfo, c: SessionCopy): Buffer | Promise<Buffer> {
+    return this.#afterSchemas(c.entries, from, () => this.applyIncomingCopy(c));
   }
 
   /** Applies a write from the owner; delta mode overrides this to queue during a state transfer. */
