@@ -10,6 +10,7 @@
  *   --only a,b              sections: throughput, bytes, codec, failover, transfer, memory
  *   --profile               app processes run with --cpu-prof; top self-time functions are printed
  *                           (results.json and README.md are not rewritten: the profiler skews figures)
+ *   --report                only rewrite README.md's tables from results.json (no measuring)
  *   --no-schema             cluster variants without the bench's Avro sessionSchema
  *   --connections N         autocannon connections in the throughput phases (default 32)
  *   --variants a,b          throughput only for some of memory, redis, backup, delta (others kept
@@ -69,6 +70,7 @@ const { values: args } = parseArgs({
     'no-schema': { type: 'boolean', default: false },
     connections: { type: 'string' },
     variants: { type: 'string' },
+    report: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -270,10 +272,11 @@ async function throughput(): Promise<Record<string, unknown>> {
         write: strip(write),
         read: strip(read),
         measuredAt: new Date().toISOString(),
+        quick,
       };
     });
   }
-  return { command: commandFor('throughput'), ...out };
+  return { ...out, command: commandFor('throughput') };
 }
 
 async function bytesPerWrite(): Promise<Record<string, unknown>> {
@@ -541,6 +544,12 @@ function ratios(s: Results['sections']): Record<string, number | null> {
 }
 
 async function main(): Promise<void> {
+  if (args.report === true) {
+    const results = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+    writeFileSync(README, renderReadme(existsSync(README) ? readFileSync(README, 'utf8') : undefined, results));
+    log(`rewrote the tables of ${README} from ${RESULTS}`);
+    return;
+  }
   installCleanup();
   mkdirSync(WORK_DIR, { recursive: true });
   if (args.profile === true) {
@@ -578,7 +587,7 @@ async function main(): Promise<void> {
     writeFileSync(README, renderReadme(existsSync(README) ? readFileSync(README, 'utf8') : undefined, results));
     log(`wrote ${RESULTS} and the tables of ${README} in ${durationSeconds} s`);
   } else log(`profiled run (figures skewed by the profiler): results.json and README.md left as they were`);
-  log(`ratios: ${JSON.stringify(results.ratios)}`);
+  if (profiling.dir === undefined) log(`ratios: ${JSON.stringify(results.ratios)}`);
   if (profiling.dir !== undefined) {
     const text = summarizeDir(profiling.dir, profiling.names, windows).map(formatSummary).join('\n\n');
     writeFileSync(join(WORK_DIR, 'profile-summary.txt'), text + '\n');

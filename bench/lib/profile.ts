@@ -31,7 +31,7 @@ export interface ProfileSummary {
   file: string;
   totalMs: number;
   /** Top functions by self time (idle excluded from the percentages). */
-  top: { fn: string; where: string; selfMs: number; pct: number }[];
+  top: { fn: string; where: string; selfMs: number; pct: number; via: string }[];
   /** Self time by origin: `src/...` folders, `npm:<package>`, `node:internals`, `(gc)`, `(program)`. */
   byOrigin: { origin: string; selfMs: number; pct: number }[];
 }
@@ -66,7 +66,19 @@ export function summarize(file: string, topN = 25, window?: ProfileWindow): Prof
     if (window !== undefined && (t < window.startUs || t > window.endUs)) continue;
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   }
-  const fns = new Map<string, { fn: string; where: string; us: number }>();
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** The callers of a node, nearest first, as `fn (file)`. */
+  const stackOf = (id: number, depth: number): string => {
+    const out: string[] = [];
+    for (let p = parent.get(id); p !== undefined && out.length < depth; p = parent.get(p)) {
+      const cf = byId.get(p)!.callFrame;
+      if (cf.functionName === '(root)') break;
+      out.push(`${cf.functionName === '' ? '(anonymous)' : cf.functionName} (${shortWhere(cf.url, cf.lineNumber).replace(/:\d+$/, '')})`);
+    }
+    return out.join(' < ');
+  };
+  const fns = new Map<string, { fn: string; where: string; us: number; stacks: Map<string, number> }>();
   const origins = new Map<string, number>();
   let busyUs = 0;
   for (const [id, us] of selfUs) {
@@ -75,8 +87,10 @@ export function summarize(file: string, topN = 25, window?: ProfileWindow): Prof
     busyUs += us;
     const fn = functionName === '' ? '(anonymous)' : functionName;
     const key = `${fn}@${url}:${lineNumber}`;
-    const e = fns.get(key) ?? { fn, where: shortWhere(url, lineNumber), us: 0 };
+    const e = fns.get(key) ?? { fn, where: shortWhere(url, lineNumber), us: 0, stacks: new Map<string, number>() };
     e.us += us;
+    const stack = stackOf(id, 5);
+    e.stacks.set(stack, (e.stacks.get(stack) ?? 0) + us);
     fns.set(key, e);
     const origin = originOf(url, fn);
     origins.set(origin, (origins.get(origin) ?? 0) + us);
@@ -88,7 +102,14 @@ export function summarize(file: string, topN = 25, window?: ProfileWindow): Prof
     top: [...fns.values()]
       .sort((a, b) => b.us - a.us)
       .slice(0, topN)
-      .map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.us / 1000), pct: pct(e.us) })),
+      .map((e) => ({
+        fn: e.fn,
+        where: e.where,
+        selfMs: Math.round(e.us / 1000),
+        pct: pct(e.us),
+        // The heaviest call path into it: tells a syscall or a crypto call by who made it.
+        via: [...e.stacks].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
+      })),
     byOrigin: [...origins]
       .sort((a, b) => b[1] - a[1])
       .map(([origin, us]) => ({ origin, selfMs: Math.round(us / 1000), pct: pct(us) })),
@@ -123,6 +144,9 @@ export function formatSummary(s: ProfileSummary): string {
   const lines = [`${s.file}: ${s.totalMs} ms busy`, '  by origin:'];
   for (const o of s.byOrigin.slice(0, 15)) lines.push(`    ${String(o.pct).padStart(5)}%  ${o.origin}`);
   lines.push('  top self time:');
-  for (const t of s.top) lines.push(`    ${String(t.pct).padStart(5)}%  ${t.fn}  ${t.where}`);
+  for (const t of s.top) {
+    lines.push(`    ${String(t.pct).padStart(5)}%  ${t.fn}  ${t.where}`);
+    if (t.pct >= 2 && t.via !== '') lines.push(`            via ${t.via}`);
+  }
   return lines.join('\n');
 }
