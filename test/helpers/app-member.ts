@@ -46,6 +46,7 @@ const cluster = createSessionCluster({
   mode: (env.MODE ?? 'backup') as 'backup' | 'delta',
   ack: (env.ACK ?? 'sync') as 'sync' | 'async',
   secret: env.CLUSTER_SECRET ?? 'test-secret-0123456789',
+  encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
   receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },

@@ -7,13 +7,13 @@ import { CookieJar, request } from '../helpers/http-client.js';
 import { clusterConfig, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
 import { freePort } from '../helpers/ports.js';
 
-test('static membership: log in on one member, read on another, SIGKILL it, read on a third', async (t) => {
+test('static membership with encrypted frames: log in on one member, read on another, SIGKILL it, read on a third', async (t) => {
   const ports = [await freePort(), await freePort(), await freePort()];
   const list = ports.map((p) => `127.0.0.1:${p}`).join(',');
   const base = await clusterConfig();
   const members: AppMember[] = await Promise.all(
     ports.map((p, i) =>
-      startAppMember(t, `node${i + 1}`, { ...base, env: { ...base.env, STATIC_MEMBERS: list, RECEIVER_PORT: String(p) } }),
+      startAppMember(t, `node${i + 1}`, { ...base, env: { ...base.env, STATIC_MEMBERS: list, RECEIVER_PORT: String(p), ENCRYPT: '1' } }),
     ),
   );
   await waitForMembership(members, 3);
