@@ -142,6 +142,8 @@ export const optionsSchema = z
     maxFrameBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
     ackTimeout: positiveMs('the acknowledgement timeout', 5000),
     stateTransferTimeout: positiveMs('the state transfer timeout', 60_000),
+    /** Sessions per page of a delta-mode state transfer. */
+    stateTransferBatch: z.number().int().min(1).max(5000).default(500),
     /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
     reprotectRate: z.number().int().positive().default(2000),
   })

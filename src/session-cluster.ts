@@ -80,6 +80,7 @@ export class SessionCluster {
       maxSessionBytes: options.maxSessionBytes,
       reprotectRate: options.reprotectRate,
       stateTransferTimeout: options.stateTransferTimeout,
+      stateTransferBatch: options.stateTransferBatch,
       dropTime: options.membership.multicast?.dropTime ?? options.membership.dropTime,
       logger: this.#logger,
     };

@@ -79,6 +79,12 @@ export class BackupManager extends Replicator {
 
   async #replicateTo(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
+      if (attempt > 0 && this.options.ack === 'async') {
+        // Without the lock (async acks), a removal or a newer write may have come meanwhile: resending
+        // this copy after the removal reached the backup would bring the session back there.
+        const current = this.table.get(e.base);
+        if (current === undefined || current.version > next.version) return;
+      }
       const target = this.#backupTarget(e.base);
       if (target === undefined) {
         if (!this.#warnedAlone) {

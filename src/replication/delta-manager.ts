@@ -12,7 +12,6 @@ import { MSG, Replicator, type ReplicatorOptions } from './replicator.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
-const PAGE_SIZE = 500;
 const SNAPSHOT_TTL_MS = 120_000;
 const ADVISE_BACKUP_FROM = 4;
 
@@ -160,7 +159,6 @@ export class DeltaManager extends Replicator {
   async #transfer(): Promise<void> {
     this.#queued = [];
     const tried = new Set<string>();
-    const deadline = Date.now() + this.options.stateTransferTimeout;
     try {
       for (;;) {
         const source = this.channel
@@ -177,7 +175,8 @@ export class DeltaManager extends Replicator {
         }
         tried.add(source.id);
         try {
-          await this.#transferFrom(source, deadline);
+          // Each source gets the whole stateTransferTimeout.
+          await this.#transferFrom(source, Date.now() + this.options.stateTransferTimeout);
           return;
         } catch (err) {
           this.log.error(
@@ -202,6 +201,7 @@ export class DeltaManager extends Replicator {
   async #transferFrom(source: MemberInfo, deadline: number): Promise<void> {
     const transfer = randomUUID();
     const started = Date.now();
+    this.log.info({ from: source.route }, 'state transfer started');
     let offset = 0;
     let sessions = 0;
     let bytes = 0;
@@ -211,7 +211,7 @@ export class DeltaManager extends Replicator {
       const raw = await this.channel.request(
         source.id,
         MSG.statePage,
-        messages.statePage.encode({ transfer, offset, limit: PAGE_SIZE }),
+        messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch }),
         { timeoutMs: Math.min(left, this.options.ackTimeout * 4) },
       );
       bytes += raw.length;

@@ -30,6 +30,8 @@ export interface ReplicatorOptions {
   maxSessionBytes: number;
   reprotectRate: number;
   stateTransferTimeout: number;
+  /** Sessions per page of a state transfer (delta mode). */
+  stateTransferBatch: number;
   /** Membership's drop time: a pause of this process longer than it may have got us evicted. */
   dropTime: number;
   logger: Logger;

@@ -53,6 +53,7 @@ const cluster = createSessionCluster({
   types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),
+  stateTransferBatch: Number(env.STATE_TRANSFER_BATCH ?? 500),
   // SESSION_SCHEMA=v1|v2: one of the two versions of the app's session schema (session-schemas.ts).
   sessionSchema: sessionSchemaFor(env.SESSION_SCHEMA),
   logger,

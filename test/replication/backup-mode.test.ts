@@ -269,9 +269,13 @@ test('regenerate replaces the id everywhere; ack async still replicates, without
   assert.equal(regen.status, 200);
   assert.notEqual(jar.get('koa.sess'), before, 'a new id');
   assert.deepEqual(regen.body.session, { keep: 'me', regenerated: true }, 'koa-session keeps the data under the new id');
+  let last = {};
   await waitFor('the old id to be gone from the backup and the new one replicated', async () => {
     const c = await copies(members);
+    last = { c, m1: (await status(m1)).sessions, m2: (await status(m2)).sessions };
     return c.primary === 1 && c.backup === 1;
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}; last seen ${JSON.stringify(last)}; node1 log:\n${m1.proc.lines.slice(-20).join('\n')}`);
   });
   const read = await request(jar, 'GET', `${m2.url}/get`);
   assert.deepEqual(read.body.session, { keep: 'me', regenerated: true });

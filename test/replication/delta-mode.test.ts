@@ -117,3 +117,26 @@ test('delta mode, ack sync: a member frozen mid-write does not hang the request;
   assert.equal(s.members.length, 2, 'the frozen member was removed');
   m3.proc.kill('SIGCONT');
 });
+
+test('delta mode: a state transfer whose source freezes mid-way is retried from another member, and nothing is missed', async (t) => {
+  const { members, config } = await startAppCluster(t, 3, { mode: 'delta', env: { STATE_TRANSFER_BATCH: '5' } });
+  const users = Array.from({ length: 600 }, (_, i) => ({ jar: new CookieJar(), n: i }));
+  for (let i = 0; i < users.length; i += 50) {
+    await Promise.all(users.slice(i, i + 50).map((u) => request(u.jar, 'POST', `${members[u.n % 3].url}/set`, { n: u.n })));
+  }
+  const joiner = await startAppMember(t, 'node4', config);
+  const line = await joiner.proc.waitForLine(/state transfer started/, 20_000);
+  const source = members.find((m) => line.includes(`"from":"${m.route}"`))!;
+  source.proc.kill('SIGSTOP'); // mid-transfer: its pages stop; the failure verdict releases the joiner
+  await joiner.proc.waitForLine(/state transfer from node\d failed; retrying from another member/, 20_000);
+  await joiner.proc.waitForLine(/state transfer done/, 20_000);
+  const done = joiner.proc.lines.find((l) => l.includes('state transfer done'))!;
+  assert.ok(!done.includes(`"from":"${source.route}"`), 'the transfer finished from another member');
+  const s = await status(joiner);
+  assert.equal(s.sessions.primary + s.sessions.backup, 600, 'the joiner holds every session');
+  for (const u of users.filter((x) => x.n % 37 === 0)) {
+    const res = await request(u.jar, 'GET', `${joiner.url}/get`);
+    assert.deepEqual(res.body.session, { n: u.n });
+  }
+  source.proc.kill('SIGCONT');
+});
