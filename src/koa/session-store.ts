@@ -2,7 +2,6 @@
  * The koa-session external store (`store` option): get, set and destroy by session id. It remembers
  * what each request read, so that a write replicates only the keys that request changed.
  */
-import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
 import { parseSessionId, shortId } from '../replication/session-id.js';
@@ -110,4 +109,3 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
   };
 }
 
-export type { Context };

@@ -4,7 +4,7 @@
  * can compute where a copy lives, so no location broadcast is needed for new sessions.
  */
 import type { MemberInfo } from '../cluster/types.js';
-import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
+import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, StaleOwnerError } from '../errors.js';
 import { backupFor, owners } from '../ring/index.js';
 import { MSG, Replicator, type ReplicatorOptions } from './replicator.js';
@@ -154,63 +154,62 @@ export class BackupManager extends Replicator {
     });
   }
 
+  /** Asks every live member whether it holds `base`; holders first the primary, then the newest. */
+  async #locate(base: string): Promise<{ m: MemberInfo; r: LocateReply }[]> {
+    const located = await Promise.allSettled(
+      this.channel.members().map(async (m) => ({
+        m,
+        r: messages.locateReply.decode(
+          await this.channel.request(m.id, MSG.locate, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
+        ),
+      })),
+    );
+    return located
+      .filter((x): x is PromiseFulfilledResult<{ m: MemberInfo; r: LocateReply }> => x.status === 'fulfilled')
+      .map((x) => x.value)
+      .filter((x) => x.r.found)
+      .sort((a, b) => Number(b.r.primary) - Number(a.r.primary) || b.r.epoch - a.r.epoch || b.r.version - a.r.version);
+  }
+
   protected async takeOver(base: string): Promise<boolean> {
-    {
-      let e = this.table.get(base);
-      if (this.isPrimary(base)) return true;
-      let copy: SessionCopy | undefined;
-      let source: MemberInfo | undefined;
-      // Ask everyone who holds it: the primary, if alive, has the newest version.
-      const peers = this.channel.members();
-      const located = await Promise.allSettled(
-        peers.map(async (m) => ({
-          m,
-          r: messages.locateReply.decode(
-            await this.channel.request(m.id, MSG.locate, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
-          ),
-        })),
-      );
-      const found = located
-        .filter((x): x is PromiseFulfilledResult<{ m: MemberInfo; r: ReturnType<typeof messages.locateReply.decode> }> => x.status === 'fulfilled')
-        .map((x) => x.value)
-        .filter((x) => x.r.found)
-        .sort((a, b) => Number(b.r.primary) - Number(a.r.primary) || b.r.epoch - a.r.epoch || b.r.version - a.r.version);
-      e = this.table.get(base);
-      const best = found[0];
-      if (e !== undefined && e.role === 'primary' && e.owner === this.route && (best === undefined || best.r.epoch <= e.epoch)) {
-        // Checked after a possible cut-off: nobody took it over meanwhile, so it is still ours.
-        e.unverified = false;
-        return true;
-      }
-      if (best !== undefined && (e === undefined || best.r.epoch > e.epoch || (best.r.epoch === e.epoch && best.r.version >= e.version))) {
-        const reply = messages.takeReply.decode(
-          await this.channel.request(best.m.id, MSG.take, messages.take.encode({ base, newOwner: this.route }), {
-            timeoutMs: this.options.ackTimeout,
-          }),
-        );
-        if (reply.copy !== null) {
-          copy = reply.copy;
-          source = best.m;
-        }
-      }
-      if (copy === undefined && e !== undefined) copy = toCopy(e);
-      if (copy === undefined) return false;
-      if (source !== undefined) await this.learnSchemas(copy.entries, source);
-      const tomb = this.table.tombstone(base);
-      const epoch = Math.max(copy.epoch, e?.epoch ?? 0, tomb?.epoch ?? 0) + 1;
-      const mine = this.installAsPrimary(copy, epoch);
-      this.log.info({ session: shortId(base), from: source?.route ?? 'local copy', epoch }, 'took over session');
-      // The newest version must be on a backup before the request goes on.
-      await this.#protectEntry(mine);
-      // Everyone else drops what they hold of it (the old primary did already).
-      const drop = messages.remove.encode({ base, owner: this.route, epoch });
-      for (const m of this.channel.members()) {
-        if (m.route === mine.backup) continue;
-        if (!found.some((x) => x.m.id === m.id)) continue;
-        this.requestApply(m, MSG.remove, drop).catch(() => undefined);
-      }
+    if (this.isPrimary(base)) return true;
+    // Ask everyone who holds it: the primary, if alive, has the newest version.
+    const found = await this.#locate(base);
+    const e = this.table.get(base);
+    const best = found[0];
+    if (e !== undefined && e.role === 'primary' && e.owner === this.route && (best === undefined || best.r.epoch <= e.epoch)) {
+      // Checked after a possible cut-off: nobody took it over meanwhile, so it is still ours.
+      e.unverified = false;
       return true;
     }
+    let copy: SessionCopy | undefined;
+    let source: MemberInfo | undefined;
+    if (best !== undefined && (e === undefined || best.r.epoch > e.epoch || (best.r.epoch === e.epoch && best.r.version >= e.version))) {
+      const reply = messages.takeReply.decode(
+        await this.channel.request(best.m.id, MSG.take, messages.take.encode({ base, newOwner: this.route }), {
+          timeoutMs: this.options.ackTimeout,
+        }),
+      );
+      if (reply.copy !== null) {
+        copy = reply.copy;
+        source = best.m;
+      }
+    }
+    if (copy === undefined && e !== undefined) copy = toCopy(e); // the copy held here is the newest
+    if (copy === undefined) return false;
+    if (source !== undefined) await this.learnSchemas(copy.entries, source);
+    const tomb = this.table.tombstone(base);
+    const epoch = Math.max(copy.epoch, e?.epoch ?? 0, tomb?.epoch ?? 0) + 1;
+    const mine = this.installAsPrimary(copy, epoch);
+    this.log.info({ session: shortId(base), from: source?.route ?? 'local copy', epoch }, 'took over session');
+    // The newest version must be on a backup before the request goes on.
+    await this.#protectEntry(mine);
+    // Every other holder drops what it has of it (the old primary did already).
+    const drop = messages.remove.encode({ base, owner: this.route, epoch });
+    for (const { m } of found) {
+      if (m.route !== mine.backup) this.requestApply(m, MSG.remove, drop).catch(() => undefined);
+    }
+    return true;
   }
 
   /** Sends the whole entry to its ring backup, if it has none there yet. */

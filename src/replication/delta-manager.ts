@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
 import { StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, toCopy } from './copies.js';
+import { applyCopy, applyDelta, maxAgeToWire, toCopy } from './copies.js';
 import { MSG, Replicator, type ReplicatorOptions } from './replicator.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
@@ -90,7 +90,7 @@ export class DeltaManager extends Replicator {
       version: mine.version,
       baseVersion: mine.version,
       expire: mine.expire,
-      maxAge: mine.maxAge === 'session' ? -1 : mine.maxAge,
+      maxAge: maxAgeToWire(mine.maxAge),
       set: [],
       removed: [],
     };
