@@ -71,6 +71,8 @@ export interface TakeMessage {
 
 export interface TakeReply {
   copy: SessionCopy | null;
+  /** With no copy: the route the session was just handed to, if this member knows it. */
+  movedTo: string | null;
 }
 
 export interface SchemaRequest {
@@ -173,7 +175,10 @@ export const messages = {
   takeReply: defineMessage<TakeReply>({
     type: 'record',
     name: 'TakeReply',
-    fields: [{ name: 'copy', type: ['null', copySchema] }],
+    fields: [
+      { name: 'copy', type: ['null', copySchema] },
+      { name: 'movedTo', type: ['null', 'string'], default: null },
+    ],
   }),
   schema: defineMessage<SchemaRequest>({
     type: 'record',

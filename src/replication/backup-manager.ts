@@ -140,7 +140,11 @@ export class BackupManager extends Replicator {
   async #onTake(from: MemberInfo, base: string): Promise<Buffer> {
     return this.locks.run(base, () => {
       const e = this.table.get(base);
-      if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null }));
+      if (e === undefined) {
+        // Just handed to someone else? Say to whom, so the asker goes there instead of looking again.
+        const moved = this.table.tombstone(base);
+        return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: moved?.owner || null }));
+      }
       const copy = toCopy(e);
       if (e.role === 'primary') {
         this.table.delete(base, e.epoch + 1, from.route);
@@ -150,7 +154,7 @@ export class BackupManager extends Replicator {
         e.epoch += 1;
         e.owner = from.route;
       }
-      return Promise.resolve(messages.takeReply.encode({ copy }));
+      return Promise.resolve(messages.takeReply.encode({ copy, movedTo: null }));
     });
   }
 
@@ -173,28 +177,44 @@ export class BackupManager extends Replicator {
 
   protected async takeOver(base: string): Promise<boolean> {
     if (this.isPrimary(base)) return true;
-    // Ask everyone who holds it: the primary, if alive, has the newest version.
-    const found = await this.#locate(base);
-    const e = this.table.get(base);
-    const best = found[0];
-    if (e !== undefined && e.role === 'primary' && e.owner === this.route && (best === undefined || best.r.epoch <= e.epoch)) {
-      // Checked after a possible cut-off: nobody took it over meanwhile, so it is still ours.
-      e.unverified = false;
-      return true;
-    }
+    let e: SessionEntry | undefined;
     let copy: SessionCopy | undefined;
     let source: MemberInfo | undefined;
-    if (best !== undefined && (e === undefined || best.r.epoch > e.epoch || (best.r.epoch === e.epoch && best.r.version >= e.version))) {
+    // A holder that answers the take with nothing let the session go a moment ago (a concurrent
+    // takeover by another member): go where it says, or locate it again, rather than fall back on an
+    // older copy.
+    let hint: MemberInfo | undefined;
+    for (let attempt = 0; attempt < 4 && copy === undefined; attempt++) {
+      let holder = hint;
+      hint = undefined;
+      if (holder === undefined) {
+        // Ask everyone who holds it: the primary, if alive, has the newest version.
+        const found = await this.#locate(base);
+        e = this.table.get(base);
+        const best = found[0];
+        if (e !== undefined && e.role === 'primary' && e.owner === this.route && (best === undefined || best.r.epoch <= e.epoch)) {
+          // Checked after a possible cut-off: nobody took it over meanwhile, so it is still ours.
+          e.unverified = false;
+          return true;
+        }
+        const newer =
+          best !== undefined && (e === undefined || best.r.epoch > e.epoch || (best.r.epoch === e.epoch && best.r.version >= e.version));
+        if (!newer) break;
+        holder = best.m;
+      }
       const reply = messages.takeReply.decode(
-        await this.channel.request(best.m.id, MSG.take, messages.take.encode({ base, newOwner: this.route }), {
+        await this.channel.request(holder.id, MSG.take, messages.take.encode({ base, newOwner: this.route }), {
           timeoutMs: this.options.ackTimeout,
         }),
       );
       if (reply.copy !== null) {
         copy = reply.copy;
-        source = best.m;
+        source = holder;
+      } else if (reply.movedTo !== null && reply.movedTo !== this.route) {
+        hint = this.memberByRoute(reply.movedTo);
       }
     }
+    e = this.table.get(base);
     if (copy === undefined && e !== undefined) copy = toCopy(e); // the copy held here is the newest
     if (copy === undefined) return false;
     if (source !== undefined) await this.learnSchemas(copy.entries, source);
@@ -204,9 +224,10 @@ export class BackupManager extends Replicator {
     this.log.info({ session: shortId(base), from: source?.route ?? 'local copy', epoch }, 'took over session');
     // The newest version must be on a backup before the request goes on.
     await this.#protectEntry(mine);
-    // Every other holder drops what it has of it (the old primary did already).
+    // Every other member drops what it has of it: the holders found, and also a member that took it
+    // over concurrently and installed after our look-up (its older epoch loses; fencing keeps newer).
     const drop = messages.remove.encode({ base, owner: this.route, epoch });
-    for (const { m } of found) {
+    for (const m of this.channel.members()) {
       if (m.route !== mine.backup) this.requestApply(m, MSG.remove, drop).catch(() => undefined);
     }
     return true;
@@ -230,7 +251,8 @@ export class BackupManager extends Replicator {
         }
         if (reply.status === 'STALE') {
           this.log.warn({ session: shortId(e.base), owner: reply.owner }, 'lost a session to a newer owner while protecting it');
-          this.table.delete(e.base, reply.epoch, reply.owner);
+          // Only if it is still ours here: the winner's copy may have replaced it meanwhile.
+          if (this.table.get(e.base) === e) this.table.delete(e.base, reply.epoch, reply.owner);
           return;
         }
       } catch (err) {
@@ -280,8 +302,11 @@ export class BackupManager extends Replicator {
     if (this.stopping) return;
     // Copies we hold for a primary that is gone: adopt them (a new epoch fences the old owner if it
     // was only partitioned), so that each has two copies again; a request later takes them over.
+    // Not on the cut-off side of a partition: there the "gone" primary is likely alive and serving,
+    // and the copies stay copies, still found by a takeover.
     const live = this.liveRoutes();
-    for (const e of this.table.entries()) {
+    const adopt = !this.possiblyIsolated();
+    for (const e of adopt ? this.table.entries() : []) {
       if (e.role === 'backup' && e.owner === member.route && !live.includes(e.owner)) {
         e.role = 'primary';
         e.owner = this.route;

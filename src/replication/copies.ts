@@ -50,16 +50,22 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
 const OK: ApplyReply = { status: 'OK', epoch: 0, owner: '' };
 
 /**
- * Fencing: a write from `owner` at `epoch` is refused when this member knows a newer owner of the
- * session (a higher epoch, or the same epoch held by someone else: the loser of a concurrent takeover).
+ * Whether ownership (`epoch`, `owner`) is older than (`knownEpoch`, `knownOwner`). Two members that took
+ * a session over concurrently can reach the same epoch; the greater route wins that tie everywhere, so
+ * every holder picks the same owner and the loser's copies are refused, never both.
  */
+export function olderOwnership(epoch: number, owner: string, knownEpoch: number, knownOwner: string): boolean {
+  return epoch < knownEpoch || (epoch === knownEpoch && owner < knownOwner);
+}
+
+/** Fencing: a write from `owner` at `epoch` is refused when this member knows a newer owner. */
 function fence(table: SessionTable, base: string, epoch: number, owner: string): ApplyReply | undefined {
   const e = table.get(base);
-  if (e !== undefined && (epoch < e.epoch || (epoch === e.epoch && owner !== e.owner))) {
+  if (e !== undefined && olderOwnership(epoch, owner, e.epoch, e.owner)) {
     return { status: 'STALE', epoch: e.epoch, owner: e.owner };
   }
   const t = table.tombstone(base);
-  if (e === undefined && t !== undefined && (epoch < t.epoch || (epoch === t.epoch && owner !== t.owner))) {
+  if (e === undefined && t !== undefined && olderOwnership(epoch, owner, t.epoch, t.owner)) {
     return { status: 'STALE', epoch: t.epoch, owner: t.owner };
   }
   return undefined;
@@ -100,7 +106,7 @@ export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'bac
   const stale = fence(table, c.base, c.epoch, c.owner);
   if (stale !== undefined) return stale;
   const e = table.get(c.base);
-  if (e !== undefined && e.epoch === c.epoch && e.version > c.version) return OK;
+  if (e !== undefined && e.epoch === c.epoch && e.owner === c.owner && e.version > c.version) return OK;
   table.set(fromCopy(c, role));
   return OK;
 }
@@ -108,7 +114,8 @@ export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'bac
 /** Drops a copy: logout from the owner, or clean-up after a takeover moved the session. */
 export function applyRemove(table: SessionTable, m: RemoveMessage): ApplyReply {
   const e = table.get(m.base);
-  if (e !== undefined && m.epoch < e.epoch) return { status: 'STALE', epoch: e.epoch, owner: e.owner };
+  // The loser of a concurrent takeover must not drop the winner's copies (same epoch, lesser route).
+  if (e !== undefined && olderOwnership(m.epoch, m.owner, e.epoch, e.owner)) return { status: 'STALE', epoch: e.epoch, owner: e.owner };
   table.delete(m.base, m.epoch, m.owner);
   return OK;
 }

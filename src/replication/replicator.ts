@@ -102,6 +102,8 @@ export abstract class Replicator {
   #sweeper: NodeJS.Timeout | undefined;
   #pauseWatch: NodeJS.Timeout | undefined;
   #failures: number[] = [];
+  /** Until when this member may be on the cut-off side of a partition (epoch ms). */
+  #isolatedUntil = 0;
   #knownFingerprints = new Set<string>();
   protected stopping = false;
 
@@ -129,12 +131,16 @@ export abstract class Replicator {
     });
     c.handle(MSG.fetch, (_from, body) => {
       const e = this.table.get(messages.locate.decode(body).base);
-      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e) });
+      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null });
     });
     c.handle(MSG.schema, (_from, body) =>
       messages.schemaReply.encode({ json: this.codec.schemaFor(messages.schema.decode(body).fingerprint) ?? null }),
     );
-    c.on('member-added', (m) => this.onMemberAdded(m));
+    c.on('member-added', (m) => {
+      // Back from a partition: the other side may have taken sessions over while we were apart.
+      if (this.possiblyIsolated()) this.markUnverified(`member ${m.route} is back after a partition`);
+      this.onMemberAdded(m);
+    });
     c.on('member-removed', (m, reason) => {
       this.leaving.delete(m.route);
       if (reason === 'failed') this.#noteFailure(m);
@@ -188,7 +194,18 @@ export abstract class Replicator {
     this.#failures = this.#failures.filter((t) => now - t < window);
     this.#failures.push(now);
     const live = this.channel.members().length + 1;
-    if (this.#failures.length >= live) this.markUnverified(`lost ${this.#failures.length} members (last ${m.route}), ${live} remain`);
+    if (this.#failures.length >= live) {
+      this.#isolatedUntil = now + window;
+      this.markUnverified(`lost ${this.#failures.length} members (last ${m.route}), ${live} remain`);
+    }
+  }
+
+  /**
+   * Whether this member may be on the cut-off side of a partition (it recently lost at least as many
+   * members as remain). Such a member takes nothing over by itself: the other side may be serving.
+   */
+  protected possiblyIsolated(): boolean {
+    return Date.now() < this.#isolatedUntil;
   }
 
   /** Which entries must be checked against the other members after a possible cut-off. */
@@ -433,7 +450,8 @@ export abstract class Replicator {
       } catch (err) {
         if (err instanceof StaleOwnerError) {
           this.counters.staleWritesRefused++;
-          this.table.delete(base, e.epoch + 1, '');
+          // Another member owns it now; drop our primary unless its copy already replaced it here.
+          if (this.table.get(base) === e) this.table.delete(base, e.epoch, e.owner);
         } else this.counters.replicationFailures++;
         this.log.error({ err, session: shortId(base) }, 'session write not replicated; the request fails and nothing was committed');
         throw err;

@@ -23,15 +23,19 @@ test('deltas apply in version order, repeats are acknowledged again, and a gap a
   assert.deepEqual([...t.get('S')!.encoded.keys()], ['b']);
 });
 
-test('a stale owner is fenced: lower epoch, or same epoch from another member, or after a takeover tombstone', () => {
+test('a stale owner is fenced: lower epoch, a tie lost to a greater route, or after a takeover tombstone', () => {
   const t = new SessionTable();
   applyDelta(t, delta({}));
   applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 1, baseVersion: 1 }));
   assert.equal(t.get('S')!.owner, 'n2');
   const stale = applyDelta(t, delta({ owner: 'n1', epoch: 1, version: 2, baseVersion: 1 }));
   assert.deepEqual(stale, { status: 'STALE', epoch: 2, owner: 'n2' });
-  assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE');
+  // A tie (two concurrent takeovers reaching one epoch) goes to the greater route on every holder.
+  assert.equal(applyDelta(t, delta({ owner: 'n1', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 2 }).status, 'STALE', 'the tie loser cannot drop the winner');
   assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1 }).status, 'STALE');
+  assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'OK');
+  assert.equal(t.get('S')!.owner, 'n3');
   assert.equal(applyRemove(t, { base: 'S', owner: 'n3', epoch: 3 }).status, 'OK');
   assert.equal(t.get('S'), undefined);
   assert.equal(applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE', 'tombstone fences');
