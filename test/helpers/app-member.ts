@@ -49,7 +49,7 @@ const cluster = createSessionCluster({
   encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
-  receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
+  receiver: { host: env.RECEIVER_HOST ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
   types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),
@@ -135,7 +135,7 @@ app.use(async (ctx) => {
 await cluster.start();
 const server = createServer(app.callback());
 server.keepAliveTimeout = 1000;
-server.listen(Number(env.PORT ?? 0), '127.0.0.1', () => {
+server.listen(Number(env.PORT ?? 0), env.HTTP_HOST ?? '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   const self = cluster.members().find((m) => m.self)!;

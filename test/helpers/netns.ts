@@ -92,6 +92,17 @@ export class BridgeNetwork {
     return net;
   }
 
+  /**
+   * Gives the bridge an address (`<subnet>.254`), so that this test process can reach the hosts (their
+   * HTTP servers) directly. The route it adds covers only this test's own subnet and goes with the
+   * bridge in `destroy()`.
+   */
+  addHostAddress(): string {
+    const address = `${this.subnet}.254`;
+    ip(['addr', 'add', `${address}/24`, 'dev', this.bridge]);
+    return address;
+  }
+
   /** Cuts host `i` (0-based) off the bridge, or reconnects it. */
   setLink(i: number, up: boolean): void {
     ip(['link', 'set', this.hosts[i].bridgePort, up ? 'up' : 'down']);

@@ -1,0 +1,85 @@
+/**
+ * Backup mode across three separate hosts (network namespaces on a bridge, needs root): a partition
+ * is a link set down. Runs in CI (REQUIRE_SYSTEM_TESTS=1); skipped with the reason elsewhere.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { BridgeNetwork, systemTestsUnavailable } from '../helpers/netns.js';
+import { startProcess } from '../helpers/member-process.js';
+import { freeUdpPort, randomGroup } from '../helpers/ports.js';
+import { CookieJar, request } from '../helpers/http-client.js';
+import { status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
+const APP = fileURLToPath(new URL('../helpers/app-member.ts', import.meta.url));
+
+test('three hosts, backup mode: a partition loses no acknowledged write, and the healed minority serves the newest version', async (t) => {
+  const why = systemTestsUnavailable();
+  if (why !== undefined) {
+    if (process.env.REQUIRE_SYSTEM_TESTS === '1') assert.fail(`REQUIRE_SYSTEM_TESTS=1 but the partition test cannot run: ${why}`);
+    t.skip(`needs root and iproute2: ${why}`);
+    return;
+  }
+  const net = BridgeNetwork.create(3);
+  t.after(() => net.destroy());
+  net.addHostAddress();
+  const group = randomGroup();
+  const mcastPort = await freeUdpPort();
+  const members: AppMember[] = await Promise.all(
+    net.hosts.map(async (host, i) => {
+      const route = `node${i + 1}`;
+      const proc = startProcess(
+        t,
+        route,
+        APP,
+        {
+          ROUTE: route,
+          MCAST_ADDRESS: group,
+          MCAST_PORT: String(mcastPort),
+          MCAST_INTERFACE: host.address,
+          RECEIVER_HOST: host.address,
+          HTTP_HOST: host.address,
+          PORT: '8080', // each host has its own network stack
+        },
+        { command: host.exec },
+      );
+      await proc.waitForLine(/"event":"listening"/, 30_000);
+      return { route, port: 8080, url: `http://${host.address}:8080`, proc };
+    }),
+  );
+  await waitForMembership(members, 3, 20_000);
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+
+  const onOne = Array.from({ length: 20 }, (_, n) => ({ jar: new CookieJar(), n }));
+  const onTwo = Array.from({ length: 20 }, (_, n) => ({ jar: new CookieJar(), n: 100 + n }));
+  for (const u of onOne) assert.equal((await request(u.jar, 'POST', `${m1.url}/set`, { n: u.n })).status, 200);
+  for (const u of onTwo) assert.equal((await request(u.jar, 'POST', `${m2.url}/set`, { n: u.n })).status, 200);
+  const oldCookies = onOne.map((u) => u.jar.copy());
+
+  net.setLink(0, false); // node1 is cut off
+  await waitForMembership([m2, m3], 2, 20_000);
+  // The majority side serves node1's sessions (taking them over) and acknowledges new writes.
+  for (const u of onOne) {
+    const res = await request(u.jar, 'POST', `${m2.url}/set`, { after: u.n });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.session, { n: u.n, after: u.n });
+  }
+
+  net.setLink(0, true);
+  await waitForMembership(members, 3, 20_000);
+  // node1 comes back with its old copies; it must serve the newest version, never its own.
+  for (const [i, u] of onOne.entries()) {
+    const res = await request(oldCookies[i], 'GET', `${m1.url}/get`);
+    assert.deepEqual(res.body.session, { n: u.n, after: u.n }, `session ${u.n} on node1 after the heal`);
+  }
+  for (const u of onTwo) {
+    assert.deepEqual((await request(u.jar, 'GET', `${m3.url}/get`)).body.session, { n: u.n });
+  }
+  await waitFor('two copies of each of the 40 sessions', async () => {
+    const all = await Promise.all(members.map(status));
+    const primary = all.reduce((s, x) => s + x.sessions.primary, 0);
+    const backup = all.reduce((s, x) => s + x.sessions.backup, 0);
+    return primary === 40 && backup === 40;
+  });
+});
