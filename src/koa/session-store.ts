@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
 import { parseSessionId, shortId } from '../replication/session-id.js';
-import { cloneValue } from '../replication/session-value.js';
+import { cloneValue, setOwn } from '../replication/session-value.js';
 import type { SessionData } from '../codec/types.js';
 import { ClusterStateError } from '../errors.js';
 
@@ -43,7 +43,7 @@ function splitMeta(sess: Record<string, unknown>, maxAgeArg: number | 'session' 
   maxAge: number | 'session';
 } {
   const data: SessionData = {};
-  for (const k of Object.keys(sess)) if (k[0] !== '_') data[k] = sess[k];
+  for (const k of Object.keys(sess)) if (k[0] !== '_') setOwn(data, k, sess[k]);
   if (sess._session === true || maxAgeArg === 'session') {
     // Browser-session cookies have no server-side expiry in koa-session; copies live a day unused.
     return { data, expire: Date.now() + ONE_DAY, maxAge: 'session' };
@@ -70,7 +70,7 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       if (read === undefined) return undefined;
       requestReads(ctx)?.set(id.base, read.values);
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(read.values)) out[k] = cloneValue(read.values[k]);
+      for (const k of Object.keys(read.values)) setOwn(out, k, cloneValue(read.values[k]));
       if (read.maxAge === 'session') out._session = true;
       else {
         out._expire = read.expire;

@@ -16,7 +16,7 @@ import {
 } from '../errors.js';
 import { applyCopy, applyDelta, applyRemove, fromCopy, maxAgeToWire, toCopy } from './copies.js';
 import { KeyLock } from './key-lock.js';
-import { diffSession } from './session-value.js';
+import { diffSession, setOwn } from './session-value.js';
 import { SessionTable, type Role, type SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
@@ -402,20 +402,24 @@ export abstract class Replicator {
       // A key that has a value but no entry of its own came from a schema default (a session written
       // under an older sessionSchema): the first write stores it, or a later decode would lose it.
       for (const k of Object.keys(written)) {
-        if (written[k] !== undefined && !e.encoded.has(k) && !(k in delta.set)) delta.set[k] = written[k];
+        if (written[k] !== undefined && !e.encoded.has(k) && !Object.hasOwn(delta.set, k)) setOwn(delta.set, k, written[k]);
       }
       // Removing a defaulted key: re-encode one kept key under our schema, which declares the field,
       // so that decoding no longer fills the default in.
-      if (delta.removed.some((k) => !e.encoded.has(k) && k in current)) {
-        const kept = Object.keys(written).find((k) => written[k] !== undefined && !(k in delta.set));
-        if (kept !== undefined) delta.set[kept] = written[kept];
+      if (delta.removed.some((k) => !e.encoded.has(k) && Object.hasOwn(current, k))) {
+        const kept = Object.keys(written).find((k) => written[k] !== undefined && !Object.hasOwn(delta.set, k));
+        if (kept !== undefined) setOwn(delta.set, kept, written[kept]);
       }
       // Keys removed by this request but already gone need no traffic.
       const removed = delta.removed.filter((k) => e.encoded.has(k));
       let set: EncodedEntry[];
       try {
         // Encoding checks every value; nothing is committed or sent if any key fails.
-        set = Object.keys(delta.set).map((key) => ({ key, value: this.codec.encodeEntries({ [key]: delta.set[key] }) }));
+        set = Object.keys(delta.set).map((key) => {
+          const one: SessionData = {};
+          setOwn(one, key, delta.set[key]);
+          return { key, value: this.codec.encodeEntries(one) };
+        });
       } catch (err) {
         this.counters.writesRefused++;
         throw err;
@@ -430,7 +434,7 @@ export abstract class Replicator {
         throw new SessionTooLargeError(size, this.options.maxSessionBytes);
       }
       const values: SessionData = { ...current };
-      for (const { key } of set) values[key] = delta.set[key];
+      for (const { key } of set) setOwn(values, key, delta.set[key]);
       for (const k of removed) delete values[k];
       const next: SessionEntry = { ...e, encoded, values, version: e.version + 1, expire: meta.expire, maxAge: meta.maxAge };
       const message: SessionDeltaMessage = {

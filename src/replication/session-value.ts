@@ -3,6 +3,15 @@
  * the codec accepts (plain data, arrays, Date, Buffer, Uint8Array, registered class instances).
  */
 
+/**
+ * Sets an own, enumerable property. Plain assignment of the key `__proto__` would change the object's
+ * prototype instead (JSON.parse makes such own keys, and the codec round-trips them).
+ */
+export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else target[key] = value;
+}
+
 function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;
 }
@@ -45,7 +54,7 @@ export function cloneValue<T>(v: T): T {
   if (isBytes(v)) return new Uint8Array(v) as T;
   if (Array.isArray(v)) return v.map((x: unknown) => cloneValue(x)) as T;
   const out = Object.create(Object.getPrototypeOf(v) as object | null) as Record<string, unknown>;
-  for (const k of Object.keys(v)) out[k] = cloneValue((v as Record<string, unknown>)[k]);
+  for (const k of Object.keys(v)) setOwn(out, k, cloneValue((v as Record<string, unknown>)[k]));
   return out as T;
 }
 
@@ -68,7 +77,7 @@ export function diffSession(read: Readonly<Record<string, unknown>>, written: Re
   for (const k of Object.keys(written)) {
     const w = written[k];
     if (w === undefined) continue; // JSON (and so koa-session's change detection) drops undefined
-    if (!Object.prototype.hasOwnProperty.call(read, k) || !valuesEqual(read[k], w)) set[k] = w;
+    if (!Object.prototype.hasOwnProperty.call(read, k) || !valuesEqual(read[k], w)) setOwn(set, k, w);
   }
   for (const k of Object.keys(read)) {
     if (!Object.prototype.hasOwnProperty.call(written, k) || written[k] === undefined) removed.push(k);

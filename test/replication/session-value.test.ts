@@ -56,3 +56,15 @@ test('diff of any value against itself is empty; against {} it sets every key', 
     }),
   );
 });
+
+test('a "__proto__" own key (JSON.parse makes them) is copied and diffed as data, never as a prototype', () => {
+  const v = JSON.parse('{"a":{"__proto__":{"x":1}},"__proto__":2}') as Record<string, unknown>;
+  const c = cloneValue(v);
+  assert.equal(Object.getPrototypeOf(c), Object.prototype);
+  assert.equal(Object.getPrototypeOf(c.a), Object.prototype);
+  assert.deepEqual(Object.keys(c.a as object), ['__proto__']);
+  assert.ok(valuesEqual(v, c));
+  const d = diffSession({}, v);
+  assert.equal(Object.getPrototypeOf(d.set), Object.prototype);
+  assert.deepEqual(Object.keys(d.set).sort(), ['__proto__', 'a']);
+});
