@@ -2,13 +2,12 @@
  * Starting what a bench variant runs: a redis-server of its own, bench/app.ts processes (one per
  * member), the sticky proxy and the autocannon client; and reading a member's status and metrics.
  */
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { startProcess, stopProcess, type BenchProcess } from './processes.js';
 import type { LoadOptions, LoadResult } from '../load.js';
+import { freePort, freeUdpPort, randomGroup } from '../../test/helpers/ports.js';
 
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 /** Scratch files (cookies, load results, profiles); git-ignored. */
@@ -20,35 +19,8 @@ const PROXY = join(BENCH_DIR, 'sticky-proxy.ts');
 /** Set by the runner: when defined, app processes write V8 CPU profiles into this folder. */
 export const profiling: { dir: string | undefined; names: Map<number, string> } = { dir: undefined, names: new Map() };
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** A UDP port that was free a moment ago (the multicast port of one bench cluster). */
-export async function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const port = s.address().port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A multicast group of the bench's own in 239/8 (organisation-local), joined on loopback only. */
-export function randomGroup(): string {
-  const r = () => 1 + Math.floor(Math.random() * 250);
-  return `239.${r()}.${r()}.${r()}`;
-}
+// The same port and group helpers as the tests: loopback only, a group of its own per cluster.
+export { freePort, freeUdpPort, randomGroup };
 
 export interface RedisServer {
   proc: BenchProcess;
