@@ -401,8 +401,12 @@ export abstract class Replicator {
       const delta = diffSession(read ?? {}, written);
       // A key that has a value but no entry of its own came from a schema default (a session written
       // under an older sessionSchema): the first write stores it, or a later decode would lose it.
+      // (Only such keys: one that a concurrent request removed meanwhile is absent from `current` and
+      // must stay removed.)
       for (const k of Object.keys(written)) {
-        if (written[k] !== undefined && !e.encoded.has(k) && !Object.hasOwn(delta.set, k)) setOwn(delta.set, k, written[k]);
+        if (written[k] !== undefined && !e.encoded.has(k) && Object.hasOwn(current, k) && !Object.hasOwn(delta.set, k)) {
+          setOwn(delta.set, k, written[k]);
+        }
       }
       // Removing a defaulted key: re-encode one kept key under our schema, which declares the field,
       // so that decoding no longer fills the default in.

@@ -106,6 +106,16 @@ test('concurrent requests changing different keys of one session both survive', 
   assert.deepEqual((await request(jar, 'GET', `${m1.url}/get`)).body.session, { base: true, a: 1, b: 2 });
   const copy = await request(jar, 'GET', `${m2.url}/get`);
   assert.deepEqual(copy.body.session, { base: true, a: 1, b: 2 }, 'the backup holds both changes too');
+
+  // A removal by one request is not undone by a slower one that read the key and left it alone.
+  const [slow, removal] = await Promise.all([
+    request(jar, 'POST', `${m2.url}/set?delay=300`, { c: 3 }),
+    request(jar, 'POST', `${m2.url}/unset?key=a`),
+  ]);
+  assert.equal(slow.status, 200);
+  assert.equal(removal.status, 200);
+  assert.deepEqual((await request(jar, 'GET', `${m2.url}/get`)).body.session, { base: true, b: 2, c: 3 });
+  assert.deepEqual((await request(jar, 'GET', `${m1.url}/get`)).body.session, { base: true, b: 2, c: 3 });
 });
 
 test('4 members: every session has exactly 2 copies; SIGKILL of a primary loses none and copies return to 2', async (t) => {
