@@ -9,17 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemberSet, randomMulticast, until, waitForFullMesh } from '../helpers/cluster-harness.js';
 import type { MemberProcess } from '../helpers/cluster-harness.js';
-import { BridgeNetwork, systemTestsUnavailable } from '../helpers/netns.js';
+import { BridgeNetwork, namespacesAvailable } from '../helpers/netns.js';
 
 const DROP_TIME = 3000;
 
 test('members on three namespaces find each other across a bridge, split on a partition and heal', async (t) => {
-  const why = systemTestsUnavailable();
-  if (why !== undefined) {
-    if (process.env.REQUIRE_SYSTEM_TESTS === '1') assert.fail(`REQUIRE_SYSTEM_TESTS=1 but the namespace test cannot run: ${why}`);
-    t.skip(`needs root and iproute2: ${why}`);
-    return;
-  }
+  if (!namespacesAvailable(t, 'the namespace test')) return;
   const net = BridgeNetwork.create(3);
   const set = new MemberSet();
   t.after(async () => {

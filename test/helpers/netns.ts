@@ -5,6 +5,7 @@
  * bridge has no address, so nothing routes between it and the host).
  */
 import { execFileSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
 
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -28,6 +29,18 @@ export function systemTestsUnavailable(): string | undefined {
     return `cannot create a network namespace here: ${(err as Error).message.split('\n')[0]}`;
   }
   return undefined;
+}
+
+/**
+ * True when namespace tests can run. Otherwise fails the test under `REQUIRE_SYSTEM_TESTS=1` (CI,
+ * where a skip would prove nothing), or marks it skipped with the reason and returns false.
+ */
+export function namespacesAvailable(t: TestContext, what: string): boolean {
+  const why = systemTestsUnavailable();
+  if (why === undefined) return true;
+  if (process.env.REQUIRE_SYSTEM_TESTS === '1') throw new Error(`REQUIRE_SYSTEM_TESTS=1 but ${what} cannot run: ${why}`);
+  t.skip(`needs root and iproute2: ${why}`);
+  return false;
 }
 
 /** One host: a namespace with one veth into the bridge. */

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { BridgeNetwork, systemTestsUnavailable } from '../helpers/netns.js';
+import { BridgeNetwork, namespacesAvailable } from '../helpers/netns.js';
 import { startProcess } from '../helpers/member-process.js';
 import { freeUdpPort, randomGroup } from '../helpers/ports.js';
 import { CookieJar, request } from '../helpers/http-client.js';
@@ -15,12 +15,7 @@ import { waitFor } from '../helpers/wait.js';
 const APP = fileURLToPath(new URL('../helpers/app-member.ts', import.meta.url));
 
 test('three hosts, backup mode: a partition loses no acknowledged write, and the healed minority serves the newest version', async (t) => {
-  const why = systemTestsUnavailable();
-  if (why !== undefined) {
-    if (process.env.REQUIRE_SYSTEM_TESTS === '1') assert.fail(`REQUIRE_SYSTEM_TESTS=1 but the partition test cannot run: ${why}`);
-    t.skip(`needs root and iproute2: ${why}`);
-    return;
-  }
+  if (!namespacesAvailable(t, 'the partition test')) return;
   const net = BridgeNetwork.create(3);
   t.after(() => net.destroy());
   net.addHostAddress();
