@@ -135,3 +135,15 @@ export class StateTransferError extends SessionClusterError {
     super('ERR_STATE_TRANSFER', message, options);
   }
 }
+
+/**
+ * This member cannot tell right now whether the session exists (it is moving, its owner is suspected,
+ * a look-up timed out, this member is stopping). Never "no session": koa-session would hand out a new
+ * cookie and log the user out for good. The route binder answers 503 with `Retry-After: 1`.
+ */
+export class SessionUnavailableError extends SessionClusterError {
+  override readonly status: number = 503;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SESSION_UNAVAILABLE', message, options);
+  }
+}
