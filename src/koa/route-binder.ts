@@ -7,6 +7,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { Replicator } from '../replication/replicator.js';
 import { formatSessionId, parseSessionId, shortId } from '../replication/session-id.js';
 import type { Logger } from 'pino';
+import { SessionUnavailableError } from '../errors.js';
 
 /** Cookie settings of the koa-session instance the binder works with (koa-session's defaults). */
 export interface RouteBinderOptions {
@@ -49,7 +50,7 @@ export function createRouteBinder(manager: Replicator, route: string, logger: Lo
   const key = options.key ?? 'koa.sess';
   const signed = options.signed ?? true;
   const log = logger.child({ component: 'route-binder' });
-  return async function routeBinder(ctx: Context, next: Next): Promise<void> {
+  const routeBinder = async function routeBinder(ctx: Context, next: Next): Promise<void> {
     // The common case, a session this member serves, costs no signature check here: koa-session
     // checks it right after. Only a takeover (which moves data) needs the signature checked first.
     const raw = ctx.cookies.get(key, { signed: false });
@@ -65,12 +66,8 @@ export function createRouteBinder(manager: Replicator, route: string, logger: Lo
       await next();
       return;
     }
-    let acquired = false;
-    try {
-      acquired = await manager.acquire(id.base);
-    } catch (err) {
-      log.warn({ err, session: shortId(id.base) }, 'takeover failed; the request goes on without the session');
-    }
+    // "Cannot tell now" (SessionUnavailableError) propagates: the caller answers 503, never "no session".
+    const acquired = await manager.acquire(id.base);
     if (acquired && id.route !== route) {
       const newId = formatSessionId(id.base, route);
       const replacements = new Map([[key, newId]]);
@@ -91,5 +88,19 @@ export function createRouteBinder(manager: Replicator, route: string, logger: Lo
       log.info({ session: shortId(id.base), from: id.route }, 'session rebound to this member');
     }
     await next();
+  };
+  return async function unavailableAs503(ctx: Context, next: Next): Promise<void> {
+    try {
+      await routeBinder(ctx, next);
+    } catch (err) {
+      // The session may exist but cannot be served now (moving, owner suspected, this member
+      // stopping): 503 + Retry-After makes a balancer or browser retry, where an empty session
+      // would make koa-session hand out a new cookie and log the user out for good.
+      if (!(err instanceof SessionUnavailableError)) throw err;
+      log.warn({ err: { code: err.code, message: err.message } }, 'session unavailable right now: 503, retry');
+      ctx.status = 503;
+      ctx.set('Retry-After', '1');
+      ctx.body = 'session temporarily unavailable, retry';
+    }
   };
 }
