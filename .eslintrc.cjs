@@ -1,4 +1,30 @@
 /* Legacy config on purpose (issue 2): ESLint 8 with typescript-eslint's type-aware rules. */
+/**
+ * The layering of STYLE.md ("the tree is the architecture"), checked: each folder may import only
+ * what sits below it, and `src/errors.ts` from anywhere. Patterns are gitignore-style on the import
+ * string: `../*` forbids every sibling of the folder, `!` lets the allowed ones back in. The core rule
+ * sees `import type` and `export ... from` too, so type-only arrows are checked as well.
+ */
+function layer(folder, allowed) {
+  const may = allowed.length === 0 ? 'only itself and ../errors.js' : `itself, ${allowed.join(', ')} and ../errors.js`;
+  return {
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../*', '!../errors.js', ...allowed.map((f) => `!../${f}`)],
+              message: `src/${folder} may import ${may} (the layering in STYLE.md).`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
 module.exports = {
   root: true,
   parser: '@typescript-eslint/parser',
@@ -27,6 +53,18 @@ module.exports = {
     eqeqeq: ['error', 'smart'],
   },
   overrides: [
+    layer('koa', ['replication', 'ring', 'codec', 'cluster']),
+    layer('replication', ['ring', 'codec', 'cluster']),
+    layer('ring', []),
+    layer('codec', []),
+    layer('cluster', []),
+    {
+      // Every layer imports errors.ts, so it imports nothing: no cycle can pass through it.
+      files: ['src/errors.ts'],
+      rules: {
+        'no-restricted-imports': ['error', { patterns: [{ group: ['*'], message: 'src/errors.ts imports nothing: every layer uses it.' }] }],
+      },
+    },
     {
       // Tests and tooling handle untyped JSON from HTTP responses and child processes.
       files: ['test/**/*.ts', 'bench/**/*.ts', 'demo/**/*.ts'],

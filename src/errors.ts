@@ -147,3 +147,15 @@ export class SessionUnavailableError extends SessionClusterError {
     super('ERR_SESSION_UNAVAILABLE', message, options);
   }
 }
+
+/**
+ * A member could not run or answer a peer's request: no handler for the message type, a handler
+ * that returned something other than a Buffer, a reply over `maxFrameBytes`, or a handler that threw
+ * an error without a `code` (`ERR_HANDLER`). The requester sees it as `ClusterRequestError`
+ * `ERR_REMOTE` with this code in `err.remote.code`.
+ */
+export class HandlerError extends SessionClusterError {
+  constructor(code: 'ERR_NO_HANDLER' | 'ERR_BAD_REPLY' | 'ERR_REPLY_TOO_LARGE' | 'ERR_HANDLER', message: string) {
+    super(code, message);
+  }
+}

@@ -153,8 +153,8 @@ export const optionsSchema = z
 export type SessionClusterOptions = z.input<typeof optionsSchema>;
 /** Options after validation, defaults filled in. */
 export type ResolvedOptions = z.output<typeof optionsSchema>;
-/** A class registered for replication. */
-export type RegisteredType = ResolvedOptions['types'][number];
+// The codec declares the shape (it may not import options); re-exported for the public API.
+export type { RegisteredType } from './codec/types.js';
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';

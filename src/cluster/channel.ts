@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { ClusterRequestError, ClusterStateError } from '../errors.js';
+import { ClusterRequestError, ClusterStateError, HandlerError } from '../errors.js';
 import { ConnectionPool } from './connection-pool.js';
 import { DnsMembership } from './dns-membership.js';
 import { FailureDetector } from './failure-detector.js';
@@ -29,16 +29,6 @@ const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
 const LEAVE_TIMEOUT_MS = 500;
 
 type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
-
-/** Error with a stable code, sent back to the requester as `ERR_REMOTE`. */
-class HandlerError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function isUnspecified(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';

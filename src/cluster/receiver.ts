@@ -7,7 +7,7 @@
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ClusterOptionsError, FrameError } from '../errors.js';
+import { ClusterOptionsError, FrameError, HandlerError } from '../errors.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
@@ -104,7 +104,7 @@ export class Receiver {
       } catch (err) {
         // Only a reply over maxFrameBytes gets here: tell the requester instead of going silent.
         const message = err instanceof Error ? err.message : String(err);
-        framed.send({ kind: 'error', id: e.id, type: '', body: encodeRemoteError({ code: 'ERR_REPLY_TOO_LARGE', message }) });
+        framed.send({ kind: 'error', id: e.id, type: '', body: encodeRemoteError(describeError(new HandlerError('ERR_REPLY_TOO_LARGE', message))) });
       }
       updateFlow();
     };
@@ -181,7 +181,9 @@ export class Receiver {
 function describeError(err: unknown): { code: string; message: string } {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return { code: typeof code === 'string' ? code : 'ERR_HANDLER', message: err.message };
+    if (typeof code === 'string') return { code, message: err.message };
   }
-  return { code: 'ERR_HANDLER', message: String(err) };
+  // A handler's error without a code still travels under a catalogued one.
+  const e = new HandlerError('ERR_HANDLER', err instanceof Error ? err.message : String(err));
+  return { code: e.code, message: e.message };
 }

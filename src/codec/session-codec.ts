@@ -27,9 +27,8 @@ import { SchemaRegistry, type KnownSchema } from './schema-registry.js';
 import { presenceFields, presenceSchema, presentValue, type PresenceField } from './session-schema.js';
 import { ToWire } from './to-wire.js';
 import { TypeRegistry } from './type-registry.js';
-import type { SessionCodec, SessionData } from './types.js';
+import type { RegisteredType, SessionCodec, SessionData } from './types.js';
 import { isWellFormed, Walk } from './value-check.js';
-import type { RegisteredType } from '../options.js';
 import { ClusterOptionsError, CodecError, SessionTooLargeError, SessionUnserializableError, UnknownSchemaError } from '../errors.js';
 
 /** Version of the header layout; any other first byte is refused. */

@@ -4,10 +4,10 @@
  * (or the class's own `revive`): no constructor runs on received data, no gadget chains.
  */
 import { ClusterOptionsError, CodecError } from '../errors.js';
-import type { RegisteredType } from '../options.js';
 import type { Type } from './avro.js';
 import { recordFields } from './avro.js';
 import { N, RESERVED_PREFIX } from './dynamic-schema.js';
+import type { RegisteredType } from './types.js';
 
 /** A registered class, as the codec uses it. */
 export interface ClassEntry {

@@ -9,6 +9,23 @@
  */
 export type SessionData = Record<string, unknown>;
 
+/**
+ * A class registered for replication (option `types`). Declared here, not in `options.ts`, so the
+ * codec imports nothing above it; the options schema produces this shape.
+ */
+export interface RegisteredType {
+  /** Avro record name the class travels under. */
+  name: string;
+  /** The class itself. */
+  type: abstract new (...args: never[]) => object;
+  /** Avro record schema of its fields; exactly one of `schema` and `fields`. */
+  schema?: Record<string, unknown> | undefined;
+  /** Field names, each encoded as any value; exactly one of `schema` and `fields`. */
+  fields?: string[] | undefined;
+  /** Builds an instance from decoded fields; by default `Object.create(prototype)` plus the fields. */
+  revive?: ((fields: Record<string, unknown>) => object) | undefined;
+}
+
 /** Encodes and decodes session values for replication. One instance per member. */
 export interface SessionCodec {
   /**
