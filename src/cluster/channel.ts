@@ -54,6 +54,8 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
   readonly #frequency: number;
   readonly #dropTime: number;
   readonly #pool: ConnectionPool;
+  /** Members whose last direct check was refused (process gone), until their removal is announced. */
+  readonly #refused = new Set<string>();
   readonly #receiver: Receiver;
   readonly #fd: FailureDetector;
   /** One warning per peer address and reason every 10 s; the counters see every event. */
@@ -112,7 +114,12 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       // The check must fit well inside the silence budget; a second is plenty on a LAN.
       checkTimeoutMs: Math.min(1000, Math.floor(this.#dropTime / 2)),
       now: () => performance.now(),
-      probe: (member, address, timeoutMs) => this.#pool.get(address)?.check(member.id, timeoutMs) ?? Promise.resolve(false),
+      probe: async (member, address, timeoutMs) => {
+        const c = this.#pool.get(address);
+        const ok = c === undefined ? false : await c.check(member.id, timeoutMs);
+        if (!ok && c?.lastAttemptRefused === true) this.#refused.add(member.id);
+        return ok;
+      },
       lastActivity: (member, address) => {
         const c = this.#pool.get(address);
         return c !== undefined && c.remote?.id === member.id ? c.lastReceivedAt : 0;
@@ -130,7 +137,10 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     this.#fd.on('released', (r) => this.#release(r.info, r.address));
     this.#fd.on('member-added', (m) => this.emit('member-added', m));
     this.#fd.on('member-suspected', (m) => this.emit('member-suspected', m));
-    this.#fd.on('member-removed', (m, reason) => this.emit('member-removed', m, reason));
+    this.#fd.on('member-removed', (m, reason) => {
+      const refused = this.#refused.delete(m.id);
+      this.emit('member-removed', m, reason, { refused });
+    });
   }
 
   /** This member; `port` is the bound one once started. */

@@ -71,6 +71,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   #handshakeTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
+  /** Error code of the last failed connection attempt, if any. */
+  #lastAttemptError: string | undefined;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   /** Control frames (ping, leave) waiting for the handshake; they go before data. */
@@ -96,6 +98,15 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   }
 
   /** `performance.now()` of the last authenticated frame from the peer, 0 if none. */
+  /**
+   * Whether the last connection attempt was refused (ECONNREFUSED): the host answered and nothing
+   * listens on the port, so the process is gone. A partition or a frozen process never refuses: it
+   * is silent.
+   */
+  get lastAttemptRefused(): boolean {
+    return this.#lastAttemptError === 'ECONNREFUSED';
+  }
+
   get lastReceivedAt(): number {
     return this.#socket?.lastReceivedAt ?? 0;
   }
@@ -286,6 +297,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.#state === 'closed') return;
     const wasReady = this.#state === 'ready';
     this.#state = 'idle';
+    this.#lastAttemptError = wasReady ? undefined : (err as NodeJS.ErrnoException | undefined)?.code;
     // Written requests may or may not have run remotely: fail them rather than resend (at most once).
     for (const [id, p] of this.#pending) {
       if (p.queued === undefined) {

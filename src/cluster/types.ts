@@ -21,6 +21,15 @@ export interface MemberInfo {
 /** Why a member was removed. */
 export type RemovalReason = 'left' | 'failed';
 
+/** What the failure detector learned about a removed member. */
+export interface RemovalDetail {
+  /**
+   * The direct check's connection was refused (ECONNREFUSED): the member's process is gone. A member
+   * removed for silence (a pause, a partition) may still be alive and serving on the other side.
+   */
+  readonly refused: boolean;
+}
+
 /** Events a `ClusterChannel` emits. */
 export interface ClusterEvents {
   /** A member is alive and its receiver accepted our authenticated handshake. */
@@ -28,7 +37,7 @@ export interface ClusterEvents {
   /** Heartbeats stopped or the connection broke; a direct TCP check is under way. */
   'member-suspected': [member: MemberInfo];
   /** The member left (graceful) or failed the direct check; pending requests to it were rejected. */
-  'member-removed': [member: MemberInfo, reason: RemovalReason];
+  'member-removed': [member: MemberInfo, reason: RemovalReason, detail?: RemovalDetail];
 }
 
 /**
