@@ -297,7 +297,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.#state === 'closed') return;
     const wasReady = this.#state === 'ready';
     this.#state = 'idle';
-    this.#lastAttemptError = wasReady ? undefined : (err as NodeJS.ErrnoException | undefined)?.code;
+    this.#lastAttemptError = wasReady || err === undefined || !('code' in err) ? undefined : String(err.code);
     // Written requests may or may not have run remotely: fail them rather than resend (at most once).
     for (const [id, p] of this.#pending) {
       if (p.queued === undefined) {
