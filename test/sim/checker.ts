@@ -1,0 +1,110 @@
+/**
+ * The promises of DESIGN.md "Promises under faults", checked against a history. Each check only
+ * flags what a correct store could not have answered, given what the clients did and when:
+ *
+ * 1 lost write: a read began after a write of key k was acknowledged, yet shows a value of k that was
+ *   written (or removed) only by calls that ended before that write began.
+ * 2 resurrection: a read began after a destroy was acknowledged and found the session.
+ * 3 false "no session": a read answered "no session" for a session whose creation was acknowledged
+ *   before it began and that no request had tried to destroy by the time it ended.
+ * 4 phantom: a value that no request ever tried to write.
+ * 5 convergence: checked at the checkpoints (convergence.ts), recorded as violations there.
+ * 6 two owners: two members accepted writes at the same ownership epoch, or a member completed a
+ *   write at a lower epoch after another member had completed one at a higher epoch.
+ */
+import { ABSENT, effects, same, type Call, type History } from './history.js';
+import { SIM_EPOCH } from './loop.js';
+
+export interface Violation {
+  promise: 1 | 2 | 3 | 4 | 5 | 6;
+  at: number;
+  base: string;
+  what: string;
+}
+
+const short = (b: string) => b.slice(0, 6);
+const secs = (t: number) => `${((t - SIM_EPOCH) / 1000).toFixed(3)}s`;
+const show = (v: unknown) => (v === ABSENT ? 'absent' : JSON.stringify(v));
+
+function ackedAt(c: Call): number | undefined {
+  return c.ok === true && c.op.status === 'acked' ? c.op.clientEnd : undefined;
+}
+
+export function check(h: History): Violation[] {
+  const out: Violation[] = [];
+  for (const [base, calls] of h.byBase) {
+    const sets = calls.filter((c) => c.kind === 'set');
+    const destroys = calls.filter((c) => c.kind === 'destroy');
+    const gets = calls.filter((c) => c.kind === 'get' && c.ok === true);
+    const creations = sets.filter((c) => c.read === undefined);
+    const created = creations.map(ackedAt).filter((t): t is number => t !== undefined);
+    const createdAt = created.length === 0 ? undefined : Math.min(...created);
+    const destroyedAt = destroys.map(ackedAt).filter((t): t is number => t !== undefined);
+    const firstDestroyAck = destroyedAt.length === 0 ? undefined : Math.min(...destroyedAt);
+    const effs = new Map(sets.map((s) => [s, effects(s)]));
+
+    for (const g of gets) {
+      const endG = g.end ?? Infinity;
+      if (g.result === null) {
+        // 3: "no session" while it surely existed.
+        const tried = destroys.some((d) => d.inv < endG);
+        if (createdAt !== undefined && createdAt < g.inv && !tried) {
+          out.push({ promise: 3, at: g.inv, base, what: `get #${g.id} on ${g.member} answered "no session" for ${short(base)}, created and acknowledged at ${secs(createdAt)}, never destroyed` });
+        }
+        continue;
+      }
+      const s = g.result!;
+      // 2: found after an acknowledged destroy.
+      if (firstDestroyAck !== undefined && firstDestroyAck < g.inv) {
+        out.push({ promise: 2, at: g.inv, base, what: `get #${g.id} on ${g.member} found ${short(base)} (n=${show(s.n)}) after its destroy was acknowledged at ${secs(firstDestroyAck)}` });
+      }
+      for (const k of new Set([...Object.keys(s), 'n', 't', 'x'])) {
+        const observed = Object.hasOwn(s, k) ? s[k] : ABSENT;
+        // Calls that could have produced what we see.
+        const cands = sets.filter((x) => {
+          const e = effs.get(x)!;
+          if (e.has(k)) return e.get(k) === ABSENT ? observed === ABSENT : observed !== ABSENT && same(e.get(k), observed);
+          return x.read === undefined && observed === ABSENT; // a new session without k
+        });
+        if (cands.length === 0) {
+          if (observed !== ABSENT || sets.some((x) => effs.get(x)!.has(k))) {
+            out.push({ promise: 4, at: g.inv, base, what: `get #${g.id} on ${g.member} read ${k}=${show(observed)} in ${short(base)}, which no request wrote` });
+          }
+          continue;
+        }
+        // 1: an acknowledged write of k, finished before this read began, that every candidate precedes.
+        for (const y of sets) {
+          const ack = ackedAt(y);
+          if (ack === undefined || ack >= g.inv || !effs.get(y)!.has(k)) continue;
+          const ey = effs.get(y)!.get(k);
+          if (ey === ABSENT ? observed === ABSENT : observed !== ABSENT && same(ey, observed)) continue;
+          const newer = cands.some((x) => x === y || (x.end ?? Infinity) > y.inv);
+          if (!newer) {
+            out.push({
+              promise: 1,
+              at: g.inv,
+              base,
+              what: `get #${g.id} on ${g.member} read ${k}=${show(observed)} in ${short(base)}, but set #${y.id} (${k}=${show(ey)}) on ${y.member} was acknowledged at ${secs(ack)}; every write of the value read ended before it began`,
+            });
+            break;
+          }
+        }
+      }
+    }
+
+    // 6: one owner per epoch, and no accepted write at a lower epoch after a higher one.
+    const accepted = sets.filter((c) => c.ok === true && c.epoch !== undefined);
+    for (const a of accepted) {
+      for (const b of accepted) {
+        if (a === b || a.member === b.member) continue;
+        if (a.epoch === b.epoch && a.id < b.id) {
+          out.push({ promise: 6, at: Math.max(a.end!, b.end!), base, what: `${a.member} (set #${a.id}) and ${b.member} (set #${b.id}) both accepted writes to ${short(base)} at epoch ${a.epoch}` });
+        } else if (a.end! < b.end! && b.epoch! < a.epoch!) {
+          // A lower epoch's write acknowledged after a higher epoch's: the stale owner was not fenced.
+          out.push({ promise: 6, at: b.end!, base, what: `${b.member} completed set #${b.id} to ${short(base)} at epoch ${b.epoch} after ${a.member} had completed set #${a.id} at epoch ${a.epoch}` });
+        }
+      }
+    }
+  }
+  return out.sort((x, y) => x.at - y.at);
+}

@@ -1,0 +1,101 @@
+/**
+ * `npm run simulate -- --mode backup|delta --seeds N [--start S]`: runs seeds S..S+N-1, prints the
+ * rate, the schedules and the coverage of interesting events; exits non-zero on any violation,
+ * printing the seed, the promise and the trace tail.
+ * `npm run simulate -- --mode backup --seed N`: replays one seed, printing its whole event trace.
+ */
+import { parseArgs } from 'node:util';
+import { runSchedule, type SimResult } from './world.js';
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'backup' },
+    seeds: { type: 'string' },
+    start: { type: 'string', default: '1' },
+    seed: { type: 'string' },
+    members: { type: 'string' },
+    'drop-time': { type: 'string' },
+    ack: { type: 'string', default: 'sync' },
+    'max-report': { type: 'string', default: '20' },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+
+const mode: 'backup' | 'delta' | undefined = values.mode === 'delta' ? 'delta' : values.mode === 'backup' ? 'backup' : undefined;
+if (mode === undefined) {
+  console.error(`--mode must be backup or delta, not ${values.mode}`);
+  process.exit(2);
+}
+const common = {
+  mode,
+  ack: values.ack === 'async' ? ('async' as const) : ('sync' as const),
+  ...(values.members !== undefined ? { members: Number(values.members) } : {}),
+  ...(values['drop-time'] !== undefined ? { dropTime: Number(values['drop-time']) } : {}),
+};
+
+function report(r: SimResult, tail: boolean): void {
+  console.log(`seed ${r.seed} (${r.mode}): ${r.violations.length} violation(s); trace ${r.hash}`);
+  console.log(`  schedule: ${r.schedule.join('; ')}`);
+  const seen = new Set<string>();
+  for (const v of r.violations) {
+    const key = `${v.promise}:${v.base}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    console.log(`  promise ${v.promise} at ${((v.at - 1_800_000_000_000) / 1000).toFixed(3)}s: ${v.what}`);
+  }
+  if (tail && r.violations.length > 0) {
+    console.log('  trace tail:');
+    for (const l of r.traceTail.slice(-40)) console.log(`    ${l}`);
+    console.log(`  replay: npm run simulate -- --mode ${r.mode} --seed ${r.seed}`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (values.seed !== undefined) {
+    const r = await runSchedule({ ...common, seed: Number(values.seed), traceAll: true, echo: (l) => console.log(l) });
+    console.log('');
+    report(r, false);
+    console.log(`  coverage: ${JSON.stringify(r.coverage)}`);
+    console.log(`  ${r.events} events, ${r.ops} client requests, ${(r.simMs / 1000).toFixed(1)} s simulated; globals read: Date.now ${r.globals.dateNow}, timers ${r.globals.timers}`);
+    process.exitCode = r.violations.length > 0 ? 1 : 0;
+    return;
+  }
+  const n = Number(values.seeds ?? '100');
+  const start = Number(values.start);
+  const coverage: Record<string, number> = {};
+  const byPromise: Record<string, number> = {};
+  const failing: SimResult[] = [];
+  let events = 0;
+  let ops = 0;
+  let simMs = 0;
+  const t0 = process.hrtime.bigint();
+  let lastPrint = t0;
+  for (let seed = start; seed < start + n; seed++) {
+    const r = await runSchedule({ ...common, seed });
+    events += r.events;
+    ops += r.ops;
+    simMs += r.simMs;
+    for (const [k, v] of Object.entries(r.coverage)) coverage[k] = (coverage[k] ?? 0) + v;
+    if (r.violations.length > 0) {
+      failing.push(r);
+      for (const p of new Set(r.violations.map((v) => v.promise))) byPromise[p] = (byPromise[p] ?? 0) + 1;
+    }
+    const now = process.hrtime.bigint();
+    if (!values.quiet && now - lastPrint > 5_000_000_000n) {
+      lastPrint = now;
+      const s = Number(now - t0) / 1e9;
+      console.log(`  ${seed - start + 1}/${n} seeds, ${((seed - start + 1) / s).toFixed(1)} schedules/s, ${failing.length} failing`);
+    }
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`\n${mode}: ${n} seeds (${start}..${start + n - 1}) in ${secs.toFixed(1)} s: ${(n / secs).toFixed(1)} schedules/s, ${Math.round(events / secs)} events/s`);
+  console.log(`  ${ops} client requests, ${(simMs / 1000 / 3600).toFixed(2)} simulated hours`);
+  console.log('  coverage:');
+  for (const [k, v] of Object.entries(coverage).sort()) console.log(`    ${String(v).padStart(8)}  ${k}`);
+  console.log(`  failing seeds: ${failing.length}; by promise: ${JSON.stringify(byPromise)}`);
+  const max = Number(values['max-report']);
+  for (const r of failing.slice(0, max)) report(r, r === failing[0]);
+  process.exitCode = failing.length > 0 ? 1 : 0;
+}
+
+await main();

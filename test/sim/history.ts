@@ -1,0 +1,90 @@
+/**
+ * What clients did and saw: each HTTP-like request (an op) and the store calls it made on a member,
+ * with simulated times. `end` is when the call settled on the member (a crash settles it at the
+ * crash); an op is acknowledged when its client received a success response.
+ */
+export type SessionValue = Record<string, unknown>;
+
+export type OpKind = 'login' | 'read' | 'write' | 'logout' | 'regenerate' | 'replay';
+export type OpStatus = 'pending' | 'acked' | 'failed' | 'unavailable' | 'abandoned' | 'no-session';
+
+export interface Op {
+  id: number;
+  client: number;
+  kind: OpKind;
+  member: string;
+  inv: number;
+  /** When the client got its answer or gave up. */
+  clientEnd?: number;
+  status: OpStatus;
+  calls: Call[];
+  cookieIn?: string;
+  /** The session the op ended up with (rebound, new, or undefined after logout). */
+  cookieOut?: string;
+  /** Tells the client its member died under the request (a reset connection). */
+  onCrash?: () => void;
+}
+
+export interface Call {
+  id: number;
+  op: Op;
+  kind: 'get' | 'set' | 'destroy';
+  member: string;
+  base: string;
+  inv: number;
+  end?: number;
+  ok?: boolean;
+  code?: string;
+  /** get: the session (user keys only), null for "no session". */
+  result?: SessionValue | null;
+  /** set: what this request read (undefined for a new session) and wrote. */
+  read?: SessionValue;
+  wrote?: SessionValue;
+  /** set: the ownership epoch of the entry on the member right after the write was accepted. */
+  epoch?: number;
+}
+
+export class History {
+  readonly ops: Op[] = [];
+  readonly calls: Call[] = [];
+  readonly byBase = new Map<string, Call[]>();
+  #ids = 0;
+
+  op(o: Omit<Op, 'id' | 'calls' | 'status'>): Op {
+    const op: Op = { ...o, id: ++this.#ids, calls: [], status: 'pending' };
+    this.ops.push(op);
+    return op;
+  }
+
+  call(op: Op, c: Omit<Call, 'id' | 'op' | 'member'>): Call {
+    const call: Call = { ...c, id: ++this.#ids, op, member: op.member };
+    op.calls.push(call);
+    this.calls.push(call);
+    let list = this.byBase.get(c.base);
+    if (list === undefined) this.byBase.set(c.base, (list = []));
+    list.push(call);
+    return call;
+  }
+
+  /** Calls still running on `member` end at its crash. */
+  crashed(member: string, now: number): void {
+    for (const c of this.calls) if (c.member === member && c.end === undefined) c.end = now;
+  }
+}
+
+/** The keys whose value a set changed against what its request read ('absent' = removed). */
+export const ABSENT = Symbol('absent');
+export type Effect = unknown;
+
+export function effects(c: Call): Map<string, Effect> {
+  const out = new Map<string, Effect>();
+  const read = c.read ?? {};
+  const wrote = c.wrote ?? {};
+  for (const k of Object.keys(wrote)) if (c.read === undefined || !same(read[k], wrote[k])) out.set(k, wrote[k]);
+  for (const k of Object.keys(read)) if (!(k in wrote)) out.set(k, ABSENT);
+  return out;
+}
+
+export function same(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}

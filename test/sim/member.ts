@@ -1,0 +1,193 @@
+/**
+ * One member of the simulated cluster: the real replication manager (BackupManager or DeltaManager),
+ * the real codec, the real koa-session store adapter and route binder, over a SimChannel, with its
+ * own process (pausable, killable) and clock. A restart is a new incarnation: new member id, empty
+ * table, same route.
+ */
+import { pino, type Logger } from 'pino';
+import type { Middleware } from 'koa';
+import { createSessionCodec } from '../../src/codec/index.js';
+import { BackupManager } from '../../src/replication/backup-manager.js';
+import { DeltaManager } from '../../src/replication/delta-manager.js';
+import type { Replicator, ReplicatorOptions } from '../../src/replication/replicator.js';
+import { createSessionStore, type KoaSessionStore } from '../../src/koa/session-store.js';
+import { createRouteBinder } from '../../src/koa/route-binder.js';
+import { Proc, type SimLoop } from './loop.js';
+import { SimChannel, type ChannelObserver } from './channel.js';
+import type { Membership } from './membership.js';
+import type { SimNetwork } from './network.js';
+import type { Prng } from './prng.js';
+
+const silent: Logger = pino({ level: 'silent' });
+
+export interface MemberConfig {
+  mode: 'backup' | 'delta';
+  ack: 'sync' | 'async';
+  ackTimeout: number;
+  dropTime: number;
+  frequency: number;
+  reprotectRate: number;
+  stateTransferTimeout: number;
+  stateTransferBatch: number;
+}
+
+export type Phase = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed';
+
+/** The parts of a Koa context the route binder uses. */
+export class FakeContext {
+  status = 404;
+  body: unknown;
+  readonly headers: Record<string, string> = {};
+  /** Cookie the response set (a rebound id). */
+  setCookie: string | undefined;
+  readonly request: { headers: { cookie?: string } };
+  readonly cookies: { get(name: string): string | undefined; set(name: string, value: string): void };
+  constructor(
+    readonly cookieName: string,
+    id: string | undefined,
+  ) {
+    this.request = { headers: id === undefined ? {} : { cookie: `${cookieName}=${id}` } };
+    this.cookies = {
+      get: (name) => {
+        const m = new RegExp(`(?:^|; )${name}=([^;]*)`).exec(this.request.headers.cookie ?? '');
+        return m === null ? undefined : m[1];
+      },
+      set: (name, value) => {
+        if (name === cookieName) this.setCookie = value;
+      },
+    };
+  }
+  set(k: string, v: string): void {
+    this.headers[k] = v;
+  }
+}
+
+export class SimMember {
+  readonly proc: Proc;
+  readonly channel: SimChannel;
+  readonly manager: Replicator;
+  readonly store: KoaSessionStore;
+  readonly binder: Middleware;
+  phase: Phase = 'starting';
+  /** Delta mode: the state transfer finished (or there was no one to transfer from). */
+  ready = false;
+  /** Store calls running here now, by base (a session is not counted for convergence while busy). */
+  readonly busy = new Map<string, number>();
+
+  constructor(
+    readonly route: string,
+    readonly incarnation: number,
+    readonly loop: SimLoop,
+    readonly net: SimNetwork,
+    readonly membership: Membership,
+    rng: Prng,
+    readonly cfg: MemberConfig,
+    observer: ChannelObserver,
+    peers: (id: string) => SimChannel | undefined,
+  ) {
+    this.proc = new Proc(`${route}#${incarnation}`);
+    const clock = loop.clockFor(this.proc);
+    this.channel = new SimChannel(
+      { id: rng.token(12), route, host: '10.0.0.1', port: 4000 + incarnation, startTime: loop.now },
+      this.proc,
+      net,
+      clock,
+      cfg.ackTimeout,
+      observer,
+    );
+    this.channel.peer = peers;
+    const codec = createSessionCodec({ types: [], maxSessionBytes: 1024 * 1024 });
+    const options: ReplicatorOptions & { clock: typeof clock } = {
+      channel: this.channel,
+      codec,
+      route,
+      ack: cfg.ack,
+      ackTimeout: cfg.ackTimeout,
+      maxSessionBytes: 1024 * 1024,
+      reprotectRate: cfg.reprotectRate,
+      stateTransferTimeout: cfg.stateTransferTimeout,
+      stateTransferBatch: cfg.stateTransferBatch,
+      dropTime: cfg.dropTime,
+      logger: silent,
+      clock,
+    };
+    this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);
+    this.store = createSessionStore(this.manager, route, silent, () => this.phase === 'running' || this.phase === 'stopping');
+    this.binder = createRouteBinder(this.manager, route, silent, { signed: false });
+  }
+
+  get id(): string {
+    return this.channel.id;
+  }
+
+  get alive(): boolean {
+    return this.phase === 'running' || this.phase === 'starting' || this.phase === 'stopping';
+  }
+
+  /** Starts on its own process: handlers before the channel, as SessionCluster.start does. */
+  start(onReady: () => void): void {
+    this.loop.after(0, this.proc, () => {
+      this.manager.install();
+      void this.channel.start().then(() => {
+        this.phase = 'running';
+        this.membership.joined(this.channel);
+        // The managers' start hook: `started()` and `ready()` now; `noPeerToTransferFrom()` and a
+        // `ready` promise on DeltaManager before the replication rewrite.
+        const m = this.manager as unknown as {
+          started?: () => void;
+          noPeerToTransferFrom?: () => void;
+          ready?: Promise<void> | (() => Promise<void>);
+        };
+        if (typeof m.started === 'function') m.started();
+        else if (typeof m.noPeerToTransferFrom === 'function') {
+          // SessionCluster: a delta member that hears no older member within 4 heartbeats starts empty.
+          const first = m.noPeerToTransferFrom.bind(m);
+          this.loop.after(this.cfg.frequency * 4, this.proc, first, true);
+        }
+        const ready = typeof m.ready === 'function' ? m.ready.call(this.manager) : (m.ready ?? Promise.resolve());
+        void ready.then(() => {
+          this.ready = true;
+          onReady();
+        });
+      });
+    });
+  }
+
+  /** SIGKILL: state lost, timers and deliveries dropped, peers see resets. */
+  crash(): void {
+    this.phase = 'crashed';
+    this.loop.kill(this.proc);
+    this.channel.halt();
+    this.membership.crashed(this.channel);
+  }
+
+  /** Graceful stop, as SessionCluster.stop: leave, close, channel stop; then the process exits. */
+  stop(onStopped: () => void): void {
+    if (this.phase !== 'running') return;
+    this.phase = 'stopping';
+    this.loop.after(0, this.proc, () => {
+      void (async () => {
+        try {
+          await this.manager.leave();
+        } finally {
+          this.manager.close();
+          await this.channel.stop();
+          this.phase = 'stopped';
+          this.loop.kill(this.proc);
+          this.membership.stopped(this.channel);
+          onStopped();
+        }
+      })();
+    });
+  }
+
+  busyStart(base: string): void {
+    this.busy.set(base, (this.busy.get(base) ?? 0) + 1);
+  }
+
+  busyEnd(base: string): void {
+    const n = (this.busy.get(base) ?? 1) - 1;
+    if (n <= 0) this.busy.delete(base);
+    else this.busy.set(base, n);
+  }
+}

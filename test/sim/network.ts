@@ -1,0 +1,132 @@
+/**
+ * The simulated network: one connection per (sender, receiver) member pair, like the channel's
+ * persistent TCP connection, FIFO in each direction (requests one way, replies the other), with
+ * random delays, so messages on different connections reorder. A partition holds what crosses it
+ * (TCP retransmits) until it heals or the connection is closed; closing a connection drops what is
+ * in flight. What has reached a paused receiver's kernel is read when it resumes.
+ */
+import type { Prng } from './prng.js';
+import type { Proc, SimLoop } from './loop.js';
+
+/** Direction on a connection: 0 carries requests (sender → receiver), 1 carries replies. */
+export type Dir = 0 | 1;
+
+/** Delays, ms. */
+export interface LatencyModel {
+  base: [number, number];
+  /** Probability and range of a slow message (a GC on the way, a retransmit). */
+  slow: number;
+  slowRange: [number, number];
+}
+
+export const DEFAULT_LATENCY: LatencyModel = { base: [0.05, 1.5], slow: 0.04, slowRange: [5, 120] };
+
+/** One simulated TCP connection, from `from`'s outgoing side to `to`'s receiver. */
+export class Conn {
+  open = true;
+  /** Last scheduled arrival per direction, to keep FIFO. */
+  readonly lastAt: [number, number] = [0, 0];
+  /** Messages held by a partition, per direction. */
+  readonly held: [(() => void)[], (() => void)[]] = [[], []];
+  /** Nothing arrives before the connection is (re)established. */
+  readonly readyAt: number;
+  constructor(
+    readonly id: number,
+    readonly from: { id: string; route: string; proc: Proc },
+    readonly to: { id: string; route: string; proc: Proc },
+    readyAt: number,
+  ) {
+    this.readyAt = readyAt;
+  }
+}
+
+export class SimNetwork {
+  /** Partition: route → side; routes on different sides cannot talk. */
+  #side: Map<string, number> | undefined;
+  #connIds = 0;
+  readonly #conns = new Set<Conn>();
+  messages = 0;
+  held = 0;
+  dropped = 0;
+
+  constructor(
+    readonly loop: SimLoop,
+    readonly rng: Prng,
+    readonly latency: LatencyModel = DEFAULT_LATENCY,
+  ) {}
+
+  delay(): number {
+    const l = this.latency;
+    if (this.rng.chance(l.slow)) return this.rng.range(l.slowRange[0], l.slowRange[1]);
+    return this.rng.range(l.base[0], l.base[1]);
+  }
+
+  open(from: Conn['from'], to: Conn['to'], readyAt = this.loop.now): Conn {
+    const c = new Conn(++this.#connIds, from, to, readyAt);
+    this.#conns.add(c);
+    return c;
+  }
+
+  close(c: Conn): void {
+    if (!c.open) return;
+    c.open = false;
+    this.dropped += c.held[0].length + c.held[1].length;
+    c.held[0].length = 0;
+    c.held[1].length = 0;
+    this.#conns.delete(c);
+  }
+
+  crossing(a: string, b: string): boolean {
+    const s = this.#side;
+    return s !== undefined && (s.get(a) ?? 0) !== (s.get(b) ?? 0);
+  }
+
+  get partitioned(): boolean {
+    return this.#side !== undefined;
+  }
+
+  partition(side: Map<string, number>): void {
+    this.#side = side;
+  }
+
+  /** Ends the partition; what it held is retransmitted, in order. */
+  heal(): void {
+    this.#side = undefined;
+    for (const c of this.#conns) {
+      for (const dir of [0, 1] as const) {
+        const held = c.held[dir].splice(0);
+        for (const deliver of held) this.#schedule(c, dir, deliver);
+      }
+    }
+  }
+
+  /** Sends on `c` in direction `dir`; `deliver` runs on the receiving process. */
+  send(c: Conn, dir: Dir, deliver: () => void): void {
+    if (!c.open) {
+      this.dropped++;
+      return;
+    }
+    this.messages++;
+    this.#schedule(c, dir, deliver);
+  }
+
+  #schedule(c: Conn, dir: Dir, deliver: () => void): void {
+    const at = Math.max(this.loop.now + this.delay(), c.lastAt[dir], c.readyAt + this.delay());
+    c.lastAt[dir] = at;
+    const receiver = dir === 0 ? c.to : c.from;
+    // Arrival is the world's event (the kernel takes the bytes even from a paused process); the
+    // receiving process reads them when it runs.
+    this.loop.at(at, this.loop.world, () => {
+      if (!c.open) {
+        this.dropped++;
+        return;
+      }
+      if (this.crossing(c.from.route, c.to.route)) {
+        this.held++;
+        c.held[dir].push(deliver);
+        return;
+      }
+      this.loop.at(this.loop.now, receiver.proc, deliver);
+    });
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The event trace of one schedule: hashed as it grows (two runs of a seed must give the same hash),
+ * with the last lines kept for a violation report, or every line when replaying one seed.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { SIM_EPOCH } from './loop.js';
+
+const TAIL = 200;
+
+export class Trace {
+  readonly #hash: Hash = createHash('sha256');
+  readonly #tail: string[] = [];
+  readonly all: string[] | undefined;
+  lines = 0;
+
+  constructor(
+    readonly now: () => number,
+    keepAll: boolean,
+    readonly echo?: (line: string) => void,
+  ) {
+    this.all = keepAll ? [] : undefined;
+  }
+
+  add(what: string): void {
+    const line = `${(this.now() - SIM_EPOCH).toFixed(3).padStart(10)} ${what}`;
+    this.#hash.update(line);
+    this.#hash.update('\n');
+    this.lines++;
+    this.#tail.push(line);
+    if (this.#tail.length > TAIL * 2) this.#tail.splice(0, TAIL);
+    this.all?.push(line);
+    this.echo?.(line);
+  }
+
+  tail(n = 60): string[] {
+    return this.#tail.slice(-n);
+  }
+
+  digest(): string {
+    return this.#hash.copy().digest('hex').slice(0, 16);
+  }
+}
