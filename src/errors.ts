@@ -117,8 +117,14 @@ export class ReplicationError extends SessionClusterError {
 
 /** A write from a member that no longer owns the session (stale ownership epoch) was refused. */
 export class StaleOwnerError extends SessionClusterError {
-  constructor(message: string) {
+  /** The newer owner a copy holder named, when it did. */
+  readonly owner: string | undefined;
+  /** Its ownership epoch. */
+  readonly epoch: number | undefined;
+  constructor(message: string, newer?: { owner: string; epoch: number }) {
     super('ERR_STALE_OWNER', message);
+    this.owner = newer?.owner;
+    this.epoch = newer?.epoch;
   }
 }
 

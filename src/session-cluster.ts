@@ -3,6 +3,7 @@
  * manager of the chosen mode, and hands the Koa pieces to the application.
  */
 import { pino, type Logger } from 'pino';
+import type Koa from 'koa';
 import type { Middleware } from 'koa';
 import type Router from '@koa/router';
 import { createClusterChannel } from './cluster/index.js';
@@ -16,6 +17,7 @@ import type { Replicator, ReplicationMetrics } from './replication/replicator.js
 import { formatSessionId, newBase } from './replication/session-id.js';
 import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
 import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
+import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
 import { createStatusRouter, renderMetrics, statusOf, type StatusSource } from './koa/status-router.js';
 
 /** A member as `cluster.members()` lists it. */
@@ -45,7 +47,6 @@ export class SessionCluster {
   readonly #channel: ClusterChannel;
   readonly #manager: Replicator;
   #state: State = 'new';
-  #discovery: NodeJS.Timeout | undefined;
 
   /** Use `createSessionCluster`, which validates the options. */
   constructor(options: ResolvedOptions) {
@@ -82,6 +83,9 @@ export class SessionCluster {
       stateTransferTimeout: options.stateTransferTimeout,
       stateTransferBatch: options.stateTransferBatch,
       dropTime: options.membership.multicast?.dropTime ?? options.membership.dropTime,
+      // A delta member that sees no older member within this window starts empty; before it, an
+      // unknown session may be on a member not seen yet.
+      discoveryMs: (options.membership.multicast?.frequency ?? options.membership.frequency) * 4,
       logger: this.#logger,
     };
     this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
@@ -102,13 +106,7 @@ export class SessionCluster {
       throw err;
     }
     this.#state = 'running';
-    const manager = this.#manager;
-    if (manager instanceof DeltaManager) {
-      // A delta member that sees no older member within the discovery window starts empty.
-      const window = (this.#options.membership.multicast?.frequency ?? this.#options.membership.frequency) * 4;
-      this.#discovery = setTimeout(() => manager.noPeerToTransferFrom(), window);
-      this.#discovery.unref();
-    }
+    this.#manager.started();
     this.#logger.info(
       { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}` },
       'session cluster member started',
@@ -122,7 +120,6 @@ export class SessionCluster {
   async stop(): Promise<void> {
     if (this.#state !== 'running') return;
     this.#state = 'stopping';
-    if (this.#discovery !== undefined) clearTimeout(this.#discovery);
     try {
       await this.#manager.leave();
     } finally {
@@ -135,7 +132,7 @@ export class SessionCluster {
 
   /** Delta mode: resolves when the state transfer from an older member finished. Backup mode: at once. */
   async ready(): Promise<void> {
-    if (this.#manager instanceof DeltaManager) await this.#manager.ready;
+    await this.#manager.ready();
   }
 
   /** Live members, self included. */
@@ -154,11 +151,29 @@ export class SessionCluster {
 
   /**
    * Koa middleware that takes over sessions bound to another member and rewrites their id to this
-   * member's route. Place it before koa-session; give it koa-session's cookie settings if they differ
-   * from koa-session's defaults (`key`, `signed`, ...).
+   * member's route. Place it before koa-session; it sets the cookie with the options of the
+   * koa-session installed on the app (`options` only where it cannot read them). `session()` does both.
    */
   routeBinder(options?: RouteBinderOptions): Middleware {
     return createRouteBinder(this.#manager, this.route, this.#logger, options);
+  }
+
+  /**
+   * koa-session and the route binder as one middleware, configured from one options object, so the
+   * cookie after a takeover carries exactly the attributes koa-session sets:
+   * `app.use(cluster.session(app, { maxAge: 3_600_000, sameSite: 'lax' }))`. `store` and `genid`
+   * are filled in (giving them throws `ClusterOptionsError`).
+   */
+  session(app: Koa, koaSessionOptions?: ClusterSessionOptions): Middleware {
+    return createClusterSession(
+      app,
+      {
+        store: this.store,
+        genid: this.genid,
+        routeBinder: (sessionOptions) => createRouteBinder(this.#manager, this.route, this.#logger, {}, sessionOptions),
+      },
+      koaSessionOptions,
+    );
   }
 
   /** An @koa/router serving `GET /cluster/status` and `GET /cluster/metrics`. */

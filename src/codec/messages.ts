@@ -45,34 +45,63 @@ export interface ApplyReply {
   owner: string;
 }
 
+/**
+ * `destroy: false`: drop a copy, the session moved to `owner` at `epoch` (clean-up after a takeover).
+ * `destroy: true`: the session was destroyed by its owner (logout, regenerate); holders keep a
+ * tombstone until `until` (epoch ms) that fences every copy of `epoch` or older.
+ */
 export interface RemoveMessage {
   base: string;
   owner: string;
   epoch: number;
+  destroy: boolean;
+  until: number;
 }
 
 export interface LocateMessage {
   base: string;
 }
 
+/**
+ * What one member holds of a session: a copy (`found`; `primary` when it serves it), or a tombstone of
+ * its destruction (`removed`, with the epoch and owner that destroyed it), or nothing.
+ */
 export interface LocateReply {
   found: boolean;
   primary: boolean;
   owner: string;
   epoch: number;
   version: number;
+  removed: boolean;
+}
+
+/** Anti-entropy: what a member holds of each of `bases`. */
+export interface AuditMessage {
+  bases: string[];
+}
+
+export interface AuditReply {
+  /** One per base, in the order asked. */
+  items: LocateReply[];
 }
 
 export interface TakeMessage {
   base: string;
   /** Route of the member taking the session over. */
   newOwner: string;
+  /** How long the taker waits for the answer: a holder that got to it later does not grant it. */
+  timeoutMs: number;
+  /** The owner this holder names was asked and does not hold the session: grant it anyway. */
+  force: boolean;
 }
 
 export interface TakeReply {
+  /** The session, granted to the taker: `owner` is the taker and `epoch` its new ownership epoch. */
   copy: SessionCopy | null;
-  /** With no copy: the route the session was just handed to, if this member knows it. */
+  /** With no copy: the route that owns the session now, if this member knows it. */
   movedTo: string | null;
+  /** With no copy: this member holds the tombstone of the session's destruction. */
+  removed: boolean;
 }
 
 export interface SchemaRequest {
@@ -121,6 +150,19 @@ const copySchema = {
   fields: [...copyFields, { name: 'entries', type: { type: 'array', items: entrySchema } }],
 };
 
+const locateReplySchema = {
+  type: 'record',
+  name: 'LocateReply',
+  fields: [
+    { name: 'found', type: 'boolean' },
+    { name: 'primary', type: 'boolean' },
+    { name: 'owner', type: 'string' },
+    { name: 'epoch', type: 'long' },
+    { name: 'version', type: 'long' },
+    { name: 'removed', type: 'boolean', default: false },
+  ],
+};
+
 /** Message codecs by type name. */
 export const messages = {
   copy: defineMessage<SessionCopy>(copySchema),
@@ -150,19 +192,21 @@ export const messages = {
       { name: 'base', type: 'string' },
       { name: 'owner', type: 'string' },
       { name: 'epoch', type: 'long' },
+      { name: 'destroy', type: 'boolean', default: false },
+      { name: 'until', type: 'long', default: 0 },
     ],
   }),
   locate: defineMessage<LocateMessage>({ type: 'record', name: 'Locate', fields: [{ name: 'base', type: 'string' }] }),
-  locateReply: defineMessage<LocateReply>({
+  locateReply: defineMessage<LocateReply>(locateReplySchema),
+  audit: defineMessage<AuditMessage>({
     type: 'record',
-    name: 'LocateReply',
-    fields: [
-      { name: 'found', type: 'boolean' },
-      { name: 'primary', type: 'boolean' },
-      { name: 'owner', type: 'string' },
-      { name: 'epoch', type: 'long' },
-      { name: 'version', type: 'long' },
-    ],
+    name: 'Audit',
+    fields: [{ name: 'bases', type: { type: 'array', items: 'string' } }],
+  }),
+  auditReply: defineMessage<AuditReply>({
+    type: 'record',
+    name: 'AuditReply',
+    fields: [{ name: 'items', type: { type: 'array', items: locateReplySchema } }],
   }),
   take: defineMessage<TakeMessage>({
     type: 'record',
@@ -170,6 +214,8 @@ export const messages = {
     fields: [
       { name: 'base', type: 'string' },
       { name: 'newOwner', type: 'string' },
+      { name: 'timeoutMs', type: 'long', default: 0 },
+      { name: 'force', type: 'boolean', default: false },
     ],
   }),
   takeReply: defineMessage<TakeReply>({
@@ -178,6 +224,7 @@ export const messages = {
     fields: [
       { name: 'copy', type: ['null', copySchema] },
       { name: 'movedTo', type: ['null', 'string'], default: null },
+      { name: 'removed', type: 'boolean', default: false },
     ],
   }),
   schema: defineMessage<SchemaRequest>({

@@ -2,21 +2,43 @@
  * Backup mode (Tomcat's BackupManager): each session lives on its primary and on one backup, the
  * first live member other than the primary in the ring's order for the session's base. Any member
  * can compute where a copy lives, so no location broadcast is needed for new sessions.
+ *
+ * A takeover is granted by the member holding the session (the owner if it is alive, else the best
+ * copy), one taker at a time under that member's lock: two members taking one session at once end
+ * with one owner, and the other follows it or answers 503.
  */
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
-import { ClusterRequestError, ReplicationError, StaleOwnerError } from '../errors.js';
+import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { backupFor, owners } from '../ring/index.js';
-import { MSG, Replicator, type ReplicatorOptions } from './replicator.js';
+import { Replicator, type ReplicatorOptions } from './replicator.js';
+import { MSG } from './message-types.js';
 import { RateQueue } from './rate-queue.js';
-import { applyCopy, toCopy } from './copies.js';
+import { adopt, compareHeld, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
+
+/** What the live members hold of one session. */
+interface Survey {
+  replies: { m: MemberInfo; r: LocateReply }[];
+  /** Live members that did not answer. */
+  failed: number;
+}
+
+const AUDIT_BATCH = 256;
+const SCAN_MS = 1000;
+const MAX_HOPS = 5;
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
   readonly mode = 'backup' as const;
   readonly #protect: RateQueue<string>;
+  /** Sessions to check against the other members (anti-entropy): after a pause, a partition, a loss. */
+  readonly #toAudit = new Set<string>();
+  #auditing = false;
+  /** Membership changed since the last scan: backups may belong elsewhere on the ring. */
+  #dirty = false;
+  #lastScan = 0;
   #warnedAlone = false;
   #protectStarted = 0;
   #protectCount = 0;
@@ -27,17 +49,18 @@ export class BackupManager extends Replicator {
       perSecond: options.reprotectRate,
       concurrency: 32,
       work: (base) => this.#protectOne(base),
+      clock: this.clock,
     });
   }
 
   override install(): void {
     super.install();
-    this.channel.handle(MSG.take, (from, body) => this.#onTake(from, messages.take.decode(body).base));
+    this.channel.handle(MSG.take, (from, body) => this.#onTake(from, messages.take.decode(body)));
     this.channel.handle(MSG.handoff, (from, body) => this.#onHandoff(from, messages.copy.decode(body)));
     this.channel.handle(MSG.leaving, async (from) => {
       // A member leaving gracefully: move every copy it holds for us elsewhere before it goes.
       this.leaving.add(from.route);
-      this.#scheduleProtection();
+      this.#scan(true);
       await this.#protect.drained();
       return Buffer.alloc(0);
     });
@@ -50,19 +73,15 @@ export class BackupManager extends Replicator {
   }
 
   protected needsVerification(e: SessionEntry): boolean {
+    this.#toAudit.add(e.base); // copies too: their owner may have moved on meanwhile
     return e.role === 'primary';
   }
 
-  protected copyHolders(e: SessionEntry): MemberInfo[] {
-    // The acknowledged backup, and where the ring puts it now: with ack 'async' a removal can come
-    // before the first copy's acknowledgement.
+  protected mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[] {
+    // The acknowledged backup, and where the ring puts it now (with ack 'async' a removal can come
+    // before the first copy's acknowledgement).
     const routes = new Set([e.backup, backupFor(e.base, this.route, this.liveRoutes())]);
-    const holders: MemberInfo[] = [];
-    for (const r of routes) {
-      const m = r === undefined ? undefined : this.memberByRoute(r);
-      if (m !== undefined) holders.push(m);
-    }
-    return holders;
+    return this.channel.members().filter((m) => routes.has(m.route));
   }
 
   protected async replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
@@ -72,12 +91,14 @@ export class BackupManager extends Replicator {
     work.catch((err: unknown) => {
       this.counters.replicationFailures++;
       next.backup = undefined;
+      next.resync = true;
       this.log.warn({ err, session: shortId(e.base) }, 'asynchronous replication failed; re-protecting');
       this.#protect.push(e.base, e.base);
     });
   }
 
   async #replicateTo(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
+    let backup = e.resync === true ? undefined : e.backup;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt > 0 && this.options.ack === 'async') {
         // Without the lock (async acks), a removal or a newer write may have come meanwhile: resending
@@ -95,26 +116,19 @@ export class BackupManager extends Replicator {
         return;
       }
       try {
-        // Where the backup moved (a join, a loss), the new holder gets the whole session.
+        // Where the backup moved (a join, a loss) or may differ (a failed write), it gets the whole session.
         let reply: ApplyReply =
-          e.backup === target.route
-            ? await this.requestApply(target, MSG.delta, messages.delta.encode(delta))
-            : await this.sendCopy(target, next);
+          backup === target.route ? await this.requestApply(target, MSG.delta, messages.delta.encode(delta)) : await this.sendCopy(target, next);
         if (reply.status === 'NEED_FULL') reply = await this.sendCopy(target, next);
-        if (reply.status === 'STALE') {
-          throw new StaleOwnerError(
-            `session ${shortId(e.base)}…: owned by ${reply.owner} at epoch ${reply.epoch}; this member's write was refused`,
-          );
-        }
+        if (reply.status === 'STALE') throw this.staleError(e.base, reply);
         if (reply.status !== 'OK') throw new ReplicationError(`session ${shortId(e.base)}…: backup answered ${reply.status}`);
-        const old = e.backup;
         next.backup = target.route;
-        if (old !== undefined && old !== target.route) this.#dropAt(old, next);
+        if (e.backup !== undefined && e.backup !== target.route) this.#dropAt(e.backup, next);
         return;
       } catch (err) {
         // The backup died under us: choose the next one and send it everything.
         if (err instanceof ClusterRequestError && ['ERR_MEMBER_GONE', 'ERR_NOT_CONNECTED'].includes(err.code)) {
-          e = { ...e, backup: undefined };
+          backup = undefined;
           continue;
         }
         throw err instanceof ReplicationError || err instanceof StaleOwnerError
@@ -127,133 +141,166 @@ export class BackupManager extends Replicator {
     throw new ReplicationError(`session ${shortId(e.base)}…: no backup acknowledged the write after 3 attempts`);
   }
 
-  /** Tells a former backup to drop its copy, once the new one acknowledged. */
+  /** Tells a former copy holder to drop its copy, once the new backup acknowledged. */
   #dropAt(route: string, e: SessionEntry): void {
     const m = this.memberByRoute(route);
     if (m === undefined) return;
-    this.requestApply(m, MSG.remove, messages.remove.encode({ base: e.base, owner: this.route, epoch: e.epoch })).catch(
-      (err: unknown) => this.log.debug({ err, session: shortId(e.base) }, 'old backup did not drop its copy; it expires by itself'),
+    this.#drop(m, e);
+  }
+
+  #drop(m: MemberInfo, e: SessionEntry): void {
+    const body = messages.remove.encode({ base: e.base, owner: this.route, epoch: e.epoch, destroy: false, until: 0 });
+    // A lost drop leaves a copy of an older ownership: fenced everywhere, and found by anti-entropy.
+    this.requestApply(m, MSG.remove, body).catch((err: unknown) =>
+      this.log.debug({ err, session: shortId(e.base) }, 'old copy holder did not drop its copy; it expires by itself'),
     );
   }
 
-  /** A member asks for a session to take it over; the primary lets go, a copy holder keeps a fenced copy. */
-  async #onTake(from: MemberInfo, base: string): Promise<Buffer> {
-    return this.locks.run(base, () => {
-      const e = this.table.get(base);
+  /**
+   * A member asks for a session to take it over. The owner grants it; a copy holder grants it only when
+   * the owner is gone (past the grace of a silent owner) or said it does not hold it, and otherwise
+   * names the owner. Either way the granting member keeps the data as a copy of the taker's.
+   */
+  async #onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
+    const received = this.clock.now();
+    return this.locks.run(m.base, () => {
+      // The taker gave up long ago: granting now would leave the session with no primary.
+      if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
+      }
+      const e = this.table.get(m.base);
+      const t = this.table.tombstone(m.base);
+      let copy: SessionCopy | null = null;
+      let movedTo: string | null = null;
       if (e === undefined) {
-        // Just handed to someone else? Say to whom, so the asker goes there instead of looking again.
-        const moved = this.table.tombstone(base);
-        return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: moved?.owner || null }));
-      }
-      const copy = toCopy(e);
-      if (e.role === 'primary') {
-        this.table.delete(base, e.epoch + 1, from.route);
-        this.log.info({ session: shortId(base), to: from.route }, 'session taken over by another member');
+        if (t?.kind === 'moved' && t.owner !== from.route) movedTo = t.owner;
+      } else if (e.role === 'primary' && e.owner === this.route) {
+        copy = grantTo(e, from.route);
+        this.log.info({ session: shortId(m.base), to: from.route, epoch: e.epoch }, 'session taken over by another member');
+      } else if (e.owner === from.route) {
+        copy = toCopy(e); // granted before; the answer was lost
+      } else if (this.memberByRoute(e.owner) !== undefined && !m.force) {
+        movedTo = e.owner;
+      } else if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: its owner ${e.owner} went silent a moment ago`);
       } else {
-        // Keep our copy, owned by the new primary from now on: it is a valid backup until told otherwise.
-        e.epoch += 1;
-        e.owner = from.route;
+        copy = grantTo(e, from.route);
       }
-      return Promise.resolve(messages.takeReply.encode({ copy, movedTo: null }));
+      return Promise.resolve(messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' }));
     });
   }
 
-  /** Asks every live member whether it holds `base`; holders first the primary, then the newest. */
-  async #locate(base: string): Promise<{ m: MemberInfo; r: LocateReply }[]> {
-    const located = await Promise.allSettled(
-      this.channel.members().map(async (m) => ({
-        m,
-        r: messages.locateReply.decode(
-          await this.channel.request(m.id, MSG.locate, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
-        ),
-      })),
+  /** Asks every live member what it holds of `bases`. */
+  async #survey(bases: string[]): Promise<Map<string, Survey>> {
+    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
+    const body = messages.audit.encode({ bases });
+    await Promise.all(
+      this.channel.members().map(async (m) => {
+        try {
+          const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
+          reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
+        } catch (err) {
+          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE') return;
+          for (const s of out.values()) s.failed++;
+        }
+      }),
     );
-    return located
-      .filter((x): x is PromiseFulfilledResult<{ m: MemberInfo; r: LocateReply }> => x.status === 'fulfilled')
-      .map((x) => x.value)
-      .filter((x) => x.r.found)
-      .sort((a, b) => Number(b.r.primary) - Number(a.r.primary) || b.r.epoch - a.r.epoch || b.r.version - a.r.version);
+    return out;
   }
 
   protected async takeOver(base: string): Promise<boolean> {
-    if (this.isPrimary(base)) return true;
-    let e: SessionEntry | undefined;
-    let copy: SessionCopy | undefined;
-    let source: MemberInfo | undefined;
-    // A holder that answers the take with nothing let the session go a moment ago (a concurrent
-    // takeover by another member): go where it says, or locate it again, rather than fall back on an
-    // older copy.
-    let hint: MemberInfo | undefined;
-    for (let attempt = 0; attempt < 4 && copy === undefined; attempt++) {
-      let holder = hint;
-      hint = undefined;
-      if (holder === undefined) {
-        // Ask everyone who holds it: the primary, if alive, has the newest version.
-        const found = await this.#locate(base);
-        e = this.table.get(base);
-        const best = found[0];
-        if (e !== undefined && e.role === 'primary' && e.owner === this.route && (best === undefined || best.r.epoch <= e.epoch)) {
-          // Checked after a possible cut-off: nobody took it over meanwhile, so it is still ours.
-          e.unverified = false;
-          return true;
+    let force: string | undefined;
+    let mine: SessionEntry | undefined;
+    for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
+      const { replies, failed } = (await this.#survey([base])).get(base)!;
+      const local = this.table.get(base);
+      // Ids are never reused: a destruction known anywhere means the session stays destroyed.
+      const removed = replies.find((x) => x.r.removed)?.r;
+      if (removed !== undefined || this.table.tombstone(base)?.kind === 'removed') {
+        if (removed !== undefined) this.table.destroy(base, removed.epoch, removed.owner, this.clock.now() + 2 * this.options.dropTime);
+        return false;
+      }
+      const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r) || Number(b.r.primary) - Number(a.r.primary));
+      const best = held[0];
+      const localBest = local !== undefined && (best === undefined || compareHeld(local, best.r) >= 0);
+      const top = localBest ? local : best?.r;
+      if (top === undefined) {
+        if (failed > 0 || !this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
+          throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
         }
-        const newer =
-          best !== undefined && (e === undefined || best.r.epoch > e.epoch || (best.r.epoch === e.epoch && best.r.version >= e.version));
-        if (!newer) break;
-        holder = best.m;
+        return false;
       }
-      const reply = messages.takeReply.decode(
-        await this.channel.request(holder.id, MSG.take, messages.take.encode({ base, newOwner: this.route }), {
-          timeoutMs: this.options.ackTimeout,
-        }),
-      );
+      if (localBest && local.role === 'primary' && local.owner === this.route) {
+        local.unverified = false; // checked after a possible cut-off: nobody took it over meanwhile
+        return true;
+      }
+      const ownerAlive = top.owner !== this.route && this.memberByRoute(top.owner) !== undefined;
+      const ownerHolds = held.some((x) => x.m.route === top.owner && x.r.epoch === top.epoch && x.r.owner === top.owner);
+      if (!ownerAlive && top.owner !== this.route && !this.isolation.ownerReleased(top.owner)) {
+        throw this.unavailable(base, `its owner ${top.owner} went silent a moment ago; it may still be serving elsewhere`);
+      }
+      if (localBest && !(ownerAlive && ownerHolds)) {
+        // The best copy is ours and its owner is gone or lost it: we are the one to grant it.
+        adopt(local, this.route);
+        mine = local;
+        break;
+      }
+      const grantor = ownerAlive && ownerHolds && force !== top.owner ? this.memberByRoute(top.owner)! : best.m;
+      let reply;
+      try {
+        reply = messages.takeReply.decode(
+          await this.channel.request(
+            grantor.id,
+            MSG.take,
+            messages.take.encode({ base, newOwner: this.route, timeoutMs: this.options.ackTimeout, force: force !== undefined || !ownerHolds }),
+            { timeoutMs: this.options.ackTimeout },
+          ),
+        );
+      } catch (err) {
+        throw this.unavailable(base, `${grantor.route} did not grant the takeover`, err);
+      }
       if (reply.copy !== null) {
-        copy = reply.copy;
-        source = holder;
-      } else if (reply.movedTo !== null && reply.movedTo !== this.route) {
-        hint = this.memberByRoute(reply.movedTo);
+        await this.schemas.learn(reply.copy.entries, grantor);
+        const granted = { ...reply.copy, owner: this.route };
+        if (fence(this.table, base, granted.epoch, granted.owner) !== undefined) throw this.unavailable(base, 'a newer owner appeared during the takeover');
+        mine = installGranted(this.table, granted);
+      } else if (reply.removed) {
+        return false;
+      } else if (grantor.route === top.owner) {
+        force = top.owner; // the owner does not hold it (restarted, or let it go): ask the best copy
       }
     }
-    e = this.table.get(base);
-    if (copy === undefined && e !== undefined) copy = toCopy(e); // the copy held here is the newest
-    if (copy === undefined) return false;
-    if (source !== undefined) await this.learnSchemas(copy.entries, source);
-    const tomb = this.table.tombstone(base);
-    const epoch = Math.max(copy.epoch, e?.epoch ?? 0, tomb?.epoch ?? 0) + 1;
-    const mine = this.installAsPrimary(copy, epoch);
-    this.log.info({ session: shortId(base), from: source?.route ?? 'local copy', epoch }, 'took over session');
+    if (mine === undefined) throw this.unavailable(base, 'the session kept moving during the takeover');
+    this.log.info({ session: shortId(base), epoch: mine.epoch }, 'took over session');
     // The newest version must be on a backup before the request goes on.
-    await this.#protectEntry(mine);
-    // Every other member drops what it has of it: the holders found, and also a member that took it
-    // over concurrently and installed after our look-up (its older epoch loses; fencing keeps newer).
-    const drop = messages.remove.encode({ base, owner: this.route, epoch });
-    for (const m of this.channel.members()) {
-      if (m.route !== mine.backup) this.requestApply(m, MSG.remove, drop).catch(() => undefined);
-    }
+    if ((await this.#protectEntry(mine)) === 'lost') throw this.unavailable(base, 'lost the session to a newer owner during the takeover');
+    // Every other member drops what it has of it (copies of older ownerships are fenced anyway).
+    for (const m of this.channel.members()) if (m.route !== mine.backup) this.#drop(m, mine);
     return true;
   }
 
   /** Sends the whole entry to its ring backup, if it has none there yet. */
-  async #protectEntry(e: SessionEntry): Promise<void> {
+  async #protectEntry(e: SessionEntry): Promise<'ok' | 'lost' | 'failed'> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const target = this.#backupTarget(e.base);
       if (target === undefined) {
         e.backup = undefined;
-        return;
+        return 'ok';
       }
       try {
         const reply = await this.sendCopy(target, e);
         if (reply.status === 'OK') {
           const old = e.backup;
           e.backup = target.route;
+          e.resync = false;
           if (old !== undefined && old !== target.route) this.#dropAt(old, e);
-          return;
+          return 'ok';
         }
         if (reply.status === 'STALE') {
           this.log.warn({ session: shortId(e.base), owner: reply.owner }, 'lost a session to a newer owner while protecting it');
           // Only if it is still ours here: the winner's copy may have replaced it meanwhile.
-          if (this.table.get(e.base) === e) this.table.delete(e.base, reply.epoch, reply.owner);
-          return;
+          if (this.table.get(e.base) === e) this.table.moved(e.base, reply.epoch, reply.owner);
+          return 'lost';
         }
       } catch (err) {
         if (!(err instanceof ClusterRequestError)) throw err;
@@ -261,67 +308,144 @@ export class BackupManager extends Replicator {
       }
     }
     this.log.error({ session: shortId(e.base) }, 'session has one copy: no backup acknowledged it');
+    return 'failed';
   }
 
   async #protectOne(base: string): Promise<void> {
     await this.locks.run(base, async () => {
       const e = this.table.get(base);
-      if (e === undefined || e.role !== 'primary') return;
+      if (e === undefined || e.role !== 'primary' || e.owner !== this.route || !this.isolation.hasQuorum()) return;
       const target = this.#backupTarget(base);
-      if (target?.route === e.backup) return;
+      if (target?.route === e.backup && e.resync !== true) return;
       await this.#protectEntry(e);
       this.counters.reprotected++;
       this.#protectCount++;
     });
     if (this.#protect.size <= 1 && this.#protectCount > 0) {
       this.log.info(
-        { sessions: this.#protectCount, ms: Date.now() - this.#protectStarted },
+        { sessions: this.#protectCount, ms: this.clock.now() - this.#protectStarted },
         're-protection done: every session has a backup again',
       );
       this.#protectCount = 0;
     }
   }
 
-  /** Queues every primary session whose backup is not where the ring now says. */
-  #scheduleProtection(): void {
+  /**
+   * Finds what needs repair: primaries without a backup where the ring puts it (`ring`: after a
+   * membership change), unverified primaries, and copies whose owner is gone.
+   */
+  #scan(ring: boolean): void {
     const live = this.liveRoutes();
-    if (this.#protect.size === 0) this.#protectStarted = Date.now();
+    const alive = new Set(live);
+    if (this.#protect.size === 0) this.#protectStarted = this.clock.now();
     for (const e of this.table.entries()) {
-      if (e.role !== 'primary') continue;
-      if (backupFor(e.base, this.route, live) !== e.backup) this.#protect.push(e.base, e.base);
+      if (e.role === 'primary' && e.owner === this.route) {
+        if (e.unverified === true) this.#toAudit.add(e.base);
+        else if (e.backup === undefined || !alive.has(e.backup) || e.resync === true || (ring && backupFor(e.base, this.route, live) !== e.backup)) {
+          if (live.length > 1) this.#protect.push(e.base, e.base);
+        }
+      } else if (!alive.has(e.owner) && this.isolation.ownerReleased(e.owner)) {
+        this.#toAudit.add(e.base);
+      }
     }
+  }
+
+  protected maintain(): void {
+    if (!this.isolation.hasQuorum()) return;
+    const now = this.clock.now();
+    if (this.#dirty || now - this.#lastScan >= SCAN_MS) {
+      this.#scan(this.#dirty);
+      this.#dirty = false;
+      this.#lastScan = now;
+    }
+    if (this.#toAudit.size > 0 && !this.#auditing) {
+      this.#auditing = true;
+      const batch = [...this.#toAudit].slice(0, AUDIT_BATCH);
+      for (const b of batch) this.#toAudit.delete(b);
+      this.#audit(batch)
+        .catch((err: unknown) => {
+          for (const b of batch) this.#toAudit.add(b);
+          this.log.warn({ err }, 'anti-entropy round failed; retrying');
+        })
+        .finally(() => (this.#auditing = false));
+    }
+  }
+
+  /** Anti-entropy: checks each of `bases` with every live member and repairs what it finds. */
+  async #audit(bases: string[]): Promise<void> {
+    const surveys = await this.#survey(bases);
+    for (const base of bases) {
+      await this.locks.run(base, () => {
+        this.#reconcile(base, surveys.get(base)!);
+        return Promise.resolve();
+      });
+    }
+  }
+
+  #reconcile(base: string, { replies, failed }: Survey): void {
+    const e = this.table.get(base);
+    if (e === undefined) return;
+    const removed = replies.find((x) => x.r.removed);
+    if (removed !== undefined) {
+      this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+      return;
+    }
+    const newer = replies.filter((x) => x.r.found && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner)).sort((a, b) => compareHeld(b.r, a.r))[0];
+    if (newer !== undefined) {
+      if (e.role === 'primary') this.log.info({ session: shortId(base), owner: newer.r.owner }, 'a newer owner took this session over meanwhile; letting go');
+      this.table.moved(base, newer.r.epoch, newer.r.owner);
+      return;
+    }
+    if (failed > 0 || !this.isolation.hasQuorum()) {
+      this.#toAudit.add(base); // cannot tell yet
+      return;
+    }
+    if (e.role === 'primary' && e.owner === this.route) {
+      e.unverified = false;
+      return;
+    }
+    // A copy: fine while its owner holds it; adopted when the owner is gone or lost it.
+    if (replies.some((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)) return;
+    if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
+      this.#toAudit.add(base);
+      return;
+    }
+    const peers = replies.filter((x) => x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
+    const top = Math.max(e.version, ...peers.map((x) => x.r.version));
+    if (e.version < top) return; // a member with a newer version adopts it
+    const first = owners(base, [this.route, ...peers.filter((x) => x.r.version === top).map((x) => x.m.route)])[0];
+    if (first !== this.route) return;
+    adopt(e, this.route);
+    this.log.info({ session: shortId(base), epoch: e.epoch }, 'adopted the session of a member that is gone');
+    this.#protect.push(base, base);
   }
 
   protected onMemberAdded(member: MemberInfo): void {
     if (this.stopping) return;
-    this.log.debug({ member: member.route }, 'member joined: moving the backups that now belong to it');
-    this.#scheduleProtection();
+    // A restarted member holds nothing: the copies we keep for it must find an owner again.
+    for (const e of this.table.entries()) if (e.role === 'backup' && e.owner === member.route) this.#toAudit.add(e.base);
+    this.#rescan();
+  }
+
+  /** After a membership change: backups may belong elsewhere on the ring now. */
+  #rescan(): void {
+    if (!this.isolation.hasQuorum()) {
+      this.#dirty = true; // scanned when the majority is back
+      return;
+    }
+    this.#scan(true);
+    this.#lastScan = this.clock.now();
   }
 
   protected onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void {
     if (this.stopping) return;
-    // Copies we hold for a primary that is gone: adopt them (a new epoch fences the old owner if it
-    // was only partitioned), so that each has two copies again; a request later takes them over.
-    // Not on the cut-off side of a partition: there the "gone" primary is likely alive and serving,
-    // and the copies stay copies, still found by a takeover.
-    const live = this.liveRoutes();
-    const adopt = !this.possiblyIsolated();
-    for (const e of adopt ? this.table.entries() : []) {
-      if (e.role === 'backup' && e.owner === member.route && !live.includes(e.owner)) {
-        e.role = 'primary';
-        e.owner = this.route;
-        e.epoch += 1;
-        e.backup = undefined;
-        e.values = undefined;
-      }
-    }
     this.log.info({ member: member.route, reason }, 'member gone: re-protecting the sessions it held');
-    this.#scheduleProtection();
+    this.#rescan();
   }
 
   /**
    * Graceful leave: peers first move the copies we hold for them, then each of our sessions is
-   * handed to the member that holds its backup, which adopts it and makes a new backup.
+   * granted to the member that holds its backup, which makes it its own and gives it a new backup.
    */
   async leave(): Promise<void> {
     this.stopping = true;
@@ -329,30 +453,31 @@ export class BackupManager extends Replicator {
     await Promise.allSettled(
       peers.map((m) => this.channel.request(m.id, MSG.leaving, Buffer.alloc(0), { timeoutMs: this.options.stateTransferTimeout })),
     );
-    const mine = this.table.entries().filter((e) => e.role === 'primary');
+    const queue = this.table.entries().filter((e) => e.role === 'primary' && e.owner === this.route);
     let handed = 0;
     let failed = 0;
-    const queue = [...mine];
     const worker = async (): Promise<void> => {
       for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
-        const entry = e;
-        await this.locks.run(entry.base, async () => {
+        const base = e.base;
+        await this.locks.run(base, async () => {
+          const entry = this.table.get(base);
+          if (entry === undefined || entry.role !== 'primary' || entry.owner !== this.route) return;
           const live = this.liveRoutes().filter((r) => r !== this.route); // not those leaving too
-          const order = owners(entry.base, live);
-          const heir = this.memberByRoute(entry.backup !== undefined && live.includes(entry.backup) ? entry.backup : (order[0] ?? ''));
+          const heir = this.memberByRoute(entry.backup !== undefined && live.includes(entry.backup) ? entry.backup : (owners(base, live)[0] ?? ''));
           if (heir === undefined) {
             failed++;
             return;
           }
+          const granted = { ...toCopy(entry), owner: heir.route, epoch: entry.epoch + 1 };
           try {
-            const reply = await this.sendCopy(heir, entry, MSG.handoff);
+            const reply = await this.requestApply(heir, MSG.handoff, messages.copy.encode(granted));
             if (reply.status === 'OK') {
-              this.table.delete(entry.base, entry.epoch + 1, heir.route);
+              this.table.moved(base, granted.epoch, heir.route);
               handed++;
             } else failed++;
           } catch (err) {
             failed++;
-            this.log.warn({ err, session: shortId(entry.base), heir: heir.route }, 'hand-off failed; the session keeps its backup copy');
+            this.log.warn({ err, session: shortId(base), heir: heir.route }, 'hand-off failed; the session keeps its backup copy');
           }
         });
       }
@@ -362,17 +487,13 @@ export class BackupManager extends Replicator {
     this.log.info({ handed, failed }, 'graceful leave: sessions handed off');
   }
 
-  /** A leaving member hands us one of its sessions: we adopt it and give it a backup. */
+  /** A leaving member grants us one of its sessions: we make it ours and give it a backup. */
   async #onHandoff(from: MemberInfo, c: SessionCopy): Promise<Buffer> {
-    await this.learnSchemas(c.entries, from);
+    await this.schemas.learn(c.entries, from);
     return this.locks.run(c.base, async () => {
-      const reply = applyCopy(this.table, c, 'backup');
-      if (reply.status !== 'OK') return messages.applyReply.encode(reply);
-      const e = this.table.get(c.base)!;
-      e.role = 'primary';
-      e.owner = this.route;
-      e.epoch = c.epoch + 1;
-      e.backup = undefined;
+      const stale = fence(this.table, c.base, c.epoch, c.owner);
+      if (stale !== undefined) return messages.applyReply.encode(stale);
+      const e = installGranted(this.table, c);
       await this.#protectEntry(e);
       return messages.applyReply.encode({ status: 'OK', epoch: 0, owner: '' });
     });

@@ -1,8 +1,9 @@
 /**
- * Conversions between the session table's entries and the messages that carry them, and the rules
- * every copy holder applies to incoming writes (shared by backup and delta modes). Pure: no I/O.
+ * Conversions between the session table's entries and the messages that carry them, the rules every
+ * copy holder applies to incoming writes (shared by backup and delta modes), and the ownership
+ * transitions, each a named function. Pure: no I/O.
  */
-import type { ApplyReply, SessionCopy, SessionDeltaMessage, EncodedEntry, RemoveMessage } from '../codec/messages.js';
+import type { ApplyReply, SessionCopy, SessionDeltaMessage, EncodedEntry, RemoveMessage, LocateReply } from '../codec/messages.js';
 import type { Role, SessionEntry, SessionTable } from './session-table.js';
 
 /** koa-session's 'session' maxAge travels as -1. */
@@ -50,25 +51,35 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
 const OK: ApplyReply = { status: 'OK', epoch: 0, owner: '' };
 
 /**
- * Whether ownership (`epoch`, `owner`) is older than (`knownEpoch`, `knownOwner`). Two members that took
- * a session over concurrently can reach the same epoch; the greater route wins that tie everywhere, so
- * every holder picks the same owner and the loser's copies are refused, never both.
+ * Whether ownership (`epoch`, `owner`) is older than (`knownEpoch`, `knownOwner`). Takeovers are granted
+ * by the member holding the session, one at a time, so two owners rarely share an epoch; when they do
+ * (two holders granted at once, each cut off from the other), the greater route wins everywhere.
  */
 export function olderOwnership(epoch: number, owner: string, knownEpoch: number, knownOwner: string): boolean {
   return epoch < knownEpoch || (epoch === knownEpoch && owner < knownOwner);
 }
 
-/** Fencing: a write from `owner` at `epoch` is refused when this member knows a newer owner. */
-function fence(table: SessionTable, base: string, epoch: number, owner: string): ApplyReply | undefined {
+/** Orders what members hold of a session: by ownership, then by version. Positive when `a` is newer. */
+export function compareHeld(a: { epoch: number; owner: string; version: number }, b: { epoch: number; owner: string; version: number }): number {
+  if (olderOwnership(a.epoch, a.owner, b.epoch, b.owner)) return -1;
+  if (olderOwnership(b.epoch, b.owner, a.epoch, a.owner)) return 1;
+  return a.version - b.version;
+}
+
+/**
+ * Fencing: a write or copy from `owner` at `epoch` is refused when this member knows a newer owner, or
+ * knows the session was destroyed.
+ */
+export function fence(table: SessionTable, base: string, epoch: number, owner: string): ApplyReply | undefined {
   const e = table.get(base);
   if (e !== undefined && olderOwnership(epoch, owner, e.epoch, e.owner)) {
     return { status: 'STALE', epoch: e.epoch, owner: e.owner };
   }
   const t = table.tombstone(base);
-  if (e === undefined && t !== undefined && olderOwnership(epoch, owner, t.epoch, t.owner)) {
-    return { status: 'STALE', epoch: t.epoch, owner: t.owner };
-  }
-  return undefined;
+  if (t === undefined) return undefined;
+  // Ids are never reused (regenerate makes a new one), so nothing may follow a destruction.
+  const fenced = t.kind === 'removed' || olderOwnership(epoch, owner, t.epoch, t.owner);
+  return fenced ? { status: 'STALE', epoch: t.epoch, owner: t.owner } : undefined;
 }
 
 /**
@@ -111,11 +122,62 @@ export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'bac
   return OK;
 }
 
-/** Drops a copy: logout from the owner, or clean-up after a takeover moved the session. */
+/**
+ * Drops a copy (`destroy: false`: clean-up after a takeover moved the session) or destroys the session
+ * (`destroy: true`: logout, regenerate), leaving a tombstone either way.
+ */
 export function applyRemove(table: SessionTable, m: RemoveMessage): ApplyReply {
   const e = table.get(m.base);
-  // The loser of a concurrent takeover must not drop the winner's copies (same epoch, lesser route).
+  // The loser of a concurrent takeover, or an owner that was taken over meanwhile, cannot drop or
+  // destroy the newer owner's copies.
   if (e !== undefined && olderOwnership(m.epoch, m.owner, e.epoch, e.owner)) return { status: 'STALE', epoch: e.epoch, owner: e.owner };
-  table.delete(m.base, m.epoch, m.owner);
+  const t = table.tombstone(m.base);
+  if (t?.kind === 'moved' && olderOwnership(m.epoch, m.owner, t.epoch, t.owner)) return { status: 'STALE', epoch: t.epoch, owner: t.owner };
+  if (m.destroy) table.destroy(m.base, m.epoch, m.owner, m.until);
+  else table.moved(m.base, m.epoch, m.owner);
   return OK;
+}
+
+/** What this member holds of `base`, as a locate or audit answers. */
+export function describeHeld(table: SessionTable, base: string): LocateReply {
+  const e = table.get(base);
+  const t = table.tombstone(base);
+  if (t?.kind === 'removed') {
+    return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true };
+  }
+  if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false };
+  return { found: true, primary: e.role === 'primary', owner: e.owner, epoch: e.epoch, version: e.version, removed: false };
+}
+
+// Ownership transitions. Each is the one place its change of fields is written.
+
+/**
+ * A holder grants the session to `taker`: the taker owns it from the next epoch on, and this member
+ * keeps its data as a copy of the taker's (if the taker never installs it, the copy is still found).
+ * Returns the granted copy.
+ */
+export function grantTo(e: SessionEntry, taker: string): SessionCopy {
+  e.epoch += 1;
+  e.owner = taker;
+  e.role = 'backup';
+  e.values = undefined;
+  e.unverified = false;
+  return toCopy(e);
+}
+
+/** Installs a copy granted to this member (`copy.owner` is us, `copy.epoch` the granted epoch) as its primary. */
+export function installGranted(table: SessionTable, copy: SessionCopy): SessionEntry {
+  const e = fromCopy(copy, 'primary');
+  table.set(e);
+  return e;
+}
+
+/** A holder of a copy whose owner is gone becomes its owner, at the next epoch. */
+export function adopt(e: SessionEntry, route: string): void {
+  e.role = 'primary';
+  e.owner = route;
+  e.epoch += 1;
+  e.backup = undefined;
+  e.values = undefined;
+  e.unverified = false;
 }

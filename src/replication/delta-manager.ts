@@ -1,37 +1,42 @@
 /**
  * Delta mode (Tomcat's DeltaManager): every member holds every session and every write is sent as a
  * delta to all. A member that joins pulls the full state from the longest-running member in bounded
- * pages, queueing the deltas that arrive meanwhile and applying them after, in version order.
+ * pages, queueing the deltas that arrive meanwhile and applying them after, in version order. A member
+ * that was paused or cut off pulls the state again and checks every copy it holds with the others.
  */
 import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
-import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
-import { StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, maxAgeToWire, toCopy } from './copies.js';
-import { MSG, Replicator, type ReplicatorOptions } from './replicator.js';
+import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
+import { ClusterRequestError, ReplicationError, StateTransferError } from '../errors.js';
+import { applyCopy, applyDelta, compareHeld, fromCopy, maxAgeToWire, toCopy } from './copies.js';
+import { Replicator, type ReplicatorOptions } from './replicator.js';
+import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
 const SNAPSHOT_TTL_MS = 120_000;
 const ADVISE_BACKUP_FROM = 4;
+/** A state page stops growing past this many bytes of session data (at least one session per page). */
+const STATE_PAGE_BYTES = 1024 * 1024;
 
 /** The delta-mode replication manager. */
 export class DeltaManager extends Replicator {
   readonly mode = 'delta' as const;
-  /** Deltas that arrived during our state transfer, applied after it in arrival order. */
+  /** Deltas that arrived during our first state transfer, applied after it in arrival order. */
   #queued: SessionDeltaMessage[] | undefined;
   #transferDone = false;
   #transferring: Promise<void> | undefined;
+  /** A pause or a partition happened: pull the state again and check every copy. */
+  #resyncWanted = false;
   #advised = false;
   /** Base lists frozen per transfer, so that a joiner's pages do not skip or repeat sessions. */
   readonly #snapshots = new Map<string, { bases: string[]; until: number }>();
-  /** Resolves when the first state transfer finished (or there was no one to transfer from). */
-  readonly ready: Promise<void>;
+  readonly #ready: Promise<void>;
   #markReady!: () => void;
 
   constructor(options: ReplicatorOptions) {
     super(options);
-    this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    this.#ready = new Promise((resolve) => (this.#markReady = resolve));
   }
 
   override install(): void {
@@ -39,12 +44,22 @@ export class DeltaManager extends Replicator {
     this.channel.handle(MSG.statePage, (_from, body) => this.#onStatePage(messages.statePage.decode(body)));
   }
 
+  /** Resolves when the first state transfer finished (or there was no one to transfer from). */
+  override ready(): Promise<void> {
+    return this.#ready;
+  }
+
   protected needsVerification(): boolean {
+    this.#resyncWanted = true;
     return true; // every member holds everything, and a cut-off member missed deltas
   }
 
-  protected copyHolders(): MemberInfo[] {
+  #holders(): MemberInfo[] {
     return this.channel.members().filter((m) => !this.leaving.has(m.route));
+  }
+
+  protected mustAcknowledgeRemoval(): MemberInfo[] {
+    return this.#holders();
   }
 
   protected override applyIncomingDelta(m: SessionDeltaMessage): ApplyReply {
@@ -55,34 +70,85 @@ export class DeltaManager extends Replicator {
     return applyDelta(this.table, m, 'backup');
   }
 
-  protected async replicate(_e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
-    const targets = this.copyHolders();
-    const body = messages.delta.encode(delta);
-    const sends = targets.map(async (m) => {
-      const reply = await this.requestApply(m, MSG.delta, body);
-      return reply.status === 'NEED_FULL' ? this.sendCopy(m, next) : reply;
-    });
-    const work = this.settle(sends, delta.base);
+  /**
+   * Sends to every live member; a member that went away meanwhile is not a failure (it reconciles when
+   * it comes back), a refusal or a silence is.
+   */
+  async #toAll(base: string, body: Buffer, full: SessionEntry, sendFull: boolean): Promise<void> {
+    const results = await Promise.allSettled(
+      this.#holders().map(async (m) => {
+        const reply = sendFull ? await this.sendCopy(m, full) : await this.requestApply(m, MSG.delta, body);
+        return reply.status === 'NEED_FULL' ? this.sendCopy(m, full) : reply;
+      }),
+    );
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        const err: unknown = r.reason;
+        if (err instanceof ClusterRequestError && (err.code === 'ERR_MEMBER_GONE' || err.code === 'ERR_STOPPED')) continue;
+        throw new ReplicationError(`session ${shortId(base)}…: a copy holder did not acknowledge: ${String(err)}`, { cause: err });
+      }
+      if (r.value.status === 'STALE') throw this.staleError(base, r.value);
+    }
+  }
+
+  protected async replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
+    const work = this.#toAll(delta.base, messages.delta.encode(delta), next, e.resync === true);
     if (this.options.ack === 'sync') return work;
     work.catch((err: unknown) => {
       this.counters.replicationFailures++;
+      next.resync = true;
       this.log.warn({ err, session: shortId(delta.base) }, 'asynchronous replication failed');
     });
   }
 
+  /** What every live member holds of `base` (copies and destruction tombstones). */
+  async #fetchAll(base: string): Promise<{ replies: { m: MemberInfo; reply: TakeReply }[]; failed: number }> {
+    const replies: { m: MemberInfo; reply: TakeReply }[] = [];
+    let failed = 0;
+    await Promise.all(
+      this.channel.members().map(async (m) => {
+        try {
+          const raw = await this.channel.request(m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
+          replies.push({ m, reply: messages.takeReply.decode(raw) });
+        } catch (err) {
+          if (!(err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE')) failed++;
+        }
+      }),
+    );
+    return { replies, failed };
+  }
+
   protected async takeOver(base: string): Promise<boolean> {
-    let e = this.table.get(base);
-    if (e === undefined || e.unverified === true) {
-      // Not here (we are still receiving the state, or it expired here), or possibly outdated after
-      // a cut-off: ask the others for the newest copy.
-      e = (await this.#fetchFromPeers(base)) ?? e;
-      if (e === undefined) return false;
-      e.unverified = false;
+    const { replies, failed } = await this.#fetchAll(base);
+    const local = this.table.get(base);
+    const tomb = this.table.tombstone(base);
+    let best: { copy: SessionCopy; m: MemberInfo | undefined } | undefined = local === undefined ? undefined : { copy: toCopy(local), m: undefined };
+    for (const { m, reply } of replies) {
+      const c = reply.copy;
+      if (c !== null && (best === undefined || compareHeld(c, best.copy) > 0)) best = { copy: c, m };
     }
-    const epoch = e.epoch + 1;
-    const mine: SessionEntry = { ...e, owner: this.route, epoch, role: 'primary', values: undefined };
+    // Ids are never reused: a destruction anywhere means the session stays destroyed.
+    if (replies.some((x) => x.reply.removed) || tomb?.kind === 'removed') {
+      if (local !== undefined) this.table.destroy(base, local.epoch, local.owner, local.expire);
+      return false;
+    }
+    if (best === undefined) {
+      if (failed > 0 || !this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
+        throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
+      }
+      return false;
+    }
+    const owner = best.copy.owner;
+    if (owner !== this.route && this.memberByRoute(owner) === undefined && !this.isolation.ownerReleased(owner)) {
+      throw this.unavailable(base, `its owner ${owner} went silent a moment ago; it may still be serving elsewhere`);
+    }
+    if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
+    let epoch = best.copy.epoch;
+    for (const { reply } of replies) if (reply.copy !== null) epoch = Math.max(epoch, reply.copy.epoch);
+    epoch += 1;
+    const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
-    // An empty delta at the new epoch tells every member who owns the session now.
+    // An empty delta at the new epoch tells every member who owns the session now (and fences the old owner).
     const announce: SessionDeltaMessage = {
       base,
       owner: this.route,
@@ -94,39 +160,68 @@ export class DeltaManager extends Replicator {
       set: [],
       removed: [],
     };
-    const body = messages.delta.encode(announce);
-    await this.settle(
-      this.copyHolders().map(async (m) => {
-        const reply = await this.requestApply(m, MSG.delta, body);
-        return reply.status === 'NEED_FULL' ? this.sendCopy(m, mine) : reply;
-      }),
-      base,
-    );
+    try {
+      await this.#toAll(base, messages.delta.encode(announce), mine, best.m !== undefined);
+    } catch (err) {
+      if (this.table.get(base) === mine) mine.role = 'backup'; // not ours after all: a concurrent taker won
+      throw this.unavailable(base, 'the takeover was not acknowledged by every member', err);
+    }
     this.log.info({ session: shortId(base), epoch }, 'took over session');
     return true;
   }
 
-  async #fetchFromPeers(base: string): Promise<SessionEntry | undefined> {
-    const replies = await Promise.allSettled(
-      this.channel.members().map(async (m) => ({
-        m,
-        reply: messages.takeReply.decode(
-          await this.channel.request(m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
-        ),
-      })),
-    );
-    let best: { copy: SessionCopy; m: MemberInfo } | undefined;
-    for (const r of replies) {
-      if (r.status !== 'fulfilled' || r.value.reply.copy === null) continue;
-      const c = r.value.reply.copy;
-      if (best === undefined || c.epoch > best.copy.epoch || (c.epoch === best.copy.epoch && c.version > best.copy.version)) {
-        best = { copy: c, m: r.value.m };
+  protected maintain(): void {
+    if (!this.#resyncWanted || this.#transferring !== undefined || !this.#transferDone || !this.isolation.hasQuorum()) return;
+    if (this.channel.members().length === 0) return;
+    this.#resyncWanted = false;
+    this.#transferring = this.#resync()
+      .catch((err: unknown) => {
+        this.#resyncWanted = true;
+        this.log.warn({ err }, 'reconciliation after a pause or a partition failed; retrying');
+      })
+      .finally(() => (this.#transferring = undefined));
+  }
+
+  /** After a pause or a partition: pull what was created meanwhile, then check every copy held here. */
+  async #resync(): Promise<void> {
+    const source = this.#sources()[0];
+    if (source !== undefined) await this.#transferFrom(source, this.clock.now() + this.options.stateTransferTimeout);
+    const bases = this.table.bases();
+    for (let i = 0; i < bases.length; i += 256) {
+      const batch = bases.slice(i, i + 256);
+      const body = messages.audit.encode({ bases: batch });
+      const answers = await Promise.all(
+        this.channel.members().map(async (m) => ({
+          m,
+          items: messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout })).items,
+        })),
+      );
+      for (let j = 0; j < batch.length; j++) {
+        const base = batch[j];
+        await this.locks.run(base, async () => {
+          const e = this.table.get(base);
+          if (e === undefined) return;
+          const removed = answers.find((a) => a.items[j].removed);
+          if (removed !== undefined) {
+            this.table.destroy(base, removed.items[j].epoch, removed.items[j].owner, e.expire);
+            return;
+          }
+          const newer = answers.filter((a) => a.items[j].found && compareHeld(a.items[j], e) > 0).sort((a, b) => compareHeld(b.items[j], a.items[j]))[0];
+          if (newer !== undefined) {
+            const reply = messages.takeReply.decode(
+              await this.channel.request(newer.m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
+            );
+            if (reply.copy !== null) {
+              await this.schemas.learn(reply.copy.entries, newer.m);
+              applyCopy(this.table, reply.copy, 'backup');
+            }
+            return;
+          }
+          e.unverified = false;
+        });
       }
     }
-    if (best === undefined) return undefined;
-    await this.learnSchemas(best.copy.entries, best.m);
-    applyCopy(this.table, best.copy, 'backup');
-    return this.table.get(base);
+    this.log.info({ sessions: bases.length, from: source?.route }, 'reconciled with the cluster after a pause or a partition');
   }
 
   protected onMemberAdded(member: MemberInfo): void {
@@ -149,11 +244,21 @@ export class DeltaManager extends Replicator {
   }
 
   /** Called once the channel runs: if no older member shows up in the discovery window, we are first. */
-  noPeerToTransferFrom(): void {
-    if (this.#transferring === undefined && !this.#transferDone) {
-      this.#transferDone = true;
-      this.#markReady();
-    }
+  override started(): void {
+    this.clock.setTimeout(() => {
+      if (this.#transferring === undefined && !this.#transferDone) {
+        this.#transferDone = true;
+        this.#markReady();
+      }
+    }, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3));
+  }
+
+  /** Members that started before us, longest-running first. */
+  #sources(): MemberInfo[] {
+    return this.channel
+      .members()
+      .filter((m) => m.startTime <= this.channel.self.startTime)
+      .sort((a, b) => a.startTime - b.startTime);
   }
 
   async #transfer(): Promise<void> {
@@ -161,10 +266,7 @@ export class DeltaManager extends Replicator {
     const tried = new Set<string>();
     try {
       for (;;) {
-        const source = this.channel
-          .members()
-          .filter((m) => !tried.has(m.id) && m.startTime <= this.channel.self.startTime)
-          .sort((a, b) => a.startTime - b.startTime)[0];
+        const source = this.#sources().filter((m) => !tried.has(m.id))[0];
         if (source === undefined) {
           if (tried.size > 0) {
             this.log.error(
@@ -176,7 +278,7 @@ export class DeltaManager extends Replicator {
         tried.add(source.id);
         try {
           // Each source gets the whole stateTransferTimeout.
-          await this.#transferFrom(source, Date.now() + this.options.stateTransferTimeout);
+          await this.#transferFrom(source, this.clock.now() + this.options.stateTransferTimeout);
           return;
         } catch (err) {
           this.log.error(
@@ -191,22 +293,33 @@ export class DeltaManager extends Replicator {
       for (const m of queued) {
         // A gap (the transfer's copy was older than the delta's base) is filled from the owner.
         const reply = applyDelta(this.table, m, 'backup');
-        if (reply.status === 'NEED_FULL') await this.#fetchFromPeers(m.base).catch(() => undefined);
+        if (reply.status === 'NEED_FULL') await this.#refetch(m.base).catch(() => undefined);
       }
       this.#transferDone = true;
       this.#markReady();
     }
   }
 
+  /** Fetches the newest copy of `base` from the others. */
+  async #refetch(base: string): Promise<void> {
+    const { replies } = await this.#fetchAll(base);
+    const best = replies
+      .filter((x) => x.reply.copy !== null)
+      .sort((a, b) => compareHeld(b.reply.copy!, a.reply.copy!))[0];
+    if (best === undefined) return;
+    await this.schemas.learn(best.reply.copy!.entries, best.m);
+    applyCopy(this.table, best.reply.copy!, 'backup');
+  }
+
   async #transferFrom(source: MemberInfo, deadline: number): Promise<void> {
     const transfer = randomUUID();
-    const started = Date.now();
+    const started = this.clock.now();
     this.log.info({ from: source.route }, 'state transfer started');
     let offset = 0;
     let sessions = 0;
     let bytes = 0;
     while (offset >= 0) {
-      const left = deadline - Date.now();
+      const left = deadline - this.clock.now();
       if (left <= 0) throw new StateTransferError(`state transfer from ${source.route} took longer than stateTransferTimeout`);
       const raw = await this.channel.request(
         source.id,
@@ -217,31 +330,36 @@ export class DeltaManager extends Replicator {
       bytes += raw.length;
       const page = messages.statePageReply.decode(raw);
       for (const c of page.sessions) {
-        await this.learnSchemas(c.entries, source);
+        await this.schemas.learn(c.entries, source);
         applyCopy(this.table, c, 'backup');
       }
       sessions += page.sessions.length;
       offset = page.next;
     }
-    this.log.info({ from: source.route, sessions, bytes, ms: Date.now() - started }, 'state transfer done');
+    this.log.info({ from: source.route, sessions, bytes, ms: this.clock.now() - started }, 'state transfer done');
   }
 
   #onStatePage(req: { transfer: string; offset: number; limit: number }): Buffer {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const [id, s] of this.#snapshots) if (s.until <= now) this.#snapshots.delete(id);
     let snap = this.#snapshots.get(req.transfer);
     if (snap === undefined) {
       snap = { bases: this.table.bases(), until: now + SNAPSHOT_TTL_MS };
       this.#snapshots.set(req.transfer, snap);
     }
+    // Bounded by count and by bytes: large sessions make smaller pages, never a frame over the limit.
     const limit = Math.max(1, Math.min(req.limit, 5000));
-    const slice = snap.bases.slice(req.offset, req.offset + limit);
     const sessions: SessionCopy[] = [];
-    for (const base of slice) {
-      const e = this.table.get(base);
-      if (e !== undefined) sessions.push(toCopy(e));
+    let bytes = 0;
+    let i = req.offset;
+    for (; i < snap.bases.length && i < req.offset + limit && (sessions.length === 0 || bytes < STATE_PAGE_BYTES); i++) {
+      const e = this.table.get(snap.bases[i]);
+      if (e === undefined) continue;
+      const c = toCopy(e);
+      for (const x of c.entries) bytes += x.value.length + x.key.length;
+      sessions.push(c);
     }
-    const next = req.offset + limit < snap.bases.length ? req.offset + limit : -1;
+    const next = i < snap.bases.length ? i : -1;
     if (next === -1) this.#snapshots.delete(req.transfer);
     return messages.statePageReply.encode({ sessions, next, total: snap.bases.length });
   }
@@ -252,3 +370,4 @@ export class DeltaManager extends Replicator {
     await Promise.resolve();
   }
 }
+

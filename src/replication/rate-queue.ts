@@ -2,19 +2,23 @@
  * A bounded-rate work queue: re-protection and rebalancing copy many sessions after a membership
  * change, and must not starve the requests the member is serving meanwhile.
  */
+import { systemClock, type Clock } from './clock.js';
+
 export class RateQueue<T> {
   readonly #pending = new Map<string, T>();
   readonly #perSecond: number;
   readonly #concurrency: number;
   readonly #work: (item: T) => Promise<void>;
   #running = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
+  readonly #clock: Clock;
   #windowStart = 0;
   #inWindow = 0;
   #idle: (() => void)[] = [];
   #stopped = false;
 
-  constructor(options: { perSecond: number; concurrency: number; work: (item: T) => Promise<void> }) {
+  constructor(options: { perSecond: number; concurrency: number; work: (item: T) => Promise<void>; clock?: Clock }) {
+    this.#clock = options.clock ?? systemClock;
     this.#perSecond = options.perSecond;
     this.#concurrency = options.concurrency;
     this.#work = options.work;
@@ -37,10 +41,15 @@ export class RateQueue<T> {
     await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
+  /** Whether `key` is queued (not yet running). */
+  has(key: string): boolean {
+    return this.#pending.has(key);
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#pending.clear();
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#settle();
   }
@@ -55,13 +64,13 @@ export class RateQueue<T> {
   #pump(): void {
     if (this.#timer !== undefined) return;
     while (this.#running < this.#concurrency && this.#pending.size > 0) {
-      const now = Date.now();
+      const now = this.#clock.now();
       if (now - this.#windowStart >= 1000) {
         this.#windowStart = now;
         this.#inWindow = 0;
       }
       if (this.#inWindow >= this.#perSecond) {
-        this.#timer = setTimeout(() => {
+        this.#timer = this.#clock.setTimeout(() => {
           this.#timer = undefined;
           this.#pump();
         }, 1000 - (now - this.#windowStart));

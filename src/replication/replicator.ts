@@ -1,24 +1,28 @@
 /**
- * What backup and delta modes share: the local write path (diff, validate, encode, replicate, commit),
- * the handlers every copy holder runs, schema fetching, expiry, and the counters. The two managers
- * differ in where copies go, how a takeover works and what a membership change triggers.
+ * The request path both modes share: acquire (take over if needed), read, write (plan, replicate,
+ * commit) and remove, each under the session's lock, and the handlers every copy holder runs. The
+ * managers differ in where copies go, how a takeover works and what a membership change triggers.
+ *
+ * Every "cannot tell now" is a `SessionUnavailableError` (503), never "no session": koa-session would
+ * hand out a new cookie and log the user out for good.
  */
 import type { Logger } from 'pino';
 import type { ClusterChannel, MemberInfo } from '../cluster/types.js';
 import type { SessionCodec, SessionData } from '../codec/types.js';
-import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
-import {
-  ClusterRequestError,
-  ReplicationError,
-  SessionTooLargeError,
-  StaleOwnerError,
-  UnknownSchemaError,
-} from '../errors.js';
-import { applyCopy, applyDelta, applyRemove, fromCopy, maxAgeToWire, toCopy } from './copies.js';
+import { messages, type ApplyReply, type RemoveMessage, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
+import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
+import { systemClock, type Clock } from './clock.js';
+import { applyCopy, applyDelta, applyRemove, describeHeld, toCopy } from './copies.js';
+import { Isolation } from './isolation.js';
 import { KeyLock } from './key-lock.js';
-import { diffSession, setOwn } from './session-value.js';
+import { MSG } from './message-types.js';
+import { RemovalQueue } from './removal-queue.js';
+import { SchemaSync } from './schema-sync.js';
 import { SessionTable, type Role, type SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
+import { planWrite } from './write-plan.js';
+
+export { MSG } from './message-types.js';
 
 /** What a manager needs from the layers below and the options. */
 export interface ReplicatorOptions {
@@ -32,9 +36,15 @@ export interface ReplicatorOptions {
   stateTransferTimeout: number;
   /** Sessions per page of a state transfer (delta mode). */
   stateTransferBatch: number;
-  /** Membership's drop time: a pause of this process longer than it may have got us evicted. */
+  /** Membership's drop time: how long a silent member goes unnoticed. */
   dropTime: number;
+  /** After start, how long discovery takes (a few heartbeats); default 4 × dropTime / 6. */
+  discoveryMs?: number;
+  /** A member silent this long no longer counts toward the majority; default 60 s. */
+  forgetAfter?: number;
   logger: Logger;
+  /** Time and timers; the system clock unless a simulation gives its own. */
+  clock?: Clock;
 }
 
 /** A session as the store reads it. */
@@ -55,35 +65,28 @@ export interface ReplicationMetrics {
   staleWritesRefused: number;
   ackLatencyMs: { sum: number; count: number };
   expired: number;
+  /** Requests answered 503: the session could not be told present or absent right now. */
+  unavailable: number;
 }
 
-/** Message type names on the cluster channel. */
-export const MSG = {
-  delta: 'session.delta',
-  copy: 'session.copy',
-  remove: 'session.remove',
-  locate: 'session.locate',
-  take: 'session.take',
-  fetch: 'session.fetch',
-  schema: 'session.schema',
-  leaving: 'session.leaving',
-  handoff: 'session.handoff',
-  statePage: 'session.state-page',
-} as const;
-
+const TICK_MS = 250;
 const SWEEP_MS = 5000;
 const NEGATIVE_CACHE_MS = 5000;
 
 /** The shared core of `BackupManager` and `DeltaManager`. */
 export abstract class Replicator {
   abstract readonly mode: 'backup' | 'delta';
-  readonly table = new SessionTable();
+  readonly table: SessionTable;
   protected readonly channel: ClusterChannel;
   protected readonly codec: SessionCodec;
   protected readonly route: string;
   protected readonly log: Logger;
   protected readonly options: ReplicatorOptions;
+  protected readonly clock: Clock;
   protected readonly locks = new KeyLock();
+  protected readonly isolation: Isolation;
+  protected readonly schemas: SchemaSync;
+  protected readonly removals: RemovalQueue;
   protected readonly counters: ReplicationMetrics = {
     writes: 0,
     writesRefused: 0,
@@ -94,17 +97,14 @@ export abstract class Replicator {
     staleWritesRefused: 0,
     ackLatencyMs: { sum: 0, count: 0 },
     expired: 0,
+    unavailable: 0,
   };
   /** Routes that announced a graceful leave: never chosen for a new copy. */
   protected readonly leaving = new Set<string>();
-  /** Bases recently looked up and found nowhere: a bad cookie must not cost a broadcast per request. */
+  /** Bases recently found nowhere: a bad cookie must not cost a broadcast per request. */
   readonly #missing = new Map<string, number>();
-  #sweeper: NodeJS.Timeout | undefined;
-  #pauseWatch: NodeJS.Timeout | undefined;
-  #failures: number[] = [];
-  /** Until when this member may be on the cut-off side of a partition (epoch ms). */
-  #isolatedUntil = 0;
-  #knownFingerprints = new Set<string>();
+  #timers: unknown[] = [];
+  #hadQuorum = true;
   protected stopping = false;
 
   constructor(options: ReplicatorOptions) {
@@ -112,104 +112,114 @@ export abstract class Replicator {
     this.channel = options.channel;
     this.codec = options.codec;
     this.route = options.route;
+    this.clock = options.clock ?? systemClock;
+    this.table = new SessionTable(this.clock);
     this.log = options.logger.child({ component: 'replication' });
+    this.isolation = new Isolation({
+      self: options.route,
+      clock: this.clock,
+      dropTime: options.dropTime,
+      forgetAfter: options.forgetAfter ?? 60_000,
+      discoveryMs: options.discoveryMs ?? Math.round((options.dropTime * 2) / 3),
+    });
+    this.schemas = new SchemaSync(options.channel, options.codec, this.log, options.ackTimeout);
+    this.removals = new RemovalQueue((m, message) => this.requestApply(m, MSG.remove, messages.remove.encode(message)));
   }
 
-  /** Registers the message handlers and starts expiry. Call before the channel starts. */
+  /** Registers the message handlers and starts the timers. Call before the channel starts. */
   install(): void {
     const c = this.channel;
-    c.handle(MSG.delta, (from, body) => this.#onDelta(from, messages.delta.decode(body)));
-    c.handle(MSG.copy, (from, body) => this.#onCopy(from, messages.copy.decode(body)));
+    this.schemas.install();
+    c.handle(MSG.delta, (from, body) => {
+      const m = messages.delta.decode(body);
+      return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
+    });
+    c.handle(MSG.copy, (from, body) => {
+      const copy = messages.copy.decode(body);
+      return this.#afterSchemas(copy.entries, from, () => this.applyIncomingCopy(copy));
+    });
     c.handle(MSG.remove, (_from, body) => messages.applyReply.encode(applyRemove(this.table, messages.remove.decode(body))));
-    c.handle(MSG.locate, (_from, body) => {
-      const e = this.table.get(messages.locate.decode(body).base);
-      return messages.locateReply.encode(
-        e === undefined
-          ? { found: false, primary: false, owner: '', epoch: 0, version: 0 }
-          : { found: true, primary: e.role === 'primary', owner: e.owner, epoch: e.epoch, version: e.version },
-      );
-    });
-    c.handle(MSG.fetch, (_from, body) => {
-      const e = this.table.get(messages.locate.decode(body).base);
-      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null });
-    });
-    c.handle(MSG.schema, (_from, body) =>
-      messages.schemaReply.encode({ json: this.codec.schemaFor(messages.schema.decode(body).fingerprint) ?? null }),
+    c.handle(MSG.locate, (_from, body) => messages.locateReply.encode(describeHeld(this.table, messages.locate.decode(body).base)));
+    c.handle(MSG.audit, (_from, body) =>
+      messages.auditReply.encode({ items: messages.audit.decode(body).bases.map((b) => describeHeld(this.table, b)) }),
     );
+    c.handle(MSG.fetch, (_from, body) => {
+      const base = messages.locate.decode(body).base;
+      const e = this.table.get(base);
+      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null, removed: describeHeld(this.table, base).removed });
+    });
     c.on('member-added', (m) => {
-      // Back from a partition: the other side may have taken sessions over while we were apart.
-      if (this.possiblyIsolated()) this.markUnverified(`member ${m.route} is back after a partition`);
+      this.isolation.memberAdded(m.route);
       this.onMemberAdded(m);
     });
-    c.on('member-removed', (m, reason) => {
+    c.on('member-removed', (m, reason, detail) => {
       this.leaving.delete(m.route);
-      if (reason === 'failed') this.#noteFailure(m);
+      const refused = detail?.refused ?? false;
+      this.isolation.memberRemoved(m.route, reason, refused);
+      this.log.info(
+        { member: m.route, reason, refused, quorum: this.isolation.hasQuorum() },
+        reason === 'failed' && !refused ? 'member removed for silence: it may be alive elsewhere, its seat still counts' : 'member gone: its seat is freed',
+      );
       this.onMemberRemoved(m, reason);
     });
-    // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by
-    // the others, who took its sessions over: it must not serve its old copies as if nothing happened.
-    let tick = Date.now();
-    this.#pauseWatch = setInterval(() => {
-      const now = Date.now();
-      if (now - tick > Math.max(1000, this.options.dropTime / 2)) this.markUnverified(`this process was paused for ${now - tick} ms`);
-      tick = now;
-    }, 250);
-    this.#pauseWatch.unref();
-    this.#sweeper = setInterval(() => {
-      this.counters.expired += this.table.sweep();
-      const now = Date.now();
-      for (const [base, until] of this.#missing) if (until <= now) this.#missing.delete(base);
-    }, SWEEP_MS);
-    this.#sweeper.unref();
+    // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by the
+    // others, who took its sessions over: it must check its copies before serving them again.
+    let tick = this.clock.now();
+    let sweep = tick;
+    this.#timers.push(
+      this.clock.setInterval(() => {
+        const now = this.clock.now();
+        if (now - tick > Math.max(1000, this.options.dropTime / 2)) {
+          this.isolation.paused(now - tick);
+          this.markUnverified(`this process was paused for ${now - tick} ms`);
+        }
+        tick = now;
+        const quorum = this.isolation.hasQuorum();
+        if (!quorum && this.#hadQuorum) this.markUnverified('this member lost the majority of the cluster');
+        this.#hadQuorum = quorum;
+        if (now - sweep >= SWEEP_MS) {
+          sweep = now;
+          this.counters.expired += this.table.sweep(now);
+          for (const [base, until] of this.#missing) if (until <= now) this.#missing.delete(base);
+        }
+        if (!this.stopping) {
+          this.removals.retry(this.channel.members(), now);
+          this.maintain();
+        }
+      }, TICK_MS),
+    );
   }
 
   protected abstract onMemberAdded(member: MemberInfo): void;
   protected abstract onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void;
+  /** Periodic repair: re-protection, adoption, anti-entropy. Runs every tick; must be cheap when idle. */
+  protected abstract maintain(): void;
   /** Sends a write to the copy holders; resolves when they acknowledged (sync) or at once (async). */
   protected abstract replicate(entry: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void>;
   /**
-   * Makes this member the session's primary (a takeover); false when the session exists nowhere.
-   * Called with the session's lock held.
+   * Makes this member the session's primary (a takeover). Resolves false only when the session surely
+   * exists nowhere (destroyed, expired, never existed); throws `SessionUnavailableError` when that
+   * cannot be told now. Called with the session's lock held.
    */
   protected abstract takeOver(base: string): Promise<boolean>;
+  /** Members a destroy must reach before the request is answered (the rest get it in the background). */
+  protected abstract mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[];
+  /** Which entries must be checked against the other members after a possible cut-off. */
+  protected abstract needsVerification(e: SessionEntry): boolean;
   /** Graceful leave: makes sure every session held here lives on elsewhere. */
   abstract leave(): Promise<void>;
+  /** Resolves when this member can serve (delta mode: its state transfer finished). */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+  /** Called once the channel runs. */
+  started(): void {}
 
   /** Stops timers. The channel is stopped by the owner after `leave()`. */
   close(): void {
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    if (this.#pauseWatch !== undefined) clearInterval(this.#pauseWatch);
-    this.#sweeper = undefined;
-    this.#pauseWatch = undefined;
+    for (const t of this.#timers) this.clock.clearInterval(t);
+    this.#timers = [];
   }
-
-  /**
-   * If we lost at least as many members as remain, we may be the side that was cut off, and the
-   * others may have taken our sessions over. (The majority side, which takes sessions over, skips
-   * the check: one failed member in four costs nothing.)
-   */
-  #noteFailure(m: MemberInfo): void {
-    const now = Date.now();
-    const window = 2 * this.options.dropTime + 5000;
-    this.#failures = this.#failures.filter((t) => now - t < window);
-    this.#failures.push(now);
-    const live = this.channel.members().length + 1;
-    if (this.#failures.length >= live) {
-      this.#isolatedUntil = now + window;
-      this.markUnverified(`lost ${this.#failures.length} members (last ${m.route}), ${live} remain`);
-    }
-  }
-
-  /**
-   * Whether this member may be on the cut-off side of a partition (it recently lost at least as many
-   * members as remain). Such a member takes nothing over by itself: the other side may be serving.
-   */
-  protected possiblyIsolated(): boolean {
-    return Date.now() < this.#isolatedUntil;
-  }
-
-  /** Which entries must be checked against the other members after a possible cut-off. */
-  protected abstract needsVerification(e: SessionEntry): boolean;
 
   /** Marks sessions to be checked against the other members before they are served again. */
   protected markUnverified(reason: string): void {
@@ -234,6 +244,17 @@ export abstract class Replicator {
     return this.channel.members().find((m) => m.route === route);
   }
 
+  /** Throws when this member must not serve sessions now (stopping, or without a majority). */
+  protected checkServing(base: string): void {
+    const why = this.stopping ? 'this member is stopping' : !this.isolation.hasQuorum() ? 'this member does not see a majority of the cluster' : undefined;
+    if (why !== undefined) throw this.unavailable(base, why);
+  }
+
+  protected unavailable(base: string, why: string, cause?: unknown): SessionUnavailableError {
+    this.counters.unavailable++;
+    return new SessionUnavailableError(`session ${shortId(base)}…: ${why}; retry`, { cause });
+  }
+
   /** Whether this member serves `base` now. */
   isPrimary(base: string): boolean {
     const e = this.table.get(base);
@@ -241,106 +262,58 @@ export abstract class Replicator {
   }
 
   /**
-   * Makes sure this member is the primary of `base`, taking it over from wherever it lives.
-   * Returns false when no member holds it (expired, logged out, or never existed).
+   * Makes sure this member is the primary of `base`, taking it over from wherever it lives. Resolves
+   * false when no member holds it (destroyed, expired, never existed); throws SessionUnavailableError
+   * when that cannot be told now.
    */
   async acquire(base: string): Promise<boolean> {
+    this.checkServing(base);
     if (this.isPrimary(base)) return true;
     const missUntil = this.#missing.get(base);
-    if (missUntil !== undefined && missUntil > Date.now()) return false;
-    const ok = await this.locks.run(base, () => (this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base)));
+    if (missUntil !== undefined && missUntil > this.clock.now()) return false;
+    const ok = await this.locks.run(base, () => {
+      this.checkServing(base);
+      return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
+    });
     if (ok) {
       this.counters.takeovers++;
       this.#missing.delete(base);
     } else {
       this.counters.takeoverMisses++;
       if (this.#missing.size > 10_000) this.#missing.clear();
-      this.#missing.set(base, Date.now() + NEGATIVE_CACHE_MS);
+      this.#missing.set(base, this.clock.now() + NEGATIVE_CACHE_MS);
     }
     return ok;
   }
 
-  /** Reads a session this member is primary of (call `acquire` first). */
+  /**
+   * Reads a session this member is primary of (call `acquire` first). Undefined when it was destroyed
+   * meanwhile; a session that moved to another member meanwhile (a concurrent request elsewhere took it
+   * over) is SessionUnavailableError: the retry follows it.
+   */
   async read(base: string): Promise<SessionRead | undefined> {
     const e = this.table.get(base);
-    if (e === undefined || e.role !== 'primary') return undefined;
-    return { values: await this.valuesOf(e), expire: e.expire, maxAge: e.maxAge };
+    if (e !== undefined && e.role === 'primary' && e.owner === this.route) {
+      return { values: await this.valuesOf(e), expire: e.expire, maxAge: e.maxAge };
+    }
+    if (this.table.tombstone(base)?.kind === 'removed') return undefined;
+    throw this.unavailable(base, 'the session moved to another member while this request ran');
   }
 
   /** Decoded values of an entry, decoding (and fetching unknown writer schemas) once. */
   protected async valuesOf(e: SessionEntry): Promise<SessionData> {
-    if (e.values !== undefined) return e.values;
-    const list = [...e.encoded.values()];
-    // Each unknown writer schema is fetched once, then decoding is tried again.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        e.values = this.codec.decodeEntryList(list);
-        return e.values;
-      } catch (err) {
-        if (!(err instanceof UnknownSchemaError) || attempt >= list.length) throw err;
-        await this.fetchSchema(err.fingerprint);
-      }
-    }
-  }
-
-  /** Asks `first`, then every other live member, for the schema with `fingerprint`. */
-  protected async fetchSchema(fingerprint: string, first?: MemberInfo): Promise<void> {
-    const candidates = [...(first ? [first] : []), ...this.channel.members().filter((m) => m.id !== first?.id)];
-    for (const m of candidates) {
-      try {
-        const reply = messages.schemaReply.decode(
-          await this.channel.request(m.id, MSG.schema, messages.schema.encode({ fingerprint }), { timeoutMs: this.options.ackTimeout }),
-        );
-        if (reply.json !== null) {
-          this.codec.addSchema(reply.json);
-          this.#knownFingerprints.add(fingerprint);
-          this.log.info({ fingerprint: fingerprint.slice(0, 16), from: m.route }, 'fetched writer schema');
-          return;
-        }
-      } catch (err) {
-        this.log.warn({ err, from: m.route }, 'schema fetch failed; trying the next member');
-      }
-    }
-    throw new UnknownSchemaError(fingerprint);
+    e.values ??= await this.schemas.decode([...e.encoded.values()]);
+    return e.values;
   }
 
   /**
-   * Copy holders learn every writer schema when the data arrives, while its writer is surely alive:
-   * decoding later (at a takeover) may happen after the writer died.
-   */
-  protected async learnSchemas(entries: readonly EncodedEntry[], from: MemberInfo): Promise<void> {
-    for (const fp of this.#unknownSchemas(entries)) {
-      if (this.codec.schemaFor(fp) === undefined) await this.fetchSchema(fp, from);
-      this.#knownFingerprints.add(fp);
-    }
-  }
-
-  /** Writer fingerprints in `entries` not yet known here (usually none: checked without awaiting). */
-  #unknownSchemas(entries: readonly EncodedEntry[]): string[] {
-    const unknown: string[] = [];
-    for (const { value } of entries) {
-      const fp = this.codec.fingerprintOf(value);
-      if (fp !== undefined && !this.#knownFingerprints.has(fp)) unknown.push(fp);
-    }
-    return unknown;
-  }
-
-  /**
-   * Runs `apply` at once when every schema is known. Messages from one owner arrive in order on one
+   * Applies `apply` at once when every schema is known. Messages from one owner arrive in order on one
    * connection; applying them without a pause keeps that order (a copy and the removal after it must
    * not swap places). Only a message that needs a schema fetch waits.
    */
   #afterSchemas(entries: readonly EncodedEntry[], from: MemberInfo, apply: () => ApplyReply): Buffer | Promise<Buffer> {
-    if (this.#unknownSchemas(entries).length === 0) return messages.applyReply.encode(apply());
-    return this.learnSchemas(entries, from).then(() => messages.applyReply.encode(apply()));
-  }
-
-  #onDelta(from: MemberInfo, m: SessionDeltaMessage): Buffer | Promise<Buffer> {
-    return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
-  }
-
-  #onCopy(from: MemberInfo, c: SessionCopy): Buffer | Promise<Buffer> {
-    return this.#afterSchemas(c.entries, from, () => this.applyIncomingCopy(c));
+    if (this.schemas.unknown(entries).length === 0) return messages.applyReply.encode(apply());
+    return this.schemas.learn(entries, from).then(() => messages.applyReply.encode(apply()));
   }
 
   /** Applies a write from the owner; delta mode overrides this to queue during a state transfer. */
@@ -368,161 +341,97 @@ export abstract class Replicator {
     read: SessionData | undefined,
   ): Promise<SessionData> {
     return this.locks.run(base, async () => {
+      this.checkServing(base);
       let e = this.table.get(base);
-      if (e !== undefined && !this.isPrimary(base)) {
-        // Held here as a copy only, or unverified: take it over first (a write without the route binder).
-        if (!(await this.takeOver(base))) e = undefined;
-        else e = this.table.get(base);
-      }
+      // Held here as a copy only, or unverified: take it over first (a write without the route binder).
+      if (e !== undefined && !this.isPrimary(base)) e = (await this.takeOver(base)) ? this.table.get(base) : undefined;
+      const fresh = e === undefined;
       if (e === undefined) {
-        const tomb = this.table.tombstone(base);
-        if (read !== undefined || tomb !== undefined) {
+        // Only a session nobody ever wrote may be created: one this request read, or one with a
+        // tombstone, was destroyed or moved meanwhile.
+        if (read !== undefined || this.table.tombstone(base) !== undefined) {
           this.counters.staleWritesRefused++;
-          throw new StaleOwnerError(
-            `session ${shortId(base)}…: this member no longer owns it` +
-              (tomb !== undefined ? ` (moved to ${tomb.owner}, epoch ${tomb.epoch})` : '') +
-              '; the write was refused, retry the request',
-          );
+          throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
         }
-        e = {
-          base,
-          owner: this.route,
-          epoch: 1,
-          version: 0,
-          expire: meta.expire,
-          maxAge: meta.maxAge,
-          encoded: new Map(),
-          values: {},
-          role: 'primary',
-          backup: undefined,
-        };
+        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, encoded: new Map(), values: {}, role: 'primary', backup: undefined };
       }
-      const current = await this.valuesOf(e);
-      const delta = diffSession(read ?? {}, written);
-      // A key that has a value but no entry of its own came from a schema default (a session written
-      // under an older sessionSchema): the first write stores it, or a later decode would lose it.
-      // (Only such keys: one that a concurrent request removed meanwhile is absent from `current` and
-      // must stay removed.)
-      for (const k of Object.keys(written)) {
-        if (written[k] !== undefined && !e.encoded.has(k) && Object.hasOwn(current, k) && !Object.hasOwn(delta.set, k)) {
-          setOwn(delta.set, k, written[k]);
-        }
-      }
-      // Removing a defaulted key: re-encode one kept key under our schema, which declares the field,
-      // so that decoding no longer fills the default in.
-      if (delta.removed.some((k) => !e.encoded.has(k) && Object.hasOwn(current, k))) {
-        const kept = Object.keys(written).find((k) => written[k] !== undefined && !Object.hasOwn(delta.set, k));
-        if (kept !== undefined) setOwn(delta.set, kept, written[kept]);
-      }
-      // Keys removed by this request but already gone need no traffic.
-      const removed = delta.removed.filter((k) => e.encoded.has(k));
-      let set: EncodedEntry[];
+      let plan;
       try {
-        // Encoding checks every value; nothing is committed or sent if any key fails.
-        set = Object.keys(delta.set).map((key) => {
-          const one: SessionData = {};
-          setOwn(one, key, delta.set[key]);
-          return { key, value: this.codec.encodeEntries(one) };
-        });
+        plan = planWrite(this.codec, this.options.maxSessionBytes, e, await this.valuesOf(e), written, read ?? {}, meta);
       } catch (err) {
         this.counters.writesRefused++;
         throw err;
       }
-      const encoded = new Map(e.encoded);
-      for (const { key, value } of set) encoded.set(key, value);
-      for (const k of removed) encoded.delete(k);
-      let size = 0;
-      for (const v of encoded.values()) size += v.length;
-      if (size > this.options.maxSessionBytes) {
-        this.counters.writesRefused++;
-        throw new SessionTooLargeError(size, this.options.maxSessionBytes);
-      }
-      const values: SessionData = { ...current };
-      for (const { key } of set) setOwn(values, key, delta.set[key]);
-      for (const k of removed) delete values[k];
-      const next: SessionEntry = { ...e, encoded, values, version: e.version + 1, expire: meta.expire, maxAge: meta.maxAge };
-      const message: SessionDeltaMessage = {
-        base,
-        owner: this.route,
-        epoch: e.epoch,
-        version: next.version,
-        baseVersion: e.version,
-        expire: meta.expire,
-        maxAge: maxAgeToWire(meta.maxAge),
-        set,
-        removed,
-      };
       const started = performance.now();
       try {
-        await this.replicate(e, message, next);
+        await this.replicate(e, plan.message, plan.next);
       } catch (err) {
+        if (!fresh && this.table.get(base) === e) {
+          // The holders may have applied it: never reuse its version, and resend everything next time.
+          e.version = plan.next.version;
+          e.resync = true;
+        }
         if (err instanceof StaleOwnerError) {
           this.counters.staleWritesRefused++;
-          // Another member owns it now; drop our primary unless its copy already replaced it here.
-          if (this.table.get(base) === e) this.table.delete(base, e.epoch, e.owner);
+          if (this.table.get(base) === e && err.owner !== undefined) this.table.moved(base, err.epoch ?? e.epoch + 1, err.owner);
         } else this.counters.replicationFailures++;
         this.log.error({ err, session: shortId(base) }, 'session write not replicated; the request fails and nothing was committed');
-        throw err;
+        throw this.unavailable(base, 'the write was not acknowledged by the copy holders', err);
+      }
+      // An ownership change that came while we waited (a takeover, a destroy) wins over this write.
+      if (this.table.get(base) !== (fresh ? undefined : e) || !this.isolation.hasQuorum()) {
+        throw this.unavailable(base, 'the session changed owner while the write was replicated');
       }
       this.counters.ackLatencyMs.sum += performance.now() - started;
       this.counters.ackLatencyMs.count++;
       this.counters.writes++;
-      this.table.set(next);
-      return values;
+      this.table.set(plan.next);
+      return plan.next.values ?? {};
     });
   }
 
-  /** Logout, `ctx.session = null`, regenerate: removes the session here and on its copy holders. */
+  /**
+   * Logout, `ctx.session = null`, regenerate: destroys the session here and on every member. Copy
+   * holders keep a tombstone that fences every older copy until the session would have expired.
+   */
   async remove(base: string): Promise<void> {
     await this.locks.run(base, async () => {
-      const e = this.table.get(base);
-      if (e === undefined || e.owner !== this.route) return;
-      this.table.delete(base, e.epoch, this.route);
-      const targets = this.copyHolders(e);
-      const body = messages.remove.encode({ base, owner: this.route, epoch: e.epoch });
-      const sends = targets.map((m) => this.requestApply(m, MSG.remove, body));
-      if (this.options.ack === 'sync') await this.settle(sends, base);
-      else void this.settle(sends, base).catch(() => undefined);
+      this.checkServing(base);
+      if (!this.isPrimary(base) && !(await this.takeOver(base))) return; // exists nowhere: nothing to do
+      const e = this.table.get(base)!;
+      const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
+      const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
+      const required = this.mustAcknowledgeRemoval(e);
+      this.table.destroy(base, e.epoch, this.route, until);
+      const outcomes = this.removals.start(message, this.channel.members());
+      const check = outcomes.then((results) => {
+        for (const [m, r] of results) {
+          if (!(r instanceof Error) && r.status === 'STALE') {
+            throw this.unavailable(base, `${m.route} knows a newer owner (${r.owner}, epoch ${r.epoch}); the removal did not apply`);
+          }
+          if (r instanceof Error && required.includes(m) && !(r instanceof ClusterRequestError && r.code === 'ERR_MEMBER_GONE')) {
+            throw this.unavailable(base, `copy holder ${m.route} did not acknowledge the removal`, r);
+          }
+        }
+      });
+      if (this.options.ack === 'sync') await check;
+      else check.catch((err: unknown) => this.log.warn({ err, session: shortId(base) }, 'asynchronous removal not acknowledged; retrying'));
     });
   }
-
-  /** Members that hold a copy of a primary entry (where a remove must go). */
-  protected abstract copyHolders(e: SessionEntry): MemberInfo[];
 
   /** Sends a message whose reply is an `ApplyReply`. */
   protected async requestApply(member: MemberInfo, type: string, body: Buffer): Promise<ApplyReply> {
     return messages.applyReply.decode(await this.channel.request(member.id, type, body, { timeoutMs: this.options.ackTimeout }));
   }
 
-  /** Waits for replies; a member that went away meanwhile is not a failure, anything else is. */
-  protected async settle(sends: Promise<ApplyReply>[], base: string): Promise<void> {
-    const results = await Promise.allSettled(sends);
-    for (const r of results) {
-      if (r.status === 'rejected') {
-        const err: unknown = r.reason;
-        if (err instanceof ClusterRequestError && (err.code === 'ERR_MEMBER_GONE' || err.code === 'ERR_STOPPED')) continue;
-        throw new ReplicationError(`session ${shortId(base)}…: a copy holder did not acknowledge: ${String(err)}`, { cause: err });
-      }
-      if (r.value.status === 'STALE') {
-        throw new StaleOwnerError(
-          `session ${shortId(base)}…: owned by ${r.value.owner} at epoch ${r.value.epoch}; this member's write was refused`,
-        );
-      }
-    }
+  /** A holder's STALE answer as an error carrying the newer owner. */
+  protected staleError(base: string, reply: ApplyReply): StaleOwnerError {
+    return new StaleOwnerError(`session ${shortId(base)}…: owned by ${reply.owner} at epoch ${reply.epoch}; this member's write was refused`, reply);
   }
 
   /** Sends the whole entry to `member` to hold as a copy. */
   protected async sendCopy(member: MemberInfo, e: SessionEntry, type: string = MSG.copy): Promise<ApplyReply> {
     return this.requestApply(member, type, messages.copy.encode(toCopy(e)));
-  }
-
-  /** Installs a copy fetched in a takeover as this member's primary entry at a new epoch. */
-  protected installAsPrimary(copy: SessionCopy, epoch: number): SessionEntry {
-    const e = fromCopy(copy, 'primary');
-    e.owner = this.route;
-    e.epoch = epoch;
-    this.table.set(e);
-    return e;
   }
 
   /** Counters for `/cluster/metrics`. */

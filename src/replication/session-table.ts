@@ -1,8 +1,10 @@
 /**
- * The sessions this member holds: as primary (it serves them) or as a copy for another member.
- * Values are kept encoded per top-level key (what travels on the wire), and decoded lazily on the
- * member that serves the session: a backup never pays for decoding what it only keeps.
+ * The sessions this member holds: as primary (it serves them) or as a copy for another member, and
+ * the tombstones of sessions it let go of. Values are kept encoded per top-level key (what travels on
+ * the wire), and decoded lazily on the member that serves the session: a backup never pays for
+ * decoding what it only keeps.
  */
+import { systemClock, type Clock } from './clock.js';
 
 /** How this member holds a session. */
 export type Role = 'primary' | 'backup';
@@ -14,7 +16,7 @@ export interface SessionEntry {
   owner: string;
   /** Ownership epoch: bumped at each takeover; writes from a lower epoch are refused (fencing). */
   epoch: number;
-  /** Bumped by every write; deltas name the version they apply to. */
+  /** Bumped by every write; deltas name the version they apply to. Never reused, even by a failed write. */
   version: number;
   /** Epoch ms after which every copy drops the session by itself. */
   expire: number;
@@ -32,23 +34,39 @@ export interface SessionEntry {
    * again it checks that no other member took it over meanwhile.
    */
   unverified?: boolean;
+  /**
+   * On the primary: a write failed after it may have reached a copy holder, so the holders may differ
+   * from this entry; the next write sends the whole session instead of a delta.
+   */
+  resync?: boolean;
 }
 
-/** What remains of a session this member let go of: enough to refuse a stale owner's writes. */
+/**
+ * What remains of a session this member let go of. `moved`: another member owns it from `epoch` on
+ * (fences older owners). `removed`: it was destroyed (logout, regenerate) by its owner at `epoch`; it
+ * fences every copy of that epoch or older, until every copy would have expired.
+ */
 export interface Tombstone {
+  kind: 'moved' | 'removed';
   epoch: number;
   owner: string;
   until: number;
 }
 
-const TOMBSTONE_MS = 10 * 60 * 1000;
+/** A moved-session tombstone needs to outlive only the messages in flight about the session. */
+const MOVED_TOMBSTONE_MS = 10 * 60 * 1000;
 
 /** The session table of one member. */
 export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
   readonly #tombstones = new Map<string, Tombstone>();
+  readonly #clock: Clock;
 
-  get(base: string, now = Date.now()): SessionEntry | undefined {
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
+
+  get(base: string, now = this.#clock.now()): SessionEntry | undefined {
     const e = this.#entries.get(base);
     if (e !== undefined && e.expire <= now) {
       this.#entries.delete(base);
@@ -57,20 +75,39 @@ export class SessionTable {
     return e;
   }
 
+  /** Installs an entry. A `removed` tombstone stays (copies it fences never get this far). */
   set(entry: SessionEntry): void {
     this.#entries.set(entry.base, entry);
-    this.#tombstones.delete(entry.base);
+    if (this.#tombstones.get(entry.base)?.kind === 'moved') this.#tombstones.delete(entry.base);
   }
 
-  /** Removes a session, leaving a tombstone that fences writes below `epoch` for a while. */
-  delete(base: string, epoch: number, owner: string): void {
+  /** Lets go of a session another member owns from `epoch` on. */
+  moved(base: string, epoch: number, owner: string): void {
     const e = this.#entries.get(base);
     this.#entries.delete(base);
-    const until = Math.max(e?.expire ?? 0, 0);
-    this.#tombstones.set(base, { epoch, owner, until: Math.min(until || Infinity, Date.now() + TOMBSTONE_MS) });
+    const t = this.#tombstones.get(base);
+    if (t?.kind === 'removed') return; // a destroyed session stays destroyed
+    const until = Math.min(e?.expire ?? Infinity, this.#clock.now() + MOVED_TOMBSTONE_MS);
+    if (t === undefined || t.epoch <= epoch) this.#tombstones.set(base, { kind: 'moved', epoch, owner, until });
   }
 
-  tombstone(base: string, now = Date.now()): Tombstone | undefined {
+  /**
+   * Destroys a session: the tombstone fences every copy of `epoch` or older until `until` (the latest
+   * expiry any copy can have), so no stray copy ever brings it back.
+   */
+  destroy(base: string, epoch: number, owner: string, until: number): void {
+    const e = this.#entries.get(base);
+    this.#entries.delete(base);
+    const t = this.#tombstones.get(base);
+    const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0);
+    if (t?.kind === 'removed' && t.epoch > epoch) {
+      t.until = keep;
+      return;
+    }
+    this.#tombstones.set(base, { kind: 'removed', epoch, owner, until: keep });
+  }
+
+  tombstone(base: string, now = this.#clock.now()): Tombstone | undefined {
     const t = this.#tombstones.get(base);
     if (t !== undefined && t.until <= now) {
       this.#tombstones.delete(base);
@@ -80,7 +117,7 @@ export class SessionTable {
   }
 
   /** Drops expired sessions and tombstones; returns how many sessions expired. */
-  sweep(now = Date.now()): number {
+  sweep(now = this.#clock.now()): number {
     let expired = 0;
     for (const [base, e] of this.#entries) {
       if (e.expire <= now) {
@@ -94,7 +131,7 @@ export class SessionTable {
 
   /** Every live entry (a snapshot array: safe to await between items). */
   entries(): SessionEntry[] {
-    const now = Date.now();
+    const now = this.#clock.now();
     return [...this.#entries.values()].filter((e) => e.expire > now);
   }
 
@@ -106,7 +143,7 @@ export class SessionTable {
   counts(): { primary: number; backup: number } {
     let primary = 0;
     let backup = 0;
-    const now = Date.now();
+    const now = this.#clock.now();
     for (const e of this.#entries.values()) {
       if (e.expire <= now) continue;
       if (e.role === 'primary') primary++;

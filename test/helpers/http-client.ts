@@ -41,14 +41,28 @@ export interface JsonResponse {
   headers: Headers;
 }
 
-/** Sends a request with the jar's cookies and stores the response's. JSON bodies in and out. */
+/**
+ * Sends a request with the jar's cookies and stores the response's. JSON bodies in and out. A 503 with
+ * `Retry-After` (a session that cannot be told present or absent right now) is retried, as a balancer
+ * or a browser does, for up to `retryFor` ms; then the 503 is returned.
+ */
 export async function request(
   jar: CookieJar,
   method: string,
   url: string,
   body?: unknown,
   timeoutMs = 10_000,
+  retryFor = 6000,
 ): Promise<JsonResponse> {
+  const deadline = Date.now() + retryFor;
+  for (;;) {
+    const res = await requestOnce(jar, method, url, body, timeoutMs);
+    if (res.status !== 503 || res.headers.get('retry-after') === null || Date.now() >= deadline) return res;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function requestOnce(jar: CookieJar, method: string, url: string, body: unknown, timeoutMs: number): Promise<JsonResponse> {
   const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(url, {

@@ -32,11 +32,11 @@ test('a stale owner is fenced: lower epoch, a tie lost to a greater route, or af
   assert.deepEqual(stale, { status: 'STALE', epoch: 2, owner: 'n2' });
   // A tie (two concurrent takeovers reaching one epoch) goes to the greater route on every holder.
   assert.equal(applyDelta(t, delta({ owner: 'n1', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE');
-  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 2 }).status, 'STALE', 'the tie loser cannot drop the winner');
-  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1 }).status, 'STALE');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 2, destroy: false, until: 0 }).status, 'STALE', 'the tie loser cannot drop the winner');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1, destroy: false, until: 0 }).status, 'STALE');
   assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'OK');
   assert.equal(t.get('S')!.owner, 'n3');
-  assert.equal(applyRemove(t, { base: 'S', owner: 'n3', epoch: 3 }).status, 'OK');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n3', epoch: 3, destroy: false, until: 0 }).status, 'OK');
   assert.equal(t.get('S'), undefined);
   assert.equal(applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE', 'tombstone fences');
   const copy = { base: 'S', owner: 'n2', epoch: 2, version: 9, expire: later(), maxAge: 1, entries: [] };

@@ -1,0 +1,28 @@
+/**
+ * Message type names on the cluster channel; each body is the Avro record of `src/codec/messages.ts`
+ * named beside it. WARNING: names are part of the protocol: add new ones, never rename one.
+ */
+export const MSG = {
+  /** SessionDelta → ApplyReply: a write, from the owner to a copy holder. */
+  delta: 'session.delta',
+  /** SessionCopy → ApplyReply: a whole session, to a (new) copy holder. */
+  copy: 'session.copy',
+  /** Remove → ApplyReply: drop a copy after a takeover, or destroy the session (tombstone). */
+  remove: 'session.remove',
+  /** Locate → LocateReply: what a member holds of one session. */
+  locate: 'session.locate',
+  /** Take → TakeReply: grant the session to the asker. */
+  take: 'session.take',
+  /** Locate → TakeReply: the copy a member holds, without granting it (delta mode). */
+  fetch: 'session.fetch',
+  /** SchemaRequest → SchemaReply: a writer schema by fingerprint. */
+  schema: 'session.schema',
+  /** empty → empty: the sender is leaving; move the copies it holds for you. */
+  leaving: 'session.leaving',
+  /** SessionCopy → ApplyReply: a leaving member hands one of its sessions over. */
+  handoff: 'session.handoff',
+  /** StatePageRequest → StatePageReply: one page of a delta-mode state transfer. */
+  statePage: 'session.state-page',
+  /** Audit → AuditReply: anti-entropy, what a member holds of many sessions. */
+  audit: 'session.audit',
+} as const;

@@ -1,0 +1,74 @@
+/**
+ * Destroyed sessions whose tombstone some live member has not acknowledged yet. A removal is
+ * replicated like a write; the members that did not answer (slow, paused, just joined) are sent it
+ * again on every tick until each live member has it, or until the tombstone itself expires.
+ */
+import type { MemberInfo } from '../cluster/types.js';
+import type { ApplyReply, RemoveMessage } from '../codec/messages.js';
+
+interface Pending {
+  message: RemoveMessage;
+  /** Member ids that acknowledged. */
+  acked: Set<string>;
+  /** Retries in flight (one per member at a time). */
+  sending: Set<string>;
+}
+
+export class RemovalQueue {
+  readonly #pending = new Map<string, Pending>();
+  readonly #send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>;
+
+  constructor(send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>) {
+    this.#send = send;
+  }
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends `message` to every member of `members`; resolves with each member's outcome (a reply, or the
+   * error), and keeps retrying in the background those that did not acknowledge.
+   */
+  async start(message: RemoveMessage, members: MemberInfo[]): Promise<Map<MemberInfo, ApplyReply | Error>> {
+    const p: Pending = { message, acked: new Set(), sending: new Set() };
+    this.#pending.set(message.base, p);
+    const outcomes = new Map<MemberInfo, ApplyReply | Error>();
+    await Promise.all(
+      members.map(async (m) => {
+        outcomes.set(m, await this.#attempt(p, m));
+      }),
+    );
+    return outcomes;
+  }
+
+  async #attempt(p: Pending, m: MemberInfo): Promise<ApplyReply | Error> {
+    p.sending.add(m.id);
+    try {
+      const reply = await this.#send(m, p.message);
+      // STALE: that member knows a newer owner; the session lives on there, nothing to repeat.
+      p.acked.add(m.id);
+      return reply;
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    } finally {
+      p.sending.delete(m.id);
+    }
+  }
+
+  /** Sends again to the live members that have not acknowledged; forgets what is done or expired. */
+  retry(members: MemberInfo[], now: number): void {
+    for (const [base, p] of this.#pending) {
+      if (p.message.until <= now) {
+        this.#pending.delete(base);
+        continue;
+      }
+      const missing = members.filter((m) => !p.acked.has(m.id));
+      if (missing.length === 0) {
+        this.#pending.delete(base);
+        continue;
+      }
+      for (const m of missing) if (!p.sending.has(m.id)) void this.#attempt(p, m);
+    }
+  }
+}
