@@ -9,8 +9,8 @@
  *   before it began and that no request had tried to destroy by the time it ended.
  * 4 phantom: a value that no request ever tried to write.
  * 5 convergence: checked at the checkpoints (convergence.ts), recorded as violations there.
- * 6 two owners: two members accepted writes at the same ownership epoch, or a member completed a
- *   write at a lower epoch after another member had completed one at a higher epoch.
+ * 6 two owners: two members accepted writes at the same ownership epoch, or a member accepted a
+ *   write begun after another member had accepted one at a higher epoch.
  */
 import { ABSENT, effects, same, type Call, type History } from './history.js';
 import { SIM_EPOCH } from './loop.js';
@@ -49,14 +49,14 @@ export function check(h: History): Violation[] {
         // 3: "no session" while it surely existed.
         const tried = destroys.some((d) => d.inv < endG);
         if (createdAt !== undefined && createdAt < g.inv && !tried) {
-          out.push({ promise: 3, at: g.inv, base, what: `get #${g.id} on ${g.member} answered "no session" for ${short(base)}, created and acknowledged at ${secs(createdAt)}, never destroyed` });
+          out.push({ promise: 3, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} answered "no session" for ${short(base)}, created and acknowledged at ${secs(createdAt)}, never destroyed` });
         }
         continue;
       }
       const s = g.result!;
       // 2: found after an acknowledged destroy.
       if (firstDestroyAck !== undefined && firstDestroyAck < g.inv) {
-        out.push({ promise: 2, at: g.inv, base, what: `get #${g.id} on ${g.member} found ${short(base)} (n=${show(s.n)}) after its destroy was acknowledged at ${secs(firstDestroyAck)}` });
+        out.push({ promise: 2, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} found ${short(base)} (n=${show(s.n)}) after its destroy was acknowledged at ${secs(firstDestroyAck)}` });
       }
       for (const k of new Set([...Object.keys(s), 'n', 't', 'x'])) {
         const observed = Object.hasOwn(s, k) ? s[k] : ABSENT;
@@ -68,7 +68,7 @@ export function check(h: History): Violation[] {
         });
         if (cands.length === 0) {
           if (observed !== ABSENT || sets.some((x) => effs.get(x)!.has(k))) {
-            out.push({ promise: 4, at: g.inv, base, what: `get #${g.id} on ${g.member} read ${k}=${show(observed)} in ${short(base)}, which no request wrote` });
+            out.push({ promise: 4, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} read ${k}=${show(observed)} in ${short(base)}, which no request wrote` });
           }
           continue;
         }
@@ -84,7 +84,7 @@ export function check(h: History): Violation[] {
               promise: 1,
               at: g.inv,
               base,
-              what: `get #${g.id} on ${g.member} read ${k}=${show(observed)} in ${short(base)}, but set #${y.id} (${k}=${show(ey)}) on ${y.member} was acknowledged at ${secs(ack)}; every write of the value read ended before it began`,
+              what: `get (request #${g.op.id}) on ${g.member} read ${k}=${show(observed)} in ${short(base)}, but set (request #${y.op.id}) (${k}=${show(ey)}) on ${y.member} was acknowledged at ${secs(ack)}; every write of the value read ended before it began`,
             });
             break;
           }
@@ -98,10 +98,12 @@ export function check(h: History): Violation[] {
       for (const b of accepted) {
         if (a === b || a.member === b.member) continue;
         if (a.epoch === b.epoch && a.id < b.id) {
-          out.push({ promise: 6, at: Math.max(a.end!, b.end!), base, what: `${a.member} (set #${a.id}) and ${b.member} (set #${b.id}) both accepted writes to ${short(base)} at epoch ${a.epoch}` });
-        } else if (a.end! < b.end! && b.epoch! < a.epoch!) {
-          // A lower epoch's write acknowledged after a higher epoch's: the stale owner was not fenced.
-          out.push({ promise: 6, at: b.end!, base, what: `${b.member} completed set #${b.id} to ${short(base)} at epoch ${b.epoch} after ${a.member} had completed set #${a.id} at epoch ${a.epoch}` });
+          out.push({ promise: 6, at: Math.max(a.end!, b.end!), base, what: `${a.member} (request #${a.op.id}) and ${b.member} (request #${b.op.id}) both accepted writes to ${short(base)} at epoch ${a.epoch}` });
+        } else if (a.end! < b.inv && b.epoch! < a.epoch!) {
+          // A write begun after another member's write at a higher epoch completed, yet accepted at a
+          // lower one: the stale owner was not fenced. (One begun earlier may have been applied before
+          // the takeover and only answered late: not flagged.)
+          out.push({ promise: 6, at: b.end!, base, what: `${b.member} accepted a write (request #${b.op.id}) to ${short(base)} at epoch ${b.epoch}, begun after ${a.member} had accepted request #${a.op.id} at epoch ${a.epoch}` });
         }
       }
     }

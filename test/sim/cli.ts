@@ -14,6 +14,8 @@ const { values } = parseArgs({
     start: { type: 'string', default: '1' },
     seed: { type: 'string' },
     members: { type: 'string' },
+    rounds: { type: 'string' },
+    clients: { type: 'string' },
     'drop-time': { type: 'string' },
     ack: { type: 'string', default: 'sync' },
     'max-report': { type: 'string', default: '20' },
@@ -30,6 +32,8 @@ const common = {
   mode,
   ack: values.ack === 'async' ? ('async' as const) : ('sync' as const),
   ...(values.members !== undefined ? { members: Number(values.members) } : {}),
+  ...(values.rounds !== undefined ? { rounds: Number(values.rounds) } : {}),
+  ...(values.clients !== undefined ? { clients: Number(values.clients) } : {}),
   ...(values['drop-time'] !== undefined ? { dropTime: Number(values['drop-time']) } : {}),
 };
 

@@ -49,8 +49,10 @@ export class FakeContext {
     this.request = { headers: id === undefined ? {} : { cookie: `${cookieName}=${id}` } };
     this.cookies = {
       get: (name) => {
-        const m = new RegExp(`(?:^|; )${name}=([^;]*)`).exec(this.request.headers.cookie ?? '');
-        return m === null ? undefined : m[1];
+        for (const part of (this.request.headers.cookie ?? '').split('; ')) {
+          if (part.startsWith(`${name}=`)) return part.slice(name.length + 1);
+        }
+        return undefined;
       },
       set: (name, value) => {
         if (name === cookieName) this.setCookie = value;

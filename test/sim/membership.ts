@@ -62,6 +62,9 @@ export class Membership {
     }
     this.log(`${observer.route}: admits ${member.route}#${member.id.slice(0, 4)}`);
     observer.admit(member.self);
+    // Our hello told the member of us: it connects back and admits us a round trip later (the real
+    // channel's onHello), not a heartbeat later.
+    if (!member.has(observer.id)) this.loop.after(this.#rtt(), member.proc, () => this.#hear(member, observer));
   }
 
   /** A member started: it and everyone else hear each other. */

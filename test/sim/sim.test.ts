@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSchedule, type SimResult } from './world.js';
 
-const SEEDS = Number(process.env.SIM_SEEDS ?? 120);
+const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
 
 function describeFailures(failing: SimResult[]): string {
   return failing

@@ -25,6 +25,7 @@ export interface SimOptions {
   members?: number;
   /** Fault rounds (default 2-3 by the seed). */
   rounds?: number;
+  /** Clients, each with its own session (default 4). */
   clients?: number;
   dropTime?: number;
   frequency?: number;
@@ -181,8 +182,9 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
       if (op.status === 'acked' && op.kind === 'logout') cover('logout');
       if (partitionSides !== undefined && op.status === 'acked' && op.calls.some((c) => c.kind === 'set' && c.ok === true)) {
         const side = partitionSides.get(op.member.split('#')[0]) ?? 0;
+        const before = partitionAcks.size;
         partitionAcks.add(side);
-        if (partitionAcks.size > 1) cover('partition with writes acknowledged on both sides');
+        if (before === 1 && partitionAcks.size === 2) cover('partition with writes acknowledged on both sides');
       }
     },
   };
@@ -234,6 +236,11 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['none', 1],
       ]);
       const victim = plan.pick(live);
+      // Often strike while the victim is in the middle of a write: the interesting interleavings.
+      if ((fault === 'crash' || fault === 'pause' || fault === 'leave') && plan.chance(0.6)) {
+        const give = loop.now + 1500;
+        while (loop.now < give && !pendingWrites(victim)) await sleepUntil(loop.now + plan.range(0.5, 3));
+      }
       switch (fault) {
         case 'crash': {
           if (pendingWrites(victim)) cover('crash during a write on the crashed member');
