@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyCopy, applyDelta, applyRemove } from '../../src/replication/copies.js';
+import { adopt, applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, grantTo, installGranted } from '../../src/replication/copies.js';
 import { SessionTable } from '../../src/replication/session-table.js';
 import type { SessionDeltaMessage } from '../../src/codec/messages.js';
 
@@ -59,4 +59,51 @@ test('expired sessions disappear from reads and sweeps', () => {
   applyDelta(t, delta({ base: 'U', expire: Date.now() + 20 }));
   assert.equal(t.sweep(Date.now() + 100), 1);
   assert.equal(t.size, 0);
+});
+
+test('a destroyed session stays destroyed: its tombstone fences every copy and write, of any epoch, until expiry', () => {
+  const t = new SessionTable();
+  applyDelta(t, delta({ set: [{ key: 'a', value: b('1') }] }));
+  const until = later();
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1, destroy: true, until }).status, 'OK');
+  assert.deepEqual(describeHeld(t, 'S'), { found: false, primary: false, owner: 'n1', epoch: 1, version: 0, removed: true });
+  const copy = { base: 'S', owner: 'n1', epoch: 1, version: 1, expire: later(), maxAge: 1, entries: [] };
+  assert.equal(applyCopy(t, copy).status, 'STALE', 'a stray copy of the same epoch');
+  assert.equal(applyCopy(t, { ...copy, owner: 'n9', epoch: 7 }).status, 'STALE', 'even a newer epoch: ids are never reused');
+  assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1 })).status, 'STALE');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n2', epoch: 2, destroy: false, until: 0 }).status, 'OK');
+  assert.equal(describeHeld(t, 'S').removed, true, 'a later drop does not turn the destruction into a move');
+  assert.ok(t.tombstone('S')!.until >= until);
+});
+
+test('a destroy holders never saw still leaves a tombstone; a destroy from a stale owner is refused', () => {
+  const t = new SessionTable();
+  assert.equal(applyRemove(t, { base: 'X', owner: 'n1', epoch: 3, destroy: true, until: later() }).status, 'OK');
+  assert.equal(describeHeld(t, 'X').removed, true);
+  applyCopy(t, { base: 'Y', owner: 'n2', epoch: 2, version: 4, expire: later(), maxAge: 1, entries: [] });
+  assert.deepEqual(applyRemove(t, { base: 'Y', owner: 'n1', epoch: 1, destroy: true, until: later() }), { status: 'STALE', epoch: 2, owner: 'n2' });
+  assert.equal(describeHeld(t, 'Y').found, true, 'the newer owner keeps the session');
+});
+
+test('granting a takeover: the holder keeps the data as a copy of the taker, one epoch up; the taker installs it as primary', () => {
+  const holder = new SessionTable();
+  applyCopy(holder, { base: 'S', owner: 'n1', epoch: 4, version: 9, expire: later(), maxAge: 1, entries: [{ key: 'k', value: b('v') }] }, 'primary');
+  const granted = grantTo(holder.get('S')!, 'n2');
+  assert.deepEqual([granted.owner, granted.epoch, granted.version], ['n2', 5, 9]);
+  assert.deepEqual(describeHeld(holder, 'S'), { found: true, primary: false, owner: 'n2', epoch: 5, version: 9, removed: false });
+  assert.equal(applyDelta(holder, delta({ owner: 'n1', epoch: 4, version: 10, baseVersion: 9 })).status, 'STALE', 'the old owner is fenced at once');
+  const taker = new SessionTable();
+  const mine = installGranted(taker, granted);
+  assert.equal(mine.role, 'primary');
+  assert.equal(mine.encoded.get('k')!.toString(), 'v');
+  const e = holder.get('S')!;
+  adopt(e, 'n3');
+  assert.deepEqual([e.role, e.owner, e.epoch], ['primary', 'n3', 6]);
+});
+
+test('what members hold is ordered by ownership, then version', () => {
+  assert.ok(compareHeld({ epoch: 2, owner: 'a', version: 1 }, { epoch: 1, owner: 'z', version: 99 }) > 0);
+  assert.ok(compareHeld({ epoch: 2, owner: 'b', version: 1 }, { epoch: 2, owner: 'a', version: 5 }) > 0);
+  assert.ok(compareHeld({ epoch: 2, owner: 'a', version: 3 }, { epoch: 2, owner: 'a', version: 5 }) < 0);
+  assert.equal(compareHeld({ epoch: 2, owner: 'a', version: 5 }, { epoch: 2, owner: 'a', version: 5 }), 0);
 });
