@@ -68,8 +68,9 @@ export class SimMember {
   readonly proc: Proc;
   readonly channel: SimChannel;
   readonly manager: Replicator;
-  readonly store: KoaSessionStore;
-  readonly binder: Middleware;
+  /** The store koa-session calls (replaceable only to test the checker, see reference-store.ts). */
+  store: KoaSessionStore;
+  binder: Middleware;
   phase: Phase = 'starting';
   /** Delta mode: the state transfer finished (or there was no one to transfer from). */
   ready = false;

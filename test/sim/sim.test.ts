@@ -20,6 +20,27 @@ function describeFailures(failing: SimResult[]): string {
     .join('\n');
 }
 
+test('the checker finds nothing against a linearizable store, and finds each promise it is shown broken', async () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const r = await runSchedule({ seed, mode: seed % 2 === 0 ? 'backup' : 'delta', reference: 'none' });
+    assert.deepEqual(r.violations.map((v) => `seed ${seed}: promise ${v.promise}: ${v.what}`), [], 'a false alarm against a correct store');
+  }
+  const broken = [
+    ['lose-writes', 1],
+    ['resurrect', 2],
+    ['forget-sessions', 3],
+    ['phantom', 4],
+  ] as const;
+  for (const [fault, promise] of broken) {
+    let found = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = await runSchedule({ seed, mode: 'backup', reference: fault });
+      if (r.violations.some((v) => v.promise === promise)) found++;
+    }
+    assert.ok(found >= 5, `a store that breaks promise ${promise} (${fault}) was caught in only ${found} of 10 seeds`);
+  }
+});
+
 for (const mode of ['backup', 'delta'] as const) {
   test(`${mode} mode: a seed replays exactly (same trace hash twice)`, async () => {
     const a = await runSchedule({ seed: 7, mode });
