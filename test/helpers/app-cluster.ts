@@ -90,3 +90,12 @@ export async function waitForMembership(members: AppMember[], n: number, timeout
     100,
   );
 }
+
+/** Copies held across `members`: sessions served (primary) and copies kept for others (backup). */
+export async function copies(members: AppMember[]): Promise<{ primary: number; backup: number }> {
+  const all = await Promise.all(members.map(status));
+  return all.reduce((acc, s) => ({ primary: acc.primary + s.sessions.primary, backup: acc.backup + s.sessions.backup }), {
+    primary: 0,
+    backup: 0,
+  });
+}

@@ -5,18 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CookieJar, request } from '../helpers/http-client.js';
-import { startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { copies, startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
 const routeOf = (jar: CookieJar) => jar.get('koa.sess')?.split('.').pop();
-
-async function copies(members: AppMember[]): Promise<{ primary: number; backup: number }> {
-  const all = await Promise.all(members.map(status));
-  return all.reduce((acc, s) => ({ primary: acc.primary + s.sessions.primary, backup: acc.backup + s.sessions.backup }), {
-    primary: 0,
-    backup: 0,
-  });
-}
 
 test("the seed's test: log in on member 1, member 2 sees the user, as a TestUser, and rebinds the signed cookie", async (t) => {
   const { members } = await startAppCluster(t, 2);
