@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from 'pino';
+import { DEFAULT_PREAUTH_LIMITS } from './cluster/admission.js';
 import { ClusterOptionsError } from './errors.js';
 
 /** Routes are the id suffix after the last dot, so they can never contain one. */
@@ -79,6 +80,35 @@ const membershipSchema = z
     message: 'expected exactly one of membership.multicast, membership.static or membership.dns',
   });
 
+const count = (what: string, max: number) =>
+  z
+    .number({ invalid_type_error: `expected ${what} as an integer from 1 to ${max}` })
+    .int(`expected ${what} as an integer from 1 to ${max}`)
+    .min(1, `expected ${what} as an integer from 1 to ${max}`)
+    .max(max, `expected ${what} as an integer from 1 to ${max}`);
+
+const preauthSchema = z
+  .object({
+    timeout: z
+      .number({ invalid_type_error: 'expected the time a new connection has to authenticate, in ms from 100 to 60000' })
+      .int('expected an integer number of ms from 100 to 60000')
+      .min(100, 'expected at least 100 ms: a member must get its hello through a round trip and a busy event loop')
+      .max(60_000, 'expected at most 60000 ms: longer lets strangers hold slots for nothing')
+      .default(DEFAULT_PREAUTH_LIMITS.timeout),
+    maxFrameBytes: z
+      .number({ invalid_type_error: 'expected the largest frame before authentication in bytes, from 1024 to 1048576' })
+      .int('expected an integer number of bytes from 1024 to 1048576')
+      .min(1024, 'expected at least 1024 bytes: the hello (a member record and the cluster name) must fit')
+      .max(1024 * 1024, 'expected at most 1048576 bytes (1 MiB): whoever has not authenticated may make us buffer this much per connection')
+      .default(DEFAULT_PREAUTH_LIMITS.maxFrameBytes),
+    maxPerSource: count('the unauthenticated connections one address may hold', 4096).default(DEFAULT_PREAUTH_LIMITS.maxPerSource),
+    maxUnauthenticated: count('the unauthenticated connections non-members may hold in all', 65_536).default(
+      DEFAULT_PREAUTH_LIMITS.maxUnauthenticated,
+    ),
+  })
+  .strict()
+  .default({});
+
 const isClass = (v: unknown): v is abstract new (...args: never[]) => object =>
   typeof v === 'function' && typeof (v as { prototype?: unknown }).prototype === 'object';
 
@@ -133,6 +163,8 @@ export const optionsSchema = z
         port: port('the receiver port'),
         /** Address peers should use, when it differs from the bound host (e.g. 0.0.0.0). */
         advertise: z.string().min(1).optional(),
+        /** Limits on connections that have not authenticated yet (what an outsider can hold). */
+        preauth: preauthSchema,
       })
       .strict(),
     logger: loggerSchema.optional(),

@@ -23,8 +23,6 @@ import type { ClusterChannel, ClusterChannelOptions, ClusterEvents, ClusterMetri
 const EMPTY = Buffer.alloc(0);
 /** Unanswered requests per inbound connection before we stop reading from it. */
 const MAX_IN_FLIGHT = 256;
-/** A peer that connects but does not handshake within this is dropped. */
-const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a graceful stop waits for peers to acknowledge the leave. */
 const LEAVE_TIMEOUT_MS = 500;
 
@@ -97,7 +95,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       maxFrameBytes: opts.maxFrameBytes,
       clusterName: opts.clusterName,
       self: () => this.#self,
-      handshakeTimeoutMs: SERVER_HANDSHAKE_TIMEOUT_MS,
+      preauth: opts.receiver.preauth,
       maxInFlight: MAX_IN_FLIGHT,
       dispatch: (from, type, body) => this.#dispatch(from, type, body),
       // A new member connects to us as soon as it hears of us; its hello tells us of it just as

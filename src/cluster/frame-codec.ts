@@ -30,6 +30,11 @@ export interface FrameSessionOptions {
   role: 'client' | 'server';
   /** Largest `payload + tag` accepted or sent; a longer length prefix is refused before buffering. */
   maxFrameBytes: number;
+  /**
+   * Largest `payload + tag` accepted until a received frame has authenticated (the peer's hello):
+   * whoever has not proven the secret makes us buffer at most this. Default `maxFrameBytes`.
+   */
+  maxPreauthFrameBytes?: number;
   /** Our nonce; random unless a test fixes it. */
   nonce?: Buffer;
 }
@@ -63,6 +68,7 @@ export class FrameSession {
   #buffered = 0;
   #sendSeq = 0;
   #receiveSeq = 0;
+  #authenticated = false;
 
   constructor(opts: FrameSessionOptions) {
     this.#opts = opts;
@@ -73,6 +79,11 @@ export class FrameSession {
   /** True once the peer's preamble arrived and keys are derived. */
   get ready(): boolean {
     return this.#keys !== undefined;
+  }
+
+  /** True once a received frame has verified: the peer holds the secret. */
+  get authenticated(): boolean {
+    return this.#authenticated;
   }
 
   /** Bytes received but not yet part of a complete frame (non-zero at end of stream = truncated). */
@@ -102,10 +113,18 @@ export class FrameSession {
       if (length > this.#opts.maxFrameBytes) {
         throw new FrameError('ERR_FRAME_TOO_LARGE', `frame of ${length} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`);
       }
+      const preauthLimit = this.#opts.maxPreauthFrameBytes;
+      if (!this.#authenticated && preauthLimit !== undefined && length > preauthLimit) {
+        throw new FrameError(
+          'ERR_FRAME_TOO_LARGE',
+          `frame of ${length} bytes before authentication, over the limit of ${preauthLimit} for a peer that has not sent its hello (receiver.preauth.maxFrameBytes)`,
+        );
+      }
       if (length <= TAG_BYTES) throw new FrameError('ERR_FRAME_MALFORMED', `frame of ${length} bytes is shorter than its tag`);
       if (this.#buffered < LENGTH_BYTES + length) return out;
       const frame = this.#take(LENGTH_BYTES + length);
       out.push(this.#open(frame.subarray(LENGTH_BYTES)));
+      this.#authenticated = true;
     }
   }
 
@@ -182,9 +201,12 @@ export class FrameSession {
   }
 }
 
-/** Metrics key of a frame rejection. */
-export function frameRejectReason(err: FrameError): 'auth' | 'too_large' | 'malformed' {
+/**
+ * Metrics key of a frame rejection; an oversize frame from a peer that has not authenticated is
+ * `preauth_too_large`, so an outsider's attempts stand apart from a member's oversize message.
+ */
+export function frameRejectReason(err: FrameError, authenticated = true): 'auth' | 'too_large' | 'preauth_too_large' | 'malformed' {
   if (err.code === 'ERR_FRAME_AUTH') return 'auth';
-  if (err.code === 'ERR_FRAME_TOO_LARGE') return 'too_large';
+  if (err.code === 'ERR_FRAME_TOO_LARGE') return authenticated ? 'too_large' : 'preauth_too_large';
   return 'malformed';
 }

@@ -21,6 +21,8 @@ export interface FramedSocketOptions {
   keys: ClusterKeys;
   encrypt: boolean;
   maxFrameBytes: number;
+  /** Largest frame accepted before the peer's first frame verified (see `FrameSession`). */
+  maxPreauthFrameBytes?: number;
   metrics: ClusterMetrics;
   logger: Logger;
   /** Limits the rejection warnings, per remote address and reason. */
@@ -50,7 +52,13 @@ export class FramedSocket {
     this.#opts = opts;
     this.socket = opts.socket;
     this.remote = `${opts.socket.remoteAddress ?? '?'}:${opts.socket.remotePort ?? '?'}`;
-    this.#session = new FrameSession({ keys: opts.keys, encrypt: opts.encrypt, role: opts.role, maxFrameBytes: opts.maxFrameBytes });
+    this.#session = new FrameSession({
+      keys: opts.keys,
+      encrypt: opts.encrypt,
+      role: opts.role,
+      maxFrameBytes: opts.maxFrameBytes,
+      maxPreauthFrameBytes: opts.maxPreauthFrameBytes,
+    });
     const s = opts.socket;
     s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -77,6 +85,11 @@ export class FramedSocket {
   /** False once closed or closing. */
   get open(): boolean {
     return !this.#closed && !this.socket.destroyed;
+  }
+
+  /** True once a frame from the peer verified (it holds the secret). */
+  get authenticated(): boolean {
+    return this.#session.authenticated;
   }
 
   /** True when the socket's buffer is over its high-water mark: queue instead of writing. */
@@ -154,10 +167,11 @@ export class FramedSocket {
   }
 
   #reject(err: FrameError): void {
-    countReason(this.#opts.metrics.framesRejected, frameRejectReason(err));
-    const suppressed = this.#opts.rejectLog.allow(`${this.socket.remoteAddress ?? '?'} ${err.code}`);
+    const reason = frameRejectReason(err, this.#session.authenticated);
+    countReason(this.#opts.metrics.framesRejected, reason);
+    const suppressed = this.#opts.rejectLog.allow(`${this.socket.remoteAddress ?? '?'} ${reason}`);
     if (suppressed !== false) {
-      this.#opts.logger.warn({ remote: this.remote, code: err.code, reason: err.message, suppressed }, 'rejected a cluster frame; closing the connection');
+      this.#opts.logger.warn({ remote: this.remote, code: err.code, reason, message: err.message, suppressed }, 'rejected a cluster frame; closing the connection');
     }
     this.destroy(err);
   }

@@ -7,6 +7,24 @@ import type { ClusterMetrics } from './types.js';
 /** Upper bounds (ms) of the request latency histogram buckets; `+Inf` is added after them. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] as const;
 
+/**
+ * Every reason a frame or connection is rejected for (`framesRejected`), started at zero:
+ * auth (MAC or decryption failed), too_large (over maxFrameBytes), malformed, foreign (another
+ * cluster name or protocol version); and before authentication: preauth_too_large (a first frame
+ * over receiver.preauth.maxFrameBytes), preauth_timeout (no valid hello in time), per_source_limit
+ * and unauth_limit (refused at accept: too many unauthenticated connections).
+ */
+export const FRAME_REJECT_REASONS = [
+  'auth',
+  'too_large',
+  'malformed',
+  'foreign',
+  'preauth_too_large',
+  'preauth_timeout',
+  'per_source_limit',
+  'unauth_limit',
+] as const;
+
 /** Fresh counters, every known reason present at zero so dashboards see the series from the start. */
 export function createMetrics(): ClusterMetrics {
   const buckets: Record<string, number> = {};
@@ -20,7 +38,7 @@ export function createMetrics(): ClusterMetrics {
     heartbeatsSent: 0,
     heartbeatsReceived: 0,
     heartbeatsDropped: { stale: 0, foreign: 0, malformed: 0, auth: 0 },
-    framesRejected: { auth: 0, too_large: 0, malformed: 0 },
+    framesRejected: Object.fromEntries(FRAME_REJECT_REASONS.map((r) => [r, 0])),
     requestsTimedOut: 0,
     requestsRejectedBackpressure: 0,
     requestLatencyMs: { sum: 0, count: 0, buckets },

@@ -3,11 +3,17 @@
  * handshake, runs request handlers concurrently and writes each reply when ready. A peer that
  * sends faster than handlers finish is slowed by TCP itself: reading pauses at `maxInFlight`
  * unanswered requests, or while replies wait for the socket to drain.
+ *
+ * Until its hello verifies, a connection is a stranger's: it gets a slot only within the
+ * pre-authentication budgets (`admission.ts`), may send one small frame, and has `preauth.timeout`
+ * to do so. Each refusal is counted in `framesRejected` and logged, rate-limited.
  */
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ClusterOptionsError, FrameError, HandlerError } from '../errors.js';
+import { Admission, DEFAULT_PREAUTH_LIMITS } from './admission.js';
+import type { PreauthLimits } from './admission.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
@@ -28,8 +34,8 @@ export interface ReceiverOptions {
   clusterName: string;
   /** This member, as the handshake answers it. */
   self(): MemberInfo;
-  /** A connection that has not completed its handshake by then is closed (slow or idle clients). */
-  handshakeTimeoutMs: number;
+  /** Limits on connections that have not authenticated yet; `DEFAULT_PREAUTH_LIMITS` for those not given. */
+  preauth?: Partial<PreauthLimits>;
   /** Unanswered requests per connection before reading from it pauses. */
   maxInFlight: number;
   /** Runs the handler of `type`; its result is the reply, its exception the remote error. */
@@ -49,11 +55,16 @@ export class Receiver {
   readonly #opts: ReceiverOptions;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  readonly #limits: PreauthLimits;
+  readonly #admission: Admission;
 
   constructor(opts: ReceiverOptions) {
     this.#opts = opts;
+    this.#limits = { ...DEFAULT_PREAUTH_LIMITS, ...definedOnly(opts.preauth ?? {}) };
+    this.#admission = new Admission(this.#limits);
+    // No server.maxConnections: a stranger could fill it and lock members out. The admission
+    // budgets bound what strangers hold; authenticated connections need the secret.
     this.#server = createServer((socket) => this.#accept(socket));
-    this.#server.maxConnections = 1024;
     this.#server.on('error', (err) => opts.logger.error({ err }, 'cluster receiver error'));
   }
 
@@ -83,9 +94,37 @@ export class Receiver {
     });
   }
 
-  #accept(socket: Socket): void {
-    this.#sockets.add(socket);
+  /** Unauthenticated connections held now: all, and those of sources that are not known members. */
+  get preauthCounts(): { preauth: number; strangers: number } {
+    return this.#admission.counts;
+  }
+
+  /** Counts a refusal of `reason` and logs it, at most once per source and reason per interval. */
+  #refuse(socket: Socket, reason: string, message: string, extra: Record<string, unknown> = {}): void {
     const o = this.#opts;
+    countReason(o.metrics.framesRejected, reason);
+    const suppressed = o.rejectLog.allow(`${socket.remoteAddress ?? '?'} ${reason}`);
+    if (suppressed !== false) {
+      o.logger.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason, ...extra, suppressed }, message);
+    }
+  }
+
+  #accept(socket: Socket): void {
+    const o = this.#opts;
+    const ticket = this.#admission.admit(socket.remoteAddress);
+    if (typeof ticket === 'string') {
+      socket.on('error', () => {}); // a reset racing the destroy must not crash the member
+      socket.destroy();
+      this.#refuse(
+        socket,
+        ticket,
+        ticket === 'per_source_limit'
+          ? `refused a cluster connection: ${this.#limits.maxPerSource} unauthenticated connections from this address already (receiver.preauth.maxPerSource)`
+          : `refused a cluster connection: ${this.#limits.maxUnauthenticated} unauthenticated connections from non-members already (receiver.preauth.maxUnauthenticated)`,
+      );
+      return;
+    }
+    this.#sockets.add(socket);
     let from: MemberInfo | undefined;
     let inFlight = 0;
     const updateFlow = () => {
@@ -93,9 +132,14 @@ export class Receiver {
       else socket.resume();
     };
     const handshakeTimer = setTimeout(() => {
+      this.#refuse(
+        socket,
+        'preauth_timeout',
+        `closed a cluster connection that sent no valid hello within ${this.#limits.timeout} ms (receiver.preauth.timeout)`,
+        { bytesReceived: socket.bytesRead },
+      );
       framed.destroy(new Error('no handshake in time'));
-      o.logger.debug({ remote: framed.remote }, 'closed a cluster connection that did not handshake in time');
-    }, o.handshakeTimeoutMs);
+    }, this.#limits.timeout);
     const reply = (e: Envelope) => {
       if (!framed.open) return;
       if (e.kind === 'reply' || e.kind === 'error') o.metrics.messagesSent += 1;
@@ -115,6 +159,7 @@ export class Receiver {
       keys: o.keys,
       encrypt: o.encrypt,
       maxFrameBytes: o.maxFrameBytes,
+      maxPreauthFrameBytes: this.#limits.maxFrameBytes,
       metrics: o.metrics,
       logger: o.logger,
       rejectLog: o.rejectLog,
@@ -137,6 +182,7 @@ export class Receiver {
             return;
           }
           clearTimeout(handshakeTimer);
+          this.#admission.authenticated(ticket);
           from = hello.member;
           framed.send({ kind: 'welcome', id: e.id, type: '', body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION }) });
           o.logger.debug({ remote: framed.remote, route: from.route, id: shortId(from.id) }, 'peer connected');
@@ -171,11 +217,17 @@ export class Receiver {
       },
       onClose: () => {
         clearTimeout(handshakeTimer);
+        this.#admission.closed(ticket);
         this.#sockets.delete(socket);
       },
     });
     socket.on('drain', updateFlow);
   }
+}
+
+/** `partial` without its undefined entries, so they do not override defaults. */
+function definedOnly<T extends object>(partial: Partial<T>): Partial<T> {
+  return Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function describeError(err: unknown): { code: string; message: string } {

@@ -4,6 +4,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { PreauthLimits } from './admission.js';
 
 /** One member of the cluster, as its heartbeats and handshakes describe it. */
 export interface MemberInfo {
@@ -56,7 +57,7 @@ export interface ClusterMetrics {
   heartbeatsReceived: number;
   /** Heartbeats dropped, by reason (`stale`, `foreign`, `malformed`, `auth`). */
   heartbeatsDropped: Record<string, number>;
-  /** Frames rejected, by reason (`auth`, `too_large`, `malformed`). */
+  /** Frames and connections rejected, by reason (`FRAME_REJECT_REASONS` in `metrics.ts`). */
   framesRejected: Record<string, number>;
   requestsTimedOut: number;
   /** Requests refused at once because the bounded send queue to their member was full. */
@@ -82,7 +83,8 @@ export interface ClusterChannelOptions {
     frequency: number;
     dropTime: number;
   };
-  receiver: { host: string; port: number; advertise?: string };
+  /** `preauth`: limits on connections that have not authenticated yet (defaults in `admission.ts`). */
+  receiver: { host: string; port: number; advertise?: string; preauth?: Partial<PreauthLimits> };
   maxFrameBytes: number;
   /** Default timeout of `request`, ms. */
   requestTimeout: number;

@@ -1,26 +1,22 @@
 /**
  * The route binder (Tomcat's JvmRouteBinderValve): a request carrying `base.nodeA` that reaches
  * `nodeB` makes nodeB take the session over, and the id becomes `base.nodeB`, in this request (so
- * koa-session reads it) and in the response's cookie (signed as koa-session signs it).
+ * koa-session reads it) and in the response's cookie, set with koa-session's own options
+ * (`session-cookie.ts`), so the two never disagree on name, signing or attributes.
  */
 import type { Context, Middleware, Next } from 'koa';
 import type { Replicator } from '../replication/replicator.js';
 import { formatSessionId, parseSessionId, shortId } from '../replication/session-id.js';
 import type { Logger } from 'pino';
 import { SessionUnavailableError } from '../errors.js';
+import { KOA_SESSION_COOKIE_DEFAULTS, cookieAttributes, cookieName, sessionOptionsOf } from './session-cookie.js';
+import type { SessionCookieOptions } from './session-cookie.js';
 
-/** Cookie settings of the koa-session instance the binder works with (koa-session's defaults). */
-export interface RouteBinderOptions {
-  /** koa-session's `key`. Default `koa.sess`. */
-  key?: string;
-  /** koa-session's `signed`. Default true (needs `app.keys`). */
-  signed?: boolean;
-  httpOnly?: boolean;
-  path?: string;
-  domain?: string;
-  secure?: boolean;
-  sameSite?: 'strict' | 'lax' | 'none' | boolean;
-}
+/**
+ * Cookie settings for the binder where it cannot read koa-session's own (`ctx.sessionOptions`,
+ * present whenever koa-session is installed on the app, which then wins). koa-session's defaults.
+ */
+export type RouteBinderOptions = SessionCookieOptions;
 
 interface Signer {
   sign(data: string): string;
@@ -45,12 +41,38 @@ function rewriteCookieHeader(header: string, replacements: Map<string, string>):
   return parts.join('; ');
 }
 
-/** Makes the route-binder middleware for this member. */
-export function createRouteBinder(manager: Replicator, route: string, logger: Logger, options: RouteBinderOptions = {}): Middleware {
-  const key = options.key ?? 'koa.sess';
-  const signed = options.signed ?? true;
+/**
+ * Makes the route-binder middleware for this member. Cookie settings, first found: `sessionOptions`
+ * (the very object given to koa-session, from `cluster.session()`), the request's koa-session
+ * options (`ctx.sessionOptions`), `options`.
+ */
+export function createRouteBinder(
+  manager: Replicator,
+  route: string,
+  logger: Logger,
+  options: RouteBinderOptions = {},
+  sessionOptions?: SessionCookieOptions,
+): Middleware {
+  const fallback: SessionCookieOptions = { ...KOA_SESSION_COOKIE_DEFAULTS, ...options };
   const log = logger.child({ component: 'route-binder' });
+  let warnedDisagree = false;
+  const cookieOptions = (ctx: Context): SessionCookieOptions => {
+    if (sessionOptions !== undefined) return sessionOptions;
+    const installed = sessionOptionsOf(ctx);
+    if (installed === undefined) return fallback;
+    if (!warnedDisagree && (options.key !== undefined || options.signed !== undefined)) {
+      const a = cookieName(installed);
+      const b = cookieName(fallback);
+      if (a.key !== b.key || a.signed !== b.signed) {
+        warnedDisagree = true;
+        log.warn({ koaSession: a, routeBinder: b }, 'routeBinder() options disagree with koa-session\'s; using koa-session\'s (cluster.session() configures both at once)');
+      }
+    }
+    return installed;
+  };
   const routeBinder = async function routeBinder(ctx: Context, next: Next): Promise<void> {
+    const cookie = cookieOptions(ctx);
+    const { key, signed } = cookieName(cookie);
     // The common case, a session this member serves, costs no signature check here: koa-session
     // checks it right after. Only a takeover (which moves data) needs the signature checked first.
     const raw = ctx.cookies.get(key, { signed: false });
@@ -75,16 +97,7 @@ export function createRouteBinder(manager: Replicator, route: string, logger: Lo
       if (signed && signer !== undefined) replacements.set(`${key}.sig`, signer.sign(`${key}=${newId}`));
       ctx.request.headers.cookie = rewriteCookieHeader(ctx.request.headers.cookie ?? '', replacements);
       const read = await manager.read(id.base);
-      ctx.cookies.set(key, newId, {
-        signed,
-        httpOnly: options.httpOnly ?? true,
-        overwrite: true,
-        path: options.path ?? '/',
-        domain: options.domain,
-        secure: options.secure,
-        sameSite: options.sameSite,
-        expires: read === undefined || read.maxAge === 'session' ? undefined : new Date(read.expire),
-      });
+      ctx.cookies.set(key, newId, cookieAttributes(cookie, read === undefined || read.maxAge === 'session' ? 'session' : read.expire));
       log.info({ session: shortId(id.base), from: id.route }, 'session rebound to this member');
     }
     await next();

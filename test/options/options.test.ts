@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createSessionCluster, ClusterOptionsError, type SessionClusterOptions } from '../../src/index.js';
+import { parseOptions } from '../../src/options.js';
 
 const valid: SessionClusterOptions = {
   route: 'node1',
@@ -114,4 +115,23 @@ test('rejects options that are not an object', () => {
 test('accepts static and dns membership and the delta mode', () => {
   assert.equal(createSessionCluster({ ...valid, mode: 'delta', membership: { static: ['127.0.0.1:4002'] } }).mode, 'delta');
   assert.equal(createSessionCluster({ ...valid, membership: { dns: { name: 'members.local', port: 4001 } } }).route, 'node1');
+});
+
+test('receiver.preauth: documented defaults, and each limit validated with its name', () => {
+  assert.deepEqual(parseOptions(valid).receiver.preauth, { timeout: 1000, maxFrameBytes: 4096, maxPerSource: 16, maxUnauthenticated: 128 });
+  const custom = parseOptions({ ...valid, receiver: { ...valid.receiver, preauth: { timeout: 500, maxPerSource: 4 } } }).receiver.preauth;
+  assert.deepEqual(custom, { timeout: 500, maxFrameBytes: 4096, maxPerSource: 4, maxUnauthenticated: 128 });
+  const bad: [string, unknown, RegExp][] = [
+    ['timeout', 50, /at least 100 ms/],
+    ['timeout', 120_000, /at most 60000/],
+    ['maxFrameBytes', 512, /hello .* must fit/],
+    ['maxFrameBytes', 8 * 1024 * 1024, /at most 1048576/],
+    ['maxPerSource', 0, /integer from 1/],
+    ['maxUnauthenticated', 2.5, /integer/],
+    ['maxUnauthenticated', '64', /integer/],
+  ];
+  for (const [k, v, pattern] of bad) {
+    expectOptionError({ ...valid, receiver: { ...valid.receiver, preauth: { [k]: v } } }, `receiver.preauth.${k}`, pattern);
+  }
+  expectOptionError({ ...valid, receiver: { ...valid.receiver, preauth: { maxConnections: 5 } } }, 'receiver.preauth.maxConnections', /unknown option/);
 });
