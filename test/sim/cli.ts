@@ -5,6 +5,7 @@
  * `npm run simulate -- --mode backup --seed N`: replays one seed, printing its whole event trace.
  */
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { runSchedule, type SimResult } from './world.js';
 
 const { values } = parseArgs({
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     ack: { type: 'string', default: 'sync' },
     'max-report': { type: 'string', default: '20' },
     quiet: { type: 'boolean', default: false },
+    jobs: { type: 'string', default: '1' },
   },
 });
 
@@ -38,7 +40,8 @@ const common = {
 };
 
 function report(r: SimResult, tail: boolean): void {
-  console.log(`seed ${r.seed} (${r.mode}): ${r.violations.length} violation(s); trace ${r.hash}`);
+  console.log(`seed ${r.seed} (${r.mode}): ${r.violations.length} violation(s), ${r.errors.length} error(s); trace ${r.hash}`);
+  for (const e of r.errors.slice(0, 3)) console.log(`  error (would crash the member): ${e.split('\n').slice(0, 4).join(' | ')}`);
   console.log(`  schedule: ${r.schedule.join('; ')}`);
   const seen = new Set<string>();
   for (const v of r.violations) {
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
     report(r, false);
     console.log(`  coverage: ${JSON.stringify(r.coverage)}`);
     console.log(`  ${r.events} events, ${r.ops} client requests, ${(r.simMs / 1000).toFixed(1)} s simulated; globals read: Date.now ${r.globals.dateNow}, timers ${r.globals.timers}`);
-    process.exitCode = r.violations.length > 0 ? 1 : 0;
+    process.exitCode = r.violations.length > 0 || r.errors.length > 0 ? 1 : 0;
     return;
   }
   const n = Number(values.seeds ?? '100');
@@ -74,22 +77,49 @@ async function main(): Promise<void> {
   let simMs = 0;
   const t0 = process.hrtime.bigint();
   let lastPrint = t0;
-  for (let seed = start; seed < start + n; seed++) {
-    const r = await runSchedule({ ...common, seed });
+  let completed = 0;
+  const take = (r: SimResult) => {
+    completed++;
     events += r.events;
     ops += r.ops;
     simMs += r.simMs;
     for (const [k, v] of Object.entries(r.coverage)) coverage[k] = (coverage[k] ?? 0) + v;
-    if (r.violations.length > 0) {
+    if (r.violations.length > 0 || r.errors.length > 0) {
       failing.push(r);
+      if (r.errors.length > 0) byPromise.errors = (byPromise.errors ?? 0) + 1;
       for (const p of new Set(r.violations.map((v) => v.promise))) byPromise[p] = (byPromise[p] ?? 0) + 1;
     }
     const now = process.hrtime.bigint();
     if (!values.quiet && now - lastPrint > 5_000_000_000n) {
       lastPrint = now;
       const s = Number(now - t0) / 1e9;
-      console.log(`  ${seed - start + 1}/${n} seeds, ${((seed - start + 1) / s).toFixed(1)} schedules/s, ${failing.length} failing`);
+      console.log(`  ${completed}/${n} seeds, ${(completed / s).toFixed(1)} schedules/s, ${failing.length} failing`);
     }
+  };
+  const jobs = Math.max(1, Number(values.jobs));
+  if (jobs === 1) {
+    for (let seed = start; seed < start + n; seed++) take(await runSchedule({ ...common, seed }));
+  } else {
+    // Seeds are independent: each worker thread has its own globals and simulation.
+    let next = start;
+    await Promise.all(
+      Array.from({ length: jobs }, () => {
+        // tsx's loader is per thread: register it in the worker before loading the TypeScript entry.
+        const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker.ts', import.meta.url).href)}); });`;
+        const w = new Worker(boot, { eval: true, workerData: common });
+        return new Promise<void>((resolve, reject) => {
+          const feed = () => w.postMessage(next < start + n ? next++ : null);
+          w.on('message', (r: SimResult) => {
+            take(r);
+            feed();
+          });
+          w.on('error', reject);
+          w.on('exit', () => resolve());
+          feed();
+        });
+      }),
+    );
+    failing.sort((a, b) => a.seed - b.seed);
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`\n${mode}: ${n} seeds (${start}..${start + n - 1}) in ${secs.toFixed(1)} s: ${(n / secs).toFixed(1)} schedules/s, ${Math.round(events / secs)} events/s`);

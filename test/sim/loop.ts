@@ -87,6 +87,8 @@ export class SimLoop {
   /** The process whose event is running (for timers set through the global shim). */
   current: Proc = this.world;
   events = 0;
+  /** Exceptions thrown out of events (the real process would have crashed). */
+  readonly errors: string[] = [];
   readonly #heap = new Heap();
   #seq = 0;
 
@@ -140,6 +142,9 @@ export class SimLoop {
       this.events++;
       try {
         e.fn();
+      } catch (err) {
+        // A throw out of the protocol's callback would have crashed that process: record it.
+        this.errors.push(`${e.proc.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       } finally {
         await drain();
         this.current = this.world;

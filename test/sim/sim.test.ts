@@ -15,7 +15,8 @@ function describeFailures(failing: SimResult[]): string {
     .slice(0, 10)
     .map((r) => {
       const v = r.violations[0];
-      return `seed ${r.seed} (${r.mode}): promise ${v.promise}: ${v.what}\n  replay: npm run simulate -- --mode ${r.mode} --seed ${r.seed}`;
+      const what = v === undefined ? `error: ${r.errors[0].split('\n')[0]}` : `promise ${v.promise}: ${v.what}`;
+      return `seed ${r.seed} (${r.mode}): ${what}\n  replay: npm run simulate -- --mode ${r.mode} --seed ${r.seed}`;
     })
     .join('\n');
 }
@@ -60,7 +61,7 @@ for (const mode of ['backup', 'delta'] as const) {
       const r = await runSchedule({ seed, mode });
       ops += r.ops;
       for (const [k, v] of Object.entries(r.coverage)) coverage[k] = (coverage[k] ?? 0) + v;
-      if (r.violations.length > 0) failing.push(r);
+      if (r.violations.length > 0 || r.errors.length > 0) failing.push(r);
     }
     // A run that injected nothing and raced nothing proves nothing.
     assert.ok(ops > SEEDS * 20, `clients made requests (${ops})`);

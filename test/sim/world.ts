@@ -55,6 +55,8 @@ export interface SimResult {
   trace: string[] | undefined;
   globals: GlobalUse;
   ops: number;
+  /** Exceptions and unhandled rejections from the code under test: each would crash a member. */
+  errors: string[];
 }
 
 type Fault = 'crash' | 'pause' | 'partition' | 'leave' | 'reset' | 'none';
@@ -69,9 +71,15 @@ export async function runSchedule(o: SimOptions): Promise<SimResult> {
   const trace = new Trace(() => loop.now, o.traceAll === true, o.echo);
   const globals: GlobalUse = { dateNow: 0, timers: 0 };
   const uninstall = installGlobals(loop, new Prng(o.seed ^ (salt + 4)), globals);
+  // A rejection nobody handles would crash a real member (Node's default): record it as a failure.
+  const onRejection = (reason: unknown) => {
+    loop.errors.push(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  };
+  process.on('unhandledRejection', onRejection);
   try {
     return await simulate(o, { plan, netRng, clientRng, idRng, loop, trace, globals });
   } finally {
+    process.off('unhandledRejection', onRejection);
     uninstall();
   }
 }
@@ -354,6 +362,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     if (m.manager instanceof DeltaManager && m.incarnation > 1) cover('delta state transfer after restart');
   }
   violations.push(...check(history));
+  for (const e of loop.errors) trace.add(`ERROR ${e.split('\n')[0]}`);
   violations.sort((a, b) => a.at - b.at);
   trace.add(`end: ${history.ops.length} ops, ${violations.length} violations`);
   return {
@@ -369,5 +378,6 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     trace: trace.all,
     globals: p.globals,
     ops: history.ops.length,
+    errors: loop.errors,
   };
 }
