@@ -132,13 +132,18 @@ export class Receiver {
       else socket.resume();
     };
     const handshakeTimer = setTimeout(() => {
-      this.#refuse(
-        socket,
-        'preauth_timeout',
-        `closed a cluster connection that sent no valid hello within ${this.#limits.timeout} ms (receiver.preauth.timeout)`,
-        { bytesReceived: socket.bytesRead },
-      );
-      framed.destroy(new Error('no handshake in time'));
+      // Timers run before the loop polls sockets: after a stall (a long GC, SIGSTOP) a hello that
+      // arrived in time may still be unread. Decide after this turn's reads (check phase).
+      setImmediate(() => {
+        if (from !== undefined || !framed.open) return;
+        this.#refuse(
+          socket,
+          'preauth_timeout',
+          `closed a cluster connection that sent no valid hello within ${this.#limits.timeout} ms (receiver.preauth.timeout)`,
+          { bytesReceived: socket.bytesRead },
+        );
+        framed.destroy(new Error('no handshake in time'));
+      });
     }, this.#limits.timeout);
     const reply = (e: Envelope) => {
       if (!framed.open) return;

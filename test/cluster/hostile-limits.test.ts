@@ -11,6 +11,7 @@ import { Admission, DEFAULT_PREAUTH_LIMITS, TRUST_MS, sourceKey } from '../../sr
 import type { AdmissionTicket, PreauthLimits } from '../../src/cluster/admission.js';
 import { FrameSession, frameRejectReason } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
+import { PROTOCOL_VERSION, decodeEnvelope, encodeEnvelope, encodeHello } from '../../src/cluster/messages.js';
 import { FRAME_REJECT_REASONS, createMetrics } from '../../src/cluster/metrics.js';
 import { createClusterChannel } from '../../src/cluster/index.js';
 import type { ClusterChannel } from '../../src/cluster/index.js';
@@ -195,4 +196,36 @@ test('a real receiver: strangers are refused by budget and deadline, a member st
   assert.equal(delta('preauth_timeout'), 4, JSON.stringify(m));
   assert.equal(delta('preauth_too_large'), 1, JSON.stringify(m));
   assert.deepEqual(a.members().map((x) => x.route).sort(), ['b', 'c']);
+});
+
+test('a hello that arrived in time is not lost to the deadline when the member stalled', async (t) => {
+  const c = createClusterChannel(
+    channelOptions('a', { multicast: randomMulticast() }, { receiver: { host: '127.0.0.1', port: 0, preauth: { timeout: 300 } } }),
+  );
+  t.after(() => c.stop());
+  await c.start();
+  const session = new FrameSession({ keys: deriveClusterKeys(SECRET), encrypt: false, role: 'client', maxFrameBytes: 1 << 20 });
+  const socket = connect({ host: '127.0.0.1', port: c.self.port });
+  t.after(() => socket.destroy());
+  socket.on('error', () => {});
+  const envelopes: string[] = [];
+  let closed = false;
+  socket.on('close', () => (closed = true));
+  socket.on('data', (chunk: Buffer) => {
+    for (const p of session.receive(chunk)) envelopes.push(decodeEnvelope(p).kind);
+  });
+  socket.write(session.preamble);
+  await until(() => session.ready, 2000, 'the member\'s preamble');
+  const member = { id: 'stalled-client-id-000001', route: 'x', host: '127.0.0.1', port: 9, startTime: Date.now() };
+  socket.write(session.seal(encodeEnvelope({ kind: 'hello', id: 1, type: '', body: encodeHello({ member, clusterName: 'test-cluster', protocolVersion: PROTOCOL_VERSION }) })));
+  // The hello now sits in the member's socket buffer; the member (this process) stalls past its
+  // deadline, so the deadline's timer and the hello's read are due in the same loop turn.
+  const stallUntil = performance.now() + 600;
+  while (performance.now() < stallUntil) {
+    // busy: a long GC or a paused process looks the same to the member
+  }
+  await until(() => envelopes.includes('welcome') || closed, 2000, 'a welcome or a close');
+  assert.deepEqual(envelopes, ['welcome']);
+  assert.equal(closed, false);
+  assert.equal(c.metrics().framesRejected.preauth_timeout, 0);
 });
