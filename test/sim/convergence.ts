@@ -1,7 +1,7 @@
 /**
  * Promise 5, at a checkpoint (dropTime + 2 s after a fault ended, clients quiet): every session that
  * surely lives has exactly one primary and one backup on the live members (one backup only if there
- * is another member; delta mode: a copy on every member, one of them primary); one surely destroyed
+ * is another member; delta mode: a copy on every member, at most one of them primary); one surely destroyed
  * has no copy; one in doubt (its creation or destroy was not acknowledged) has one of the two.
  * Sessions with a store call still running somewhere are left out (counted).
  */
@@ -29,7 +29,9 @@ export function checkConvergence(h: History, members: SimMember[], mode: 'backup
     const copies = live.map((m) => ({ m, e: m.manager.table.get(base) })).filter((x) => x.e !== undefined);
     const primaries = copies.filter((x) => x.e!.role === 'primary').length;
     const wantBackups = mode === 'backup' ? Math.min(1, live.length - 1) : live.length - 1;
-    const whole = primaries === 1 && copies.length === 1 + wantBackups;
+    // Delta mode promises a copy on every member; a session whose owner is gone may have no primary
+    // until a request takes it over (any member can), but never two.
+    const whole = mode === 'backup' ? primaries === 1 && copies.length === 1 + wantBackups : primaries <= 1 && copies.length === live.length;
     const none = copies.length === 0;
     const state = destroyAcked ? 'destroyed' : creationAcked && !destroyTried ? 'live' : 'in doubt';
     const ok = state === 'destroyed' ? none : state === 'live' ? whole : none || whole;
