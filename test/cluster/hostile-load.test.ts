@@ -25,11 +25,16 @@ import { CookieJar, request } from '../helpers/http-client.js';
 import { startProcess } from '../helpers/member-process.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { FrameSession, PREAMBLE_BYTES } from '../../src/cluster/frame-codec.js';
+import { deriveClusterKeys } from '../../src/cluster/keys.js';
+import { decodeEnvelope } from '../../src/cluster/messages.js';
 
 const ATTACKER = fileURLToPath(new URL('./hostile-attacker.ts', import.meta.url));
 /** Largest RSS growth of any member under attack (the issue measured 556 MiB without limits). */
 const RSS_BOUND_MIB = 64;
 const USERS = 6;
+/** app-member.ts's default secret: the capture members and the cluster under attack share it. */
+const APP_SECRET = 'test-secret-0123456789';
 
 /** Resident set size of a process, MiB (Linux /proc). */
 function rssMiB(pid: number): number {
@@ -82,24 +87,37 @@ async function captureRelay(t: TestContext, targetPort: number): Promise<{ port:
   return { port: typeof address === 'object' && address !== null ? address.port : 0, toServer, toClient };
 }
 
-/** Real member-to-member bytes: two members (static membership) with a relay on one path, a little traffic. */
-async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typeof clusterConfig>>): Promise<Buffer> {
+/**
+ * Real member-to-member bytes: two members of the same secret and cluster name (static
+ * membership), x reaching y only through a relay, and a login with increments on x, whose writes
+ * x replicates to y (its backup). y lists only itself, so it never connects to x first and x
+ * learns y's address from the relay's handshake: x's replication surely takes the relay.
+ */
+async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typeof clusterConfig>>): Promise<{ bytes: Buffer; frames: string[] }> {
   const [xPort, yPort] = [await freePort(), await freePort()];
   const relay = await captureRelay(t, yPort);
-  // y first: its connections to x fail until x listens, so x's own connection (through the relay)
-  // is usually the first to handshake and carries x's replication to y.
-  const y = await startAppMember(t, 'capy', { ...base, env: { STATIC_MEMBERS: `127.0.0.1:${xPort}`, RECEIVER_PORT: String(yPort) } });
+  const y = await startAppMember(t, 'capy', { ...base, env: { STATIC_MEMBERS: `127.0.0.1:${yPort}`, RECEIVER_PORT: String(yPort) } });
   const x = await startAppMember(t, 'capx', { ...base, env: { STATIC_MEMBERS: `127.0.0.1:${relay.port}`, RECEIVER_PORT: String(xPort) } });
   await waitForMembership([x, y], 2);
   const jar = new CookieJar();
   assert.equal((await request(jar, 'POST', `${x.url}/login`, { id: 7, name: 'captured' })).status, 200);
   for (let i = 0; i < 5; i++) assert.equal((await request(jar, 'POST', `${x.url}/incr`)).status, 200);
-  const bytes = Buffer.concat(relay.toServer);
-  // At least the preamble (21 bytes) and the hello frame went through the relay.
-  assert.ok(bytes.length > 21 + 4 + 16 + 32, `captured only ${bytes.length} bytes`);
   x.proc.kill();
   y.proc.kill();
-  return bytes.subarray(0, 64 * 1024);
+  const bytes = Buffer.concat(relay.toServer);
+  // What was captured, read as y read it (y's nonce is in its preamble): the frames to replay.
+  const reader = new FrameSession({
+    keys: deriveClusterKeys(APP_SECRET),
+    encrypt: false,
+    role: 'server',
+    maxFrameBytes: 8 * 1024 * 1024,
+    nonce: Buffer.concat(relay.toClient).subarray(PREAMBLE_BYTES - 16, PREAMBLE_BYTES),
+  });
+  const frames = reader.receive(bytes).map((p) => {
+    const e = decodeEnvelope(p);
+    return e.type === '' ? e.kind : `${e.kind}:${e.type}`;
+  });
+  return { bytes: bytes.subarray(0, 64 * 1024), frames };
 }
 
 /** `route:id` of every member `m` lists, self included (a restarted member has a new id). */
@@ -146,8 +164,11 @@ test('an attacker without the secret evicts no member, fails no request and cost
     }),
     captureMemberTraffic(t, config),
   ]);
+  // The replay is real: a hello and replicated writes, valid under this cluster's secret.
+  assert.equal(captured.frames[0], 'hello', captured.frames.join(', '));
+  assert.ok(captured.frames.filter((f) => f.startsWith('request:session.')).length >= 3, captured.frames.join(', '));
   const replayFile = join(tmp, 'replay.bin');
-  writeFileSync(replayFile, captured);
+  writeFileSync(replayFile, captured.bytes);
   const [target] = members;
   const idsBefore = await Promise.all(members.map(memberIds));
 
@@ -199,6 +220,7 @@ test('an attacker without the secret evicts no member, fails no request and cost
   for (const r of Object.keys(rejectedAfter)) delta[r] = rejectedAfter[r] - (rejectedBefore[r] ?? 0);
   const counted = Object.values(delta).reduce((a, b) => a + b, 0);
   const growth = rssPeak.map((p, i) => p - rssBefore[i]);
+  t.diagnostic(`replayed: ${captured.bytes.length} bytes from capx to capy through the relay: ${captured.frames.join(', ')}`);
   t.diagnostic(`attacker: ${JSON.stringify(summary)}`);
   t.diagnostic(`node1 frames_rejected_total during the attack: ${JSON.stringify(delta)}`);
   t.diagnostic(`RSS MiB before / peak: ${members.map((m, i) => `${m.route} ${rssBefore[i].toFixed(0)} / ${rssPeak[i].toFixed(0)}`).join(', ')}`);
