@@ -8,22 +8,15 @@
  * with one owner, and the other follows it or answers 503.
  */
 import type { MemberInfo } from '../cluster/types.js';
-import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
+import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { backupFor, owners } from '../ring/index.js';
-import { Replicator, type ReplicatorOptions } from './replicator.js';
+import { Replicator, type ReplicatorOptions, type Survey } from './replicator.js';
 import { MSG } from './message-types.js';
 import { RateQueue } from './rate-queue.js';
 import { adopt, compareHeld, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
-
-/** What the live members hold of one session. */
-interface Survey {
-  replies: { m: MemberInfo; r: LocateReply }[];
-  /** Live members that did not answer. */
-  failed: number;
-}
 
 const AUDIT_BATCH = 256;
 const SCAN_MS = 1000;
@@ -77,6 +70,10 @@ export class BackupManager extends Replicator {
     return e.role === 'primary';
   }
 
+  protected recheck(base: string): void {
+    this.#toAudit.add(base);
+  }
+
   protected mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[] {
     // The acknowledged backup, and where the ring puts it now (with ack 'async' a removal can come
     // before the first copy's acknowledgement).
@@ -114,6 +111,11 @@ export class BackupManager extends Replicator {
         }
         next.backup = undefined;
         return;
+      }
+      if (e.backup !== undefined && e.backup !== target.route && this.memberByRoute(e.backup) === undefined && !this.isolation.ownerReleased(e.backup)) {
+        // The backup went silent a moment ago: we may be the cut-off side, where a backup chosen now
+        // would acknowledge writes the other side never sees. Wait out its grace (503 until then).
+        throw this.unavailable(e.base, `its backup ${e.backup} went silent a moment ago`);
       }
       try {
         // Where the backup moved (a join, a loss) or may differ (a failed write), it gets the whole session.
@@ -168,6 +170,10 @@ export class BackupManager extends Replicator {
       if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
+      // Only to a member we see: one we evicted (paused, cut off) may be about to learn it lost its sessions.
+      if (this.channel.members().every((x) => x.id !== from.id)) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: ${from.route} is not a live member here (yet)`);
+      }
       const e = this.table.get(m.base);
       const t = this.table.tombstone(m.base);
       let copy: SessionCopy | null = null;
@@ -186,44 +192,34 @@ export class BackupManager extends Replicator {
       } else {
         copy = grantTo(e, from.route);
       }
+      if (copy !== null) {
+        // If the taker never got our answer (it timed out, its connection broke), nobody serves the
+        // session: once the taker can no longer install it, check that it did, or adopt it back.
+        this.clock.setTimeout(() => this.#toAudit.add(m.base), 2 * this.options.ackTimeout);
+      }
       return Promise.resolve(messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' }));
     });
-  }
-
-  /** Asks every live member what it holds of `bases`. */
-  async #survey(bases: string[]): Promise<Map<string, Survey>> {
-    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
-    const body = messages.audit.encode({ bases });
-    await Promise.all(
-      this.channel.members().map(async (m) => {
-        try {
-          const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
-          reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
-        } catch (err) {
-          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE') return;
-          for (const s of out.values()) s.failed++;
-        }
-      }),
-    );
-    return out;
   }
 
   protected async takeOver(base: string): Promise<boolean> {
     let force: string | undefined;
     let mine: SessionEntry | undefined;
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
-      const { replies, failed } = (await this.#survey([base])).get(base)!;
+      const { replies, failed } = (await this.survey([base])).get(base)!;
       const local = this.table.get(base);
-      // Ids are never reused: a destruction known anywhere means the session stays destroyed.
-      const removed = replies.find((x) => x.r.removed)?.r;
-      if (removed !== undefined || this.table.tombstone(base)?.kind === 'removed') {
-        if (removed !== undefined) this.table.destroy(base, removed.epoch, removed.owner, this.clock.now() + 2 * this.options.dropTime);
-        return false;
-      }
+      const tomb = this.table.tombstone(base);
+      const removed = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])].sort(
+        (a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }),
+      )[0];
       const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r) || Number(b.r.primary) - Number(a.r.primary));
       const best = held[0];
       const localBest = local !== undefined && (best === undefined || compareHeld(local, best.r) >= 0);
       const top = localBest ? local : best?.r;
+      // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
+      if (removed !== undefined && (top === undefined || !olderOwnership(removed.epoch, removed.owner, top.epoch, top.owner))) {
+        this.table.destroy(base, removed.epoch, removed.owner, this.clock.now() + 2 * this.options.dropTime);
+        return false;
+      }
       if (top === undefined) {
         if (failed > 0 || !this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
           throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
@@ -234,25 +230,29 @@ export class BackupManager extends Replicator {
         local.unverified = false; // checked after a possible cut-off: nobody took it over meanwhile
         return true;
       }
-      const ownerAlive = top.owner !== this.route && this.memberByRoute(top.owner) !== undefined;
-      const ownerHolds = held.some((x) => x.m.route === top.owner && x.r.epoch === top.epoch && x.r.owner === top.owner);
-      if (!ownerAlive && top.owner !== this.route && !this.isolation.ownerReleased(top.owner)) {
+      const owner = top.owner === this.route ? undefined : this.memberByRoute(top.owner);
+      if (owner === undefined && top.owner !== this.route && !this.isolation.ownerReleased(top.owner)) {
         throw this.unavailable(base, `its owner ${top.owner} went silent a moment ago; it may still be serving elsewhere`);
       }
-      if (localBest && !(ownerAlive && ownerHolds)) {
-        // The best copy is ours and its owner is gone or lost it: we are the one to grant it.
-        adopt(local, this.route);
-        mine = local;
-        break;
+      // A live owner is always asked first, under its lock (it may be taking the session over itself
+      // right now); only when it answered that it does not hold the session is a copy granted instead.
+      const bypass = force === top.owner;
+      if (owner === undefined || bypass) {
+        if (localBest) {
+          // The best copy is ours and its owner is gone or disowned it: we are the one to grant it.
+          adopt(local, this.route);
+          mine = local;
+          break;
+        }
       }
-      const grantor = ownerAlive && ownerHolds && force !== top.owner ? this.memberByRoute(top.owner)! : best.m;
+      const grantor = owner !== undefined && !bypass ? owner : best.m;
       let reply;
       try {
         reply = messages.takeReply.decode(
           await this.channel.request(
             grantor.id,
             MSG.take,
-            messages.take.encode({ base, newOwner: this.route, timeoutMs: this.options.ackTimeout, force: force !== undefined || !ownerHolds }),
+            messages.take.encode({ base, newOwner: this.route, timeoutMs: this.options.ackTimeout, force: bypass }),
             { timeoutMs: this.options.ackTimeout },
           ),
         );
@@ -268,6 +268,8 @@ export class BackupManager extends Replicator {
         return false;
       } else if (grantor.route === top.owner) {
         force = top.owner; // the owner does not hold it (restarted, or let it go): ask the best copy
+      } else if (reply.movedTo !== null && this.memberByRoute(reply.movedTo) === undefined && reply.movedTo !== this.route) {
+        throw this.unavailable(base, `${grantor.route} says ${reply.movedTo} owns it, and this member cannot reach ${reply.movedTo} now`);
       }
     }
     if (mine === undefined) throw this.unavailable(base, 'the session kept moving during the takeover');
@@ -351,7 +353,9 @@ export class BackupManager extends Replicator {
   }
 
   protected maintain(): void {
-    if (!this.isolation.hasQuorum()) return;
+    // Not while catching up after a pause: the others may not have seen us back yet, and may still
+    // adopt what we hold; our audit answers would be out of date the moment they arrive.
+    if (!this.isolation.hasQuorum() || this.isolation.recovering()) return;
     const now = this.clock.now();
     if (this.#dirty || now - this.#lastScan >= SCAN_MS) {
       this.#scan(this.#dirty);
@@ -373,7 +377,7 @@ export class BackupManager extends Replicator {
 
   /** Anti-entropy: checks each of `bases` with every live member and repairs what it finds. */
   async #audit(bases: string[]): Promise<void> {
-    const surveys = await this.#survey(bases);
+    const surveys = await this.survey(bases);
     for (const base of bases) {
       await this.locks.run(base, () => {
         this.#reconcile(base, surveys.get(base)!);
@@ -385,7 +389,7 @@ export class BackupManager extends Replicator {
   #reconcile(base: string, { replies, failed }: Survey): void {
     const e = this.table.get(base);
     if (e === undefined) return;
-    const removed = replies.find((x) => x.r.removed);
+    const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
     if (removed !== undefined) {
       this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
       return;

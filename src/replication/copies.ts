@@ -68,7 +68,8 @@ export function compareHeld(a: { epoch: number; owner: string; version: number }
 
 /**
  * Fencing: a write or copy from `owner` at `epoch` is refused when this member knows a newer owner, or
- * knows the session was destroyed.
+ * knows the session was destroyed by that owner or an earlier one. (A destroy the owner could not get
+ * acknowledged may be superseded by a newer owner that never saw it: that owner's copies win.)
  */
 export function fence(table: SessionTable, base: string, epoch: number, owner: string): ApplyReply | undefined {
   const e = table.get(base);
@@ -77,8 +78,8 @@ export function fence(table: SessionTable, base: string, epoch: number, owner: s
   }
   const t = table.tombstone(base);
   if (t === undefined) return undefined;
-  // Ids are never reused (regenerate makes a new one), so nothing may follow a destruction.
-  const fenced = t.kind === 'removed' || olderOwnership(epoch, owner, t.epoch, t.owner);
+  // A destruction fences its own ownership and every older one; a moved session, the older ones.
+  const fenced = t.kind === 'removed' ? !olderOwnership(t.epoch, t.owner, epoch, owner) : olderOwnership(epoch, owner, t.epoch, t.owner);
   return fenced ? { status: 'STALE', epoch: t.epoch, owner: t.owner } : undefined;
 }
 
@@ -142,7 +143,7 @@ export function applyRemove(table: SessionTable, m: RemoveMessage): ApplyReply {
 export function describeHeld(table: SessionTable, base: string): LocateReply {
   const e = table.get(base);
   const t = table.tombstone(base);
-  if (t?.kind === 'removed') {
+  if (t?.kind === 'removed' && (e === undefined || !olderOwnership(t.epoch, t.owner, e.epoch, e.owner))) {
     return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true };
   }
   if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false };

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, compareHeld, fromCopy, maxAgeToWire, toCopy } from './copies.js';
+import { applyCopy, applyDelta, compareHeld, fromCopy, maxAgeToWire, olderOwnership, toCopy } from './copies.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -54,6 +54,10 @@ export class DeltaManager extends Replicator {
     return true; // every member holds everything, and a cut-off member missed deltas
   }
 
+  protected recheck(): void {
+    this.#resyncWanted = true;
+  }
+
   #holders(): MemberInfo[] {
     return this.channel.members().filter((m) => !this.leaving.has(m.route));
   }
@@ -75,6 +79,10 @@ export class DeltaManager extends Replicator {
    * it comes back), a refusal or a silence is.
    */
   async #toAll(base: string, body: Buffer, full: SessionEntry, sendFull: boolean): Promise<void> {
+    // A member that went silent a moment ago may be serving on the other side of a partition: until
+    // its grace is over, a write acknowledged without it could be lost when the partition heals.
+    const silent = this.isolation.recentlySilent();
+    if (silent.length > 0) throw this.unavailable(base, `member ${silent.join(', ')} went silent a moment ago`);
     const results = await Promise.allSettled(
       this.#holders().map(async (m) => {
         const reply = sendFull ? await this.sendCopy(m, full) : await this.requestApply(m, MSG.delta, body);
@@ -84,7 +92,8 @@ export class DeltaManager extends Replicator {
     for (const r of results) {
       if (r.status === 'rejected') {
         const err: unknown = r.reason;
-        if (err instanceof ClusterRequestError && (err.code === 'ERR_MEMBER_GONE' || err.code === 'ERR_STOPPED')) continue;
+        if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') continue;
+        if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.recentlySilent().length === 0) continue;
         throw new ReplicationError(`session ${shortId(base)}…: a copy holder did not acknowledge: ${String(err)}`, { cause: err });
       }
       if (r.value.status === 'STALE') throw this.staleError(base, r.value);
@@ -119,17 +128,24 @@ export class DeltaManager extends Replicator {
   }
 
   protected async takeOver(base: string): Promise<boolean> {
-    const { replies, failed } = await this.#fetchAll(base);
+    const { replies, failed } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
     const tomb = this.table.tombstone(base);
+    const removed = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])].sort(
+      (a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }),
+    )[0];
+    const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r))[0];
     let best: { copy: SessionCopy; m: MemberInfo | undefined } | undefined = local === undefined ? undefined : { copy: toCopy(local), m: undefined };
-    for (const { m, reply } of replies) {
-      const c = reply.copy;
-      if (c !== null && (best === undefined || compareHeld(c, best.copy) > 0)) best = { copy: c, m };
+    if (held !== undefined && (best === undefined || compareHeld(held.r, best.copy) > 0)) {
+      const reply = messages.takeReply.decode(
+        await this.channel.request(held.m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
+      );
+      if (reply.copy === null) throw this.unavailable(base, `${held.m.route} let the session go while it was being taken over`);
+      best = { copy: reply.copy, m: held.m };
     }
-    // Ids are never reused: a destruction anywhere means the session stays destroyed.
-    if (replies.some((x) => x.reply.removed) || tomb?.kind === 'removed') {
-      if (local !== undefined) this.table.destroy(base, local.epoch, local.owner, local.expire);
+    // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
+    if (removed !== undefined && (best === undefined || !olderOwnership(removed.epoch, removed.owner, best.copy.epoch, best.copy.owner))) {
+      this.table.destroy(base, removed.epoch, removed.owner, local?.expire ?? this.clock.now() + 2 * this.options.dropTime);
       return false;
     }
     if (best === undefined) {
@@ -144,7 +160,7 @@ export class DeltaManager extends Replicator {
     }
     if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
     let epoch = best.copy.epoch;
-    for (const { reply } of replies) if (reply.copy !== null) epoch = Math.max(epoch, reply.copy.epoch);
+    for (const { r } of replies) epoch = Math.max(epoch, r.epoch);
     epoch += 1;
     const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
@@ -189,24 +205,19 @@ export class DeltaManager extends Replicator {
     const bases = this.table.bases();
     for (let i = 0; i < bases.length; i += 256) {
       const batch = bases.slice(i, i + 256);
-      const body = messages.audit.encode({ bases: batch });
-      const answers = await Promise.all(
-        this.channel.members().map(async (m) => ({
-          m,
-          items: messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout })).items,
-        })),
-      );
+      const surveys = await this.survey(batch);
       for (let j = 0; j < batch.length; j++) {
         const base = batch[j];
         await this.locks.run(base, async () => {
           const e = this.table.get(base);
           if (e === undefined) return;
-          const removed = answers.find((a) => a.items[j].removed);
+          const { replies, failed } = surveys.get(base)!;
+          const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
           if (removed !== undefined) {
-            this.table.destroy(base, removed.items[j].epoch, removed.items[j].owner, e.expire);
+            this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
             return;
           }
-          const newer = answers.filter((a) => a.items[j].found && compareHeld(a.items[j], e) > 0).sort((a, b) => compareHeld(b.items[j], a.items[j]))[0];
+          const newer = replies.filter((x) => x.r.found && compareHeld(x.r, e) > 0).sort((a, b) => compareHeld(b.r, a.r))[0];
           if (newer !== undefined) {
             const reply = messages.takeReply.decode(
               await this.channel.request(newer.m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
@@ -215,6 +226,10 @@ export class DeltaManager extends Replicator {
               await this.schemas.learn(reply.copy.entries, newer.m);
               applyCopy(this.table, reply.copy, 'backup');
             }
+            return;
+          }
+          if (failed > 0) {
+            this.#resyncWanted = true; // cannot tell yet
             return;
           }
           e.unverified = false;

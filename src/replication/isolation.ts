@@ -83,9 +83,26 @@ export class Isolation {
     return this.#o.clock.now() - seat.since >= this.#o.dropTime;
   }
 
+  /**
+   * Routes removed for silence less than a drop time ago. Until their grace is over this member may be
+   * on the smaller side of a partition without knowing it yet: a write must not be acknowledged by a
+   * copy holder chosen in their place.
+   */
+  recentlySilent(): string[] {
+    return this.silentRoutes().filter((r) => !this.ownerReleased(r));
+  }
+
   /** The process was paused for `ms` (measured by the caller): until the failure detector catches up, be careful. */
   paused(ms: number): void {
     if (ms > this.#o.dropTime / 2) this.#pausedUntil = this.#o.clock.now() + this.#o.dropTime;
+  }
+
+  /**
+   * Whether this process was paused a moment ago: the others may have evicted it and moved its
+   * sessions on, and have not seen it back yet. It serves nothing until they have.
+   */
+  recovering(): boolean {
+    return this.#o.clock.now() < this.#pausedUntil;
   }
 
   /**

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { ClusterChannel, MemberInfo } from '../cluster/types.js';
 import type { SessionCodec, SessionData } from '../codec/types.js';
-import { messages, type ApplyReply, type RemoveMessage, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
+import { messages, type ApplyReply, type LocateReply, type RemoveMessage, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { applyCopy, applyDelta, applyRemove, describeHeld, toCopy } from './copies.js';
@@ -45,6 +45,13 @@ export interface ReplicatorOptions {
   logger: Logger;
   /** Time and timers; the system clock unless a simulation gives its own. */
   clock?: Clock;
+}
+
+/** What the live members hold of one session. */
+export interface Survey {
+  replies: { m: MemberInfo; r: LocateReply }[];
+  /** Live members that did not answer (a member removed meanwhile is not counted). */
+  failed: number;
 }
 
 /** A session as the store reads it. */
@@ -246,7 +253,13 @@ export abstract class Replicator {
 
   /** Throws when this member must not serve sessions now (stopping, or without a majority). */
   protected checkServing(base: string): void {
-    const why = this.stopping ? 'this member is stopping' : !this.isolation.hasQuorum() ? 'this member does not see a majority of the cluster' : undefined;
+    const why = this.stopping
+      ? 'this member is stopping'
+      : !this.isolation.hasQuorum()
+        ? 'this member does not see a majority of the cluster'
+        : this.isolation.recovering()
+          ? 'this process was paused and is catching up with the cluster'
+          : undefined;
     if (why !== undefined) throw this.unavailable(base, why);
   }
 
@@ -318,12 +331,20 @@ export abstract class Replicator {
 
   /** Applies a write from the owner; delta mode overrides this to queue during a state transfer. */
   protected applyIncomingDelta(m: SessionDeltaMessage, _from: MemberInfo): ApplyReply {
+    if (this.isolation.recovering()) this.recheck(m.base);
     return applyDelta(this.table, m, this.copyRole());
   }
 
   protected applyIncomingCopy(c: SessionCopy): ApplyReply {
+    if (this.isolation.recovering()) this.recheck(c.base);
     return applyCopy(this.table, c, this.copyRole());
   }
+
+  /**
+   * A copy that arrived while this member was catching up after a pause may be a message that waited
+   * in the socket all along, written before the others moved on: check it with them.
+   */
+  protected abstract recheck(base: string): void;
 
   /** How this member holds a copy it was sent. */
   protected copyRole(): Role {
@@ -409,14 +430,36 @@ export abstract class Replicator {
           if (!(r instanceof Error) && r.status === 'STALE') {
             throw this.unavailable(base, `${m.route} knows a newer owner (${r.owner}, epoch ${r.epoch}); the removal did not apply`);
           }
-          if (r instanceof Error && required.includes(m) && !(r instanceof ClusterRequestError && r.code === 'ERR_MEMBER_GONE')) {
+          // A holder removed for good (refused, left, or silent past its grace) has no copy anyone will
+          // serve; one that went silent a moment ago may be serving it on the other side of a partition.
+          const gone = r instanceof ClusterRequestError && r.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route);
+          if (r instanceof Error && required.includes(m) && !gone) {
             throw this.unavailable(base, `copy holder ${m.route} did not acknowledge the removal`, r);
           }
         }
+        if (!this.isolation.hasQuorum()) throw this.unavailable(base, 'this member lost the majority while removing the session');
       });
       if (this.options.ack === 'sync') await check;
       else check.catch((err: unknown) => this.log.warn({ err, session: shortId(base) }, 'asynchronous removal not acknowledged; retrying'));
     });
+  }
+
+  /** Asks every live member what it holds of `bases` (one request per member). */
+  protected async survey(bases: string[]): Promise<Map<string, Survey>> {
+    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
+    const body = messages.audit.encode({ bases });
+    await Promise.all(
+      this.channel.members().map(async (m) => {
+        try {
+          const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
+          reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
+        } catch (err) {
+          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE') return;
+          for (const s of out.values()) s.failed++;
+        }
+      }),
+    );
+    return out;
   }
 
   /** Sends a message whose reply is an `ApplyReply`. */

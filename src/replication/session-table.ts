@@ -75,10 +75,10 @@ export class SessionTable {
     return e;
   }
 
-  /** Installs an entry. A `removed` tombstone stays (copies it fences never get this far). */
+  /** Installs an entry; a tombstone it supersedes (fencing let it through) goes. */
   set(entry: SessionEntry): void {
     this.#entries.set(entry.base, entry);
-    if (this.#tombstones.get(entry.base)?.kind === 'moved') this.#tombstones.delete(entry.base);
+    this.#tombstones.delete(entry.base);
   }
 
   /** Lets go of a session another member owns from `epoch` on. */
