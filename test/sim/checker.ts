@@ -30,14 +30,30 @@ function ackedAt(c: Call): number | undefined {
   return c.ok === true && c.op.status === 'acked' ? c.op.clientEnd : undefined;
 }
 
-export function check(h: History): Violation[] {
+/**
+ * With `ack: 'async'` a write is answered before its backup has it, so a crash may lose the writes
+ * acknowledged shortly before it (DESIGN.md allows it): `crashes` (member → time) and `window` (ms)
+ * exempt those from promises 1 and 3.
+ */
+export interface AsyncAllowance {
+  crashes: Map<string, number>;
+  window: number;
+}
+
+export function check(h: History, allowance?: AsyncAllowance): Violation[] {
   const out: Violation[] = [];
+  const mayBeLost = (c: Call): boolean => {
+    if (allowance === undefined) return false;
+    const crash = allowance.crashes.get(c.member);
+    const ack = ackedAt(c);
+    return crash !== undefined && ack !== undefined && crash >= ack && crash - ack <= allowance.window;
+  };
   for (const [base, calls] of h.byBase) {
     const sets = calls.filter((c) => c.kind === 'set');
     const destroys = calls.filter((c) => c.kind === 'destroy');
     const gets = calls.filter((c) => c.kind === 'get' && c.ok === true);
     const creations = sets.filter((c) => c.read === undefined);
-    const created = creations.map(ackedAt).filter((t): t is number => t !== undefined);
+    const created = creations.filter((c) => !mayBeLost(c)).map(ackedAt).filter((t): t is number => t !== undefined);
     const createdAt = created.length === 0 ? undefined : Math.min(...created);
     const destroyedAt = destroys.map(ackedAt).filter((t): t is number => t !== undefined);
     const firstDestroyAck = destroyedAt.length === 0 ? undefined : Math.min(...destroyedAt);
@@ -75,7 +91,7 @@ export function check(h: History): Violation[] {
         // 1: an acknowledged write of k, finished before this read began, that every candidate precedes.
         for (const y of sets) {
           const ack = ackedAt(y);
-          if (ack === undefined || ack >= g.inv || !effs.get(y)!.has(k)) continue;
+          if (ack === undefined || ack >= g.inv || !effs.get(y)!.has(k) || mayBeLost(y)) continue;
           const ey = effs.get(y)!.get(k);
           if (ey === ABSENT ? observed === ABSENT : observed !== ABSENT && same(ey, observed)) continue;
           const newer = cands.some((x) => x === y || (x.end ?? Infinity) > y.inv);

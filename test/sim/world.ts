@@ -126,6 +126,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const taking = new Map<string, Set<SimMember>>();
   let partitionSides: Map<string, number> | undefined;
   const partitionAcks = new Set<number>();
+  /** When each member incarnation was killed (ack 'async' may lose what it acknowledged just before). */
+  const crashes = new Map<string, number>();
   const reference = o.reference === undefined ? undefined : new ReferenceStore(o.reference);
 
   const observer: ChannelObserver = {
@@ -267,6 +269,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           schedule.push(`${ts()} crash ${victim.proc.name}`);
           trace.add(`NEMESIS crash ${victim.proc.name}`);
           victim.crash();
+          crashes.set(victim.proc.name, loop.now);
           history.crashed(victim.proc.name, loop.now);
           for (const op of history.ops) if (op.member === victim.proc.name && op.clientEnd === undefined) op.onCrash?.();
           await checkpoint(loop.now, `after crash of ${victim.proc.name}`);
@@ -361,7 +364,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     if (t.takeovers > 0) coverage['takeovers'] = (coverage['takeovers'] ?? 0) + t.takeovers;
     if (m.manager instanceof DeltaManager && m.incarnation > 1) cover('delta state transfer after restart');
   }
-  violations.push(...check(history));
+  violations.push(...check(history, cfg.ack === 'async' ? { crashes, window: cfg.ackTimeout } : undefined));
   for (const e of loop.errors) trace.add(`ERROR ${e.split('\n')[0]}`);
   violations.sort((a, b) => a.at - b.at);
   trace.add(`end: ${history.ops.length} ops, ${violations.length} violations`);
