@@ -1,0 +1,36 @@
+/**
+ * A short chaos run per mode (`npm run chaos` is the long one): real members under 30 clients while
+ * the nemesis kills, pauses, stops and (as root, in network namespaces) partitions them. Any
+ * violation of a promise fails the test with the table, the first violations and their log lines.
+ * Namespaces need root, iproute2 and nftables: without them the run uses loopback (no partitions),
+ * except under REQUIRE_SYSTEM_TESTS=1 (CI), where that is a failure. CHAOS_SEED replays a seed.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { systemTestsUnavailable } from '../helpers/netns.js';
+import { nftUnavailable } from './partition.js';
+import { table, violationDetails } from './report.js';
+import { runChaos, type ChaosOptions } from './run.js';
+
+function network(t: TestContext): 'netns' | 'loopback' {
+  const why = systemTestsUnavailable() ?? nftUnavailable();
+  if (why === undefined) return 'netns';
+  if (process.env.REQUIRE_SYSTEM_TESTS === '1') throw new Error(`REQUIRE_SYSTEM_TESTS=1 but the chaos run cannot partition members: ${why}`);
+  t.diagnostic(`loopback network, so no partitions: ${why}`);
+  return 'loopback';
+}
+
+async function chaos(t: TestContext, mode: ChaosOptions['mode'], members: number): Promise<void> {
+  const seed = process.env.CHAOS_SEED !== undefined ? Number(process.env.CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const net = network(t);
+  const result = await runChaos({ mode, members, net, seed, duration: Number(process.env.CHAOS_DURATION ?? 45) });
+  const report = table(result);
+  t.diagnostic(report);
+  assert.ok(result.faults.length > 0, `the nemesis injected no fault:\n${report}`);
+  assert.ok(result.totals.acked.incr > 0, `no write was acknowledged:\n${report}`);
+  assert.equal(result.violations.length, 0, `${report}\n${violationDetails(result)}\nreplay: CHAOS_SEED=${seed}, or npm run chaos -- --mode ${mode} --members ${members} --net ${net} --seed ${seed}`);
+}
+
+test('chaos, backup mode, 5 members: no promise broken under kill, pause, graceful stop and partitions', { timeout: 360_000 }, (t) => chaos(t, 'backup', 5));
+
+test('chaos, delta mode, 3 members: no promise broken under kill, pause, graceful stop and partitions', { timeout: 360_000 }, (t) => chaos(t, 'delta', 3));

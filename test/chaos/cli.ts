@@ -1,0 +1,76 @@
+/**
+ * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns]
+ * [--clients N] [--faults kill,pause,term,partition-one,partition-two]`: one fault-injection run against real member processes. Prints one table, then the
+ * first violations with the member log lines that explain them; exits 1 on any violation.
+ * `--net` defaults to netns when namespaces and nftables are available (root), loopback otherwise.
+ */
+import { parseArgs } from 'node:util';
+import { systemTestsUnavailable } from '../helpers/netns.js';
+import { nftUnavailable } from './partition.js';
+import { table, violationDetails } from './report.js';
+import { abortRuns, runChaos } from './run.js';
+import type { FaultKind } from './nemesis.js';
+
+function fail(message: string): never {
+  process.stderr.write(`chaos: ${message}\n`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'backup' },
+    members: { type: 'string' },
+    duration: { type: 'string', default: '60' },
+    seed: { type: 'string' },
+    net: { type: 'string' },
+    clients: { type: 'string', default: '30' },
+    faults: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+
+const mode = values.mode;
+if (mode !== 'backup' && mode !== 'delta') fail(`--mode must be backup or delta, not ${mode}`);
+const members = Number(values.members ?? (mode === 'backup' ? 5 : 3));
+if (!Number.isInteger(members) || members < 2 || members > 9) fail(`--members must be an integer from 2 to 9, not ${values.members}`);
+const duration = Number(values.duration);
+if (!(duration > 0)) fail(`--duration must be a positive number of seconds, not ${values.duration}`);
+const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
+if (!Number.isInteger(seed)) fail(`--seed must be an integer, not ${values.seed}`);
+const clients = Number(values.clients);
+if (!Number.isInteger(clients) || clients < 1) fail(`--clients must be a positive integer, not ${values.clients}`);
+const KINDS: FaultKind[] = ['kill', 'pause', 'term', 'partition-one', 'partition-two'];
+const faults = values.faults?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
+const unknown = faults?.filter((k) => !KINDS.includes(k));
+if (unknown !== undefined && unknown.length > 0) fail(`--faults takes a comma-separated list of ${KINDS.join(', ')}; unknown: ${unknown.join(', ')}`);
+const why = systemTestsUnavailable() ?? nftUnavailable();
+const net = values.net ?? (why === undefined ? 'netns' : 'loopback');
+if (net !== 'loopback' && net !== 'netns') fail(`--net must be loopback or netns, not ${net}`);
+if (net === 'netns' && why !== undefined) fail(`--net netns cannot run here: ${why}`);
+if (values.net === undefined && why !== undefined) process.stderr.write(`chaos: loopback network (no partitions): ${why}\n`);
+
+const onSignal = (signal: NodeJS.Signals) => {
+  process.stderr.write(`chaos: ${signal}: killing the members and deleting the namespaces\n`);
+  abortRuns();
+  process.exit(130);
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+
+process.stderr.write(`chaos: mode ${mode}, ${members} members, net ${net}, ${duration} s, seed ${seed} (replay with --seed ${seed})\n`);
+const result = await runChaos({
+  mode,
+  members,
+  net,
+  duration,
+  seed,
+  clients,
+  faults,
+  log: values.quiet ? undefined : (line) => process.stderr.write(`chaos: ${line}\n`),
+});
+process.stdout.write(`${table(result)}\n`);
+if (result.violations.length > 0) {
+  process.stdout.write(`${violationDetails(result)}\n`);
+  process.exit(1);
+}
+process.exit(0);

@@ -1,0 +1,267 @@
+/**
+ * One chaos client: a browser that owns its sessions. It logs in, increments its counter, now and
+ * then reads it, regenerates, logs out and logs in again, and replays the cookies of sessions it
+ * destroyed at random members. It talks to one member at a time and moves to the next one on a
+ * timeout (the request is abandoned, as a balancer does), a connection error or a 5xx. Every answer
+ * goes to the History, which judges it.
+ */
+import { CookieJar } from '../helpers/http-client.js';
+import { parseSessionId } from '../../src/replication/session-id.js';
+import type { Answer, History, SessionHistory } from './history.js';
+import type { Random } from './random.js';
+
+export const COOKIE = 'koa.sess';
+
+/** What the clients share with the run. */
+export interface ClientWorld {
+  /** Base URL of each member by route; members keep their URL across restarts. */
+  readonly urls: ReadonlyMap<string, string>;
+  readonly history: History;
+  /** Run-relative ms. */
+  now(): number;
+  /** False while the run counts sessions: no login, logout or regenerate starts then. */
+  lifecycleOpen(): boolean;
+  readonly requestTimeoutMs: number;
+  readonly stopping: () => boolean;
+}
+
+type Outcome =
+  | { kind: 'answer'; answer: Answer; jar: CookieJar }
+  /** Known to have had no effect: connection refused, or answered before the route handler ran. */
+  | { kind: 'refused' }
+  | { kind: 'indeterminate'; status?: number; why: string };
+
+interface Destroyed {
+  jar: CookieJar;
+  /** The logout or regenerate that destroyed it. */
+  req: string;
+  base: string;
+  token: string;
+  goneAt: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends one request with `jar`'s cookies; never throws. `jar` takes the response's cookies. */
+async function send(world: ClientWorld, jar: CookieJar, member: string, method: string, path: string, req: string, body?: unknown): Promise<Outcome> {
+  world.history.sent();
+  const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json', 'x-chaos-req': req };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(`${world.urls.get(member)}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(world.requestTimeoutMs),
+      redirect: 'manual',
+    });
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    // Refused: no byte reached the member, so the request had no effect at all.
+    if (code === 'ECONNREFUSED') {
+      world.history.refused(undefined);
+      return { kind: 'refused' };
+    }
+    world.history.indeterminate(undefined);
+    return { kind: 'indeterminate', why: code ?? (err as Error).name };
+  }
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (err) {
+    world.history.indeterminate(undefined);
+    return { kind: 'indeterminate', why: `body: ${(err as Error).name}` };
+  }
+  if (res.status !== 200) {
+    if (res.status === 503) await sleep(Math.min(1000, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+    // The member says its route handler never ran (member.ts): nothing was written or removed.
+    if (res.headers.get('x-chaos-handled') === '0') {
+      world.history.refused(res.status);
+      return { kind: 'refused' };
+    }
+    world.history.indeterminate(res.status);
+    return { kind: 'indeterminate', status: res.status, why: `HTTP ${res.status}` };
+  }
+  jar.store(res);
+  try {
+    return { kind: 'answer', answer: { status: 200, body: JSON.parse(text) }, jar };
+  } catch {
+    world.history.indeterminate(200);
+    return { kind: 'indeterminate', status: 200, why: 'not JSON' };
+  }
+}
+
+/** The base of the session cookie in `jar`, if any. */
+function baseOf(jar: CookieJar): string | undefined {
+  return parseSessionId(jar.get(COOKIE))?.base;
+}
+
+export class ChaosClient {
+  readonly name: string;
+  readonly #world: ClientWorld;
+  readonly #rng: Random;
+  readonly #order: string[];
+  #at = 0;
+  #seq = 0;
+  #jar = new CookieJar();
+  #session: SessionHistory | undefined;
+  readonly destroyed: Destroyed[] = [];
+
+  constructor(name: string, world: ClientWorld, rng: Random, start: number) {
+    this.name = name;
+    this.#world = world;
+    this.#rng = rng;
+    const routes = [...world.urls.keys()];
+    // Each client has its own order of members to fail over through, starting at its home member.
+    this.#order = [routes[start % routes.length], ...rng.shuffle(routes.filter((_, i) => i !== start % routes.length))];
+  }
+
+  get member(): string {
+    return this.#order[this.#at % this.#order.length];
+  }
+
+  /** The client's live session and its cookies, for the final reads. */
+  get session(): { history: SessionHistory; jar: CookieJar } | undefined {
+    return this.#session?.state === 'live' || this.#session?.state === 'ending' ? { history: this.#session, jar: this.#jar } : undefined;
+  }
+
+  #moveOn(): void {
+    this.#at++;
+  }
+
+  #req(): string {
+    return `${this.name}-${++this.#seq}`;
+  }
+
+  async run(): Promise<void> {
+    while (!this.#world.stopping()) {
+      await this.step();
+      await sleep(this.#rng.int(20, 120));
+    }
+  }
+
+  async step(): Promise<void> {
+    const s = this.#session;
+    if (s === undefined || s.state === 'over') {
+      if (this.#world.lifecycleOpen()) await this.#login();
+      return;
+    }
+    const r = this.#rng.next();
+    // An unanswered logout or regenerate is settled first, by a logout: the session ends either way.
+    if (s.state === 'ending') {
+      if (this.#world.lifecycleOpen()) await this.#logout(s);
+    } else if (r < 0.05 && this.destroyed.length > 0) await this.replay(this.#rng.pick(this.destroyed), this.#rng.pick([...this.#world.urls.keys()]));
+    else if (r < 0.1) await this.read(s, this.member);
+    else if (r < 0.13 && this.#world.lifecycleOpen()) await this.#regenerate(s);
+    else if (r < 0.16 && this.#world.lifecycleOpen()) await this.#logout(s);
+    else await this.#incr(s);
+  }
+
+  async #login(): Promise<void> {
+    const req = this.#req();
+    const token = `L${req}`;
+    const h = this.#world.history;
+    this.#jar = new CookieJar();
+    h.loginSent();
+    const sentAt = this.#world.now();
+    const out = await send(this.#world, this.#jar, this.member, 'POST', '/login', req, { user: this.name, token });
+    if (out.kind === 'refused') h.loginUnsent();
+    if (out.kind !== 'answer') return this.#moveOn();
+    const base = baseOf(this.#jar);
+    if (base === undefined) {
+      // A 200 without a cookie: the login is as good as lost (counted as a maybe-live session).
+      return;
+    }
+    this.#session = h.loginAcked(this.name, token, req, base, sentAt, out.answer);
+  }
+
+  async #incr(s: SessionHistory): Promise<void> {
+    const req = this.#req();
+    const h = this.#world.history;
+    const incrsBefore = h.incrSent(s);
+    const sentAt = this.#world.now();
+    const member = this.member;
+    const out = await send(this.#world, this.#jar, member, 'POST', '/incr', req);
+    if (out.kind === 'refused') return this.#moveOn();
+    if (out.kind === 'indeterminate') {
+      h.incrAbandoned(s, req, sentAt, member);
+      return this.#moveOn();
+    }
+    this.#after(h.answered(s, 'incr', req, sentAt, incrsBefore, out.answer));
+  }
+
+  /** Reads the counter at `member` (the final reads use this too). Returns false when unanswered. */
+  async read(s: SessionHistory, member: string): Promise<boolean> {
+    const req = this.#req();
+    const h = this.#world.history;
+    const incrsBefore = s.incrsSent;
+    const sentAt = this.#world.now();
+    const out = await send(this.#world, this.#jar, member, 'GET', '/get', req);
+    if (out.kind !== 'answer') {
+      this.#moveOn();
+      return false;
+    }
+    this.#after(h.answered(s, 'get', req, sentAt, incrsBefore, out.answer));
+    return true;
+  }
+
+  async #regenerate(s: SessionHistory): Promise<void> {
+    const req = this.#req();
+    const h = this.#world.history;
+    const before = this.#jar.copy();
+    const oldBase = s.base;
+    h.removalSent(s, 'regenerate');
+    const sentAt = this.#world.now();
+    const incrsBefore = s.incrsSent;
+    const out = await send(this.#world, this.#jar, this.member, 'POST', '/regenerate', req);
+    if (out.kind === 'refused') {
+      h.removalUnsent(s, 'regenerate');
+      return this.#moveOn();
+    }
+    if (out.kind === 'indeterminate') {
+      h.removalAbandoned(s);
+      return this.#moveOn();
+    }
+    const next = h.regenerated(s, req, sentAt, incrsBefore, baseOf(this.#jar), out.answer);
+    if (out.answer.body.loggedIn === true) this.#remember({ jar: before, req, base: oldBase, token: s.token, goneAt: this.#world.now() });
+    this.#after(next);
+  }
+
+  async #logout(s: SessionHistory): Promise<void> {
+    const req = this.#req();
+    const h = this.#world.history;
+    const before = this.#jar.copy();
+    h.removalSent(s, 'logout');
+    const sentAt = this.#world.now();
+    const out = await send(this.#world, this.#jar, this.member, 'POST', '/logout', req);
+    if (out.kind === 'refused') {
+      h.removalUnsent(s, 'logout');
+      return this.#moveOn();
+    }
+    if (out.kind === 'indeterminate') {
+      // The client tries again (step() prefers a logout while `ending`), keeping the old cookie.
+      this.#jar = before;
+      h.removalAbandoned(s);
+      return this.#moveOn();
+    }
+    if (h.loggedOut(s, req, sentAt, out.answer)) this.#remember({ jar: before, req, base: s.base, token: s.token, goneAt: this.#world.now() });
+    this.#session = undefined;
+  }
+
+  #remember(d: Destroyed): void {
+    this.destroyed.push(d);
+    if (this.destroyed.length > 30) this.destroyed.splice(this.#rng.int(0, 29), 1);
+  }
+
+  /** Replays a destroyed session's cookie at `member`: it must be "no session". */
+  async replay(d: Destroyed, member: string): Promise<void> {
+    const req = this.#req();
+    const out = await send(this.#world, d.jar.copy(), member, 'GET', '/get', req);
+    if (out.kind === 'answer') this.#world.history.replayed(this.name, d.base, d.token, req, d.req, d.goneAt, out.answer);
+  }
+
+  #after(next: 'ok' | 'relogin'): void {
+    if (next === 'relogin') this.#session = undefined;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The chaos run's one table, and the first violations with the member log lines that explain them
+ * (lines naming the requests involved or the session's short id, around the time it was seen).
+ */
+import { readFileSync } from 'node:fs';
+import { fmt, PROMISES, type PromiseNo, type Totals, type Violation } from './history.js';
+import type { Convergence, Fault } from './nemesis.js';
+
+export interface ChaosResult {
+  options: { mode: string; members: number; net: string; duration: number; seed: number; clients: number; dropTime: number };
+  totals: Totals;
+  violations: Violation[];
+  faults: (Fault & { at: number })[];
+  convergences: Convergence[];
+  liveAtEnd: { min: number; max: number; maybe: Record<string, number> };
+  stoppedBecause: string | undefined;
+  excuses: string[];
+  logDir: string;
+  logFiles: Record<string, string>;
+  t0: number;
+  elapsedMs: number;
+}
+
+type Row = [name: string, value: string];
+
+function row(name: string, value: string): Row {
+  return [name, value];
+}
+
+/** The table printed at the end of a run. */
+export function table(r: ChaosResult): string {
+  const o = r.options;
+  const t = r.totals;
+  const byKind = new Map<string, number>();
+  for (const f of r.faults) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
+  const measured = r.convergences.filter((c) => c.fault !== 'final');
+  const worst = measured.reduce<Convergence | undefined>((w, c) => (w === undefined || (c.ms ?? Infinity) > (w.ms ?? Infinity) ? c : w), undefined);
+  const perPromise = ([1, 2, 3, 4, 5] as PromiseNo[]).map((p) => {
+    const vs = r.violations.filter((v) => v.promise === p);
+    const sessions = new Set(vs.map((v) => v.login).filter((l) => l !== undefined)).size;
+    return row(`violations of promise ${p}: ${PROMISES[p]}`, vs.length === 0 ? '0' : `${vs.length}${sessions > 0 ? ` (${sessions} sessions)` : ''}`);
+  });
+  const maybe = Object.entries(r.liveAtEnd.maybe).map(([why, n]) => `${n} ${why}`);
+  const live = `${r.liveAtEnd.min === r.liveAtEnd.max ? r.liveAtEnd.min : `${r.liveAtEnd.min}..${r.liveAtEnd.max}`}${maybe.length > 0 ? ` (maybe: ${maybe.join(', ')})` : ''}`;
+  const rows: Row[] = [
+    row('faults', `${r.faults.length}: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`),
+    row('requests sent', `${t.sent} (answered 200: ${t.ok})`),
+    row('acknowledged writes', `${t.acked.incr + t.acked.login + t.acked.regenerate + t.acked.logout} (incr ${t.acked.incr}, login ${t.acked.login}, regenerate ${t.acked.regenerate}, logout ${t.acked.logout})`),
+    row('indeterminate requests', `${t.indeterminate} (timeouts, connection errors, 5xx after the handler started)`),
+    row('requests without effect', `${t.refused} (connection refused, or failed before the handler started); 503 answers in all: ${t.unavailable503}`),
+    row('reads / replays', `${t.reads} reads; ${t.replays} replays of destroyed ids (${t.replaysNoSession} "no session")`),
+    row('excused (double failure)', `${t.excused} "no session" answers during a two-against-three partition`),
+    row('live sessions at the end', live),
+    row(
+      'worst convergence',
+      worst === undefined ? 'none measured' : `${worst.ms === undefined ? 'never' : `${worst.ms} ms`} after ${worst.fault} (limit ${o.dropTime + 2000} ms, ${measured.length} measured)`,
+    ),
+    row('violations, all promises', `${r.violations.length}`),
+    ...perPromise,
+    ...(r.stoppedBecause === undefined ? [] : [row('nemesis stopped early', r.stoppedBecause)]),
+    row('member logs', r.logDir),
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const title = `chaos run: mode ${o.mode}, ${o.members} members, net ${o.net}, ${o.duration} s of faults, seed ${o.seed}, ${o.clients} clients, dropTime ${o.dropTime} ms`;
+  return [title, ...rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`)].join('\n');
+}
+
+interface LogLine {
+  member: string;
+  time: number;
+  text: string;
+}
+
+function readLogs(files: Record<string, string>): LogLine[] {
+  const out: LogLine[] = [];
+  for (const [member, file] of Object.entries(files)) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      const m = /"time":(\d+)/.exec(line);
+      if (m !== null) out.push({ member, time: Number(m[1]), text: line });
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+/** The first `n` violations, each with the member log lines that mention it. */
+export function violationDetails(r: ChaosResult, n = 8): string {
+  if (r.violations.length === 0) return '';
+  const logs = readLogs(r.logFiles);
+  const parts: string[] = [`first ${Math.min(n, r.violations.length)} of ${r.violations.length} violations:`];
+  for (const v of r.violations.slice(0, n)) {
+    parts.push(
+      `- promise ${v.promise} (${PROMISES[v.promise]}) at ${fmt(v.at)}` +
+        `${v.client === undefined ? '' : `, client ${v.client}`}${v.login === undefined ? '' : `, login ${v.login}`}` +
+        `${v.base === undefined ? '' : `, session ${v.base.slice(0, 6)}`}${v.member === undefined ? '' : `, answered by ${v.member}`}` +
+        `${v.req === undefined ? '' : `, request ${v.req}`}\n  ${v.detail}`,
+    );
+    const short = v.base?.slice(0, 6);
+    // The requests involved, the session's short id in the library's logs, and the nemesis's marks.
+    const needles = [...v.related.map((q) => `"req":"${q}"`), ...(short === undefined ? [] : [`"${short}"`]), '"event":"chaos: '];
+    const at = r.t0 + v.at;
+    const from = r.t0 + Math.min(v.at - 20_000, v.since ?? Infinity);
+    const lines = logs.filter((l) => l.time >= from && l.time <= at + 2000 && needles.some((x) => l.text.includes(x)));
+    // The oldest lines show the cause, the newest the symptom: keep both ends of a long list.
+    const shown = lines.length <= 40 ? lines : [...lines.slice(0, 20), ...lines.slice(-20)];
+    for (const l of shown) parts.push(`    [${l.member} ${fmt(l.time - r.t0)}] ${l.text.length > 300 ? `${l.text.slice(0, 300)}…` : l.text}`);
+  }
+  return parts.join('\n');
+}
