@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, compareHeld, fromCopy, maxAgeToWire, olderOwnership, toCopy } from './copies.js';
+import { applyCopy, applyDelta, compareHeld, fromCopy, olderOwnership, toCopy } from './copies.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -52,6 +52,16 @@ export class DeltaManager extends Replicator {
   protected needsVerification(): boolean {
     this.#resyncWanted = true;
     return true; // every member holds everything, and a cut-off member missed deltas
+  }
+
+  protected override lostTo(e: SessionEntry, owner: string, epoch: number): void {
+    // Every member keeps a copy. Its version may have been burnt by the failed write (the content is
+    // older than the number says): no version, so the newer owner's next write resends it whole.
+    e.owner = owner;
+    e.epoch = epoch;
+    e.version = -1;
+    e.role = 'backup';
+    e.values = undefined;
   }
 
   protected recheck(): void {
@@ -142,6 +152,9 @@ export class DeltaManager extends Replicator {
       );
       if (reply.copy === null) throw this.unavailable(base, `${held.m.route} let the session go while it was being taken over`);
       best = { copy: reply.copy, m: held.m };
+      // A newer write may have reached us while we asked: never install an older version over it.
+      const now = this.table.get(base);
+      if (now !== undefined && compareHeld(now, best.copy) > 0) best = { copy: toCopy(now), m: undefined };
     }
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
     if (removed !== undefined && (best === undefined || !olderOwnership(removed.epoch, removed.owner, best.copy.epoch, best.copy.owner))) {
@@ -164,20 +177,11 @@ export class DeltaManager extends Replicator {
     epoch += 1;
     const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
-    // An empty delta at the new epoch tells every member who owns the session now (and fences the old owner).
-    const announce: SessionDeltaMessage = {
-      base,
-      owner: this.route,
-      epoch,
-      version: mine.version,
-      baseVersion: mine.version,
-      expire: mine.expire,
-      maxAge: maxAgeToWire(mine.maxAge),
-      set: [],
-      removed: [],
-    };
+    // The whole session at the new epoch tells every member who owns it now (fencing the old owner),
+    // and makes every copy equal to ours: a holder may have applied a write the old owner never
+    // committed, under the same version number.
     try {
-      await this.#toAll(base, messages.delta.encode(announce), mine, best.m !== undefined);
+      await this.#toAll(base, Buffer.alloc(0), mine, true);
     } catch (err) {
       if (this.table.get(base) === mine) mine.role = 'backup'; // not ours after all: a concurrent taker won
       throw this.unavailable(base, 'the takeover was not acknowledged by every member', err);
@@ -312,6 +316,9 @@ export class DeltaManager extends Replicator {
       }
       this.#transferDone = true;
       this.#markReady();
+      // Writes that a member made before it saw us are in neither the pages nor its deltas to us:
+      // a second, reconciling pass once everyone has seen us picks them up.
+      this.clock.setTimeout(() => (this.#resyncWanted = true), this.options.dropTime);
     }
   }
 

@@ -394,7 +394,7 @@ export abstract class Replicator {
         }
         if (err instanceof StaleOwnerError) {
           this.counters.staleWritesRefused++;
-          if (this.table.get(base) === e && err.owner !== undefined) this.table.moved(base, err.epoch ?? e.epoch + 1, err.owner);
+          if (this.table.get(base) === e && e.owner === this.route && err.owner !== undefined) this.lostTo(e, err.owner, err.epoch ?? e.epoch + 1);
         } else this.counters.replicationFailures++;
         this.log.error({ err, session: shortId(base) }, 'session write not replicated; the request fails and nothing was committed');
         throw this.unavailable(base, 'the write was not acknowledged by the copy holders', err);
@@ -460,6 +460,11 @@ export abstract class Replicator {
       }),
     );
     return out;
+  }
+
+  /** A copy holder named a newer owner of `e`: let the session go (delta mode keeps its copy). */
+  protected lostTo(e: SessionEntry, owner: string, epoch: number): void {
+    this.table.moved(e.base, epoch, owner);
   }
 
   /** Sends a message whose reply is an `ApplyReply`. */
