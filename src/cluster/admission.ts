@@ -5,7 +5,8 @@
  *
  * - per source (an IPv4 address, or an IPv6 /64, since one IPv6 host owns a whole /64), and
  * - in total for sources that are not known members: a source is known while one of its
- *   connections is authenticated, and for `TRUST_MS` after the last one closed.
+ *   connections is authenticated, and for `TRUST_MS` after the last one closed or after an
+ *   authenticated heartbeat came from it (so a member's first connection is a member's too).
  *
  * So strangers can fill only the strangers' budget: a known member's reconnect or direct check
  * never waits behind them. Authenticated connections count against no budget.
@@ -115,14 +116,25 @@ export class Admission {
     if (ticket.state !== 'preauth') return;
     this.#release(ticket);
     ticket.state = 'authenticated';
-    let k = this.#known.get(ticket.source);
+    const k = this.#knownEntry(ticket.source);
+    if (k !== undefined) k.open += 1;
+  }
+
+  /** Authenticated news that `address` is a member's (its heartbeat came from there): known for `TRUST_MS`. */
+  trust(address: string): void {
+    const k = this.#knownEntry(sourceKey(address));
+    if (k !== undefined) k.until = Math.max(k.until, this.#now() + TRUST_MS);
+  }
+
+  #knownEntry(source: string): { open: number; until: number } | undefined {
+    let k = this.#known.get(source);
     if (k === undefined) {
       if (this.#known.size >= MAX_KNOWN_SOURCES) this.#expireKnown();
-      if (this.#known.size >= MAX_KNOWN_SOURCES) return;
+      if (this.#known.size >= MAX_KNOWN_SOURCES) return undefined;
       k = { open: 0, until: 0 };
-      this.#known.set(ticket.source, k);
+      this.#known.set(source, k);
     }
-    k.open += 1;
+    return k;
   }
 
   /** The connection closed, in any state. Safe to call twice. */

@@ -164,7 +164,12 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
           metrics: this.#metrics,
           logger: this.#membershipLog,
         });
-        this.#multicast.on('alive', (m, from) => this.#fd.heard(m, addressOf(m, from)));
+        this.#multicast.on('alive', (m, from) => {
+          // Its connections get members' slots on our receiver; only from the address it advertises,
+          // since a heartbeat replayed from elsewhere also passes the MAC.
+          if (from === m.host) this.#receiver.trustSource(from);
+          this.#fd.heard(m, addressOf(m, from));
+        });
         this.#multicast.on('leave', (m) => this.#fd.left(m.id));
         await this.#multicast.start();
       }

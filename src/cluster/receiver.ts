@@ -94,6 +94,14 @@ export class Receiver {
     });
   }
 
+  /**
+   * `address` is a member's (an authenticated heartbeat came from it): its connections get
+   * members' slots from the first one on, never competing with strangers.
+   */
+  trustSource(address: string): void {
+    this.#admission.trust(address);
+  }
+
   /** Unauthenticated connections held now: all, and those of sources that are not known members. */
   get preauthCounts(): { preauth: number; strangers: number } {
     return this.#admission.counts;

@@ -79,6 +79,16 @@ test('admission: a source stays known for TRUST_MS after its last authenticated 
   assert.equal(a.admit('10.0.0.1'), 'unauth_limit');
 });
 
+test('admission: an address heard in an authenticated heartbeat is a member\'s before it connects', () => {
+  let now = 0;
+  const a = new Admission(limits({ maxPerSource: 2, maxUnauthenticated: 0 }), () => now);
+  assert.equal(a.admit('10.0.0.5'), 'unauth_limit');
+  a.trust('::ffff:10.0.0.5');
+  assert.equal(ticket(a.admit('10.0.0.5')).stranger, false);
+  now += TRUST_MS + 1;
+  assert.equal(a.admit('10.0.0.5'), 'unauth_limit', 'trust from a heartbeat lasts TRUST_MS after the last one');
+});
+
 test('frame codec: before authentication a frame over the small limit is refused on its prefix', () => {
   const keys = deriveClusterKeys(SECRET);
   const pair = () => {
@@ -228,4 +238,20 @@ test('a hello that arrived in time is not lost to the deadline when the member s
   assert.deepEqual(envelopes, ['welcome']);
   assert.equal(closed, false);
   assert.equal(c.metrics().framesRejected.preauth_timeout, 0);
+});
+
+test('with no slots for strangers at all, members still meet: their heartbeats vouch for their address', async (t) => {
+  const multicast = randomMulticast('127.0.0.1', { frequency: 100, dropTime: 1000 });
+  const preauth = { maxUnauthenticated: 0 };
+  const channels = ['a', 'b'].map((r) => createClusterChannel(channelOptions(r, { multicast }, { receiver: { host: '127.0.0.1', port: 0, preauth } })));
+  t.after(async () => {
+    await Promise.all(channels.map((c) => c.stop()));
+  });
+  const [a, b] = channels;
+  await Promise.all(channels.map((c) => c.start()));
+  await until(() => a.members().length === 1 && b.members().length === 1, 5000, 'a and b to see each other');
+  const before = a.metrics().framesRejected.unauth_limit;
+  const outsider = stranger(a.self.port, '127.0.0.2');
+  assert.ok((await outsider.closed) < 1000);
+  assert.equal(a.metrics().framesRejected.unauth_limit - before, 1);
 });
