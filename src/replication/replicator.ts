@@ -286,7 +286,7 @@ export abstract class Replicator {
     if (missUntil !== undefined && missUntil > this.clock.now()) return false;
     const ok = await this.locks.run(base, () => {
       this.checkServing(base);
-      return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
+      return this.isPrimary(base) ? Promise.resolve(true) : this.guardedTakeOver(base);
     });
     if (ok) {
       this.counters.takeovers++;
@@ -297,6 +297,17 @@ export abstract class Replicator {
       this.#missing.set(base, this.clock.now() + NEGATIVE_CACHE_MS);
     }
     return ok;
+  }
+
+  /**
+   * A takeover, once this member has discovered the cluster: before that, the session's owner may be
+   * alive and serving without our knowing it.
+   */
+  protected guardedTakeOver(base: string): Promise<boolean> {
+    if (!this.isolation.settled()) {
+      return Promise.reject(this.unavailable(base, 'this member is still discovering the cluster (just started, or just woke from a pause)'));
+    }
+    return this.takeOver(base);
   }
 
   /**
@@ -365,7 +376,7 @@ export abstract class Replicator {
       this.checkServing(base);
       let e = this.table.get(base);
       // Held here as a copy only, or unverified: take it over first (a write without the route binder).
-      if (e !== undefined && !this.isPrimary(base)) e = (await this.takeOver(base)) ? this.table.get(base) : undefined;
+      if (e !== undefined && !this.isPrimary(base)) e = (await this.guardedTakeOver(base)) ? this.table.get(base) : undefined;
       const fresh = e === undefined;
       if (e === undefined) {
         // Only a session nobody ever wrote may be created: one this request read, or one with a
@@ -418,7 +429,7 @@ export abstract class Replicator {
   async remove(base: string): Promise<void> {
     await this.locks.run(base, async () => {
       this.checkServing(base);
-      if (!this.isPrimary(base) && !(await this.takeOver(base))) return; // exists nowhere: nothing to do
+      if (!this.isPrimary(base) && !(await this.guardedTakeOver(base))) return; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
       const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
