@@ -82,11 +82,20 @@ export class Nemesis {
     this.#o = options;
   }
 
-  /** Excuse for History: a "no session" answered while a two-against-three partition was on. */
+  /**
+   * Excuse for History: "no session" answered by a member of the larger side while a two-against-
+   * three partition was on (or until the sides could hear each other again, dropTime after the
+   * heal). From there, a session with both copies on the smaller side is two members lost at once,
+   * which no promise covers. The smaller side lost at least as many members as remain, knows it may
+   * be cut off, and must answer 503 instead: never excused.
+   */
   excuse = (member: string, sentAt: number, answeredAt: number): string | undefined => {
     if (this.#o.mode !== 'backup') return undefined;
-    const w = this.doubleFailures.find((d) => sentAt <= d.to && answeredAt >= d.from);
-    return w === undefined ? undefined : `answered by ${member} during the partition ${w.groups.map((g) => g.join('+')).join(' | ')} (${fmt(w.from)}..${fmt(w.to)})`;
+    const w = this.doubleFailures.find((d) => sentAt <= d.to + this.#o.dropTime && answeredAt >= d.from);
+    if (w === undefined) return undefined;
+    const larger = [...w.groups].sort((a, b) => b.length - a.length)[0];
+    if (!larger.includes(member)) return undefined;
+    return `answered by ${member} on the larger side of the partition ${w.groups.map((g) => g.join('+')).join(' | ')} (${fmt(w.from)}..${fmt(w.to)})`;
   };
 
   /** Injects faults until `done()` (checked between faults), then leaves every member up. */
