@@ -124,8 +124,12 @@ export class BackupManager extends Replicator {
         if (reply.status === 'NEED_FULL') reply = await this.sendCopy(target, next);
         if (reply.status === 'STALE') throw this.staleError(e.base, reply);
         if (reply.status !== 'OK') throw new ReplicationError(`session ${shortId(e.base)}…: backup answered ${reply.status}`);
+        // The old holder must let go before the write counts: a copy left behind would be a stale
+        // stray that a partition's other side could take over.
+        if (e.backup !== undefined && e.backup !== target.route && !(await this.#dropAt(e.backup, next))) {
+          throw new ReplicationError(`session ${shortId(e.base)}…: its former backup ${e.backup} did not drop its copy`);
+        }
         next.backup = target.route;
-        if (e.backup !== undefined && e.backup !== target.route) this.#dropAt(e.backup, next);
         return;
       } catch (err) {
         // The backup died under us: choose the next one and send it everything.
@@ -143,19 +147,25 @@ export class BackupManager extends Replicator {
     throw new ReplicationError(`session ${shortId(e.base)}…: no backup acknowledged the write after 3 attempts`);
   }
 
-  /** Tells a former copy holder to drop its copy, once the new backup acknowledged. */
-  #dropAt(route: string, e: SessionEntry): void {
+  /**
+   * Tells a former copy holder to drop its copy, once the new backup acknowledged. True when it did,
+   * or when it is gone for good (refused, left, or silent past its grace).
+   */
+  async #dropAt(route: string, e: SessionEntry): Promise<boolean> {
     const m = this.memberByRoute(route);
-    if (m === undefined) return;
-    this.#drop(m, e);
+    if (m === undefined) return this.isolation.ownerReleased(route);
+    return this.#drop(m, e);
   }
 
-  #drop(m: MemberInfo, e: SessionEntry): void {
+  async #drop(m: MemberInfo, e: SessionEntry): Promise<boolean> {
     const body = messages.remove.encode({ base: e.base, owner: this.route, epoch: e.epoch, destroy: false, until: 0 });
-    // A lost drop leaves a copy of an older ownership: fenced everywhere, and found by anti-entropy.
-    this.requestApply(m, MSG.remove, body).catch((err: unknown) =>
-      this.log.debug({ err, session: shortId(e.base) }, 'old copy holder did not drop its copy; it expires by itself'),
-    );
+    try {
+      await this.requestApply(m, MSG.remove, body);
+      return true; // OK, or STALE: it knows a newer owner, and holds nothing of ours
+    } catch (err) {
+      this.log.debug({ err, session: shortId(e.base), holder: m.route }, 'a copy holder did not drop its copy');
+      return err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route);
+    }
   }
 
   /**
@@ -204,8 +214,12 @@ export class BackupManager extends Replicator {
   protected async takeOver(base: string): Promise<boolean> {
     let force: string | undefined;
     let mine: SessionEntry | undefined;
+    let holders: MemberInfo[] = [];
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
       const { replies, failed } = (await this.survey([base])).get(base)!;
+      // A member that did not answer may hold a newer copy, or the tombstone of a logout.
+      if (failed > 0) throw this.unavailable(base, `${failed} member(s) did not answer where the session is`);
+      holders = replies.filter((x) => x.r.found || x.r.removed).map((x) => x.m);
       const local = this.table.get(base);
       const tomb = this.table.tombstone(base);
       const removed = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])].sort(
@@ -221,7 +235,7 @@ export class BackupManager extends Replicator {
         return false;
       }
       if (top === undefined) {
-        if (failed > 0 || !this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
+        if (!this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
           throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
         }
         return false;
@@ -276,8 +290,17 @@ export class BackupManager extends Replicator {
     this.log.info({ session: shortId(base), epoch: mine.epoch }, 'took over session');
     // The newest version must be on a backup before the request goes on.
     if ((await this.#protectEntry(mine)) === 'lost') throw this.unavailable(base, 'lost the session to a newer owner during the takeover');
-    // Every other member drops what it has of it (copies of older ownerships are fenced anyway).
-    for (const m of this.channel.members()) if (m.route !== mine.backup) this.#drop(m, mine);
+    // Every member that held a copy drops it before we serve: a copy left behind would be a stale
+    // stray that the other side of a partition could take over. The others are told in passing.
+    const others = this.channel.members().filter((m) => m.route !== mine.backup);
+    const dropped = await Promise.all(others.filter((m) => holders.includes(m)).map((m) => this.#drop(m, mine)));
+    const rest = others.filter((m) => !holders.includes(m));
+    // Retried in the background until each has it: a member that missed it may get a stray copy late.
+    if (rest.length > 0) void this.removals.start({ base, owner: this.route, epoch: mine.epoch, destroy: false, until: mine.expire }, rest, true);
+    if (dropped.includes(false)) {
+      mine.unverified = true; // checked again before it is served
+      throw this.unavailable(base, 'a former copy holder did not let go of the session');
+    }
     return true;
   }
 
@@ -293,9 +316,10 @@ export class BackupManager extends Replicator {
         const reply = await this.sendCopy(target, e);
         if (reply.status === 'OK') {
           const old = e.backup;
+          // Until the former backup let go, it stays recorded: the next repair drops it again.
+          if (old !== undefined && old !== target.route && !(await this.#dropAt(old, e))) return 'failed';
           e.backup = target.route;
           e.resync = false;
-          if (old !== undefined && old !== target.route) this.#dropAt(old, e);
           return 'ok';
         }
         if (reply.status === 'STALE') {

@@ -98,8 +98,16 @@ export class Isolation {
   }
 
   /**
-   * Whether this process was paused a moment ago: the others may have evicted it and moved its
-   * sessions on, and have not seen it back yet. It serves nothing until they have.
+   * This member sees a majority again after it had lost it (a partition healed): the others may not
+   * have seen it back yet, and may be taking its sessions over on their old view. Catch up first.
+   */
+  rejoined(): void {
+    this.#pausedUntil = Math.max(this.#pausedUntil, this.#o.clock.now() + this.#o.dropTime);
+  }
+
+  /**
+   * Whether this process was paused, or cut off, a moment ago: the others may have evicted it and
+   * moved its sessions on, and have not seen it back yet. It serves nothing until they have.
    */
   recovering(): boolean {
     return this.#o.clock.now() < this.#pausedUntil;

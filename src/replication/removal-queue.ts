@@ -8,6 +8,8 @@ import type { ApplyReply, RemoveMessage } from '../codec/messages.js';
 
 interface Pending {
   message: RemoveMessage;
+  /** Member ids it must reach; undefined: every live member, those that appear later included. */
+  only: Set<string> | undefined;
   /** Member ids that acknowledged. */
   acked: Set<string>;
   /** Retries in flight (one per member at a time). */
@@ -28,11 +30,13 @@ export class RemovalQueue {
 
   /**
    * Sends `message` to every member of `members`; resolves with each member's outcome (a reply, or the
-   * error), and keeps retrying in the background those that did not acknowledge.
+   * error), and keeps retrying in the background those that did not acknowledge: a destruction to
+   * every live member (`onlyThese` false), a drop only to `members`.
    */
-  async start(message: RemoveMessage, members: MemberInfo[]): Promise<Map<MemberInfo, ApplyReply | Error>> {
-    const p: Pending = { message, acked: new Set(), sending: new Set() };
-    this.#pending.set(message.base, p);
+  async start(message: RemoveMessage, members: MemberInfo[], onlyThese = false): Promise<Map<MemberInfo, ApplyReply | Error>> {
+    const p: Pending = { message, only: onlyThese ? new Set(members.map((m) => m.id)) : undefined, acked: new Set(), sending: new Set() };
+    // A destruction supersedes any pending drop of the same session; a drop never replaces a destruction.
+    if (!onlyThese || this.#pending.get(message.base)?.message.destroy !== true) this.#pending.set(message.base, p);
     const outcomes = new Map<MemberInfo, ApplyReply | Error>();
     await Promise.all(
       members.map(async (m) => {
@@ -63,7 +67,7 @@ export class RemovalQueue {
         this.#pending.delete(base);
         continue;
       }
-      const missing = members.filter((m) => !p.acked.has(m.id));
+      const missing = members.filter((m) => !p.acked.has(m.id) && (p.only === undefined || p.only.has(m.id)));
       if (missing.length === 0) {
         this.#pending.delete(base);
         continue;

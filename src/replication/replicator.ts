@@ -183,6 +183,7 @@ export abstract class Replicator {
         tick = now;
         const quorum = this.isolation.hasQuorum();
         if (!quorum && this.#hadQuorum) this.markUnverified('this member lost the majority of the cluster');
+        if (quorum && !this.#hadQuorum) this.isolation.rejoined();
         this.#hadQuorum = quorum;
         if (now - sweep >= SWEEP_MS) {
           sweep = now;
@@ -465,7 +466,8 @@ export abstract class Replicator {
           const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
           reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
         } catch (err) {
-          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE') return;
+          // Gone for good is no answer needed; gone silent a moment ago may be serving across a partition.
+          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route)) return;
           for (const s of out.values()) s.failed++;
         }
       }),
