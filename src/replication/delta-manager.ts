@@ -258,8 +258,34 @@ export class DeltaManager extends Replicator {
     }
   }
 
-  protected onMemberRemoved(): void {
-    // Every member holds every session: nothing to re-protect.
+  protected onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void {
+    if (reason === 'left' || this.stopping) return;
+    // A member that failed mid-write may have reached only some members: each copy of its sessions
+    // goes to every member that lacks it (every member holds everything).
+    const bases = this.table.entries().filter((e) => e.owner === member.route).map((e) => e.base);
+    if (bases.length > 0) {
+      this.#spread(bases).catch((err: unknown) => this.log.warn({ err, member: member.route }, 'spreading the sessions of a failed member failed'));
+    }
+  }
+
+  /** Sends each of `bases` to the members that hold neither it nor its destruction. */
+  async #spread(bases: string[]): Promise<void> {
+    for (let i = 0; i < bases.length; i += 256) {
+      const surveys = await this.survey(bases.slice(i, i + 256));
+      for (const [base, { replies }] of surveys) {
+        await this.locks.run(base, async () => {
+          const e = this.table.get(base);
+          if (e === undefined) return;
+          const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
+          if (removed !== undefined) {
+            this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+            return;
+          }
+          const lacking = replies.filter((x) => !x.r.found && !x.r.removed).map((x) => x.m);
+          await Promise.allSettled(lacking.map((m) => this.sendCopy(m, e)));
+        });
+      }
+    }
   }
 
   /** Called once the channel runs: if no older member shows up in the discovery window, we are first. */

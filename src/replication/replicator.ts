@@ -403,6 +403,11 @@ export abstract class Replicator {
           // The holders may have applied it: never reuse its version, and resend everything next time.
           e.version = plan.next.version;
           e.resync = true;
+        } else if (fresh && this.table.get(base) === undefined) {
+          // A session whose creation failed never reached its client: take back any copy that was made.
+          const until = Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime);
+          this.table.destroy(base, e.epoch, this.route, until);
+          void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
         }
         if (err instanceof StaleOwnerError) {
           this.counters.staleWritesRefused++;
