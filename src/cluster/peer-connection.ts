@@ -104,7 +104,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
    * is silent.
    */
   get lastAttemptRefused(): boolean {
-    return this.#lastAttemptError === 'ECONNREFUSED';
+    // Refused or reset by the host's kernel, or closed by the peer mid-handshake: a process that is
+    // gone (or going). A frozen process, or one across a partition, only ever times out.
+    return this.#lastAttemptError !== undefined && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'CLOSED_BY_PEER'].includes(this.#lastAttemptError);
   }
 
   get lastReceivedAt(): number {
@@ -297,7 +299,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.#state === 'closed') return;
     const wasReady = this.#state === 'ready';
     this.#state = 'idle';
-    this.#lastAttemptError = wasReady || err === undefined || !('code' in err) ? undefined : String(err.code);
+    this.#lastAttemptError = wasReady ? undefined : err === undefined ? 'CLOSED_BY_PEER' : 'code' in err ? String(err.code) : undefined;
     // Written requests may or may not have run remotely: fail them rather than resend (at most once).
     for (const [id, p] of this.#pending) {
       if (p.queued === undefined) {

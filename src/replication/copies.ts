@@ -118,7 +118,9 @@ export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'bac
   const stale = fence(table, c.base, c.epoch, c.owner);
   if (stale !== undefined) return stale;
   const e = table.get(c.base);
-  if (e !== undefined && e.epoch === c.epoch && e.owner === c.owner && e.version > c.version) return OK;
+  // The same ownership at an older or equal version: ours is as new (and keeps its role: a primary
+  // that gets its own session back in a state transfer stays primary).
+  if (e !== undefined && e.epoch === c.epoch && e.owner === c.owner && e.version >= c.version) return OK;
   table.set(fromCopy(c, role));
   return OK;
 }

@@ -216,16 +216,25 @@ export abstract class Replicator {
   protected abstract needsVerification(e: SessionEntry): boolean;
   /** Graceful leave: makes sure every session held here lives on elsewhere. */
   abstract leave(): Promise<void>;
-  /** Resolves when this member can serve (delta mode: its state transfer finished). */
+  #markDiscovered!: () => void;
+  readonly #discovered = new Promise<void>((resolve) => (this.#markDiscovered = resolve));
+
+  /**
+   * Resolves when this member can take sessions over: its discovery window is over (delta mode: also
+   * its state transfer). Before that, a session it does not hold is answered 503, not "no session".
+   */
   ready(): Promise<void> {
-    return Promise.resolve();
+    return this.#discovered;
   }
+
   /** Called once the channel runs. */
-  started(): void {}
+  started(): void {
+    this.#timers.push(this.clock.setTimeout(() => this.#markDiscovered(), this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3)));
+  }
 
   /** Stops timers. The channel is stopped by the owner after `leave()`. */
   close(): void {
-    for (const t of this.#timers) this.clock.clearInterval(t);
+    for (const t of this.#timers) this.clock.clearInterval(t); // clearInterval clears timeouts too
     this.#timers = [];
   }
 

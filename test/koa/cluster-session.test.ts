@@ -36,6 +36,7 @@ async function twoMembers(t: { after(fn: () => Promise<void>): void }): Promise<
   });
   await Promise.all(members.map((m) => m.start()));
   await waitFor('a and b to see each other', () => members.every((m) => m.members().length === 2), 10_000);
+  await Promise.all(members.map((m) => m.ready())); // discovery over: takeovers are answered, not 503
   return members;
 }
 

@@ -61,7 +61,7 @@ test('expired sessions disappear from reads and sweeps', () => {
   assert.equal(t.size, 0);
 });
 
-test('a destroyed session stays destroyed: its tombstone fences every copy and write, of any epoch, until expiry', () => {
+test('a destroyed session stays destroyed: its tombstone fences every copy and write of that ownership or older, until expiry', () => {
   const t = new SessionTable();
   applyDelta(t, delta({ set: [{ key: 'a', value: b('1') }] }));
   const until = later();
@@ -69,11 +69,14 @@ test('a destroyed session stays destroyed: its tombstone fences every copy and w
   assert.deepEqual(describeHeld(t, 'S'), { found: false, primary: false, owner: 'n1', epoch: 1, version: 0, removed: true });
   const copy = { base: 'S', owner: 'n1', epoch: 1, version: 1, expire: later(), maxAge: 1, entries: [] };
   assert.equal(applyCopy(t, copy).status, 'STALE', 'a stray copy of the same epoch');
-  assert.equal(applyCopy(t, { ...copy, owner: 'n9', epoch: 7 }).status, 'STALE', 'even a newer epoch: ids are never reused');
+  assert.equal(applyCopy(t, { ...copy, owner: 'a0', epoch: 1 }).status, 'STALE', 'a tie lost to the destroying owner');
   assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1 })).status, 'STALE');
-  assert.equal(applyRemove(t, { base: 'S', owner: 'n2', epoch: 2, destroy: false, until: 0 }).status, 'OK');
+  assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1, destroy: false, until: 0 }).status, 'OK');
   assert.equal(describeHeld(t, 'S').removed, true, 'a later drop does not turn the destruction into a move');
   assert.ok(t.tombstone('S')!.until >= until);
+  // A destroy its owner could not get acknowledged is superseded by a newer owner that never saw it.
+  assert.equal(applyCopy(t, { ...copy, owner: 'n9', epoch: 7 }).status, 'OK');
+  assert.equal(describeHeld(t, 'S').found, true);
 });
 
 test('a destroy holders never saw still leaves a tombstone; a destroy from a stale owner is refused', () => {

@@ -20,7 +20,10 @@ test('KeyLock runs the holders of one key one at a time, in order, and different
   assert.equal(await lock.run('a', () => Promise.resolve(7)), 7, 'a failure releases the key');
 });
 
-test('RateQueue keeps to its rate and concurrency, replaces queued duplicates, and reports drained', async () => {
+test('RateQueue keeps to its rate and concurrency, replaces queued duplicates, and reports drained', async (t) => {
+  // The queue's timers are unref()ed (they never hold a member open): keep this test's loop alive.
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keepAlive));
   let running = 0;
   let peak = 0;
   const done: string[] = [];
