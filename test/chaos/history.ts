@@ -262,6 +262,9 @@ export class History {
       });
       return 'ok';
     }
+    if (typeof a.body.base === 'string' && a.body.base !== s.base) {
+      this.#violate({ promise: 4, client: s.client, login: s.token, base: s.base, member, req, related: [req], detail: `${kind} with session ${s.base.slice(0, 6)} in the cookie was served session ${a.body.base.slice(0, 6)}` });
+    }
     const read = kind === 'incr' ? a.body.prev : (a.body.c ?? undefined);
     if (read === undefined) {
       this.#violate({ promise: 4, client: s.client, login: s.token, base: s.base, member, req, related: [req], detail: `${kind} answered no counter: ${JSON.stringify(a.body)}` });

@@ -118,7 +118,8 @@ app.use(async (ctx) => {
       // `destroyed`: the login whose session this request loaded and removed (null: it found none).
       const destroyed = loggedIn ? s.login : null;
       answer({ destroyed });
-      ctx.session = null;
+      // Without a session koa-session saves nothing; removing its fresh id would only add a tombstone.
+      if (loggedIn) ctx.session = null;
       return;
     }
     default:
