@@ -21,6 +21,8 @@ import { shortId } from './session-id.js';
 const AUDIT_BATCH = 256;
 const SCAN_MS = 1000;
 const MAX_HOPS = 5;
+/** Primaries checked per tick by the background sweep when nothing else needs checking. */
+const SWEEP_BATCH = 64;
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
@@ -33,6 +35,10 @@ export class BackupManager extends Replicator {
   #dirty = false;
   #lastScan = 0;
   #warnedAlone = false;
+  /** Primaries still to visit in the current round of `#sweepPrimaries`. */
+  #sweepQueue: string[] = [];
+  /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
+  readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
   #protectCount = 0;
 
@@ -153,8 +159,12 @@ export class BackupManager extends Replicator {
    */
   async #dropAt(route: string, e: SessionEntry): Promise<boolean> {
     const m = this.memberByRoute(route);
-    if (m === undefined) return this.isolation.ownerReleased(route);
-    return this.#drop(m, e);
+    if (m !== undefined) return this.#drop(m, e);
+    if (!this.isolation.ownerReleased(route)) return false;
+    // Gone for good, or across a partition for long: if it comes back with its copy, it drops it then.
+    const last = this.#lastSeen.get(route);
+    if (last !== undefined) void this.removals.start({ base: e.base, owner: this.route, epoch: e.epoch, destroy: false, until: e.expire }, [last], true);
+    return true;
   }
 
   async #drop(m: MemberInfo, e: SessionEntry): Promise<boolean> {
@@ -218,7 +228,15 @@ export class BackupManager extends Replicator {
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
       const { replies, failed } = (await this.survey([base])).get(base)!;
       // A member that did not answer may hold a newer copy, or the tombstone of a logout.
-      if (failed > 0) throw this.unavailable(base, `${failed} member(s) did not answer where the session is`);
+      if (failed > 0) {
+        // A member that just died (its connection reset) is removed in milliseconds: ask again once the
+        // verdict is in, rather than answer 503 to the first request after a crash.
+        if (hop < 2) {
+          await this.sleep(Math.min(250, this.options.dropTime / 4));
+          continue;
+        }
+        throw this.unavailable(base, `${failed} member(s) did not answer where the session is`);
+      }
       holders = replies.filter((x) => x.r.found || x.r.removed).map((x) => x.m);
       const local = this.table.get(base);
       const tomb = this.table.tombstone(base);
@@ -245,8 +263,8 @@ export class BackupManager extends Replicator {
         return true;
       }
       const owner = top.owner === this.route ? undefined : this.memberByRoute(top.owner);
-      if (owner === undefined && top.owner !== this.route && !this.isolation.ownerReleased(top.owner)) {
-        throw this.unavailable(base, `its owner ${top.owner} went silent a moment ago; it may still be serving elsewhere`);
+      if (owner === undefined && this.ownerMayServe(top.owner)) {
+        throw this.unavailable(base, `its owner ${top.owner} may still be serving it (silent a moment ago, or not met yet)`);
       }
       // A live owner is always asked first, under its lock (it may be taking the session over itself
       // right now); only when it answered that it does not hold the session is a copy granted instead.
@@ -271,6 +289,10 @@ export class BackupManager extends Replicator {
           ),
         );
       } catch (err) {
+        if (err instanceof ClusterRequestError && ['ERR_NOT_CONNECTED', 'ERR_MEMBER_GONE'].includes(err.code) && hop < MAX_HOPS - 1) {
+          await this.sleep(Math.min(250, this.options.dropTime / 4)); // it is dying: wait for the verdict
+          continue;
+        }
         throw this.unavailable(base, `${grantor.route} did not grant the takeover`, err);
       }
       if (reply.copy !== null) {
@@ -376,6 +398,19 @@ export class BackupManager extends Replicator {
     }
   }
 
+  /**
+   * A slow, rotating check of the sessions this member serves: each is checked with the others, so a
+   * backup that lost its copy is replaced and an ownership taken over unseen is let go, even if no
+   * request comes.
+   */
+  #sweepPrimaries(): void {
+    if (this.#toAudit.size > 0) return;
+    if (this.#sweepQueue.length === 0) {
+      this.#sweepQueue = this.table.entries().filter((e) => e.role === 'primary' && e.owner === this.route).map((e) => e.base);
+    }
+    for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) this.#toAudit.add(base);
+  }
+
   protected maintain(): void {
     // Not while catching up after a pause: the others may not have seen us back yet, and may still
     // adopt what we hold; our audit answers would be out of date the moment they arrive.
@@ -430,6 +465,12 @@ export class BackupManager extends Replicator {
     }
     if (e.role === 'primary' && e.owner === this.route) {
       e.unverified = false;
+      // Its backup must still hold this ownership: if it lost the copy, protect the session again.
+      const b = e.backup === undefined ? undefined : replies.find((x) => x.m.route === e.backup);
+      if (b !== undefined && !(b.r.found && b.r.epoch === e.epoch && b.r.owner === e.owner)) {
+        e.backup = undefined;
+        this.#protect.push(base, base);
+      }
       return;
     }
     // A copy: fine while its owner holds it; adopted when the owner is gone or lost it.
@@ -466,6 +507,7 @@ export class BackupManager extends Replicator {
   }
 
   protected onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void {
+    if (reason === 'failed') this.#lastSeen.set(member.route, member);
     if (this.stopping) return;
     this.log.info({ member: member.route, reason }, 'member gone: re-protecting the sessions it held');
     this.#rescan();

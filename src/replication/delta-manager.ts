@@ -168,8 +168,8 @@ export class DeltaManager extends Replicator {
       return false;
     }
     const owner = best.copy.owner;
-    if (owner !== this.route && this.memberByRoute(owner) === undefined && !this.isolation.ownerReleased(owner)) {
-      throw this.unavailable(base, `its owner ${owner} went silent a moment ago; it may still be serving elsewhere`);
+    if (this.memberByRoute(owner) === undefined && this.ownerMayServe(owner)) {
+      throw this.unavailable(base, `its owner ${owner} may still be serving it (silent a moment ago, or not met yet)`);
     }
     if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
     let epoch = best.copy.epoch;

@@ -35,8 +35,9 @@ export class RemovalQueue {
    */
   async start(message: RemoveMessage, members: MemberInfo[], onlyThese = false): Promise<Map<MemberInfo, ApplyReply | Error>> {
     const p: Pending = { message, only: onlyThese ? new Set(members.map((m) => m.id)) : undefined, acked: new Set(), sending: new Set() };
-    // A destruction supersedes any pending drop of the same session; a drop never replaces a destruction.
-    if (!onlyThese || this.#pending.get(message.base)?.message.destroy !== true) this.#pending.set(message.base, p);
+    // One destruction per session (a newer one replaces it); drops are kept per session and member.
+    const key = onlyThese ? `${message.base} ${[...p.only!].sort().join(',')}` : message.base;
+    this.#pending.set(key, p);
     const outcomes = new Map<MemberInfo, ApplyReply | Error>();
     await Promise.all(
       members.map(async (m) => {
@@ -62,14 +63,15 @@ export class RemovalQueue {
 
   /** Sends again to the live members that have not acknowledged; forgets what is done or expired. */
   retry(members: MemberInfo[], now: number): void {
-    for (const [base, p] of this.#pending) {
+    for (const [key, p] of this.#pending) {
       if (p.message.until <= now) {
-        this.#pending.delete(base);
+        this.#pending.delete(key);
         continue;
       }
       const missing = members.filter((m) => !p.acked.has(m.id) && (p.only === undefined || p.only.has(m.id)));
-      if (missing.length === 0) {
-        this.#pending.delete(base);
+      // A drop waits for its member to come back (it may be across a partition), until it expires.
+      if (missing.length === 0 && (p.only === undefined || [...p.only].every((id) => p.acked.has(id)))) {
+        this.#pending.delete(key);
         continue;
       }
       for (const m of missing) if (!p.sending.has(m.id)) void this.#attempt(p, m);

@@ -156,7 +156,10 @@ export abstract class Replicator {
       return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null, removed: describeHeld(this.table, base).removed });
     });
     c.on('member-added', (m) => {
+      const had = this.isolation.hasQuorum();
       this.isolation.memberAdded(m.route);
+      // Back from the smaller side of a partition: catch up before serving (at once, not at the next tick).
+      if (!had && this.isolation.hasQuorum()) this.isolation.rejoined();
       this.onMemberAdded(m);
     });
     c.on('member-removed', (m, reason, detail) => {
@@ -310,14 +313,24 @@ export abstract class Replicator {
   }
 
   /**
-   * A takeover, once this member has discovered the cluster: before that, the session's owner may be
-   * alive and serving without our knowing it.
+   * A takeover. Until this member has discovered the cluster, an owner it has not met yet may be alive
+   * and serving: the managers then answer 503 rather than take a copy over without asking it.
    */
   protected guardedTakeOver(base: string): Promise<boolean> {
-    if (!this.isolation.settled()) {
-      return Promise.reject(this.unavailable(base, 'this member is still discovering the cluster (just started, or just woke from a pause)'));
-    }
     return this.takeOver(base);
+  }
+
+  /**
+   * Whether `owner` (a route named by a copy, not a live member here) might still be serving: it went
+   * silent a moment ago, or this member has not finished discovering the cluster.
+   */
+  protected ownerMayServe(owner: string): boolean {
+    return owner !== this.route && (!this.isolation.ownerReleased(owner) || !this.isolation.settled());
+  }
+
+  /** Waits `ms` on the injected clock. */
+  protected sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
   }
 
   /**
