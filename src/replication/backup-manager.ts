@@ -21,8 +21,6 @@ import { shortId } from './session-id.js';
 const AUDIT_BATCH = 256;
 const SCAN_MS = 1000;
 const MAX_HOPS = 5;
-/** Primaries checked per tick by the background sweep when nothing else needs checking. */
-const SWEEP_BATCH = 64;
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
@@ -35,8 +33,6 @@ export class BackupManager extends Replicator {
   #dirty = false;
   #lastScan = 0;
   #warnedAlone = false;
-  /** Primaries still to visit in the current round of `#sweepPrimaries`. */
-  #sweepQueue: string[] = [];
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
   readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
@@ -396,19 +392,6 @@ export class BackupManager extends Replicator {
         this.#toAudit.add(e.base);
       }
     }
-  }
-
-  /**
-   * A slow, rotating check of the sessions this member serves: each is checked with the others, so a
-   * backup that lost its copy is replaced and an ownership taken over unseen is let go, even if no
-   * request comes.
-   */
-  #sweepPrimaries(): void {
-    if (this.#toAudit.size > 0) return;
-    if (this.#sweepQueue.length === 0) {
-      this.#sweepQueue = this.table.entries().filter((e) => e.role === 'primary' && e.owner === this.route).map((e) => e.base);
-    }
-    for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) this.#toAudit.add(base);
   }
 
   protected maintain(): void {
