@@ -120,8 +120,11 @@ export async function startBalancer(options: BalancerOptions): Promise<Balancer>
     return [...ordered.filter(isUp), ...ordered.filter((m) => !isUp(m))];
   }
 
-  /** Forwards once; resolves true when the member answered, false when it could not be reached. */
-  function forward(member: BalancerMember, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> {
+  /**
+   * Forwards once; resolves true when the member answered, false when it could not be reached or
+   * answered 503 with `Retry-After` while another member is left to try (nginx's `http_503`).
+   */
+  function forward(member: BalancerMember, req: IncomingMessage, res: ServerResponse, body: Buffer, last: boolean): Promise<boolean> {
     return new Promise((resolve) => {
       const upstream = httpRequest({
         host: member.host,
@@ -134,6 +137,14 @@ export async function startBalancer(options: BalancerOptions): Promise<Balancer>
       let answered = false;
       upstream.on('timeout', () => upstream.destroy(new Error(`no answer within ${timeout} ms`)));
       upstream.on('response', (answer) => {
+        if (answer.statusCode === 503 && answer.headers['retry-after'] !== undefined && !last) {
+          // This member cannot serve the session right now (it is moving, or the member is stopping or
+          // cut off): the next one may.
+          answer.resume();
+          log(`${member.route} answered 503; trying the next member`);
+          resolve(false);
+          return;
+        }
         answered = true;
         const headers: IncomingHttpHeaders = {};
         for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
@@ -166,9 +177,10 @@ export async function startBalancer(options: BalancerOptions): Promise<Balancer>
     const route = routeFromCookie(req.headers.cookie, cookie);
     // Retrying a POST is what nginx's `proxy_next_upstream non_idempotent` does: acceptable here,
     // because a connection refused or reset before any answer means the member is dead.
-    for (const member of candidates(route)) {
+    const list = candidates(route);
+    for (const [i, member] of list.entries()) {
       if (res.destroyed) return;
-      if (await forward(member, req, res, body)) return;
+      if (await forward(member, req, res, body, i === list.length - 1)) return;
     }
     if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('no cluster member is reachable\n');
   }

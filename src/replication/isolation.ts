@@ -30,6 +30,8 @@ type Seat = { state: 'alive' } | { state: 'silent'; since: number };
 export class Isolation {
   readonly #o: IsolationOptions;
   readonly #seats = new Map<string, Seat>();
+  /** Routes seen leave or die (refused) since this member started, and not back since. */
+  readonly #gone = new Set<string>();
   readonly #startedAt: number;
   /** Until when this member treats its view as unsettled after its own process was paused. */
   #pausedUntil = 0;
@@ -42,12 +44,23 @@ export class Isolation {
 
   memberAdded(route: string): void {
     this.#seats.set(route, { state: 'alive' });
+    this.#gone.delete(route);
   }
 
   /** `refused`: the direct check's connection was refused, so the process is gone. */
   memberRemoved(route: string, reason: 'left' | 'failed', refused: boolean): void {
-    if (reason === 'left' || refused) this.#seats.delete(route);
-    else this.#seats.set(route, { state: 'silent', since: this.#o.clock.now() });
+    if (reason === 'left' || refused) {
+      this.#seats.delete(route);
+      this.#gone.add(route);
+    } else this.#seats.set(route, { state: 'silent', since: this.#o.clock.now() });
+  }
+
+  /**
+   * Whether `owner` (not a live member) may still be serving: it went silent a moment ago, or this
+   * member is still discovering the cluster and has not seen it leave or die.
+   */
+  mayServe(owner: string): boolean {
+    return !this.ownerReleased(owner) || (!this.settled() && !this.#gone.has(owner));
   }
 
   #forgetOld(now: number): void {

@@ -325,7 +325,7 @@ export abstract class Replicator {
    * silent a moment ago, or this member has not finished discovering the cluster.
    */
   protected ownerMayServe(owner: string): boolean {
-    return owner !== this.route && (!this.isolation.ownerReleased(owner) || !this.isolation.settled());
+    return owner !== this.route && this.isolation.mayServe(owner);
   }
 
   /** Waits `ms` on the injected clock. */

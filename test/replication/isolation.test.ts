@@ -73,3 +73,17 @@ test('"no session" needs discovery to be over and no pause being digested', () =
   iso.paused(100);
   assert.equal(iso.settled(), true, 'a short stall is not a pause');
 });
+
+test('an owner not met yet may be serving until discovery is over; one seen die or leave never is', () => {
+  const { clock, iso } = isolation();
+  iso.memberAdded('b');
+  iso.memberRemoved('b', 'failed', true);
+  assert.equal(iso.mayServe('b'), false, 'killed (refused): its copies may be taken at once');
+  assert.equal(iso.mayServe('c'), true, 'never met, and discovery is not over');
+  iso.memberAdded('d');
+  iso.memberRemoved('d', 'failed', false);
+  assert.equal(iso.mayServe('d'), true, 'silent a moment ago');
+  clock.advance(1500);
+  assert.equal(iso.mayServe('c'), false, 'discovery over: a route nobody announced is not serving');
+  assert.equal(iso.mayServe('d'), false, 'silent past its grace');
+});
