@@ -61,6 +61,18 @@ export class RemovalQueue {
     }
   }
 
+  /**
+   * Forgets the drops of `base` still owed to `memberId`: the owner is about to make it a copy holder
+   * again, and a late drop would take the new copy away.
+   */
+  cancelDrops(base: string, memberId: string): void {
+    for (const [key, p] of this.#pending) {
+      if (p.message.base !== base || p.message.destroy || p.only === undefined || !p.only.has(memberId)) continue;
+      p.only.delete(memberId);
+      if ([...p.only].every((id) => p.acked.has(id))) this.#pending.delete(key);
+    }
+  }
+
   /** Sends again to the live members that have not acknowledged; forgets what is done or expired. */
   retry(members: MemberInfo[], now: number): void {
     for (const [key, p] of this.#pending) {

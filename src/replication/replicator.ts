@@ -519,6 +519,7 @@ export abstract class Replicator {
 
   /** Sends the whole entry to `member` to hold as a copy. */
   protected async sendCopy(member: MemberInfo, e: SessionEntry, type: string = MSG.copy): Promise<ApplyReply> {
+    this.removals.cancelDrops(e.base, member.id); // a drop still owed to it would take this copy away
     return this.requestApply(member, type, messages.copy.encode(toCopy(e)));
   }
 
