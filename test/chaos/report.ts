@@ -88,11 +88,13 @@ function readLogs(files: Record<string, string>): LogLine[] {
   return out.sort((a, b) => a.time - b.time);
 }
 
-/** The first `n` violations, each with the member log lines that mention it. */
+/** The first `n` violations, each with the member log lines that mention it, and the first excuses. */
 export function violationDetails(r: ChaosResult, n = 8): string {
   if (r.violations.length === 0) return '';
   const logs = readLogs(r.logFiles);
-  const parts: string[] = [`first ${Math.min(n, r.violations.length)} of ${r.violations.length} violations:`];
+  const parts: string[] = [];
+  if (r.excuses.length > 0) parts.push(`excused (first ${Math.min(5, r.excuses.length)}):`, ...r.excuses.slice(0, 5).map((e) => `- ${e}`));
+  parts.push(`first ${Math.min(n, r.violations.length)} of ${r.violations.length} violations:`);
   for (const v of r.violations.slice(0, n)) {
     parts.push(
       `- promise ${v.promise} (${PROMISES[v.promise]}) at ${fmt(v.at)}` +
