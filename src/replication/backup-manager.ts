@@ -98,6 +98,8 @@ export class BackupManager extends Replicator {
 
   async #replicateTo(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
     let backup = e.resync === true ? undefined : e.backup;
+    // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
+    const reached: MemberInfo[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt > 0 && this.options.ack === 'async') {
         // Without the lock (async acks), a removal or a newer write may have come meanwhile: resending
@@ -132,10 +134,13 @@ export class BackupManager extends Replicator {
           throw new ReplicationError(`session ${shortId(e.base)}…: its former backup ${e.backup} did not drop its copy`);
         }
         next.backup = target.route;
+        const strays = reached.filter((m) => m.route !== target.route);
+        if (strays.length > 0) void this.removals.start({ base: e.base, owner: this.route, epoch: e.epoch, destroy: false, until: next.expire }, strays, true);
         return;
       } catch (err) {
         // The backup died under us: choose the next one and send it everything.
         if (err instanceof ClusterRequestError && ['ERR_MEMBER_GONE', 'ERR_NOT_CONNECTED'].includes(err.code)) {
+          reached.push(target);
           backup = undefined;
           continue;
         }
@@ -431,6 +436,10 @@ export class BackupManager extends Replicator {
   #reconcile(base: string, { replies, failed }: Survey): void {
     const e = this.table.get(base);
     if (e === undefined) return;
+    this.log.debug(
+      { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ') },
+      'anti-entropy check',
+    );
     const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
     if (removed !== undefined) {
       this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);

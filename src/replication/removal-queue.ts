@@ -73,8 +73,12 @@ export class RemovalQueue {
     }
   }
 
-  /** Sends again to the live members that have not acknowledged; forgets what is done or expired. */
-  retry(members: MemberInfo[], now: number): void {
+  /**
+   * Sends again to the live members that have not acknowledged; forgets what is done or expired. A
+   * destruction is not done while some member is `silent` (removed for silence, not forgotten): it may
+   * come back across a healed partition with a copy.
+   */
+  retry(members: MemberInfo[], now: number, silent = false): void {
     for (const [key, p] of this.#pending) {
       if (p.message.until <= now) {
         this.#pending.delete(key);
@@ -82,7 +86,7 @@ export class RemovalQueue {
       }
       const missing = members.filter((m) => !p.acked.has(m.id) && (p.only === undefined || p.only.has(m.id)));
       // A drop waits for its member to come back (it may be across a partition), until it expires.
-      if (missing.length === 0 && (p.only === undefined || [...p.only].every((id) => p.acked.has(id)))) {
+      if (missing.length === 0 && (p.only === undefined ? !silent : [...p.only].every((id) => p.acked.has(id)))) {
         this.#pending.delete(key);
         continue;
       }

@@ -1,0 +1,342 @@
+/**
+ * What every member does for the others, in both modes: it holds copies (applying writes, copies,
+ * drops and destructions under fencing), answers where sessions are (locate, audit, fetch), watches
+ * its own isolation (majority of seats, pauses) and runs the periodic repair the managers define.
+ * The request path (`Replicator`) builds on it; the managers on that.
+ */
+import type { Logger } from 'pino';
+import type { ClusterChannel, MemberInfo } from '../cluster/types.js';
+import type { SessionCodec, SessionData } from '../codec/types.js';
+import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
+import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
+import { systemClock, type Clock } from './clock.js';
+import { applyCopy, applyDelta, applyRemove, describeHeld, toCopy } from './copies.js';
+import { Isolation } from './isolation.js';
+import { KeyLock } from './key-lock.js';
+import { MSG } from './message-types.js';
+import { RemovalQueue } from './removal-queue.js';
+import { SchemaSync } from './schema-sync.js';
+import { SessionTable, type Role, type SessionEntry } from './session-table.js';
+import { shortId } from './session-id.js';
+
+/** What a manager needs from the layers below and the options. */
+export interface ReplicatorOptions {
+  channel: ClusterChannel;
+  codec: SessionCodec;
+  route: string;
+  ack: 'sync' | 'async';
+  ackTimeout: number;
+  maxSessionBytes: number;
+  reprotectRate: number;
+  stateTransferTimeout: number;
+  /** Sessions per page of a state transfer (delta mode). */
+  stateTransferBatch: number;
+  /** Membership's drop time: how long a silent member goes unnoticed. */
+  dropTime: number;
+  /** After start, how long discovery takes (a few heartbeats); default 4 × dropTime / 6. */
+  discoveryMs?: number;
+  /** A member silent this long no longer counts toward the majority; default 60 s. */
+  forgetAfter?: number;
+  logger: Logger;
+  /** Time and timers; the system clock unless a simulation gives its own. */
+  clock?: Clock;
+}
+
+/** What the live members hold of one session. */
+export interface Survey {
+  replies: { m: MemberInfo; r: LocateReply }[];
+  /** Live members that did not answer (a member removed meanwhile is not counted). */
+  failed: number;
+}
+
+/** A session as the store reads it. */
+export interface SessionRead {
+  values: SessionData;
+  expire: number;
+  maxAge: number | 'session';
+}
+
+/** Replication counters for `/cluster/metrics`. */
+export interface ReplicationMetrics {
+  writes: number;
+  writesRefused: number;
+  replicationFailures: number;
+  takeovers: number;
+  takeoverMisses: number;
+  reprotected: number;
+  staleWritesRefused: number;
+  ackLatencyMs: { sum: number; count: number };
+  expired: number;
+  /** Requests answered 503: the session could not be told present or absent right now. */
+  unavailable: number;
+}
+
+const TICK_MS = 250;
+const SWEEP_MS = 5000;
+
+/** The copy-holding side of a member; `Replicator` adds the request path. */
+export abstract class CopyHolder {
+  abstract readonly mode: 'backup' | 'delta';
+  readonly table: SessionTable;
+  protected readonly channel: ClusterChannel;
+  protected readonly codec: SessionCodec;
+  protected readonly route: string;
+  protected readonly log: Logger;
+  protected readonly options: ReplicatorOptions;
+  protected readonly clock: Clock;
+  protected readonly locks = new KeyLock();
+  protected readonly isolation: Isolation;
+  protected readonly schemas: SchemaSync;
+  protected readonly removals: RemovalQueue;
+  protected readonly counters: ReplicationMetrics = {
+    writes: 0,
+    writesRefused: 0,
+    replicationFailures: 0,
+    takeovers: 0,
+    takeoverMisses: 0,
+    reprotected: 0,
+    staleWritesRefused: 0,
+    ackLatencyMs: { sum: 0, count: 0 },
+    expired: 0,
+    unavailable: 0,
+  };
+  /** Routes that announced a graceful leave: never chosen for a new copy. */
+  protected readonly leaving = new Set<string>();
+  #timers: unknown[] = [];
+  #hadQuorum = true;
+  protected stopping = false;
+
+  constructor(options: ReplicatorOptions) {
+    this.options = options;
+    this.channel = options.channel;
+    this.codec = options.codec;
+    this.route = options.route;
+    this.clock = options.clock ?? systemClock;
+    this.table = new SessionTable(this.clock);
+    this.log = options.logger.child({ component: 'replication' });
+    this.isolation = new Isolation({
+      self: options.route,
+      clock: this.clock,
+      dropTime: options.dropTime,
+      forgetAfter: options.forgetAfter ?? 60_000,
+      discoveryMs: options.discoveryMs ?? Math.round((options.dropTime * 2) / 3),
+    });
+    this.schemas = new SchemaSync(options.channel, options.codec, this.log, options.ackTimeout);
+    this.removals = new RemovalQueue((m, message) => this.requestApply(m, MSG.remove, messages.remove.encode(message)));
+  }
+
+  /** Registers the message handlers and starts the timers. Call before the channel starts. */
+  install(): void {
+    const c = this.channel;
+    this.schemas.install();
+    c.handle(MSG.delta, (from, body) => {
+      const m = messages.delta.decode(body);
+      return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
+    });
+    c.handle(MSG.copy, (from, body) => {
+      const copy = messages.copy.decode(body);
+      return this.#afterSchemas(copy.entries, from, () => this.applyIncomingCopy(copy));
+    });
+    c.handle(MSG.remove, (_from, body) => messages.applyReply.encode(applyRemove(this.table, messages.remove.decode(body))));
+    c.handle(MSG.locate, (_from, body) => messages.locateReply.encode(describeHeld(this.table, messages.locate.decode(body).base)));
+    c.handle(MSG.audit, (_from, body) =>
+      messages.auditReply.encode({ items: messages.audit.decode(body).bases.map((b) => describeHeld(this.table, b)) }),
+    );
+    c.handle(MSG.fetch, (_from, body) => {
+      const base = messages.locate.decode(body).base;
+      const e = this.table.get(base);
+      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null, removed: describeHeld(this.table, base).removed });
+    });
+    c.on('member-added', (m) => {
+      const had = this.isolation.hasQuorum();
+      this.isolation.memberAdded(m.route);
+      // Back from the smaller side of a partition: catch up before serving (at once, not at the next tick).
+      if (!had && this.isolation.hasQuorum()) this.isolation.rejoined();
+      this.onMemberAdded(m);
+    });
+    c.on('member-removed', (m, reason, detail) => {
+      this.leaving.delete(m.route);
+      const refused = detail?.refused ?? false;
+      this.isolation.memberRemoved(m.route, reason, refused);
+      this.log.info(
+        { member: m.route, reason, refused, quorum: this.isolation.hasQuorum() },
+        reason === 'failed' && !refused ? 'member removed for silence: it may be alive elsewhere, its seat still counts' : 'member gone: its seat is freed',
+      );
+      this.onMemberRemoved(m, reason);
+    });
+    // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by the
+    // others, who took its sessions over: it must check its copies before serving them again.
+    let tick = this.clock.now();
+    let sweep = tick;
+    this.#timers.push(
+      this.clock.setInterval(() => {
+        const now = this.clock.now();
+        if (now - tick > Math.max(1000, this.options.dropTime / 2)) {
+          this.isolation.paused(now - tick);
+          this.markUnverified(`this process was paused for ${now - tick} ms`);
+        }
+        tick = now;
+        const quorum = this.isolation.hasQuorum();
+        if (!quorum && this.#hadQuorum) this.markUnverified('this member lost the majority of the cluster');
+        if (quorum && !this.#hadQuorum) this.isolation.rejoined();
+        this.#hadQuorum = quorum;
+        if (now - sweep >= SWEEP_MS) {
+          sweep = now;
+          this.counters.expired += this.table.sweep(now);
+        }
+        if (!this.stopping) {
+          this.removals.retry(this.channel.members(), now, this.isolation.silentRoutes().length > 0);
+          this.maintain();
+        }
+      }, TICK_MS),
+    );
+  }
+
+  protected abstract onMemberAdded(member: MemberInfo): void;
+  protected abstract onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void;
+  /** Periodic repair: re-protection, adoption, anti-entropy. Runs every tick; must be cheap when idle. */
+  protected abstract maintain(): void;
+  /** Which entries must be checked against the other members after a possible cut-off. */
+  protected abstract needsVerification(e: SessionEntry): boolean;
+  /** Graceful leave: makes sure every session held here lives on elsewhere. */
+  abstract leave(): Promise<void>;
+  #markDiscovered!: () => void;
+  readonly #discovered = new Promise<void>((resolve) => (this.#markDiscovered = resolve));
+
+  /**
+   * Resolves when this member can take sessions over: its discovery window is over (delta mode: also
+   * its state transfer). Before that, a session it does not hold is answered 503, not "no session".
+   */
+  ready(): Promise<void> {
+    return this.#discovered;
+  }
+
+  /** Called once the channel runs. */
+  started(): void {
+    this.#timers.push(this.clock.setTimeout(() => this.#markDiscovered(), this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3)));
+  }
+
+  /** Stops timers. The channel is stopped by the owner after `leave()`. */
+  close(): void {
+    for (const t of this.#timers) this.clock.clearInterval(t); // clearInterval clears timeouts too
+    this.#timers = [];
+  }
+
+  /** Marks sessions to be checked against the other members before they are served again. */
+  protected markUnverified(reason: string): void {
+    let n = 0;
+    for (const e of this.table.entries()) {
+      if (this.needsVerification(e)) {
+        e.unverified = true;
+        n++;
+      }
+    }
+    if (n > 0) this.log.warn({ sessions: n, reason }, 'this member may have been cut off; sessions are checked with the others before they are served');
+  }
+
+  /** Routes of the live members, self included, minus those leaving. */
+  protected liveRoutes(): string[] {
+    const routes = [this.route];
+    for (const m of this.channel.members()) if (!this.leaving.has(m.route)) routes.push(m.route);
+    return routes;
+  }
+
+  protected memberByRoute(route: string): MemberInfo | undefined {
+    return this.channel.members().find((m) => m.route === route);
+  }
+
+  protected unavailable(base: string, why: string, cause?: unknown): SessionUnavailableError {
+    this.counters.unavailable++;
+    return new SessionUnavailableError(`session ${shortId(base)}…: ${why}; retry`, { cause });
+  }
+
+  /**
+   * Whether `owner` (a route named by a copy, not a live member here) might still be serving: it went
+   * silent a moment ago, or this member has not finished discovering the cluster.
+   */
+  protected ownerMayServe(owner: string): boolean {
+    return owner !== this.route && this.isolation.mayServe(owner);
+  }
+
+  /** Waits `ms` on the injected clock. */
+  protected sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
+  /**
+   * Applies `apply` at once when every schema is known. Messages from one owner arrive in order on one
+   * connection; applying them without a pause keeps that order (a copy and the removal after it must
+   * not swap places). Only a message that needs a schema fetch waits.
+   */
+  #afterSchemas(entries: readonly EncodedEntry[], from: MemberInfo, apply: () => ApplyReply): Buffer | Promise<Buffer> {
+    if (this.schemas.unknown(entries).length === 0) return messages.applyReply.encode(apply());
+    return this.schemas.learn(entries, from).then(() => messages.applyReply.encode(apply()));
+  }
+
+  /** Applies a write from the owner; delta mode overrides this to queue during a state transfer. */
+  protected applyIncomingDelta(m: SessionDeltaMessage, _from: MemberInfo): ApplyReply {
+    if (this.isolation.recovering()) this.recheck(m.base);
+    return applyDelta(this.table, m, this.copyRole());
+  }
+
+  protected applyIncomingCopy(c: SessionCopy): ApplyReply {
+    if (this.isolation.recovering()) this.recheck(c.base);
+    return applyCopy(this.table, c, this.copyRole());
+  }
+
+  /**
+   * A copy that arrived while this member was catching up after a pause may be a message that waited
+   * in the socket all along, written before the others moved on: check it with them.
+   */
+  protected abstract recheck(base: string): void;
+
+  /** How this member holds a copy it was sent. */
+  protected copyRole(): Role {
+    return 'backup';
+  }
+
+  /** Asks every live member what it holds of `bases` (one request per member). */
+  protected async survey(bases: string[]): Promise<Map<string, Survey>> {
+    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
+    const body = messages.audit.encode({ bases });
+    await Promise.all(
+      this.channel.members().map(async (m) => {
+        try {
+          const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
+          reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
+        } catch (err) {
+          // Gone for good is no answer needed; gone silent a moment ago may be serving across a partition.
+          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route)) return;
+          for (const s of out.values()) s.failed++;
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** A copy holder named a newer owner of `e`: let the session go (delta mode keeps its copy). */
+  protected lostTo(e: SessionEntry, owner: string, epoch: number): void {
+    this.table.moved(e.base, epoch, owner);
+  }
+
+  /** Sends a message whose reply is an `ApplyReply`. */
+  protected async requestApply(member: MemberInfo, type: string, body: Buffer): Promise<ApplyReply> {
+    return messages.applyReply.decode(await this.channel.request(member.id, type, body, { timeoutMs: this.options.ackTimeout }));
+  }
+
+  /** A holder's STALE answer as an error carrying the newer owner. */
+  protected staleError(base: string, reply: ApplyReply): StaleOwnerError {
+    return new StaleOwnerError(`session ${shortId(base)}…: owned by ${reply.owner} at epoch ${reply.epoch}; this member's write was refused`, reply);
+  }
+
+  /** Sends the whole entry to `member` to hold as a copy. */
+  protected async sendCopy(member: MemberInfo, e: SessionEntry, type: string = MSG.copy): Promise<ApplyReply> {
+    this.removals.cancelDrops(e.base, member.id); // a drop still owed to it would take this copy away
+    return this.requestApply(member, type, messages.copy.encode(toCopy(e)));
+  }
+
+  /** Counters for `/cluster/metrics`. */
+  metrics(): ReplicationMetrics {
+    return { ...this.counters, ackLatencyMs: { ...this.counters.ackLatencyMs } };
+  }
+}
