@@ -21,6 +21,8 @@ import { shortId } from './session-id.js';
 const AUDIT_BATCH = 256;
 const SCAN_MS = 1000;
 const MAX_HOPS = 5;
+/** Copies checked per tick by the background sweep when nothing else needs checking. */
+const SWEEP_BATCH = 64;
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
@@ -33,6 +35,9 @@ export class BackupManager extends Replicator {
   #dirty = false;
   #lastScan = 0;
   #warnedAlone = false;
+  /** Copies still to visit in the current round of `#sweepCopies`, and those it put up for checking. */
+  #sweepQueue: string[] = [];
+  readonly #sweeping = new Set<string>();
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
   readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
@@ -399,6 +404,21 @@ export class BackupManager extends Replicator {
     }
   }
 
+  /**
+   * A slow, rotating check of every session held here: a copy left behind by a lost drop (its holder
+   * was slow, paused or cut off when the owner moved on), or a primary another member took over unseen,
+   * is found and let go, even if nobody asks for it. The sweep only lets go of what a newer owner or a
+   * destruction has superseded; it never adopts or verifies (it may run while the others move on).
+   */
+  #sweepCopies(): void {
+    if (this.#toAudit.size > 0) return;
+    if (this.#sweepQueue.length === 0) this.#sweepQueue = this.table.bases();
+    for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) {
+      this.#toAudit.add(base);
+      this.#sweeping.add(base);
+    }
+  }
+
   protected maintain(): void {
     // Not while catching up after a pause: the others may not have seen us back yet, and may still
     // adopt what we hold; our audit answers would be out of date the moment they arrive.
@@ -409,6 +429,7 @@ export class BackupManager extends Replicator {
       this.#dirty = false;
       this.#lastScan = now;
     }
+    if (!this.#auditing) this.#sweepCopies();
     if (this.#toAudit.size > 0 && !this.#auditing) {
       this.#auditing = true;
       const batch = [...this.#toAudit].slice(0, AUDIT_BATCH);
@@ -434,6 +455,7 @@ export class BackupManager extends Replicator {
   }
 
   #reconcile(base: string, { replies, failed }: Survey): void {
+    const swept = this.#sweeping.delete(base);
     const e = this.table.get(base);
     if (e === undefined) return;
     this.log.debug(
@@ -452,21 +474,15 @@ export class BackupManager extends Replicator {
       return;
     }
     if (failed > 0 || !this.isolation.hasQuorum()) {
-      this.#toAudit.add(base); // cannot tell yet
+      if (!swept) this.#toAudit.add(base); // cannot tell yet
       return;
     }
     if (e.role === 'primary' && e.owner === this.route) {
-      e.unverified = false;
-      // Its backup must still hold this ownership: if it lost the copy, protect the session again.
-      const b = e.backup === undefined ? undefined : replies.find((x) => x.m.route === e.backup);
-      if (b !== undefined && !(b.r.found && b.r.epoch === e.epoch && b.r.owner === e.owner)) {
-        e.backup = undefined;
-        this.#protect.push(base, base);
-      }
+      if (!swept) e.unverified = false;
       return;
     }
-    // A copy: fine while its owner holds it; adopted when the owner is gone or lost it.
-    if (replies.some((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)) return;
+    // A copy: fine while its owner holds it; adopted when the owner is gone or lost it (not by the sweep).
+    if (swept || replies.some((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)) return;
     if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
       this.#toAudit.add(base);
       return;
