@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
-import { ClusterRequestError, ReplicationError, StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, compareHeld, fromCopy, olderOwnership, toCopy } from './copies.js';
+import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
+import { applyCopy, applyDelta, compareHeld, fromCopy, grantTo, olderOwnership, toCopy } from './copies.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -42,6 +42,22 @@ export class DeltaManager extends Replicator {
   override install(): void {
     super.install();
     this.channel.handle(MSG.statePage, (_from, body) => this.#onStatePage(messages.statePage.decode(body)));
+    this.channel.handle(MSG.take, (from, body) => this.#onTake(from, messages.take.decode(body)));
+  }
+
+  /** A member takes one of our sessions over: we stop serving it and hand over what we hold. */
+  #onTake(from: MemberInfo, m: { base: string; timeoutMs: number }): Promise<Buffer> {
+    const received = this.clock.now();
+    return this.locks.run(m.base, () => {
+      if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
+      }
+      const e = this.table.get(m.base);
+      if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: null, removed: this.table.tombstone(m.base)?.kind === 'removed' }));
+      // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
+      if (e.role !== 'primary' || e.owner !== this.route) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: e.owner, removed: false }));
+      return Promise.resolve(messages.takeReply.encode({ copy: grantTo(e, from.route), movedTo: null, removed: false }));
+    });
   }
 
   /** Resolves when the first state transfer finished (or there was no one to transfer from). */
@@ -168,13 +184,34 @@ export class DeltaManager extends Replicator {
       return false;
     }
     const owner = best.copy.owner;
-    if (this.memberByRoute(owner) === undefined && this.ownerMayServe(owner)) {
+    const ownerMember = owner === this.route ? undefined : this.memberByRoute(owner);
+    if (ownerMember === undefined && this.ownerMayServe(owner)) {
       throw this.unavailable(base, `its owner ${owner} may still be serving it (silent a moment ago, or not met yet)`);
     }
+    if (ownerMember !== undefined) {
+      // A live owner lets go under its lock, after any write it has in flight: the copy it hands over
+      // has every write it acknowledged (a copy read from a survey may be one write behind).
+      let reply;
+      try {
+        reply = messages.takeReply.decode(
+          await this.channel.request(ownerMember.id, MSG.take, messages.take.encode({ base, newOwner: this.route, timeoutMs: this.options.ackTimeout, force: false }), {
+            timeoutMs: this.options.ackTimeout,
+          }),
+        );
+      } catch (err) {
+        throw this.unavailable(base, `its owner ${owner} did not hand the session over`, err);
+      }
+      if (reply.copy === null) throw this.unavailable(base, `its owner ${owner} no longer serves the session`);
+      best = { copy: reply.copy, m: ownerMember };
+    }
+    const granted = ownerMember !== undefined;
     if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
+    // Granted by the owner: its epoch. Else one above every epoch seen.
     let epoch = best.copy.epoch;
-    for (const { r } of replies) epoch = Math.max(epoch, r.epoch);
-    epoch += 1;
+    if (!granted) {
+      for (const { r } of replies) epoch = Math.max(epoch, r.epoch);
+      epoch += 1;
+    }
     const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
     // The whole session at the new epoch tells every member who owns it now (fencing the old owner),
