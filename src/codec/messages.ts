@@ -73,6 +73,8 @@ export interface LocateReply {
   epoch: number;
   version: number;
   removed: boolean;
+  /** On the primary: the route of its acknowledged backup ('' when none). */
+  backup: string;
 }
 
 /** Anti-entropy: what a member holds of each of `bases`. */
@@ -160,6 +162,7 @@ const locateReplySchema = {
     { name: 'epoch', type: 'long' },
     { name: 'version', type: 'long' },
     { name: 'removed', type: 'boolean', default: false },
+    { name: 'backup', type: 'string', default: '' },
   ],
 };
 

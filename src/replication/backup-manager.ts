@@ -481,8 +481,16 @@ export class BackupManager extends Replicator {
       if (!swept) e.unverified = false;
       return;
     }
-    // A copy: fine while its owner holds it; adopted when the owner is gone or lost it (not by the sweep).
-    if (swept || replies.some((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)) return;
+    // A copy: fine while its owner holds it, unless the owner has written since and keeps its backup on
+    // another live member (a copy left behind when the backup moved); adopted when the owner is gone
+    // or lost it (not by the sweep).
+    const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
+    if (owner !== undefined && owner.r.version > e.version && owner.r.backup !== '' && owner.r.backup !== this.route && this.memberByRoute(owner.r.backup) !== undefined) {
+      this.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
+      this.table.moved(base, e.epoch, e.owner);
+      return;
+    }
+    if (swept || owner !== undefined) return;
     if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
       this.#toAudit.add(base);
       return;

@@ -146,10 +146,11 @@ export function describeHeld(table: SessionTable, base: string): LocateReply {
   const e = table.get(base);
   const t = table.tombstone(base);
   if (t?.kind === 'removed' && (e === undefined || !olderOwnership(t.epoch, t.owner, e.epoch, e.owner))) {
-    return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true };
+    return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true, backup: '' };
   }
-  if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false };
-  return { found: true, primary: e.role === 'primary', owner: e.owner, epoch: e.epoch, version: e.version, removed: false };
+  if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' };
+  const primary = e.role === 'primary';
+  return { found: true, primary, owner: e.owner, epoch: e.epoch, version: e.version, removed: false, backup: primary ? (e.backup ?? '') : '' };
 }
 
 // Ownership transitions. Each is the one place its change of fields is written.

@@ -66,7 +66,7 @@ test('a destroyed session stays destroyed: its tombstone fences every copy and w
   applyDelta(t, delta({ set: [{ key: 'a', value: b('1') }] }));
   const until = later();
   assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1, destroy: true, until }).status, 'OK');
-  assert.deepEqual(describeHeld(t, 'S'), { found: false, primary: false, owner: 'n1', epoch: 1, version: 0, removed: true });
+  assert.deepEqual(describeHeld(t, 'S'), { found: false, primary: false, owner: 'n1', epoch: 1, version: 0, removed: true, backup: '' });
   const copy = { base: 'S', owner: 'n1', epoch: 1, version: 1, expire: later(), maxAge: 1, entries: [] };
   assert.equal(applyCopy(t, copy).status, 'STALE', 'a stray copy of the same epoch');
   assert.equal(applyCopy(t, { ...copy, owner: 'a0', epoch: 1 }).status, 'STALE', 'a tie lost to the destroying owner');
@@ -93,7 +93,7 @@ test('granting a takeover: the holder keeps the data as a copy of the taker, one
   applyCopy(holder, { base: 'S', owner: 'n1', epoch: 4, version: 9, expire: later(), maxAge: 1, entries: [{ key: 'k', value: b('v') }] }, 'primary');
   const granted = grantTo(holder.get('S')!, 'n2');
   assert.deepEqual([granted.owner, granted.epoch, granted.version], ['n2', 5, 9]);
-  assert.deepEqual(describeHeld(holder, 'S'), { found: true, primary: false, owner: 'n2', epoch: 5, version: 9, removed: false });
+  assert.deepEqual(describeHeld(holder, 'S'), { found: true, primary: false, owner: 'n2', epoch: 5, version: 9, removed: false, backup: '' });
   assert.equal(applyDelta(holder, delta({ owner: 'n1', epoch: 4, version: 10, baseVersion: 9 })).status, 'STALE', 'the old owner is fenced at once');
   const taker = new SessionTable();
   const mine = installGranted(taker, granted);
