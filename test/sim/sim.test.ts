@@ -10,6 +10,20 @@ import { runSchedule, type SimResult } from './world.js';
 
 const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
 
+/**
+ * Seeds of 1..300 that still break a promise on this protocol, each an open bug (issue 12's note has
+ * the trace reading). They are listed so that CI fails on any new failure, and also when one of these
+ * passes again (then it is fixed: move it to a regression test and out of this list). Replay one with
+ * `npm run simulate -- --mode <mode> --seed N`.
+ */
+const KNOWN_FAILING: Record<'backup' | 'delta', number[]> = {
+  // Promise 1: n2 takes the session from n3 (its owner at epoch 5), and n3 serves it again at epoch 7.
+  backup: [80],
+  // Promise 1: on a member that restarted (n1#2), a read returns a value older than a write it
+  // acknowledged 1.7 s before.
+  delta: [112],
+};
+
 function describeFailures(failing: SimResult[]): string {
   return failing
     .slice(0, 10)
@@ -67,6 +81,10 @@ for (const mode of ['backup', 'delta'] as const) {
     assert.ok(ops > SEEDS * 20, `clients made requests (${ops})`);
     assert.ok((coverage['concurrent requests to one session at two members'] ?? 0) > 0, 'concurrent requests happened');
     assert.ok(Object.keys(coverage).filter((k) => k.startsWith('fault: ')).length >= 4, `faults of every kind ran: ${JSON.stringify(coverage)}`);
-    assert.equal(failing.length, 0, `${failing.length} of ${SEEDS} seeds broke a promise:\n${describeFailures(failing)}`);
+    const known = SEEDS === 300 ? KNOWN_FAILING[mode] : [];
+    const unexpected = failing.filter((r) => !known.includes(r.seed));
+    assert.equal(unexpected.length, 0, `${unexpected.length} of ${SEEDS} seeds broke a promise:\n${describeFailures(unexpected)}`);
+    const fixed = known.filter((seed) => !failing.some((r) => r.seed === seed));
+    assert.deepEqual(fixed, [], `known-failing seeds now pass: make each a regression test and take it off KNOWN_FAILING`);
   });
 }
