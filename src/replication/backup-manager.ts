@@ -14,7 +14,7 @@ import { backupFor, owners } from '../ring/index.js';
 import { Replicator, type ReplicatorOptions, type Survey } from './replicator.js';
 import { MSG } from './message-types.js';
 import { RateQueue } from './rate-queue.js';
-import { adopt, compareHeld, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
+import { adopt, compareHeld, destroyCovers, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
@@ -254,7 +254,7 @@ export class BackupManager extends Replicator {
       const localBest = local !== undefined && (best === undefined || compareHeld(local, best.r) >= 0);
       const top = localBest ? local : best?.r;
       // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
-      if (removed !== undefined && (top === undefined || !olderOwnership(removed.epoch, removed.owner, top.epoch, top.owner))) {
+      if (removed !== undefined && (top === undefined || destroyCovers(removed.epoch, top.epoch))) {
         this.table.destroy(base, removed.epoch, removed.owner, this.clock.now() + 2 * this.options.dropTime);
         return false;
       }
@@ -462,7 +462,7 @@ export class BackupManager extends Replicator {
       { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ') },
       'anti-entropy check',
     );
-    const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
+    const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
     if (removed !== undefined) {
       this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
       return;

@@ -59,6 +59,15 @@ export function olderOwnership(epoch: number, owner: string, knownEpoch: number,
   return epoch < knownEpoch || (epoch === knownEpoch && owner < knownOwner);
 }
 
+/**
+ * Whether a destruction at `epoch` covers an ownership at `heldEpoch`: every ownership of that epoch or
+ * older, whichever route holds it. (Two owners can share an epoch only when they took the session over
+ * on two sides of a partition; a logout on either side then wins over both.)
+ */
+export function destroyCovers(epoch: number, heldEpoch: number): boolean {
+  return heldEpoch <= epoch;
+}
+
 /** Orders what members hold of a session: by ownership, then by version. Positive when `a` is newer. */
 export function compareHeld(a: { epoch: number; owner: string; version: number }, b: { epoch: number; owner: string; version: number }): number {
   if (olderOwnership(a.epoch, a.owner, b.epoch, b.owner)) return -1;
@@ -68,8 +77,8 @@ export function compareHeld(a: { epoch: number; owner: string; version: number }
 
 /**
  * Fencing: a write or copy from `owner` at `epoch` is refused when this member knows a newer owner, or
- * knows the session was destroyed by that owner or an earlier one. (A destroy the owner could not get
- * acknowledged may be superseded by a newer owner that never saw it: that owner's copies win.)
+ * knows the session was destroyed at that epoch or a later one. (A destroy its owner could not get
+ * acknowledged may be superseded by a newer epoch that never saw it: that owner's copies win.)
  */
 export function fence(table: SessionTable, base: string, epoch: number, owner: string): ApplyReply | undefined {
   const e = table.get(base);
@@ -79,7 +88,7 @@ export function fence(table: SessionTable, base: string, epoch: number, owner: s
   const t = table.tombstone(base);
   if (t === undefined) return undefined;
   // A destruction fences its own ownership and every older one; a moved session, the older ones.
-  const fenced = t.kind === 'removed' ? !olderOwnership(t.epoch, t.owner, epoch, owner) : olderOwnership(epoch, owner, t.epoch, t.owner);
+  const fenced = t.kind === 'removed' ? destroyCovers(t.epoch, epoch) : olderOwnership(epoch, owner, t.epoch, t.owner);
   return fenced ? { status: 'STALE', epoch: t.epoch, owner: t.owner } : undefined;
 }
 
@@ -131,9 +140,10 @@ export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'bac
  */
 export function applyRemove(table: SessionTable, m: RemoveMessage): ApplyReply {
   const e = table.get(m.base);
-  // The loser of a concurrent takeover, or an owner that was taken over meanwhile, cannot drop or
-  // destroy the newer owner's copies.
-  if (e !== undefined && olderOwnership(m.epoch, m.owner, e.epoch, e.owner)) return { status: 'STALE', epoch: e.epoch, owner: e.owner };
+  // The loser of a concurrent takeover, or an owner that was taken over meanwhile, cannot drop the
+  // newer owner's copies, nor destroy a session a later epoch owns.
+  const newer = e !== undefined && (m.destroy ? !destroyCovers(m.epoch, e.epoch) : olderOwnership(m.epoch, m.owner, e.epoch, e.owner));
+  if (e !== undefined && newer) return { status: 'STALE', epoch: e.epoch, owner: e.owner };
   const t = table.tombstone(m.base);
   if (t?.kind === 'moved' && olderOwnership(m.epoch, m.owner, t.epoch, t.owner)) return { status: 'STALE', epoch: t.epoch, owner: t.owner };
   if (m.destroy) table.destroy(m.base, m.epoch, m.owner, m.until);
@@ -145,7 +155,7 @@ export function applyRemove(table: SessionTable, m: RemoveMessage): ApplyReply {
 export function describeHeld(table: SessionTable, base: string): LocateReply {
   const e = table.get(base);
   const t = table.tombstone(base);
-  if (t?.kind === 'removed' && (e === undefined || !olderOwnership(t.epoch, t.owner, e.epoch, e.owner))) {
+  if (t?.kind === 'removed' && (e === undefined || destroyCovers(t.epoch, e.epoch))) {
     return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true, backup: '' };
   }
   if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' };

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, compareHeld, fromCopy, grantTo, olderOwnership, toCopy } from './copies.js';
+import { applyCopy, applyDelta, compareHeld, destroyCovers, fromCopy, grantTo, toCopy } from './copies.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -173,7 +173,7 @@ export class DeltaManager extends Replicator {
       if (now !== undefined && compareHeld(now, best.copy) > 0) best = { copy: toCopy(now), m: undefined };
     }
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
-    if (removed !== undefined && (best === undefined || !olderOwnership(removed.epoch, removed.owner, best.copy.epoch, best.copy.owner))) {
+    if (removed !== undefined && (best === undefined || destroyCovers(removed.epoch, best.copy.epoch))) {
       this.table.destroy(base, removed.epoch, removed.owner, local?.expire ?? this.clock.now() + 2 * this.options.dropTime);
       return false;
     }
@@ -253,7 +253,7 @@ export class DeltaManager extends Replicator {
           const e = this.table.get(base);
           if (e === undefined) return;
           const { replies, failed } = surveys.get(base)!;
-          const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
+          const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
           if (removed !== undefined) {
             this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
             return;
@@ -313,7 +313,7 @@ export class DeltaManager extends Replicator {
         await this.locks.run(base, async () => {
           const e = this.table.get(base);
           if (e === undefined) return;
-          const removed = replies.find((x) => x.r.removed && !olderOwnership(x.r.epoch, x.r.owner, e.epoch, e.owner));
+          const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
           if (removed !== undefined) {
             this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
             return;
