@@ -14,7 +14,7 @@ import { backupFor, owners } from '../ring/index.js';
 import { Replicator, type ReplicatorOptions, type Survey } from './replicator.js';
 import { MSG } from './message-types.js';
 import { RateQueue } from './rate-queue.js';
-import { adopt, compareHeld, destroyCovers, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, adopt, compareHeld, destroyCovers, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
@@ -216,7 +216,8 @@ export class BackupManager extends Replicator {
       } else if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: its owner ${e.owner} went silent a moment ago`);
       } else {
-        copy = grantTo(e, from.route);
+        // The owner is gone (or disowned it): past any epoch it may have granted on its own side.
+        copy = grantTo(e, from.route, this.memberByRoute(e.owner) === undefined ? PAST_A_SILENT_OWNER : 1);
       }
       if (copy !== null) {
         // If the taker never got our answer (it timed out, its connection broke), nobody serves the

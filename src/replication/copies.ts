@@ -166,12 +166,12 @@ export function describeHeld(table: SessionTable, base: string): LocateReply {
 // Ownership transitions. Each is the one place its change of fields is written.
 
 /**
- * A holder grants the session to `taker`: the taker owns it from the next epoch on, and this member
- * keeps its data as a copy of the taker's (if the taker never installs it, the copy is still found).
- * Returns the granted copy.
+ * A holder grants the session to `taker`: the taker owns it from the next epoch on (`bump` further
+ * when the owner is gone), and this member keeps its data as a copy of the taker's (if the taker never
+ * installs it, the copy is still found). Returns the granted copy.
  */
-export function grantTo(e: SessionEntry, taker: string): SessionCopy {
-  e.epoch += 1;
+export function grantTo(e: SessionEntry, taker: string, bump = 1): SessionCopy {
+  e.epoch += bump;
   e.owner = taker;
   e.role = 'backup';
   e.values = undefined;
@@ -186,11 +186,18 @@ export function installGranted(table: SessionTable, copy: SessionCopy): SessionE
   return e;
 }
 
-/** A holder of a copy whose owner is gone becomes its owner, at the next epoch. */
+/**
+ * How far the epoch moves when a session is taken from the copy of an owner that is gone: two. An
+ * owner that went silent may have granted the next epoch on its side of a partition in the instant
+ * before the partition showed; that grant must lose to ours when the partition heals.
+ */
+export const PAST_A_SILENT_OWNER = 2;
+
+/** A holder of a copy whose owner is gone becomes its owner, past any epoch the owner may have granted. */
 export function adopt(e: SessionEntry, route: string): void {
   e.role = 'primary';
   e.owner = route;
-  e.epoch += 1;
+  e.epoch += PAST_A_SILENT_OWNER;
   e.backup = undefined;
   e.values = undefined;
   e.unverified = false;

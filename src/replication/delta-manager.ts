@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
-import { applyCopy, applyDelta, compareHeld, destroyCovers, fromCopy, grantTo, toCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, compareHeld, destroyCovers, fromCopy, grantTo, toCopy } from './copies.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -210,7 +210,7 @@ export class DeltaManager extends Replicator {
     let epoch = best.copy.epoch;
     if (!granted) {
       for (const { r } of replies) epoch = Math.max(epoch, r.epoch);
-      epoch += 1;
+      epoch += owner === this.route ? 1 : PAST_A_SILENT_OWNER;
     }
     const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
