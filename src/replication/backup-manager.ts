@@ -335,6 +335,8 @@ export class BackupManager extends Replicator {
 
   /** Sends the whole entry to its ring backup, if it has none there yet. */
   async #protectEntry(e: SessionEntry): Promise<'ok' | 'lost' | 'failed'> {
+    // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
+    const reached: MemberInfo[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
       const target = this.#backupTarget(e.base);
       if (target === undefined) {
@@ -349,6 +351,8 @@ export class BackupManager extends Replicator {
           if (old !== undefined && old !== target.route && !(await this.#dropAt(old, e))) return 'failed';
           e.backup = target.route;
           e.resync = false;
+          const strays = reached.filter((m) => m.route !== target.route);
+          if (strays.length > 0) void this.removals.start({ base: e.base, owner: this.route, epoch: e.epoch, destroy: false, until: e.expire }, strays, true);
           return 'ok';
         }
         if (reply.status === 'STALE') {
@@ -359,6 +363,7 @@ export class BackupManager extends Replicator {
         }
       } catch (err) {
         if (!(err instanceof ClusterRequestError)) throw err;
+        reached.push(target);
         this.log.warn({ err, session: shortId(e.base), backup: target.route }, 'backup copy failed; trying again');
       }
     }
@@ -482,11 +487,12 @@ export class BackupManager extends Replicator {
       if (!swept) e.unverified = false;
       return;
     }
-    // A copy: fine while its owner holds it, unless the owner has written since and keeps its backup on
-    // another live member (a copy left behind when the backup moved); adopted when the owner is gone
-    // or lost it (not by the sweep).
+    // A copy: fine while its owner holds it, unless the owner keeps its backup on another live member
+    // and has written since, or our copy is older than any backup change in progress (a copy left
+    // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
     const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
-    if (owner !== undefined && owner.r.version > e.version && owner.r.backup !== '' && owner.r.backup !== this.route && this.memberByRoute(owner.r.backup) !== undefined) {
+    const settledCopy = owner !== undefined && (owner.r.version > e.version || this.clock.now() - (e.touchedAt ?? 0) > 2 * this.options.ackTimeout);
+    if (owner !== undefined && settledCopy && owner.r.backup !== '' && owner.r.backup !== this.route && this.memberByRoute(owner.r.backup) !== undefined) {
       this.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       this.table.moved(base, e.epoch, e.owner);
       return;

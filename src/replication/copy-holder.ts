@@ -276,12 +276,20 @@ export abstract class CopyHolder {
   /** Applies a write from the owner; delta mode overrides this to queue during a state transfer. */
   protected applyIncomingDelta(m: SessionDeltaMessage, _from: MemberInfo): ApplyReply {
     if (this.isolation.recovering()) this.recheck(m.base);
-    return applyDelta(this.table, m, this.copyRole());
+    return this.#touched(m.base, applyDelta(this.table, m, this.copyRole()));
   }
 
   protected applyIncomingCopy(c: SessionCopy): ApplyReply {
     if (this.isolation.recovering()) this.recheck(c.base);
-    return applyCopy(this.table, c, this.copyRole());
+    return this.#touched(c.base, applyCopy(this.table, c, this.copyRole()));
+  }
+
+  #touched(base: string, reply: ApplyReply): ApplyReply {
+    if (reply.status === 'OK') {
+      const e = this.table.get(base);
+      if (e !== undefined) e.touchedAt = this.clock.now();
+    }
+    return reply;
   }
 
   /**

@@ -39,6 +39,8 @@ export interface SessionEntry {
    * from this entry; the next write sends the whole session instead of a delta.
    */
   resync?: boolean;
+  /** On a copy holder: when the last write or copy arrived (the anti-entropy sweep leaves fresh copies alone). */
+  touchedAt?: number;
 }
 
 /**
