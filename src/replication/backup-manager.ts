@@ -491,7 +491,7 @@ export class BackupManager extends Replicator {
     // and has written since, or our copy is older than any backup change in progress (a copy left
     // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
     const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
-    const settledCopy = owner !== undefined && (owner.r.version > e.version || this.clock.now() - (e.touchedAt ?? 0) > 2 * this.options.ackTimeout);
+    const settledCopy = owner !== undefined && (owner.r.version > e.version || this.clock.now() - (e.touchedAt ?? 0) > this.options.dropTime);
     if (owner !== undefined && settledCopy && owner.r.backup !== '' && owner.r.backup !== this.route && this.memberByRoute(owner.r.backup) !== undefined) {
       this.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       this.table.moved(base, e.epoch, e.owner);
