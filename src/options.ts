@@ -178,6 +178,14 @@ export const optionsSchema = z
     stateTransferBatch: z.number().int().min(1).max(5000).default(500),
     /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
     reprotectRate: z.number().int().positive().default(2000),
+    /**
+     * Per client address (`ctx.ip`; set `app.proxy` behind a balancer): how many session ids that no
+     * member holds it may send at once (`burst`) and per second, before the route binder answers 503.
+     */
+    unknownIds: z
+      .object({ burst: z.number().int().min(1).default(100), perSecond: z.number().positive().default(20) })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -155,7 +155,7 @@ export class SessionCluster {
    * koa-session installed on the app (`options` only where it cannot read them). `session()` does both.
    */
   routeBinder(options?: RouteBinderOptions): Middleware {
-    return createRouteBinder(this.#manager, this.route, this.#logger, options);
+    return createRouteBinder(this.#manager, this.route, this.#logger, options, undefined, this.#options.unknownIds);
   }
 
   /**
@@ -170,7 +170,7 @@ export class SessionCluster {
       {
         store: this.store,
         genid: this.genid,
-        routeBinder: (sessionOptions) => createRouteBinder(this.#manager, this.route, this.#logger, {}, sessionOptions),
+        routeBinder: (sessionOptions) => createRouteBinder(this.#manager, this.route, this.#logger, {}, sessionOptions, this.#options.unknownIds),
       },
       koaSessionOptions,
     );

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { SessionUnavailableError } from '../errors.js';
 import { KOA_SESSION_COOKIE_DEFAULTS, cookieAttributes, cookieName, sessionOptionsOf } from './session-cookie.js';
 import type { SessionCookieOptions } from './session-cookie.js';
+import { LookupBudget } from './lookup-budget.js';
 
 /**
  * Cookie settings for the binder where it cannot read koa-session's own (`ctx.sessionOptions`,
@@ -52,9 +53,11 @@ export function createRouteBinder(
   logger: Logger,
   options: RouteBinderOptions = {},
   sessionOptions?: SessionCookieOptions,
+  unknownIds: { burst: number; perSecond: number } = { burst: 100, perSecond: 20 },
 ): Middleware {
   const fallback: SessionCookieOptions = { ...KOA_SESSION_COOKIE_DEFAULTS, ...options };
   const log = logger.child({ component: 'route-binder' });
+  const budget = new LookupBudget(unknownIds);
   let warnedDisagree = false;
   const cookieOptions = (ctx: Context): SessionCookieOptions => {
     if (sessionOptions !== undefined) return sessionOptions;
@@ -88,8 +91,13 @@ export function createRouteBinder(
       await next();
       return;
     }
+    // A source that sent many ids nobody holds waits before it costs the cluster more questions.
+    if (!budget.allows(ctx.ip) && !manager.table.get(id.base)) {
+      throw new SessionUnavailableError(`session ${shortId(id.base)}…: too many unknown sessions from ${ctx.ip}; retry later`);
+    }
     // "Cannot tell now" (SessionUnavailableError) propagates: the caller answers 503, never "no session".
     const acquired = await manager.acquire(id.base);
+    if (!acquired) budget.missed(ctx.ip);
     if (acquired && id.route !== route) {
       const newId = formatSessionId(id.base, route);
       const replacements = new Map([[key, newId]]);

@@ -1,0 +1,60 @@
+/**
+ * Issue 13, item 3: with unsigned cookies every unknown id costs a question to every member; a client
+ * address that sends many ids nobody holds gets 503 (Retry-After) until its budget refills, without
+ * touching the cluster, while other addresses are served as before. Two real members in this process
+ * (loopback multicast), a real Koa app with real koa-session.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { pino } from 'pino';
+import { createSessionCluster } from '../../src/index.js';
+import { freeUdpPort, randomGroup } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+test('a source sending many unknown unsigned ids gets 503 once its budget is spent; other sources do not', async (t) => {
+  const multicast = { address: randomGroup(), port: await freeUdpPort(), interface: '127.0.0.1', frequency: 100, dropTime: 1500 };
+  const members = ['a', 'b'].map((route) =>
+    createSessionCluster({
+      route,
+      secret: 'unknown-ids-test-secret-0123456789',
+      clusterName: `unknown-ids-${process.pid}`,
+      membership: { multicast },
+      receiver: { host: '127.0.0.1', port: 0 },
+      unknownIds: { burst: 5, perSecond: 0.5 },
+      logger: pino({ level: 'silent' }),
+    }),
+  );
+  t.after(async () => {
+    await Promise.all(members.map((m) => m.stop()));
+  });
+  await Promise.all(members.map((m) => m.start()));
+  await waitFor('a and b to see each other', () => members.every((m) => m.members().length === 2), 10_000);
+  await Promise.all(members.map((m) => m.ready()));
+  const app = new Koa();
+  app.proxy = true; // ctx.ip from X-Forwarded-For, as behind a balancer
+  app.use(members[0].session(app, { signed: false }));
+  app.use((ctx) => {
+    ctx.body = { user: ctx.session?.user ?? null };
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((r) => server.once('listening', () => r()));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const get = (ip: string) =>
+    fetch(url, { headers: { 'x-forwarded-for': ip, cookie: `koa.sess=${randomBytes(18).toString('base64url')}.b` } });
+
+  for (let i = 0; i < 5; i++) {
+    const res = await get('10.9.9.9');
+    assert.equal(res.status, 200, 'within the budget an unknown id is "no session"');
+    assert.deepEqual(await res.json(), { user: null });
+  }
+  const refused = await get('10.9.9.9');
+  assert.equal(refused.status, 503, 'the budget is spent: no more questions to the cluster for this source');
+  assert.equal(refused.headers.get('retry-after'), '1');
+  assert.equal((await get('10.9.9.8')).status, 200, 'another source has its own budget');
+  await new Promise((r) => setTimeout(r, 2100)); // 0.5 per second: one more after 2 s
+  assert.equal((await get('10.9.9.9')).status, 200, 'the budget refills');
+});
