@@ -18,7 +18,7 @@ function withPatch(path: string, value: unknown): Record<string, unknown> {
   copy.logger = valid.logger;
   const keys = path.split('.');
   let at: Record<string, unknown> = copy;
-  for (const k of keys.slice(0, -1)) at = at[k] as Record<string, unknown>;
+  for (const k of keys.slice(0, -1)) at = (at[k] ??= {}) as Record<string, unknown>;
   const last = keys[keys.length - 1];
   if (value === undefined) delete at[last];
   else at[last] = value;
@@ -74,6 +74,8 @@ const cases: [string, string, unknown, RegExp][] = [
   ['unknown nested option', 'receiver.hots', 'x', /unknown option/],
   ['logger that is not pino', 'logger', console, /pino logger/],
   ['maxSessionBytes zero', 'maxSessionBytes', 0, /greater than 0|positive/i],
+  ['unknownIds burst zero', 'unknownIds.burst', 0, /greater than or equal to 1|at least 1|>=\s*1/i],
+  ['unknownIds perSecond negative', 'unknownIds.perSecond', -1, /greater than 0|positive/i],
 ];
 
 for (const [name, path, value, pattern] of cases) {
