@@ -41,10 +41,6 @@ export class RateQueue<T> {
     await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
-  /** Whether `key` is queued (not yet running). */
-  has(key: string): boolean {
-    return this.#pending.has(key);
-  }
 
   stop(): void {
     this.#stopped = true;

@@ -66,7 +66,7 @@ export abstract class Replicator extends CopyHolder {
     if (missUntil !== undefined && missUntil > this.clock.now()) return false;
     const ok = await this.locks.run(base, () => {
       this.checkServing(base);
-      return this.isPrimary(base) ? Promise.resolve(true) : this.guardedTakeOver(base);
+      return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
     });
     if (ok) {
       this.counters.takeovers++;
@@ -77,14 +77,6 @@ export abstract class Replicator extends CopyHolder {
       this.#missing.set(base, this.clock.now() + NEGATIVE_CACHE_MS);
     }
     return ok;
-  }
-
-  /**
-   * A takeover. Until this member has discovered the cluster, an owner it has not met yet may be alive
-   * and serving: the managers then answer 503 rather than take a copy over without asking it.
-   */
-  protected guardedTakeOver(base: string): Promise<boolean> {
-    return this.takeOver(base);
   }
 
   /**
@@ -121,7 +113,7 @@ export abstract class Replicator extends CopyHolder {
       this.checkServing(base);
       let e = this.table.get(base);
       // Held here as a copy only, or unverified: take it over first (a write without the route binder).
-      if (e !== undefined && !this.isPrimary(base)) e = (await this.guardedTakeOver(base)) ? this.table.get(base) : undefined;
+      if (e !== undefined && !this.isPrimary(base)) e = (await this.takeOver(base)) ? this.table.get(base) : undefined;
       const fresh = e === undefined;
       if (e === undefined) {
         // Only a session nobody ever wrote may be created: one this request read, or one with a
@@ -180,7 +172,7 @@ export abstract class Replicator extends CopyHolder {
   async remove(base: string): Promise<void> {
     await this.locks.run(base, async () => {
       this.checkServing(base);
-      if (!this.isPrimary(base) && !(await this.guardedTakeOver(base))) return; // exists nowhere: nothing to do
+      if (!this.isPrimary(base) && !(await this.takeOver(base))) return; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
       const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
