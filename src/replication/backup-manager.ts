@@ -23,6 +23,8 @@ const SCAN_MS = 1000;
 const MAX_HOPS = 5;
 /** Copies checked per tick by the background sweep when nothing else needs checking. */
 const SWEEP_BATCH = 64;
+/** How long after a membership change the sweep keeps going round. */
+const SWEEP_AFTER_CHANGE_MS = 60_000;
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
@@ -38,6 +40,8 @@ export class BackupManager extends Replicator {
   /** Copies still to visit in the current round of `#sweepCopies`, and those it put up for checking. */
   #sweepQueue: string[] = [];
   readonly #sweeping = new Set<string>();
+  /** Until when the sweep runs (a while after the last membership change). */
+  #sweepUntil = 0;
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
   readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
@@ -417,7 +421,8 @@ export class BackupManager extends Replicator {
    * destruction has superseded; it never adopts or verifies (it may run while the others move on).
    */
   #sweepCopies(): void {
-    if (this.#toAudit.size > 0) return;
+    // Strays come from faults: the sweep runs for a while after each membership change, not forever.
+    if (this.#toAudit.size > 0 || this.clock.now() > this.#sweepUntil) return;
     if (this.#sweepQueue.length === 0) this.#sweepQueue = this.table.bases();
     for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) {
       this.#toAudit.add(base);
@@ -521,6 +526,7 @@ export class BackupManager extends Replicator {
 
   /** After a membership change: backups may belong elsewhere on the ring now. */
   #rescan(): void {
+    this.#sweepUntil = this.clock.now() + SWEEP_AFTER_CHANGE_MS;
     if (!this.isolation.hasQuorum()) {
       this.#dirty = true; // scanned when the majority is back
       return;
