@@ -250,10 +250,7 @@ export class BackupManager extends Replicator {
       }
       holders = replies.filter((x) => x.r.found || x.r.removed).map((x) => x.m);
       const local = this.table.get(base);
-      const tomb = this.table.tombstone(base);
-      const removed = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])].sort(
-        (a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }),
-      )[0];
+      const removed = this.newestRemoval(base, replies);
       const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r) || Number(b.r.primary) - Number(a.r.primary));
       const best = held[0];
       const localBest = local !== undefined && (best === undefined || compareHeld(local, best.r) >= 0);

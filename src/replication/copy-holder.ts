@@ -10,7 +10,7 @@ import type { SessionCodec, SessionData } from '../codec/types.js';
 import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
-import { applyCopy, applyDelta, applyRemove, describeHeld, toCopy } from './copies.js';
+import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, toCopy } from './copies.js';
 import { Isolation } from './isolation.js';
 import { KeyLock } from './key-lock.js';
 import { MSG } from './message-types.js';
@@ -301,6 +301,13 @@ export abstract class CopyHolder {
   /** How this member holds a copy it was sent. */
   protected copyRole(): Role {
     return 'backup';
+  }
+
+  /** The newest destruction of `base` known here or in `replies`, if any. */
+  protected newestRemoval(base: string, replies: Survey['replies']): { epoch: number; owner: string } | undefined {
+    const tomb = this.table.tombstone(base);
+    const known = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])];
+    return known.sort((a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }))[0];
   }
 
   /** Asks every live member what it holds of `bases` (one request per member). */

@@ -156,10 +156,7 @@ export class DeltaManager extends Replicator {
   protected async takeOver(base: string): Promise<boolean> {
     const { replies, failed } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
-    const tomb = this.table.tombstone(base);
-    const removed = [...replies.filter((x) => x.r.removed).map((x) => x.r), ...(tomb?.kind === 'removed' ? [tomb] : [])].sort(
-      (a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }),
-    )[0];
+    const removed = this.newestRemoval(base, replies);
     const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r))[0];
     let best: { copy: SessionCopy; m: MemberInfo | undefined } | undefined = local === undefined ? undefined : { copy: toCopy(local), m: undefined };
     if (held !== undefined && (best === undefined || compareHeld(held.r, best.copy) > 0)) {
