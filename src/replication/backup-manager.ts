@@ -11,7 +11,7 @@ import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { backupFor, owners } from '../ring/index.js';
-import { Replicator, type ReplicatorOptions, type Survey } from './replicator.js';
+import { Replicator, describeReplies, type ReplicatorOptions, type Survey } from './replicator.js';
 import { MSG } from './message-types.js';
 import { RateQueue } from './rate-queue.js';
 import { PAST_A_SILENT_OWNER, adopt, compareHeld, destroyCovers, fence, grantTo, installGranted, olderOwnership, toCopy } from './copies.js';
@@ -42,6 +42,8 @@ export class BackupManager extends Replicator {
   readonly #sweeping = new Set<string>();
   /** Until when the sweep runs (a while after the last membership change). */
   #sweepUntil = 0;
+  /** Sessions granted to a taker a moment ago, whose grant may still be on its way (checked later). */
+  readonly #granting = new Set<string>();
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
   readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
@@ -226,7 +228,12 @@ export class BackupManager extends Replicator {
       if (copy !== null) {
         // If the taker never got our answer (it timed out, its connection broke), nobody serves the
         // session: once the taker can no longer install it, check that it did, or adopt it back.
-        this.clock.setTimeout(() => this.#toAudit.add(m.base), 2 * this.options.ackTimeout);
+        // Until then its "not held" only means the answer is still on its way.
+        this.#granting.add(m.base);
+        this.clock.setTimeout(() => {
+          this.#granting.delete(m.base);
+          this.#toAudit.add(m.base);
+        }, 2 * this.options.ackTimeout);
       }
       return Promise.resolve(messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' }));
     });
@@ -238,6 +245,7 @@ export class BackupManager extends Replicator {
     let holders: MemberInfo[] = [];
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
       const { replies, failed } = (await this.survey([base])).get(base)!;
+      this.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
       // A member that did not answer may hold a newer copy, or the tombstone of a logout.
       if (failed > 0) {
         // A member that just died (its connection reset) is removed in milliseconds: ask again once the
@@ -467,7 +475,7 @@ export class BackupManager extends Replicator {
     const e = this.table.get(base);
     if (e === undefined) return;
     this.log.debug(
-      { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ') },
+      { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: describeReplies(replies) },
       'anti-entropy check',
     );
     const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
@@ -477,6 +485,14 @@ export class BackupManager extends Replicator {
     }
     const newer = replies.filter((x) => x.r.found && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner)).sort((a, b) => compareHeld(b.r, a.r))[0];
     if (newer !== undefined) {
+      // A copy goes only once the newer owner itself holds the session: a grantor's word alone is not
+      // enough, since its grant may still be on its way (or lost with the grantor) and ours may be
+      // the last copy of the data.
+      const installed = replies.some((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary && !olderOwnership(x.r.epoch, x.r.owner, newer.r.epoch, newer.r.owner));
+      if (e.role !== 'primary' && !installed) {
+        if (!swept) this.#toAudit.add(base);
+        return;
+      }
       if (e.role === 'primary') this.log.info({ session: shortId(base), owner: newer.r.owner }, 'a newer owner took this session over meanwhile; letting go');
       this.table.moved(base, newer.r.epoch, newer.r.owner);
       return;
@@ -499,7 +515,7 @@ export class BackupManager extends Replicator {
       this.table.moved(base, e.epoch, e.owner);
       return;
     }
-    if (swept || owner !== undefined) return;
+    if (swept || owner !== undefined || this.#granting.has(base)) return;
     if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
       this.#toAudit.add(base);
       return;

@@ -49,6 +49,11 @@ export interface Survey {
   failed: number;
 }
 
+/** A survey's answers in one line for the logs: `route:P|B|X|-@epoch/owner v version`. */
+export function describeReplies(replies: Survey['replies']): string {
+  return replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ');
+}
+
 /** A session as the store reads it. */
 export interface SessionRead {
   values: SessionData;

@@ -17,6 +17,7 @@ import { planWrite } from './write-plan.js';
 
 export { MSG } from './message-types.js';
 export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './copy-holder.js';
+export { describeReplies } from './copy-holder.js';
 
 const NEGATIVE_CACHE_MS = 5000;
 

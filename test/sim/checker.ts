@@ -12,7 +12,7 @@
  * 6 two owners: two members accepted writes at the same ownership epoch, or a member accepted a
  *   write begun after another member had accepted one at a higher epoch.
  */
-import { ABSENT, effects, same, type Call, type History } from './history.js';
+import { ABSENT, effects, endedBefore, same, type Call, type History } from './history.js';
 import { SIM_EPOCH } from './loop.js';
 
 export interface Violation {
@@ -94,7 +94,7 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
           if (ack === undefined || ack >= g.inv || !effs.get(y)!.has(k) || mayBeLost(y)) continue;
           const ey = effs.get(y)!.get(k);
           if (ey === ABSENT ? observed === ABSENT : observed !== ABSENT && same(ey, observed)) continue;
-          const newer = cands.some((x) => x === y || (x.end ?? Infinity) > y.inv);
+          const newer = cands.some((x) => x === y || !endedBefore(x, y));
           if (!newer) {
             out.push({
               promise: 1,
@@ -115,7 +115,7 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
         if (a === b || a.member === b.member) continue;
         if (a.epoch === b.epoch && a.id < b.id) {
           out.push({ promise: 6, at: Math.max(a.end!, b.end!), base, what: `${a.member} (request #${a.op.id}) and ${b.member} (request #${b.op.id}) both accepted writes to ${short(base)} at epoch ${a.epoch}` });
-        } else if (a.end! < b.inv && b.epoch! < a.epoch!) {
+        } else if (endedBefore(a, b) && b.epoch! < a.epoch!) {
           // A write begun after another member's write at a higher epoch completed, yet accepted at a
           // lower one: the stale owner was not fenced. (One begun earlier may have been applied before
           // the takeover and only answered late: not flagged.)

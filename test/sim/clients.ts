@@ -152,13 +152,13 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
     const call = history.call(op, { kind: 'get', base, inv: loop.now });
     try {
       const s = (await track(base, () => m.store.get(key, MAX_AGE, { rolling: false, ctx }))) as Record<string, unknown> | undefined;
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = true;
       call.result = s === undefined ? null : userKeys(s);
       w.trace(`  ${m.proc.name} get ${base.slice(0, 6)} -> ${s === undefined ? 'none' : `n=${String(s.n)}`}`);
       return call.result;
     } catch (err) {
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = false;
       call.code = (err as { code?: string }).code ?? 'ERR';
       w.trace(`  ${m.proc.name} get ${base.slice(0, 6)} -> ${call.code}`);
@@ -171,13 +171,13 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
     const sess = { ...wrote, _expire: Math.floor(loop.now) + MAX_AGE, _maxAge: MAX_AGE };
     try {
       await track(base, () => m.store.set(key, sess, MAX_AGE, { rolling: false, changed: true, ctx }));
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = true;
       const e = m.manager.table.get(base);
       if (e !== undefined && e.owner === m.route) call.epoch = e.epoch;
       w.trace(`  ${m.proc.name} set ${base.slice(0, 6)} n=${String(wrote.n)} ok@${call.epoch ?? '?'}`);
     } catch (err) {
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = false;
       call.code = (err as { code?: string }).code ?? 'ERR';
       w.trace(`  ${m.proc.name} set ${base.slice(0, 6)} n=${String(wrote.n)} -> ${call.code}`);
@@ -189,11 +189,11 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
     const call = history.call(op, { kind: 'destroy', base, inv: loop.now });
     try {
       await track(base, () => m.store.destroy(key, { ctx }));
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = true;
       w.trace(`  ${m.proc.name} destroy ${base.slice(0, 6)} ok`);
     } catch (err) {
-      call.end = loop.now;
+      history.ended(call, loop.now);
       call.ok = false;
       call.code = (err as { code?: string }).code ?? 'ERR';
       w.trace(`  ${m.proc.name} destroy ${base.slice(0, 6)} -> ${call.code}`);

@@ -33,6 +33,9 @@ export interface Call {
   base: string;
   inv: number;
   end?: number;
+  /** Order of the call's start and end among events of the same simulated instant. */
+  invSeq: number;
+  endSeq?: number;
   ok?: boolean;
   code?: string;
   /** get: the session (user keys only), null for "no session". */
@@ -49,6 +52,8 @@ export class History {
   readonly calls: Call[] = [];
   readonly byBase = new Map<string, Call[]>();
   #ids = 0;
+  /** Orders events that happen at one simulated instant (code runs between them, time does not). */
+  #seq = 0;
 
   op(o: Omit<Op, 'id' | 'calls' | 'status'>): Op {
     const op: Op = { ...o, id: ++this.#ids, calls: [], status: 'pending' };
@@ -56,8 +61,8 @@ export class History {
     return op;
   }
 
-  call(op: Op, c: Omit<Call, 'id' | 'op' | 'member'>): Call {
-    const call: Call = { ...c, id: ++this.#ids, op, member: op.member };
+  call(op: Op, c: Omit<Call, 'id' | 'op' | 'member' | 'invSeq'>): Call {
+    const call: Call = { ...c, id: ++this.#ids, op, member: op.member, invSeq: ++this.#seq };
     op.calls.push(call);
     this.calls.push(call);
     let list = this.byBase.get(c.base);
@@ -66,10 +71,22 @@ export class History {
     return call;
   }
 
+  /** The call settled on its member at `now`. */
+  ended(c: Call, now: number): void {
+    c.end = now;
+    c.endSeq = ++this.#seq;
+  }
+
   /** Calls still running on `member` end at its crash. */
   crashed(member: string, now: number): void {
-    for (const c of this.calls) if (c.member === member && c.end === undefined) c.end = now;
+    for (const c of this.calls) if (c.member === member && c.end === undefined) this.ended(c, now);
   }
+}
+
+/** Whether call `a` ended before call `b` began (at one instant, by the order of events). */
+export function endedBefore(a: Call, b: Call): boolean {
+  if (a.end === undefined) return false;
+  return a.end < b.inv || (a.end === b.inv && a.endSeq! < b.invSeq);
 }
 
 /** The keys whose value a set changed against what its request read ('absent' = removed). */

@@ -40,6 +40,8 @@ export interface MemberConfig {
   reprotectRate: number;
   stateTransferTimeout: number;
   stateTransferBatch: number;
+  /** The members' log (silent unless a replay asks for it). */
+  logger?: Logger;
 }
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed';
@@ -122,7 +124,7 @@ export class SimMember {
       stateTransferTimeout: cfg.stateTransferTimeout,
       stateTransferBatch: cfg.stateTransferBatch,
       dropTime: cfg.dropTime,
-      logger: silent,
+      logger: (cfg.logger ?? silent).child({ m: this.proc.name }),
       clock,
     };
     this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);

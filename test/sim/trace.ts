@@ -3,6 +3,7 @@
  * with the last lines kept for a violation report, or every line when replaying one seed.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { pino, type Logger } from 'pino';
 import { SIM_EPOCH } from './loop.js';
 
 const TAIL = 200;
@@ -39,4 +40,18 @@ export class Trace {
   digest(): string {
     return this.#hash.copy().digest('hex').slice(0, 16);
   }
+}
+
+/** A logger writing the members' own log lines (debug and up) into the trace of a replayed seed. */
+export function traceLogger(trace: Trace): Logger {
+  return pino(
+    { level: 'debug', base: undefined, timestamp: false },
+    {
+      write(json: string): void {
+        const { level: _level, m, msg, ...rest } = JSON.parse(json) as Record<string, unknown>;
+        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+        trace.add(`  ${String(m)} log: ${String(msg)} ${fields.join(' ')}`);
+      },
+    },
+  );
 }

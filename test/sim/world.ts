@@ -15,7 +15,7 @@ import { Membership, timingFor } from './membership.js';
 import { SimMember, type MemberConfig } from './member.js';
 import { SimNetwork } from './network.js';
 import { Prng } from './prng.js';
-import { Trace } from './trace.js';
+import { Trace, traceLogger } from './trace.js';
 import { ReferenceStore, type ReferenceFault } from './reference-store.js';
 import type { SimChannel, ChannelObserver } from './channel.js';
 
@@ -110,6 +110,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     reprotectRate: 2000,
     stateTransferTimeout: 20_000,
     stateTransferBatch: 3,
+    ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
   const net = new SimNetwork(loop, p.netRng);
