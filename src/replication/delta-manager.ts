@@ -238,7 +238,8 @@ export class DeltaManager extends Replicator {
 
   /** After a pause or a partition: pull what was created meanwhile, then check every copy held here. */
   async #resync(): Promise<void> {
-    const source = this.#sources()[0];
+    // Any member will do (not only an older one, as for a newcomer): we are the one behind.
+    const source = [...this.channel.members()].sort((a, b) => a.startTime - b.startTime)[0];
     if (source !== undefined) await this.#transferFrom(source, this.clock.now() + this.options.stateTransferTimeout);
     const bases = this.table.bases();
     for (let i = 0; i < bases.length; i += 256) {
