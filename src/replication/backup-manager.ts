@@ -42,6 +42,8 @@ export class BackupManager extends Replicator {
   readonly #sweeping = new Set<string>();
   /** Until when the sweep runs (a while after the last membership change). */
   #sweepUntil = 0;
+  /** When the current round of the sweep began. */
+  #sweepRoundAt = -Infinity;
   /** Sessions granted to a taker a moment ago, whose grant may still be on its way (checked later). */
   readonly #granting = new Set<string>();
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
@@ -427,8 +429,14 @@ export class BackupManager extends Replicator {
    */
   #sweepCopies(): void {
     // Strays come from faults: the sweep runs for a while after each membership change, not forever.
-    if (this.#toAudit.size > 0 || this.clock.now() > this.#sweepUntil) return;
-    if (this.#sweepQueue.length === 0) this.#sweepQueue = this.table.bases();
+    const now = this.clock.now();
+    if (this.#toAudit.size > 0 || now > this.#sweepUntil) return;
+    if (this.#sweepQueue.length === 0) {
+      // One round per drop time at most: a small table would otherwise be asked about every tick.
+      if (now - this.#sweepRoundAt < this.options.dropTime) return;
+      this.#sweepRoundAt = now;
+      this.#sweepQueue = this.table.bases();
+    }
     for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) {
       this.#toAudit.add(base);
       this.#sweeping.add(base);

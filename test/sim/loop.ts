@@ -78,7 +78,8 @@ function before(x: SimEvent, y: SimEvent): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
 
-const drain = (): Promise<void> => new Promise((resolve) => realSetImmediate(resolve));
+/** Events run per turn of the real event loop (each in its own immediate, microtasks drained between). */
+const STEPS_PER_TURN = 64;
 
 /** The simulated world's clock and scheduler. */
 export class SimLoop {
@@ -126,31 +127,46 @@ export class SimLoop {
     proc.held = [];
   }
 
-  /** Runs events up to `until` (inclusive), draining microtasks after each. */
+  /**
+   * Runs events up to `until` (inclusive), draining microtasks after each. Each event runs in its own
+   * `setImmediate` callback (Node drains microtasks between those), and a batch of them is queued per
+   * turn of the real event loop: a turn per event cost a third of the simulator's time.
+   */
   async run(until: number): Promise<void> {
-    for (;;) {
-      const e = this.#heap.peek();
-      if (e === undefined || e.at > until) break;
-      this.#heap.pop();
-      if (e.cancelled || e.proc.state === 'dead') continue;
-      if (e.proc.state === 'paused') {
-        e.proc.held.push(e);
-        continue;
-      }
-      this.now = e.at;
-      this.current = e.proc;
-      this.events++;
-      try {
-        e.fn();
-      } catch (err) {
-        // A throw out of the protocol's callback would have crashed that process: record it.
-        this.errors.push(`${e.proc.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      } finally {
-        await drain();
-        this.current = this.world;
-      }
+    while (this.#due(until) !== undefined) {
+      await new Promise<void>((resolve) => {
+        for (let i = 0; i < STEPS_PER_TURN; i++) realSetImmediate(() => this.#step(until));
+        realSetImmediate(resolve);
+      });
+      this.current = this.world;
     }
     if (until > this.now) this.now = until;
+  }
+
+  /** The next event to run by `until`, setting aside those of dead or paused processes. */
+  #due(until: number): SimEvent | undefined {
+    for (;;) {
+      const e = this.#heap.peek();
+      if (e === undefined || e.at > until) return undefined;
+      if (!e.cancelled && e.proc.state === 'running') return e;
+      this.#heap.pop();
+      if (!e.cancelled && e.proc.state === 'paused') e.proc.held.push(e);
+    }
+  }
+
+  #step(until: number): void {
+    const e = this.#due(until);
+    if (e === undefined) return;
+    this.#heap.pop();
+    this.now = e.at;
+    this.current = e.proc;
+    this.events++;
+    try {
+      e.fn();
+    } catch (err) {
+      // A throw out of the protocol's callback would have crashed that process: record it.
+      this.errors.push(`${e.proc.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
   }
 
   /** A `Clock` for the replication layer of one process: its timers freeze while it is paused. */
