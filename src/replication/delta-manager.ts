@@ -67,6 +67,9 @@ export class DeltaManager extends Replicator {
 
   protected needsVerification(): boolean {
     this.#resyncWanted = true;
+    // The others may take a moment to admit us again, and what they create until then reaches us by
+    // no delta: a second pass, once they surely have, picks it up.
+    this.clock.setTimeout(() => (this.#resyncWanted = true), 2 * this.options.dropTime);
     return true; // every member holds everything, and a cut-off member missed deltas
   }
 
