@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
 import { parseSessionId, shortId } from '../replication/session-id.js';
-import { cloneValue, setOwn } from '../replication/session-value.js';
+import { setOwn } from '../replication/session-value.js';
 import type { SessionData } from '../codec/types.js';
 import { ClusterStateError } from '../errors.js';
 
@@ -23,10 +23,10 @@ export interface KoaSessionStore {
 
 const ONE_DAY = 24 * 60 * 60 * 1000;
 
-/** What one request read, per session base. */
-const readsByRequest = new WeakMap<object, Map<string, SessionData>>();
+/** What one request read (its encoded snapshot), per session base. */
+const readsByRequest = new WeakMap<object, Map<string, Buffer>>();
 
-function requestReads(ctx: unknown): Map<string, SessionData> | undefined {
+function requestReads(ctx: unknown): Map<string, Buffer> | undefined {
   if (typeof ctx !== 'object' || ctx === null) return undefined;
   let reads = readsByRequest.get(ctx);
   if (reads === undefined) {
@@ -68,9 +68,9 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       if (!(await manager.acquire(id.base))) return undefined;
       const read = await manager.read(id.base);
       if (read === undefined) return undefined;
-      requestReads(ctx)?.set(id.base, read.values);
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(read.values)) setOwn(out, k, cloneValue(read.values[k]));
+      requestReads(ctx)?.set(id.base, read.snapshot);
+      // Decoded for this request alone: koa-session and the application may change them freely.
+      const out = read.values;
       if (read.maxAge === 'session') out._session = true;
       else {
         out._expire = read.expire;
@@ -93,9 +93,9 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       }
       const { data, expire, maxAge: age } = splitMeta(sess, maxAge);
       const reads = requestReads(ctx);
-      const values = await manager.write(id.base, data, { expire, maxAge: age }, reads?.get(id.base));
+      const committed = await manager.write(id.base, data, { expire, maxAge: age }, reads?.get(id.base));
       // A second save in the same request (manuallyCommit) compares against what the first wrote.
-      reads?.set(id.base, values);
+      reads?.set(id.base, committed);
     },
 
     async destroy(key, { ctx }) {

@@ -3,7 +3,8 @@
  * copy holder applies to incoming writes (shared by backup and delta modes), and the ownership
  * transitions, each a named function. Pure: no I/O.
  */
-import type { ApplyReply, SessionCopy, SessionDeltaMessage, EncodedEntry, RemoveMessage, LocateReply } from '../codec/messages.js';
+import type { ApplyReply, SessionCopy, SessionDeltaMessage, RemoveMessage, LocateReply } from '../codec/messages.js';
+import { packEntries, patchEntries, unpackEntries } from './packed-entries.js';
 import type { Role, SessionEntry, SessionTable } from './session-table.js';
 
 /** koa-session's 'session' maxAge travels as -1. */
@@ -15,10 +16,6 @@ export function maxAgeFromWire(maxAge: number): number | 'session' {
   return maxAge < 0 ? 'session' : maxAge;
 }
 
-export function entriesToWire(encoded: Map<string, Buffer>): EncodedEntry[] {
-  return [...encoded].map(([key, value]) => ({ key, value }));
-}
-
 /** The message form of an entry. */
 export function toCopy(e: SessionEntry): SessionCopy {
   return {
@@ -28,7 +25,7 @@ export function toCopy(e: SessionEntry): SessionCopy {
     version: e.version,
     expire: e.expire,
     maxAge: maxAgeToWire(e.maxAge),
-    entries: entriesToWire(e.encoded),
+    entries: unpackEntries(e.packed),
   };
 }
 
@@ -41,8 +38,7 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
     version: c.version,
     expire: c.expire,
     maxAge: maxAgeFromWire(c.maxAge),
-    encoded: new Map(c.entries.map((x) => [x.key, x.value])),
-    values: undefined,
+    packed: packEntries(c.entries),
     role,
     backup: undefined,
   };
@@ -109,13 +105,10 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
     e.epoch = m.epoch;
     e.owner = m.owner;
     e.role = role;
-    e.values = undefined;
   }
   if (m.version <= e.version) return OK; // a repeat of what we hold already
   if (m.baseVersion !== e.version) return { status: 'NEED_FULL', epoch: 0, owner: '' };
-  for (const { key, value } of m.set) e.encoded.set(key, value);
-  for (const key of m.removed) e.encoded.delete(key);
-  e.values = undefined;
+  e.packed = patchEntries(e.packed, m.set, m.removed);
   e.version = m.version;
   e.expire = m.expire;
   e.maxAge = maxAgeFromWire(m.maxAge);
@@ -174,7 +167,6 @@ export function grantTo(e: SessionEntry, taker: string, bump = 1): SessionCopy {
   e.epoch += bump;
   e.owner = taker;
   e.role = 'backup';
-  e.values = undefined;
   e.unverified = false;
   return toCopy(e);
 }
@@ -199,6 +191,5 @@ export function adopt(e: SessionEntry, route: string): void {
   e.owner = route;
   e.epoch += PAST_A_SILENT_OWNER;
   e.backup = undefined;
-  e.values = undefined;
   e.unverified = false;
 }

@@ -56,7 +56,10 @@ export function describeReplies(replies: Survey['replies']): string {
 
 /** A session as the store reads it. */
 export interface SessionRead {
+  /** Decoded for this read: the caller's own objects. */
   values: SessionData;
+  /** What was read, encoded (never changes): the diff of a later write compares against it. */
+  snapshot: Buffer;
   expire: number;
   maxAge: number | 'session';
 }

@@ -80,7 +80,6 @@ export class DeltaManager extends Replicator {
     e.epoch = epoch;
     e.version = -1;
     e.role = 'backup';
-    e.values = undefined;
   }
 
   protected recheck(): void {

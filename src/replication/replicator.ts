@@ -12,6 +12,7 @@ import type { MemberInfo } from '../cluster/types.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { CopyHolder, type SessionRead } from './copy-holder.js';
 import type { SessionEntry } from './session-table.js';
+import { NO_ENTRIES, entryValues } from './packed-entries.js';
 import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
 
@@ -88,28 +89,28 @@ export abstract class Replicator extends CopyHolder {
   async read(base: string): Promise<SessionRead | undefined> {
     const e = this.table.get(base);
     if (e !== undefined && e.role === 'primary' && e.owner === this.route) {
-      return { values: await this.valuesOf(e), expire: e.expire, maxAge: e.maxAge };
+      return { values: await this.valuesOf(e.packed), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
     }
     if (this.table.tombstone(base)?.kind === 'removed') return undefined;
     throw this.unavailable(base, 'the session moved to another member while this request ran');
   }
 
-  /** Decoded values of an entry, decoding (and fetching unknown writer schemas) once. */
-  protected async valuesOf(e: SessionEntry): Promise<SessionData> {
-    e.values ??= await this.schemas.decode([...e.encoded.values()]);
-    return e.values;
+  /** Decodes packed entries (fetching unknown writer schemas); the values are new objects each time. */
+  protected valuesOf(packed: Buffer): Promise<SessionData> {
+    return this.schemas.decode(entryValues(packed));
   }
 
   /**
-   * The write path. `read` is what this request read (undefined for a new session): only the keys that
-   * changed against it are replicated and applied onto the current copy.
+   * The write path. `snapshot` is what this request read (`SessionRead.snapshot`; undefined for a new
+   * session): only the keys that changed against it are replicated and applied onto the current copy.
+   * Resolves to the snapshot of what was committed (a second save in the same request diffs against it).
    */
   async write(
     base: string,
     written: SessionData,
     meta: { expire: number; maxAge: number | 'session' },
-    read: SessionData | undefined,
-  ): Promise<SessionData> {
+    snapshot: Buffer | undefined,
+  ): Promise<Buffer> {
     return this.locks.run(base, async () => {
       this.checkServing(base);
       let e = this.table.get(base);
@@ -119,15 +120,18 @@ export abstract class Replicator extends CopyHolder {
       if (e === undefined) {
         // Only a session nobody ever wrote may be created: one this request read, or one with a
         // tombstone, was destroyed or moved meanwhile.
-        if (read !== undefined || this.table.tombstone(base) !== undefined) {
+        if (snapshot !== undefined || this.table.tombstone(base) !== undefined) {
           this.counters.staleWritesRefused++;
           throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
         }
-        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, encoded: new Map(), values: {}, role: 'primary', backup: undefined };
+        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined };
       }
       let plan;
       try {
-        plan = planWrite(this.codec, this.options.maxSessionBytes, e, await this.valuesOf(e), written, read ?? {}, meta);
+        // Usually the request read what is held now: one decode serves as both.
+        const current = await this.valuesOf(e.packed);
+        const read = snapshot === undefined ? {} : snapshot === e.packed ? current : await this.valuesOf(snapshot);
+        plan = planWrite(this.codec, this.options.maxSessionBytes, e, current, written, read, meta);
       } catch (err) {
         this.counters.writesRefused++;
         throw err;
@@ -162,7 +166,7 @@ export abstract class Replicator extends CopyHolder {
       this.counters.ackLatencyMs.count++;
       this.counters.writes++;
       this.table.set(plan.next);
-      return plan.next.values ?? {};
+      return plan.next.packed;
     });
   }
 

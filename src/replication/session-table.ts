@@ -1,8 +1,8 @@
 /**
  * The sessions this member holds: as primary (it serves them) or as a copy for another member, and
- * the tombstones of sessions it let go of. Values are kept encoded per top-level key (what travels on
- * the wire), and decoded lazily on the member that serves the session: a backup never pays for
- * decoding what it only keeps.
+ * the tombstones of sessions it let go of. Values are kept only encoded, per top-level key (what travels
+ * on the wire), packed in one buffer; the member serving a session decodes it for each request, which
+ * costs about what copying decoded values for the request did, and keeps no second representation.
  */
 import { systemClock, type Clock } from './clock.js';
 
@@ -22,10 +22,8 @@ export interface SessionEntry {
   expire: number;
   /** koa-session's maxAge for this session, ms, or 'session' for a browser-session cookie. */
   maxAge: number | 'session';
-  /** Encoded value of each top-level key. */
-  encoded: Map<string, Buffer>;
-  /** Decoded values (never mutated in place: a write replaces the object). Absent until needed. */
-  values: Record<string, unknown> | undefined;
+  /** The encoded value of each top-level key, packed in one buffer (`packed-entries.ts`); never changed in place. */
+  packed: Buffer;
   role: Role;
   /** On the primary: the route holding the backup copy, once one acknowledged it. */
   backup: string | undefined;

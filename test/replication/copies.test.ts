@@ -2,10 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adopt, applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, grantTo, installGranted } from '../../src/replication/copies.js';
 import { SessionTable } from '../../src/replication/session-table.js';
+import { unpackEntries } from '../../src/replication/packed-entries.js';
 import type { SessionDeltaMessage } from '../../src/codec/messages.js';
 
 const later = () => Date.now() + 60_000;
 const b = (s: string) => Buffer.from(s);
+/** The value of `key` in an entry's packed entries, as text. */
+const held = (p: Buffer, key: string) => unpackEntries(p).find((x) => x.key === key)?.value.toString();
 
 function delta(over: Partial<SessionDeltaMessage>): SessionDeltaMessage {
   return { base: 'S', owner: 'n1', epoch: 1, version: 1, baseVersion: 0, expire: later(), maxAge: 60_000, set: [], removed: [], ...over };
@@ -16,11 +19,11 @@ test('deltas apply in version order, repeats are acknowledged again, and a gap a
   assert.equal(applyDelta(t, delta({ set: [{ key: 'a', value: b('1') }] })).status, 'OK');
   assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1, set: [{ key: 'b', value: b('2') }] })).status, 'OK');
   assert.equal(applyDelta(t, delta({ version: 2, baseVersion: 1, set: [{ key: 'b', value: b('X') }] })).status, 'OK');
-  assert.equal(t.get('S')!.encoded.get('b')!.toString(), '2', 'a repeated version changes nothing');
+  assert.equal(held(t.get('S')!.packed, 'b'), '2', 'a repeated version changes nothing');
   assert.equal(applyDelta(t, delta({ version: 4, baseVersion: 3 })).status, 'NEED_FULL');
   assert.equal(applyDelta(t, delta({ base: 'T', version: 5, baseVersion: 4 })).status, 'NEED_FULL', 'unknown session mid-stream');
   assert.equal(applyDelta(t, delta({ version: 3, baseVersion: 2, removed: ['a'] })).status, 'OK');
-  assert.deepEqual([...t.get('S')!.encoded.keys()], ['b']);
+  assert.deepEqual(unpackEntries(t.get('S')!.packed).map((x) => x.key), ['b']);
 });
 
 test('a stale owner is fenced: lower epoch, a tie lost to a greater route, or after a takeover tombstone', () => {
@@ -49,7 +52,7 @@ test('a full copy never replaces a newer version of the same epoch', () => {
   const copy = { base: 'S', owner: 'n1', epoch: 1, version: 5, expire: later(), maxAge: 1, entries: [{ key: 'k', value: b('5') }] };
   applyCopy(t, copy);
   applyCopy(t, { ...copy, version: 4, entries: [{ key: 'k', value: b('4') }] });
-  assert.equal(t.get('S')!.encoded.get('k')!.toString(), '5');
+  assert.equal(held(t.get('S')!.packed, 'k'), '5');
 });
 
 test('expired sessions disappear from reads and sweeps', () => {
@@ -98,7 +101,7 @@ test('granting a takeover: the holder keeps the data as a copy of the taker, one
   const taker = new SessionTable();
   const mine = installGranted(taker, granted);
   assert.equal(mine.role, 'primary');
-  assert.equal(mine.encoded.get('k')!.toString(), 'v');
+  assert.equal(held(mine.packed, 'k'), 'v');
   const e = holder.get('S')!;
   adopt(e, 'n3');
   assert.deepEqual([e.role, e.owner, e.epoch], ['primary', 'n3', 7], 'past any epoch the gone owner may have granted');

@@ -1,0 +1,109 @@
+/**
+ * A session's encoded top-level entries kept as one buffer: for each entry, in order, the key's UTF-8
+ * length (varint), the key, the value's length (varint) and the value (the codec's bytes for that key).
+ * One small allocation per copy (from Node's shared pool) instead of a Map and a Buffer per key, and
+ * never a view into a received frame, which would keep the whole frame alive. Pure.
+ */
+import type { EncodedEntry } from '../codec/messages.js';
+
+/** A session with no entries. */
+export const NO_ENTRIES: Buffer = Buffer.alloc(0);
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** Reads a varint at `pos` into `out[0]`; returns the position after it. */
+function readVarint(buf: Buffer, pos: number, out: number[]): number {
+  let n = 0;
+  let scale = 1;
+  for (;;) {
+    if (pos >= buf.length) throw new RangeError('packed session entries are truncated');
+    const b = buf[pos++];
+    n += (b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 0x80;
+  }
+  out[0] = n;
+  return pos;
+}
+
+/** Packs entries in the order given (a key given twice keeps its last value, at its first place). */
+export function packEntries(entries: readonly EncodedEntry[]): Buffer {
+  if (entries.length === 0) return NO_ENTRIES;
+  const last = new Map<string, Buffer>();
+  for (const { key, value } of entries) last.set(key, value);
+  let size = 0;
+  const keys: Buffer[] = [];
+  for (const [key, value] of last) {
+    const k = Buffer.from(key, 'utf8');
+    keys.push(k);
+    size += varintBytes(k.length) + k.length + varintBytes(value.length) + value.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  let i = 0;
+  for (const value of last.values()) {
+    const k = keys[i++];
+    pos = writeVarint(out, pos, k.length);
+    pos += k.copy(out, pos);
+    pos = writeVarint(out, pos, value.length);
+    pos += value.copy(out, pos);
+  }
+  return out;
+}
+
+/** The entries of a packed buffer, in order; each value is a view into `packed` (which never changes). */
+export function unpackEntries(packed: Buffer): EncodedEntry[] {
+  const out: EncodedEntry[] = [];
+  const n = [0];
+  let pos = 0;
+  while (pos < packed.length) {
+    pos = readVarint(packed, pos, n);
+    const key = packed.toString('utf8', pos, pos + n[0]);
+    pos = readVarint(packed, pos + n[0], n);
+    if (pos + n[0] > packed.length) throw new RangeError('packed session entries are truncated');
+    out.push({ key, value: packed.subarray(pos, pos + n[0]) });
+    pos += n[0];
+  }
+  return out;
+}
+
+/** The encoded values, in order (what the codec's `decodeEntryList` takes). */
+export function entryValues(packed: Buffer): Buffer[] {
+  return unpackEntries(packed).map((x) => x.value);
+}
+
+/** The keys that have an entry. */
+export function entryKeys(packed: Buffer): Set<string> {
+  return new Set(unpackEntries(packed).map((x) => x.key));
+}
+
+/** Total bytes of the values (what `maxSessionBytes` limits). */
+export function entryBytes(packed: Buffer): number {
+  let size = 0;
+  for (const x of unpackEntries(packed)) size += x.value.length;
+  return size;
+}
+
+/** `packed` with `set` applied (replaced in place, new keys appended) and `removed` taken out. */
+export function patchEntries(packed: Buffer, set: readonly EncodedEntry[], removed: readonly string[]): Buffer {
+  if (set.length === 0 && removed.length === 0) return packed;
+  const gone = new Set(removed);
+  const kept = unpackEntries(packed).filter((x) => !gone.has(x.key));
+  return packEntries([...kept, ...set.filter((x) => !gone.has(x.key))]);
+}

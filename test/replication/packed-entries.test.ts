@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NO_ENTRIES, entryBytes, entryKeys, entryValues, packEntries, patchEntries, unpackEntries } from '../../src/replication/packed-entries.js';
+
+const e = (key: string, value: string | Buffer) => ({ key, value: typeof value === 'string' ? Buffer.from(value) : value });
+const text = (p: Buffer) => unpackEntries(p).map((x) => [x.key, x.value.toString('latin1')]);
+
+test('entries round-trip in order, with long values (multi-byte lengths) and non-ASCII keys', () => {
+  const long = Buffer.alloc(70_000, 7);
+  const p = packEntries([e('a', '1'), e('clé ünïcode 🍪', long), e('', ''), e('b', 'two')]);
+  const back = unpackEntries(p);
+  assert.deepEqual(back.map((x) => x.key), ['a', 'clé ünïcode 🍪', '', 'b']);
+  assert.deepEqual(back[1].value, long);
+  assert.equal(back[2].value.length, 0);
+  assert.equal(entryBytes(p), 1 + long.length + 0 + 3);
+  assert.deepEqual([...entryKeys(p)], ['a', 'clé ünïcode 🍪', '', 'b']);
+  assert.deepEqual(entryValues(p).map((v) => v.length), [1, 70_000, 0, 3]);
+  assert.equal(unpackEntries(NO_ENTRIES).length, 0);
+  assert.equal(packEntries([]), NO_ENTRIES);
+});
+
+test('a packed buffer is its own memory: changing the source buffers later changes nothing', () => {
+  const frame = Buffer.from('xxAByy');
+  const p = packEntries([{ key: 'k', value: frame.subarray(2, 4) }]);
+  frame.fill(0);
+  assert.deepEqual(text(p), [['k', 'AB']], 'no view into the frame it came from');
+});
+
+test('patching replaces in place, appends new keys, removes, and a key set twice keeps its last value', () => {
+  const p = packEntries([e('a', '1'), e('b', '2'), e('c', '3')]);
+  assert.deepEqual(text(patchEntries(p, [e('b', 'B'), e('d', 'D')], ['a'])), [['b', 'B'], ['c', '3'], ['d', 'D']]);
+  assert.deepEqual(text(patchEntries(p, [e('x', '1')], ['x'])), [['a', '1'], ['b', '2'], ['c', '3']], 'a removal wins over a set of the same key');
+  assert.equal(patchEntries(p, [], []), p, 'nothing to change: the same buffer');
+  assert.deepEqual(text(packEntries([e('a', '1'), e('b', '2'), e('a', '3')])), [['a', '3'], ['b', '2']]);
+  assert.deepEqual(text(p), [['a', '1'], ['b', '2'], ['c', '3']], 'the original never changes');
+});
+
+test('truncated bytes are a RangeError, never a silent short read', () => {
+  const p = packEntries([e('key', 'value')]);
+  for (let cut = 1; cut < p.length; cut++) assert.throws(() => unpackEntries(p.subarray(0, cut)), RangeError, `cut at ${cut}`);
+});
