@@ -41,6 +41,10 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
     packed: packEntries(c.entries),
     role,
     backup: undefined,
+    // Every field from the start: entries then share one shape, with no property store added later.
+    unverified: false,
+    resync: false,
+    touchedAt: 0,
   };
 }
 

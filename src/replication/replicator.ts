@@ -124,7 +124,7 @@ export abstract class Replicator extends CopyHolder {
           this.counters.staleWritesRefused++;
           throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
         }
-        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined };
+        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0 };
       }
       let plan;
       try {
