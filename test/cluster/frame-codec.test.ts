@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameError } from '../../src/errors.js';
-import { FrameSession, PREAMBLE_BYTES, TAG_BYTES } from '../../src/cluster/frame-codec.js';
+import { FrameSession, PREAMBLE_BYTES, TAG_BYTES, unbatch } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
 
 const keys = deriveClusterKeys('a-very-long-cluster-secret');
@@ -127,4 +127,32 @@ test('every use of the secret gets its own key', () => {
   const k = deriveClusterKeys('a-very-long-cluster-secret');
   assert.equal(new Set([k.heartbeatMac, k.frameMac, k.frameEnc].map((b) => b.toString('hex'))).size, 3);
   assert.deepEqual(deriveClusterKeys(Buffer.from('a-very-long-cluster-secret')), k);
+});
+
+test('with batches on both sides, one frame carries many messages under one tag; an older peer gets one per frame', () => {
+  const { client, server } = pair();
+  assert.equal(client.batched && server.batched, true, 'both offered batches');
+  const msgs = [Buffer.from('a'), randomBytes(200), Buffer.alloc(0), randomBytes(20_000)];
+  const frame = client.sealBatch(msgs);
+  const single = msgs.reduce((n, m) => n + client.seal(m).length, 0);
+  assert.ok(frame.length < single - 3 * (TAG_BYTES + 4) + 8, `one tag and length for the batch (${frame.length} vs ${single} bytes)`);
+  // The single frames sealed above advanced the client's counter: a fresh pair checks the content.
+  const fresh = pair();
+  const got = fresh.server.receive(fresh.client.sealBatch(msgs));
+  assert.equal(got.length, 1);
+  assert.deepEqual(unbatch(got[0]), msgs);
+
+  const old = new FrameSession({ keys, encrypt: false, role: 'client', maxFrameBytes: MAX, batch: false });
+  const now = new FrameSession({ keys, encrypt: false, role: 'server', maxFrameBytes: MAX });
+  now.receive(old.preamble);
+  old.receive(now.preamble);
+  assert.equal(now.batched, false, 'a peer without the flag gets no batches');
+  assert.equal(old.batched, false);
+});
+
+test('a malformed batch (a length past the end, an endless varint) is a FrameError, never a crash', () => {
+  for (const bad of [Buffer.from([5, 1, 2]), Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80]), Buffer.from([0xff])]) {
+    rejects(() => unbatch(bad), 'ERR_FRAME_MALFORMED');
+  }
+  assert.deepEqual(unbatch(Buffer.alloc(0)), []);
 });

@@ -214,7 +214,8 @@ test('a hello that arrived in time is not lost to the deadline when the member s
   );
   t.after(() => c.stop());
   await c.start();
-  const session = new FrameSession({ keys: deriveClusterKeys(SECRET), encrypt: false, role: 'client', maxFrameBytes: 1 << 20 });
+  // One message per frame (no batch flag), so this raw client reads envelopes directly.
+  const session = new FrameSession({ keys: deriveClusterKeys(SECRET), encrypt: false, role: 'client', maxFrameBytes: 1 << 20, batch: false });
   const socket = connect({ host: '127.0.0.1', port: c.self.port });
   t.after(() => socket.destroy());
   socket.on('error', () => {});

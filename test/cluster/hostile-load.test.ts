@@ -25,7 +25,7 @@ import { CookieJar, request } from '../helpers/http-client.js';
 import { startProcess } from '../helpers/member-process.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
-import { FrameSession, PREAMBLE_BYTES } from '../../src/cluster/frame-codec.js';
+import { FrameSession, PREAMBLE_BYTES, unbatch } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
 import { decodeEnvelope } from '../../src/cluster/messages.js';
 
@@ -119,7 +119,8 @@ async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typ
     });
     let frames: string[] = [];
     try {
-      frames = reader.receive(bytes).map((p) => {
+      // Members batch the messages of one turn in one frame.
+      frames = reader.receive(bytes).flatMap((p) => (reader.batched ? unbatch(p) : [p])).map((p) => {
         const e = decodeEnvelope(p);
         return e.type === '' ? e.kind : `${e.kind}:${e.type}`;
       });
