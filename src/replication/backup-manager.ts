@@ -200,8 +200,9 @@ export class BackupManager extends Replicator {
   async #onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
     const received = this.clock.now();
     return this.locks.run(m.base, () => {
-      // The taker gave up long ago: granting now would leave the session with no primary.
-      if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
+      // The taker gave up long ago: granting now would leave the session with no primary. A request
+      // read right after a pause of ours may have waited in the socket all along, so none is granted then.
+      if ((m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) || this.isolation.recovering()) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       // Only to a member we see: one we evicted (paused, cut off) may be about to learn it lost its sessions.
@@ -245,6 +246,7 @@ export class BackupManager extends Replicator {
     let force: string | undefined;
     let mine: SessionEntry | undefined;
     let holders: MemberInfo[] = [];
+    let askedAfterMove = false;
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
       const { replies, failed } = (await this.survey([base])).get(base)!;
       this.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
@@ -271,6 +273,12 @@ export class BackupManager extends Replicator {
         return false;
       }
       if (top === undefined) {
+        // A holder let it go to a newer owner that answered before it installed the session (answers
+        // are not one instant): the new owner holds it by now, ask again once.
+        if (!askedAfterMove && replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '')) {
+          askedAfterMove = true;
+          continue;
+        }
         if (!this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
           throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
         }

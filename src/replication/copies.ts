@@ -155,7 +155,9 @@ export function describeHeld(table: SessionTable, base: string): LocateReply {
   if (t?.kind === 'removed' && (e === undefined || destroyCovers(t.epoch, e.epoch))) {
     return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true, backup: '' };
   }
-  if (e === undefined) return { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' };
+  // Let go to a newer owner: said so (owner and epoch, `found: false`), since an asker whose answers
+  // straddle the move may otherwise find the session nowhere.
+  if (e === undefined) return { found: false, primary: false, owner: t?.owner ?? '', epoch: t?.epoch ?? 0, version: 0, removed: false, backup: '' };
   const primary = e.role === 'primary';
   return { found: true, primary, owner: e.owner, epoch: e.epoch, version: e.version, removed: false, backup: primary ? (e.backup ?? '') : '' };
 }

@@ -49,9 +49,9 @@ export interface Survey {
   failed: number;
 }
 
-/** A survey's answers in one line for the logs: `route:P|B|X|-@epoch/owner v version`. */
+/** A survey's answers in one line for the logs: `route:P|B|X|M|-@epoch/owner v version` (M: moved on). */
 export function describeReplies(replies: Survey['replies']): string {
-  return replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ');
+  return replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : x.r.owner !== '' ? 'M' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ');
 }
 
 /** A session as the store reads it. */

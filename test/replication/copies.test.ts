@@ -113,3 +113,11 @@ test('what members hold is ordered by ownership, then version', () => {
   assert.ok(compareHeld({ epoch: 2, owner: 'a', version: 3 }, { epoch: 2, owner: 'a', version: 5 }) < 0);
   assert.equal(compareHeld({ epoch: 2, owner: 'a', version: 5 }, { epoch: 2, owner: 'a', version: 5 }), 0);
 });
+
+test('a copy let go to a newer owner is described as moved (found: false, with the owner), not as unknown', () => {
+  const t = new SessionTable();
+  applyCopy(t, { base: 'M', owner: 'n1', epoch: 4, version: 5, expire: later(), maxAge: 1, entries: [] });
+  t.moved('M', 5, 'n2');
+  assert.deepEqual(describeHeld(t, 'M'), { found: false, primary: false, owner: 'n2', epoch: 5, version: 0, removed: false, backup: '' });
+  assert.deepEqual(describeHeld(t, 'never'), { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' });
+});
