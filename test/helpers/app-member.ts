@@ -29,10 +29,18 @@ export class Avatar {
 const env = process.env;
 const route = env.ROUTE ?? 'node1';
 const logger = pino({ level: env.LOG_LEVEL ?? 'info', base: { member: route } });
+const dnsMembership = () => ({
+  name: env.DNS_NAME!,
+  port: Number(env.DNS_PORT),
+  family: env.DNS_FAMILY === 'any' ? ('any' as const) : env.DNS_FAMILY === '6' ? (6 as const) : (4 as const),
+  ...(env.DNS_SERVERS !== undefined ? { servers: env.DNS_SERVERS.split(',') } : {}),
+});
 const membership =
   env.STATIC_MEMBERS !== undefined
     ? { static: env.STATIC_MEMBERS.split(',') }
-    : {
+    : env.DNS_NAME !== undefined
+      ? { dns: dnsMembership() }
+      : {
         multicast: {
           address: env.MCAST_ADDRESS ?? '228.0.0.4',
           port: Number(env.MCAST_PORT ?? 45564),
