@@ -256,7 +256,8 @@ test('pods of a StatefulSet meet through a real DNS server, follow its records, 
   let stale: User | undefined;
   await t.test('a pod removed from the records and SIGKILLed is dropped, and its sessions are protected again', async () => {
     const victim = pods.get(1)!;
-    const owned = users.find((u) => routeOf(u) === victim.name)!;
+    const owned = users.find((u) => routeOf(u) === victim.name);
+    assert.ok(owned !== undefined, `a session of ${victim.name} to follow (the earlier steps made them)`);
     // A browser that keeps the dead pod's cookie, for the ingress step.
     stale = { name: `${owned.name} (old cookie)`, jar: owned.jar.copy(), visits: owned.visits };
     const since = live().map((p) => [p, p.proc.lines.length] as const);
@@ -331,7 +332,7 @@ test('pods of a StatefulSet meet through a real DNS server, follow its records, 
     await everySessionIntact('after the DNS outage');
   });
 
-  await t.test('a pod terminated as kubelet does hands its sessions off within its grace period; requests keep being answered', async () => {
+  await t.test('a pod terminated as kubelet does hands its sessions off within its grace period; requests keep being answered', async (st) => {
     const leaving = pods.get(2)!;
     const stay = live().filter((p) => p !== leaving);
     const since = stay.map((p) => p.proc.lines.length);
@@ -357,8 +358,10 @@ test('pods of a StatefulSet meet through a real DNS server, follow its records, 
     try {
       await sleep(k8s.preStopSeconds * 1000);
       leaving.proc.kill('SIGTERM');
+      const termAt = Date.now();
       const budget = (k8s.terminationGracePeriodSeconds - k8s.preStopSeconds) * 1000;
       await waitFor(`${leaving.name} to hand off and exit within the grace period left after preStop (${budget} ms)`, () => !leaving.proc.alive, budget, 50);
+      st.diagnostic(`${leaving.name} (${users.length} sessions in the cluster) handed off, left and exited ${Date.now() - termAt} ms after SIGTERM`);
       assert.equal(leaving.proc.child.exitCode, 0, `${leaving.name} exited cleanly:\n${leaving.proc.lines.slice(-10).join('\n')}`);
     } finally {
       running = false;
@@ -410,7 +413,7 @@ ${indent(k8s.configurationSnippet, 6)}
 `;
 }
 
-test('IPv6 only: members find each other by AAAA records, asking the DNS server given in servers', async (t: TestContext) => {
+test('IPv6: AAAA records (family 6), both families on a dual-stack listener (any), from the DNS server given in servers', async (t: TestContext) => {
   if (!namespacesAvailable(t, 'the IPv6 DNS namespace test')) return;
   if (!hasDnsmasq(t)) return;
   const net = BridgeNetwork.create(3, { prefix: '10.202', ipv6: true, tag: 'b' });
@@ -422,44 +425,50 @@ test('IPv6 only: members find each other by AAAA records, asking the DNS server 
   });
   net.addHostAddress();
   const [h1, h2, dnsHost] = net.hosts as [NetnsHost, NetnsHost, NetnsHost];
+  const v6 = (h: NetnsHost) => h.address6!;
   const name = 'members.ksc.test';
-  // A records too, of the same hosts: family 6 must ask for AAAA only (nobody listens on IPv4).
-  const dns = await Dnsmasq.start(t, dnsHost, 'ksc.test', { [name]: [h1.address, h2.address, h1.address6!, h2.address6!] });
-  t.after(() => dns.kill());
+  // Both families' records of both hosts: which ones a member asks for is its family's business.
+  const dns = await Dnsmasq.start(t, dnsHost, 'ksc.test', { [name]: [h1.address, h2.address, v6(h1), v6(h2)] });
   const script = fileURLToPath(new URL('../helpers/app-member.ts', import.meta.url));
-  const start = (route: string, h: NetnsHost) => {
+  const start = (route: string, h: NetnsHost, env: Record<string, string>) => {
     const proc = startProcess(t, route, script, {
       ROUTE: route,
       DNS_NAME: name,
       DNS_PORT: '4000',
-      DNS_FAMILY: '6',
-      DNS_SERVERS: `[${dnsHost.address6!}]:53`,
-      RECEIVER_HOST: h.address6!,
+      DNS_SERVERS: `[${v6(dnsHost)}]:53`,
       RECEIVER_PORT: '4000',
-      HTTP_HOST: h.address6!,
+      HTTP_HOST: v6(h),
       PORT: '8080',
       LOG_LEVEL: 'info',
+      ...env,
     }, { command: h.exec });
     procs.push(proc);
     return proc;
   };
-  const [p1, p2] = [start('v6a', h1), start('v6b', h2)];
+  // v6a listens on its IPv6 address only and asks for AAAA; v6b listens on both families ('::')
+  // and asks for both, so its own two addresses are skipped as local ones.
+  const p1 = start('v6a', h1, { DNS_FAMILY: '6', RECEIVER_HOST: v6(h1) });
+  const p2 = start('v6b', h2, { DNS_FAMILY: 'any', RECEIVER_HOST: '::', RECEIVER_ADVERTISE: v6(h2) });
   await Promise.all([p1.waitForLine(/"event":"listening"/, 30_000), p2.waitForLine(/"event":"listening"/, 30_000)]);
-  const url = (h: NetnsHost) => `http://[${h.address6!}]:8080`;
-  for (const [p, h, other] of [[p1, h1, h2], [p2, h2, h1]] as const) {
+  const url = (h: NetnsHost) => `http://[${v6(h)}]:8080`;
+  const expected = [
+    { p: p1, h: h1, other: h2, addresses: [`[${v6(h2)}]:4000`], self: [`[${v6(h1)}]:4000`] },
+    { p: p2, h: h2, other: h1, addresses: [`${h1.address}:4000`, `[${v6(h1)}]:4000`], self: [`${h2.address}:4000`, `[${v6(h2)}]:4000`] },
+  ];
+  for (const { p, h, other, addresses, self } of expected) {
     await waitFor(`${p.name} to see the other member at its IPv6 address`, async () => {
       const res = await fetch(`${url(h)}/cluster/status`, { signal: AbortSignal.timeout(5000) });
       const body = (await res.json()) as { members: { route: string; host: string }[] };
-      return body.members.some((m) => m.host === other.address6);
+      return body.members.some((m) => m.host === v6(other));
     }, 15_000, 100);
     const resolved = logs(p, 'members\' DNS name resolved');
     assert.ok(
-      resolved.some((l) => l.addresses?.join() === `[${other.address6!}]:4000` && l.self?.join() === `[${h.address6!}]:4000`),
-      `${p.name} resolved the other's AAAA record only and skipped its own: ${JSON.stringify(resolved)}`,
+      resolved.some((l) => l.addresses?.join() === addresses.join() && l.self?.join() === self.join()),
+      `${p.name} resolved ${addresses.join()} and skipped ${self.join()}: ${JSON.stringify(resolved)}`,
     );
   }
-  assert.ok(dns.lines.some((l) => l.includes(`query[AAAA] ${name} from ${h1.address6!}`)), 'asked over IPv6, for AAAA');
-  assert.ok(!dns.lines.some((l) => l.includes(`query[A] ${name}`)), 'no A queries with family 6');
+  const asked = (type: string, h: NetnsHost) => dns.lines.some((l) => l.includes(`query[${type}] ${name} from ${v6(h)}`));
+  assert.deepEqual([asked('AAAA', h1), asked('A', h1), asked('AAAA', h2), asked('A', h2)], [true, false, true, true], 'AAAA, A: family 6 and any, over IPv6');
   const jar = new CookieJar();
   assert.equal((await request(jar, 'POST', `${url(h1)}/incr`)).body.session.n, 1);
   const read = await request(jar, 'GET', `${url(h2)}/get`);

@@ -57,7 +57,11 @@ const cluster = createSessionCluster({
   encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
-  receiver: { host: env.RECEIVER_HOST ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
+  receiver: {
+    host: env.RECEIVER_HOST ?? '127.0.0.1',
+    port: Number(env.RECEIVER_PORT ?? 0),
+    ...(env.RECEIVER_ADVERTISE !== undefined ? { advertise: env.RECEIVER_ADVERTISE } : {}),
+  },
   types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),
