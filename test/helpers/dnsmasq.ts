@@ -47,6 +47,7 @@ export class Dnsmasq {
   #child: ChildProcess | undefined;
   #exit: Promise<unknown> = Promise.resolve();
   #reloads = 0;
+  #updates: Promise<void> = Promise.resolve();
 
   private constructor(host: NetnsHost, dir: string, domain: string) {
     this.#host = host;
@@ -111,8 +112,17 @@ export class Dnsmasq {
     }, 10_000);
   }
 
-  /** Replaces the records; with `reload`, tells the running dnsmasq (SIGHUP) and waits until it re-read them. */
-  async setRecords(records: DnsRecords, reload = true): Promise<void> {
+  /**
+   * Replaces the records; with `reload`, tells the running dnsmasq (SIGHUP) and waits until it re-read
+   * them. Calls run one after another, so dnsmasq never reads a file another call is rewriting.
+   */
+  setRecords(records: DnsRecords, reload = true): Promise<void> {
+    const next = this.#updates.then(() => this.#setRecords(records, reload));
+    this.#updates = next.catch(() => undefined);
+    return next;
+  }
+
+  async #setRecords(records: DnsRecords, reload: boolean): Promise<void> {
     await writeFile(join(this.#dir, 'hosts'), hostsFile(records), { mode: 0o644 });
     if (!reload) return;
     const from = this.lines.length;
