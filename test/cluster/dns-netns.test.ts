@@ -346,7 +346,9 @@ test('pods of a StatefulSet meet through a real DNS server, follow its records, 
     await dns.setRecords(records());
     let answered = 0;
     let running = true;
-    // Settles with the first failure (held, not thrown, until the load is awaited).
+    // Settles with the first failure (held, not thrown, until the load is awaited). Without
+    // sessions the loop would never yield, and the test would hang instead of failing.
+    assert.ok(users.length > 0, 'sessions to read while the pod terminates (the earlier steps made them)');
     const load = (async () => {
       while (running) {
         for (const u of users) {
