@@ -58,11 +58,35 @@ const multicastSchema = z
     path: ['dropTime'],
   });
 
+/** A DNS server as Node's `Resolver.setServers` takes it: `ip`, `ipv4:port` or `[ipv6]:port`. */
+function isDnsServer(s: string): boolean {
+  if (isIP(s) !== 0) return true;
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  if (m === null) return false;
+  const p = Number(m[3]);
+  return p > 0 && p <= 65535 && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(m[2]) === 4);
+}
+
 const dnsSchema = z
   .object({
-    name: z.string().min(1, 'expected a DNS name whose A records are the members'),
+    name: z.string().min(1, 'expected a DNS name whose A or AAAA records are the members'),
     port: port('the members\' receiver port').refine((p) => p > 0, { message: 'expected a port from 1 to 65535' }),
     interval: positiveMs('the re-resolution interval', 5000),
+    /** A records (4), AAAA (6), or both ('any'). */
+    family: z
+      .union([z.literal(4), z.literal(6), z.literal('any')], {
+        errorMap: () => ({ message: 'expected 4 (A records), 6 (AAAA records) or "any" (both)' }),
+      })
+      .default(4),
+    /** DNS servers to ask instead of the system's resolver configuration (/etc/resolv.conf). */
+    servers: z
+      .array(
+        z.string().refine(isDnsServer, {
+          message: 'expected a DNS server\'s IP address, optionally with a port: "10.96.0.10", "10.96.0.10:53" or "[fd00::a]:53" (no host names)',
+        }),
+      )
+      .min(1, 'expected at least one DNS server, or leave servers out to use the system\'s resolver')
+      .optional(),
   })
   .strict();
 

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { ClusterRequestError, ClusterStateError, HandlerError } from '../errors.js';
 import { ConnectionPool } from './connection-pool.js';
@@ -30,6 +31,16 @@ type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 
 function isUnspecified(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+/**
+ * The addresses this member's receiver is reached at: the advertised and bound host, or, bound to
+ * every interface, every local address (a pod's IP among them), so DNS answers naming us are skipped.
+ */
+function ownHosts(self: MemberInfo, bound: string): string[] {
+  if (!isUnspecified(bound)) return [self.host, bound];
+  const local = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  return [self.host, ...local];
 }
 
 /**
@@ -191,9 +202,11 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
         const staticMembership = this.#static!;
         this.#dns = new DnsMembership({
           ...dns,
+          self: () => ({ hosts: ownHosts(this.#self, o.receiver.host), port: this.#self.port }),
           onAddresses: (addresses) => staticMembership.setAddresses(addresses),
           logger: this.#membershipLog,
           ...(o.resolve4 !== undefined ? { resolve4: o.resolve4 } : {}),
+          ...(o.resolve6 !== undefined ? { resolve6: o.resolve6 } : {}),
         });
         await this.#dns.start();
       }

@@ -6,6 +6,12 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { PreauthLimits } from './admission.js';
 
+/** Which records of `membership.dns` hold the members: A (4), AAAA (6), or both ('any', a dual-stack Service). */
+export type DnsFamily = 4 | 6 | 'any';
+
+/** Resolves a name to addresses of one family; rejects with a `code` (`ENODATA`, …) as `dns.promises` does. */
+export type DnsLookup = (name: string) => Promise<string[]>;
+
 /** One member of the cluster, as its heartbeats and handshakes describe it. */
 export interface MemberInfo {
   /** Random id, new each start: a restarted member is a new member with the same route. */
@@ -79,7 +85,8 @@ export interface ClusterChannelOptions {
   membership: {
     multicast?: { address: string; port: number; interface: string; frequency: number; dropTime: number; ttl: number };
     static?: string[];
-    dns?: { name: string; port: number; interval: number };
+    /** `family`: 4 (A records) unless given; `servers`: the system's resolver configuration unless given. */
+    dns?: { name: string; port: number; interval: number; family?: DnsFamily; servers?: string[] };
     frequency: number;
     dropTime: number;
   };
@@ -96,10 +103,11 @@ export interface ClusterChannelOptions {
    */
   sendQueue?: { maxFrames?: number; maxBytes?: number };
   /**
-   * Resolves the DNS name of `membership.dns` to IPv4 addresses; `dns.promises.resolve4` unless
-   * given (tests inject one).
+   * Resolve the DNS name of `membership.dns` to IPv4 and IPv6 addresses; DNS queries unless given
+   * (tests inject them).
    */
-  resolve4?: (name: string) => Promise<string[]>;
+  resolve4?: DnsLookup;
+  resolve6?: DnsLookup;
 }
 
 /** The cluster layer as the replication layer sees it. */

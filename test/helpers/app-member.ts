@@ -29,10 +29,18 @@ export class Avatar {
 const env = process.env;
 const route = env.ROUTE ?? 'node1';
 const logger = pino({ level: env.LOG_LEVEL ?? 'info', base: { member: route } });
+const dnsMembership = () => ({
+  name: env.DNS_NAME!,
+  port: Number(env.DNS_PORT),
+  family: env.DNS_FAMILY === 'any' ? ('any' as const) : env.DNS_FAMILY === '6' ? (6 as const) : (4 as const),
+  ...(env.DNS_SERVERS !== undefined ? { servers: env.DNS_SERVERS.split(',') } : {}),
+});
 const membership =
   env.STATIC_MEMBERS !== undefined
     ? { static: env.STATIC_MEMBERS.split(',') }
-    : {
+    : env.DNS_NAME !== undefined
+      ? { dns: dnsMembership() }
+      : {
         multicast: {
           address: env.MCAST_ADDRESS ?? '228.0.0.4',
           port: Number(env.MCAST_PORT ?? 45564),
@@ -49,7 +57,11 @@ const cluster = createSessionCluster({
   encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
-  receiver: { host: env.RECEIVER_HOST ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
+  receiver: {
+    host: env.RECEIVER_HOST ?? '127.0.0.1',
+    port: Number(env.RECEIVER_PORT ?? 0),
+    ...(env.RECEIVER_ADVERTISE !== undefined ? { advertise: env.RECEIVER_ADVERTISE } : {}),
+  },
   types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),

@@ -1,8 +1,9 @@
 /**
  * Separate hosts for system tests: network namespaces on a Linux bridge, made with iproute2.
- * Everything is created with names unique to this test process and a random 10.200.x.0/24 subnet,
- * and deleted in `destroy()`; the machine's own interfaces and routes are never touched (the
- * bridge has no address, so nothing routes between it and the host).
+ * Everything is created with names unique to this test process (and `tag`) and a random
+ * <prefix>.x.0/24 subnet (10.200 unless given; with `ipv6`, also a random fd17:…::/64), and deleted
+ * in `destroy()`; the machine's own interfaces and routes are never touched (the bridge has no
+ * address unless `addHostAddress`, so nothing routes between it and the host).
  */
 import { execFileSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
@@ -49,10 +50,22 @@ export interface NetnsHost {
   readonly ns: string;
   /** The host's IPv4 address on the bridge. */
   readonly address: string;
+  /** Its IPv6 address on the bridge (networks created with `ipv6`). */
+  readonly address6?: string;
   /** Bridge-side end of the host's veth: set down to cut the host off. */
   readonly bridgePort: string;
   /** Prefix that runs a command inside the namespace (it execs, so the pid is the command's). */
   readonly exec: string[];
+}
+
+/** How `BridgeNetwork.create` lays a network out. */
+export interface BridgeNetworkOptions {
+  /** First two octets of the IPv4 subnet: tests that may run at once use different ones. */
+  prefix?: string;
+  /** Also an IPv6 ULA /64 (addresses `<subnet6>::<i>`). */
+  ipv6?: boolean;
+  /** One character or two, for a second network in the same process (names must differ). */
+  tag?: string;
 }
 
 /** A bridge with `n` namespaces on it. */
@@ -60,17 +73,22 @@ export class BridgeNetwork {
   readonly bridge: string;
   readonly hosts: NetnsHost[] = [];
   readonly subnet: string;
+  /** The IPv6 /64 without its `::`, when created with `ipv6`. */
+  readonly subnet6: string | undefined;
 
-  private constructor(bridge: string, subnet: string) {
+  private constructor(bridge: string, subnet: string, subnet6: string | undefined) {
     this.bridge = bridge;
     this.subnet = subnet;
+    this.subnet6 = subnet6;
   }
 
   /** Creates the bridge and `n` hosts; on any failure, removes what was made and throws. */
-  static create(n: number): BridgeNetwork {
-    const tag = String(process.pid % 100_000);
-    const subnet = `10.200.${1 + Math.floor(Math.random() * 250)}`;
-    const net = new BridgeNetwork(`kscbr${tag}`, subnet);
+  static create(n: number, options: BridgeNetworkOptions = {}): BridgeNetwork {
+    const tag = `${process.pid % 100_000}${options.tag ?? ''}`;
+    const subnet = `${options.prefix ?? '10.200'}.${1 + Math.floor(Math.random() * 250)}`;
+    const hex4 = () => Math.floor(Math.random() * 0x10000).toString(16);
+    const subnet6 = options.ipv6 === true ? `fd17:${hex4()}:${hex4()}:${hex4()}` : undefined;
+    const net = new BridgeNetwork(`kscbr${tag}`, subnet, subnet6);
     try {
       ip(['link', 'add', net.bridge, 'type', 'bridge']);
       // Flood multicast to every port (no IGMP querier here), and keep host firewalls out of it.
@@ -86,13 +104,16 @@ export class BridgeNetwork {
         const bridgePort = `kscv${tag}${i}`;
         const inside = `kscp${tag}${i}`;
         const address = `${subnet}.${i}`;
+        const address6 = subnet6 === undefined ? undefined : `${subnet6}::${i}`;
         ip(['netns', 'add', ns]);
-        net.hosts.push({ ns, address, bridgePort, exec: ['ip', 'netns', 'exec', ns] });
+        net.hosts.push({ ns, address, ...(address6 !== undefined ? { address6 } : {}), bridgePort, exec: ['ip', 'netns', 'exec', ns] });
         ip(['link', 'add', bridgePort, 'type', 'veth', 'peer', 'name', inside]);
         ip(['link', 'set', bridgePort, 'master', net.bridge]);
         ip(['link', 'set', bridgePort, 'up']);
         ip(['link', 'set', inside, 'netns', ns]);
         ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', inside]);
+        // nodad: usable at once, rather than after duplicate address detection (a second or two).
+        if (address6 !== undefined) ip(['-n', ns, 'addr', 'add', `${address6}/64`, 'dev', inside, 'nodad']);
         ip(['-n', ns, 'link', 'set', 'lo', 'up']);
         ip(['-n', ns, 'link', 'set', inside, 'up']);
         // Multicast leaves through the bridge veth (there is no default route in the namespace).
@@ -113,6 +134,7 @@ export class BridgeNetwork {
   addHostAddress(): string {
     const address = `${this.subnet}.254`;
     ip(['addr', 'add', `${address}/24`, 'dev', this.bridge]);
+    if (this.subnet6 !== undefined) ip(['addr', 'add', `${this.subnet6}::fe/64`, 'dev', this.bridge, 'nodad']);
     return address;
   }
 

@@ -102,6 +102,21 @@ test('rejects dns membership without a name', () => {
   expectOptionError({ ...valid, membership: { dns: { name: '', port: 4001 } } }, 'membership.dns.name', /DNS name/);
 });
 
+test('dns membership: family (A by default, AAAA, both) and servers (addresses with optional ports), each validated', () => {
+  const dns = (extra: Record<string, unknown>) => ({ ...valid, membership: { dns: { name: 'members.local', port: 4001, ...extra } } });
+  const parsed = parseOptions(dns({})).membership.dns!;
+  assert.equal(parsed.family, 4);
+  assert.equal(parsed.servers, undefined, 'the system resolver unless servers are given');
+  for (const family of [4, 6, 'any'] as const) assert.equal(parseOptions(dns({ family })).membership.dns!.family, family);
+  const servers = ['10.96.0.10', '10.96.0.10:5353', 'fd00::a', '[fd00::a]:53'];
+  assert.deepEqual(parseOptions(dns({ servers })).membership.dns!.servers, servers);
+  expectOptionError(dns({ family: 'AAAA' }), 'membership.dns.family', /4 \(A records\), 6 \(AAAA records\) or "any"/);
+  expectOptionError(dns({ servers: [] }), 'membership.dns.servers', /at least one DNS server/);
+  expectOptionError(dns({ servers: ['kube-dns.kube-system'] }), 'membership.dns.servers.0', /IP address.*no host names/);
+  expectOptionError(dns({ servers: ['10.96.0.10:0'] }), 'membership.dns.servers.0', /IP address/);
+  expectOptionError(dns({ servers: ['fd00::a:53:x'] }), 'membership.dns.servers.0', /IP address/);
+});
+
 test('rejects a registered type that is not a class or has neither schema nor fields', () => {
   class Profile {}
   expectOptionError({ ...valid, types: [{ name: 'Profile', type: 'Profile', fields: ['a'] }] }, 'types.0.type', /class/);
