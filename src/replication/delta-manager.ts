@@ -400,26 +400,26 @@ export class DeltaManager extends Replicator {
     const transfer = randomUUID();
     const started = this.clock.now();
     this.log.info({ from: source.route }, 'state transfer started');
-    let offset = 0;
     let sessions = 0;
     let bytes = 0;
-    while (offset >= 0) {
+    const fetchPage = (offset: number): Promise<Buffer> => {
       const left = deadline - this.clock.now();
-      if (left <= 0) throw new StateTransferError(`state transfer from ${source.route} took longer than stateTransferTimeout`);
-      const raw = await this.channel.request(
-        source.id,
-        MSG.statePage,
-        messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch }),
-        { timeoutMs: Math.min(left, this.options.ackTimeout * 4) },
-      );
+      if (left <= 0) return Promise.reject(new StateTransferError(`state transfer from ${source.route} took longer than stateTransferTimeout`));
+      return this.channel.request(source.id, MSG.statePage, messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch }), {
+        timeoutMs: Math.min(left, this.options.ackTimeout * 4),
+      });
+    };
+    let pending: Promise<Buffer> | undefined = fetchPage(0);
+    while (pending !== undefined) {
+      const raw = await pending;
       bytes += raw.length;
       const page = messages.statePageReply.decode(raw);
-      for (const c of page.sessions) {
-        await this.schemas.learn(c.entries, source);
-        applyCopy(this.table, c, 'backup');
-      }
+      // The next page is on its way while this one is applied.
+      pending = page.next >= 0 ? fetchPage(page.next) : undefined;
+      pending?.catch(() => undefined); // awaited on the next round; a failure of this round must not leave it unhandled
+      await this.schemas.learn(page.sessions.flatMap((c) => c.entries), source);
+      for (const c of page.sessions) applyCopy(this.table, c, 'backup');
       sessions += page.sessions.length;
-      offset = page.next;
     }
     this.log.info({ from: source.route, sessions, bytes, ms: this.clock.now() - started }, 'state transfer done');
   }
