@@ -255,7 +255,7 @@ export class BackupManager extends Replicator {
         // A member that just died (its connection reset) is removed in milliseconds: ask again once the
         // verdict is in, rather than answer 503 to the first request after a crash.
         if (hop < 2) {
-          await this.sleep(Math.min(250, this.options.dropTime / 4));
+          await this.waitForVerdict(Math.min(250, this.options.dropTime / 4));
           continue;
         }
         throw this.unavailable(base, `${failed} member(s) did not answer where the session is`);
@@ -316,7 +316,7 @@ export class BackupManager extends Replicator {
         );
       } catch (err) {
         if (err instanceof ClusterRequestError && ['ERR_NOT_CONNECTED', 'ERR_MEMBER_GONE'].includes(err.code) && hop < MAX_HOPS - 1) {
-          await this.sleep(Math.min(250, this.options.dropTime / 4)); // it is dying: wait for the verdict
+          await this.waitForVerdict(Math.min(250, this.options.dropTime / 4)); // it is dying
           continue;
         }
         throw this.unavailable(base, `${grantor.route} did not grant the takeover`, err);

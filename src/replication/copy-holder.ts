@@ -161,6 +161,7 @@ export abstract class CopyHolder {
       // Back from the smaller side of a partition: catch up before serving (at once, not at the next tick).
       if (!had && this.isolation.hasQuorum()) this.isolation.rejoined();
       this.onMemberAdded(m);
+      this.#membershipChange();
     });
     c.on('member-removed', (m, reason, detail) => {
       this.leaving.delete(m.route);
@@ -171,6 +172,7 @@ export abstract class CopyHolder {
         reason === 'failed' && !refused ? 'member removed for silence: it may be alive elsewhere, its seat still counts' : 'member gone: its seat is freed',
       );
       this.onMemberRemoved(m, reason);
+      this.#membershipChange();
     });
     // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by the
     // others, who took its sessions over: it must check its copies before serving them again.
@@ -269,6 +271,36 @@ export abstract class CopyHolder {
   /** Waits `ms` on the injected clock. */
   protected sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
+  /** Resolved at the next membership change. */
+  #membershipChanged: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  /**
+   * Waits for the verdict on a member that stopped answering: the next membership change (a killed
+   * process is removed within milliseconds of its connection reset), or `maxMs` at most. Waiting the
+   * whole `maxMs` made the first request after a crash the slowest of all.
+   */
+  protected waitForVerdict(maxMs: number): Promise<void> {
+    if (this.#membershipChanged === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#membershipChanged = { promise, resolve };
+    }
+    const changed = this.#membershipChanged.promise;
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(resolve, maxMs);
+      void changed.then(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #membershipChange(): void {
+    const waiting = this.#membershipChanged;
+    this.#membershipChanged = undefined;
+    waiting?.resolve();
   }
 
   /**
