@@ -1,0 +1,65 @@
+/**
+ * Every member's session counts and write counters, asked of each live member over the cluster
+ * channel, so that one member's `/cluster/status?peers=1` shows the whole cluster: the status page
+ * then reads the same picture whichever member a round-robin balancer sends its poll to. Read-only:
+ * the message changes nothing on the member that answers it.
+ */
+import { z } from 'zod';
+import type { ClusterChannel } from '../cluster/types.js';
+
+/**
+ * The message type. WARNING: part of the protocol, never rename it. A member of an older version has
+ * no handler for it and answers `ERR_NO_HANDLER`: the page then shows that member without counts.
+ */
+export const STATUS_COUNTS = 'status.counts';
+
+/** Peers answer within this, or are shown without counts: the page polls again in a few seconds. */
+const PEER_TIMEOUT_MS = 1000;
+
+/** One member's counts, as it reports them. */
+export interface MemberCounts {
+  id: string;
+  route: string;
+  sessions: { primary: number; backup: number; unprotected: number };
+  writes: number;
+  takeovers: number;
+  reprotected: number;
+  ackLatencyMs: { sum: number; count: number };
+}
+
+/** A member's row in `peers`: its counts, or why they are missing. */
+export type PeerCounts = MemberCounts | { id: string; route: string; error: string };
+
+const count = z.number().finite().nonnegative();
+const countsSchema = z.object({
+  id: z.string().max(64),
+  route: z.string().max(32),
+  sessions: z.object({ primary: count, backup: count, unprotected: count }),
+  writes: count,
+  takeovers: count,
+  reprotected: count,
+  ackLatencyMs: z.object({ sum: count, count }),
+});
+
+/** Answers other members' `status.counts` requests with `local()`. */
+export function answerCounts(channel: ClusterChannel, local: () => MemberCounts): void {
+  channel.handle(STATUS_COUNTS, () => Buffer.from(JSON.stringify(local())));
+}
+
+/** This member's counts and every live member's, in the channel's order; never rejects. */
+export async function gatherCounts(channel: ClusterChannel, local: () => MemberCounts): Promise<PeerCounts[]> {
+  const others = await Promise.all(
+    channel.members().map(async (m): Promise<PeerCounts> => {
+      try {
+        const reply = await channel.request(m.id, STATUS_COUNTS, Buffer.alloc(0), { timeoutMs: PEER_TIMEOUT_MS });
+        const parsed = countsSchema.safeParse(JSON.parse(reply.toString('utf8')));
+        // The route and id come from the channel, which authenticated the member, not from its reply.
+        return parsed.success ? { ...parsed.data, id: m.id, route: m.route } : { id: m.id, route: m.route, error: 'malformed reply' };
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        return { id: m.id, route: m.route, error: typeof code === 'string' ? code : 'no answer' };
+      }
+    }),
+  );
+  return [local(), ...others];
+}
