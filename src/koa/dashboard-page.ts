@@ -49,6 +49,7 @@ const SCRIPT = `
 'use strict';
 const POLL_MS = 2000, WINDOW_MS = 5 * 60 * 1000, MAX_EVENTS = 50;
 const $ = (id) => document.getElementById(id);
+const PAGE_ROUTE = document.body.dataset.route;
 const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; };
 const num = (v) => (typeof v === 'number' && isFinite(v) ? v : 0);
 const time = (ms) => new Date(ms).toLocaleTimeString();
@@ -83,7 +84,9 @@ function chart(id, key, unit, digits) {
   const vals = points.filter((p) => p[key] !== null);
   const max = Math.max(1e-9, ...vals.map((p) => p[key]));
   const now = Date.now();
-  line.setAttribute('points', vals.map((p) => ((1 - (now - p.t) / WINDOW_MS) * 300).toFixed(1) + ',' + (88 - (p[key] / max) * 80).toFixed(1)).join(' '));
+  // The x axis spans the data held (at least 30 s), so a page opened a moment ago still draws a line.
+  const span = Math.min(WINDOW_MS, Math.max(30000, points.length > 0 ? now - points[0].t : 0));
+  line.setAttribute('points', vals.map((p) => ((1 - (now - p.t) / span) * 300).toFixed(1) + ',' + (88 - (p[key] / max) * 80).toFixed(1)).join(' '));
   const cur = vals.length > 0 ? vals[vals.length - 1][key] : null;
   box.querySelector('.v').textContent = cur === null ? '–' : cur.toFixed(digits) + ' ' + unit;
   box.querySelector('.max').textContent = vals.length > 0 ? 'max ' + max.toFixed(digits) : '';
@@ -100,7 +103,8 @@ function memberRows(status) {
     const c = counts.get(m.id);
     const tr = el('tr');
     tr.dataset.route = m.route;
-    tr.appendChild(el('td', m.route + (m.self ? ' (this member)' : ''), 'mono'));
+    const notes = [m.route === PAGE_ROUTE ? 'page' : '', m.self ? 'answered' : ''].filter((x) => x);
+    tr.appendChild(el('td', m.route + (notes.length > 0 ? ' (' + notes.join(', ') + ')' : ''), 'mono'));
     const st = el('td'); st.appendChild(el('span', m.state, 'badge state ' + m.state)); tr.appendChild(st);
     tr.appendChild(el('td', m.host + ':' + m.port, 'mono'));
     if (c === undefined || c.error !== undefined) {
@@ -113,7 +117,7 @@ function memberRows(status) {
       unprotected += num(c.sessions.unprotected);
       primary += num(c.sessions.primary);
     }
-    tr.appendChild(el('td', m.since ? time(m.since) : m.startTime ? 'up since ' + time(m.startTime) : ''));
+    tr.appendChild(el('td', m.since ? m.state + ' at ' + time(m.since) : m.startTime ? 'up since ' + time(m.startTime) : ''));
     if (m.state === 'alive' || m.state === 'suspected') alive++;
     body.appendChild(tr);
   }
