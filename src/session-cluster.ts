@@ -101,7 +101,7 @@ export class SessionCluster {
       replicationMetrics: () => this.#manager.metrics(),
       unprotected: () => this.#sessions().unprotected,
     });
-    answerCounts(this.#channel, () => this.#counts());
+    answerCounts(this.#channel, (history) => this.#counts(history));
   }
 
   /** Resolves when the receiver listens and membership runs. */
@@ -222,7 +222,7 @@ export class SessionCluster {
       memberState: (id) => this.#watch.stateOf(id),
       departed: () => this.#watch.departed(),
       events: () => this.#watch.events.list(),
-      peers: () => gatherCounts(this.#channel, () => this.#counts()),
+      peers: (history) => gatherCounts(this.#channel, (h) => this.#counts(h), history),
     };
   }
 
@@ -232,7 +232,7 @@ export class SessionCluster {
   }
 
   /** What this member tells the others' status pages about itself. */
-  #counts(): MemberCounts {
+  #counts(history: boolean): MemberCounts {
     const r = this.#manager.metrics();
     return {
       id: this.#channel.self.id,
@@ -242,6 +242,7 @@ export class SessionCluster {
       takeovers: r.takeovers,
       reprotected: r.reprotected,
       ackLatencyMs: { ...r.ackLatencyMs },
+      ...(history ? { history: this.#watch.history() } : {}),
     };
   }
 }

@@ -32,7 +32,21 @@ export interface WatchSource {
   now?: () => number;
 }
 
+/** Counter changes of this member in one interval of `HISTORY_BUCKET_MS`, for the page's charts. */
+export interface HistoryBucket {
+  /** Epoch ms the interval starts at (a multiple of the interval, so members' buckets line up). */
+  at: number;
+  writes: number;
+  takeovers: number;
+  /** Acknowledgement waits in the interval: total ms and how many. */
+  ackMs: number;
+  acks: number;
+}
+
 const SAMPLE_MS = 1000;
+export const HISTORY_BUCKET_MS = 5000;
+/** Ten minutes of buckets. */
+const HISTORY_BUCKETS = 120;
 /** Removed members stay on the page this long (or until their route joins again). */
 const DEPARTED_MS = 10 * 60 * 1000;
 const MAX_DEPARTED = 64;
@@ -57,6 +71,7 @@ export class ClusterWatch {
   #cluster: ClusterMetrics | undefined;
   #replication: ReplicationMetrics | undefined;
   #unprotected = 0;
+  readonly #history: HistoryBucket[] = [];
   /** When the unprotected count last rose from zero, and the re-protection counter then. */
   #exposedAt = 0;
   #reprotectedAtExposure = 0;
@@ -103,6 +118,7 @@ export class ClusterWatch {
     const unprotected = this.#s.unprotected();
     const now = this.#now();
     if (this.#cluster !== undefined && this.#replication !== undefined) {
+      this.#addToHistory(now, replication, this.#replication);
       const took = replication.takeovers - this.#replication.takeovers;
       if (took > 0) this.#record('takeover', this.#s.channel.self.route, `took over ${took} session${took === 1 ? '' : 's'}`);
       const frames = reasonDeltas(cluster.framesRejected, this.#cluster.framesRejected);
@@ -133,6 +149,26 @@ export class ClusterWatch {
     this.#cluster = cluster;
     this.#replication = replication;
     this.#unprotected = unprotected;
+  }
+
+  /** The finished intervals of the last ten minutes, oldest first. */
+  history(): HistoryBucket[] {
+    const now = this.#now();
+    return this.#history.filter((b) => b.at + HISTORY_BUCKET_MS <= now).map((b) => ({ ...b }));
+  }
+
+  #addToHistory(now: number, r: ReplicationMetrics, before: ReplicationMetrics): void {
+    const at = now - (now % HISTORY_BUCKET_MS);
+    let b = this.#history.at(-1);
+    if (b === undefined || b.at !== at) {
+      b = { at, writes: 0, takeovers: 0, ackMs: 0, acks: 0 };
+      this.#history.push(b);
+      if (this.#history.length > HISTORY_BUCKETS) this.#history.shift();
+    }
+    b.writes += r.writes - before.writes;
+    b.takeovers += r.takeovers - before.takeovers;
+    b.ackMs += r.ackLatencyMs.sum - before.ackLatencyMs.sum;
+    b.acks += r.ackLatencyMs.count - before.ackLatencyMs.count;
   }
 
   /** The state of a live member: suspected while a direct check is under way. */

@@ -47,7 +47,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 // Plain ES2020 for any browser; reads nothing but the status JSON beside the page.
 const SCRIPT = `
 'use strict';
-const POLL_MS = 2000, WINDOW_MS = 5 * 60 * 1000, MAX_EVENTS = 50;
+const POLL_MS = 2000, WINDOW_MS = 10 * 60 * 1000, MAX_EVENTS = 50;
 const $ = (id) => document.getElementById(id);
 const PAGE_ROUTE = document.body.dataset.route;
 const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; };
@@ -77,6 +77,25 @@ function rates(peers, now) {
   if (!any) return;
   points.push({ t: now, writes, takeovers, ack: ackCount > 0 ? ackSum / ackCount : null });
   while (points.length > 0 && points[0].t < now - WINDOW_MS) points.shift();
+}
+
+// The first answer carries each member's last ten minutes in 5 s intervals: the charts start full.
+let seeded = false;
+function seed(peers) {
+  const sums = new Map();
+  for (const p of peers) {
+    for (const b of (p.error === undefined && p.history) || []) {
+      const s = sums.get(b.at) || { writes: 0, takeovers: 0, ackMs: 0, acks: 0 };
+      s.writes += num(b.writes); s.takeovers += num(b.takeovers); s.ackMs += num(b.ackMs); s.acks += num(b.acks);
+      sums.set(b.at, s);
+    }
+  }
+  const now = Date.now();
+  for (const at of [...sums.keys()].sort((a, b) => a - b)) {
+    const s = sums.get(at);
+    if (at + 5000 >= now - WINDOW_MS) points.push({ t: at + 5000, writes: s.writes / 5, takeovers: s.takeovers / 5, ack: s.acks > 0 ? s.ackMs / s.acks : null });
+  }
+  seeded = true;
 }
 
 function chart(id, key, unit, digits) {
@@ -151,13 +170,14 @@ async function poll() {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 5000);
   try {
-    const res = await fetch('status?peers=1', { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
+    const res = await fetch(seeded ? 'status?peers=1' : 'status?peers=1&history=1', { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
     if (!res.ok) throw new Error('status answered ' + res.status);
     const status = await res.json();
     const now = Date.now();
     $('answered-by').textContent = status.route;
     $('answered-at').textContent = time(now);
     $('mode').textContent = status.mode + ' mode, ack ' + status.ack;
+    if (!seeded) seed(status.peers || []);
     rates(status.peers || [], now);
     memberRows(status);
     eventRows(status);
@@ -231,7 +251,7 @@ export function dashboardPage(route: string): string {
   <tbody id="members"></tbody></table>
 </section>
 <section class="wide">
-  <h2>Replication (whole cluster, since this page opened, last 5 minutes)</h2>
+  <h2>Replication (whole cluster, last 10 minutes)</h2>
   <div class="charts">${chartBox('chart-writes', 'writes/s')}${chartBox('chart-takeovers', 'takeovers/s')}${chartBox('chart-ack', 'acknowledgement latency')}</div>
 </section>
 <section class="wide">

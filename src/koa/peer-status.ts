@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { ClusterChannel } from '../cluster/types.js';
+import type { HistoryBucket } from './cluster-watch.js';
 
 /**
  * The message type. WARNING: part of the protocol, never rename it. A member of an older version has
@@ -25,6 +26,8 @@ export interface MemberCounts {
   takeovers: number;
   reprotected: number;
   ackLatencyMs: { sum: number; count: number };
+  /** The last ten minutes in 5 s intervals; only when asked for (the page's first poll). */
+  history?: HistoryBucket[];
 }
 
 /** A member's row in `peers`: its counts, or why they are missing. */
@@ -39,19 +42,35 @@ const countsSchema = z.object({
   takeovers: count,
   reprotected: count,
   ackLatencyMs: z.object({ sum: count, count }),
+  history: z.array(z.object({ at: count, writes: count, takeovers: count, ackMs: count, acks: count })).max(1000).optional(),
 });
 
+/** The request: an empty body (older pages) or `{"history":true}`. */
+const askSchema = z.object({ history: z.boolean().optional() });
+
+/** What this member reports; with the history when `history` is true. */
+export type LocalCounts = (history: boolean) => MemberCounts;
+
 /** Answers other members' `status.counts` requests with `local()`. */
-export function answerCounts(channel: ClusterChannel, local: () => MemberCounts): void {
-  channel.handle(STATUS_COUNTS, () => Buffer.from(JSON.stringify(local())));
+export function answerCounts(channel: ClusterChannel, local: LocalCounts): void {
+  channel.handle(STATUS_COUNTS, (_from, body) => {
+    let history = false;
+    try {
+      history = body.length > 0 && askSchema.parse(JSON.parse(body.toString('utf8'))).history === true;
+    } catch {
+      // An unreadable question gets the plain counts.
+    }
+    return Buffer.from(JSON.stringify(local(history)));
+  });
 }
 
 /** This member's counts and every live member's, in the channel's order; never rejects. */
-export async function gatherCounts(channel: ClusterChannel, local: () => MemberCounts): Promise<PeerCounts[]> {
+export async function gatherCounts(channel: ClusterChannel, local: LocalCounts, history = false): Promise<PeerCounts[]> {
+  const ask = Buffer.from(JSON.stringify({ history }));
   const others = await Promise.all(
     channel.members().map(async (m): Promise<PeerCounts> => {
       try {
-        const reply = await channel.request(m.id, STATUS_COUNTS, Buffer.alloc(0), { timeoutMs: PEER_TIMEOUT_MS });
+        const reply = await channel.request(m.id, STATUS_COUNTS, ask, { timeoutMs: PEER_TIMEOUT_MS });
         const parsed = countsSchema.safeParse(JSON.parse(reply.toString('utf8')));
         // The route and id come from the channel, which authenticated the member, not from its reply.
         return parsed.success ? { ...parsed.data, id: m.id, route: m.route } : { id: m.id, route: m.route, error: 'malformed reply' };
@@ -61,5 +80,5 @@ export async function gatherCounts(channel: ClusterChannel, local: () => MemberC
       }
     }),
   );
-  return [local(), ...others];
+  return [local(history), ...others];
 }

@@ -29,8 +29,8 @@ export interface StatusSource {
   departed(): DepartedMember[];
   /** The newest cluster events, oldest first. */
   events(): ClusterEvent[];
-  /** Every live member's counts, asked over the cluster channel. */
-  peers(): Promise<PeerCounts[]>;
+  /** Every live member's counts, asked over the cluster channel; `history`: with their last ten minutes. */
+  peers(history: boolean): Promise<PeerCounts[]>;
 }
 
 /** Options of `cluster.statusRouter()`. */
@@ -177,7 +177,7 @@ export function createStatusRouter(source: StatusSource, options?: string | Stat
   }
   router.get('/status', async (ctx) => {
     ctx.set('cache-control', 'no-store');
-    ctx.body = statusOf(source, ctx.query.peers === '1' ? await source.peers() : undefined);
+    ctx.body = statusOf(source, ctx.query.peers === '1' ? await source.peers(ctx.query.history === '1') : undefined);
   });
   router.get('/metrics', (ctx) => {
     ctx.type = 'text/plain; version=0.0.4';

@@ -90,6 +90,9 @@ test('status: member states, peers\' counts, the unprotected count, and a depart
   assert.equal(status.peers[1].id, status.members.find((m) => m.route === 'b')!.id);
   assert.ok(status.events.some((e) => e.type === 'joined' && e.member === 'b'), 'b joining is an event');
   assert.deepEqual(status.departed, []);
+  const withHistory = (await (await get(`${url}/ops/status?peers=1&history=1`)).json()) as { peers: { route: string; history?: unknown }[] };
+  assert.deepEqual(withHistory.peers.map((p) => [p.route, Array.isArray(p.history)]), [['a', true], ['b', true]], 'history only when asked for, from every member');
+  assert.equal(status.peers.every((p) => !('history' in p)), true);
   const plain = (await (await get(`${url}/ops/status`)).json()) as Record<string, unknown>;
   assert.equal(plain.peers, undefined, 'peers only when asked for: it costs a request to every member');
   const metrics = await (await get(`${url}/ops/metrics`)).text();
