@@ -43,6 +43,7 @@ test('the dashboard is off by default, on with dashboard: true, and refused with
     const body = await res.text();
     assert.doesNotMatch(body, /\ba\b|127\.0\.0\.1|session/i, `${path}: a refusal tells nothing of the cluster`);
   }
+  assert.equal((await get(`${guarded}/cluster/elsewhere`)).status, 404, 'authorize guards the router\'s routes only, not the rest of the app');
   allow = true;
   assert.equal((await get(`${guarded}/cluster/dashboard`)).status, 403, 'authorize sees the request: no header, no page');
   const res = await fetch(`${guarded}/cluster/dashboard`, { headers: { 'x-operator': 'yes' } });
