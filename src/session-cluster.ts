@@ -20,7 +20,7 @@ import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.j
 import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
 import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
-import { answerCounts, gatherCounts, type MemberCounts } from './koa/peer-status.js';
+import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
 import { unprotectedCount } from './replication/protection.js';
 
 /** A member as `cluster.members()` lists it. */
@@ -51,6 +51,7 @@ export class SessionCluster {
   readonly #manager: Replicator;
   /** Member states and the event ring for the status page. */
   readonly #watch: ClusterWatch;
+  readonly #peers: CountsGatherer;
   #state: State = 'new';
 
   /** Use `createSessionCluster`, which validates the options. */
@@ -102,6 +103,7 @@ export class SessionCluster {
       unprotected: () => this.#sessions().unprotected,
     });
     answerCounts(this.#channel, (history) => this.#counts(history));
+    this.#peers = new CountsGatherer(this.#channel, (history) => this.#counts(history));
   }
 
   /** Resolves when the receiver listens and membership runs. */
@@ -222,7 +224,7 @@ export class SessionCluster {
       memberState: (id) => this.#watch.stateOf(id),
       departed: () => this.#watch.departed(),
       events: () => this.#watch.events.list(),
-      peers: (history) => gatherCounts(this.#channel, (h) => this.#counts(h), history),
+      peers: (history) => this.#peers.gather(history),
     };
   }
 

@@ -82,3 +82,26 @@ export async function gatherCounts(channel: ClusterChannel, local: LocalCounts, 
   );
   return [local(history), ...others];
 }
+
+/**
+ * Gathers at most once per `everyMs` (per kind: with or without history), whatever the number of
+ * pages polling: requests to a status route cannot make the members chatter among themselves.
+ */
+export class CountsGatherer {
+  readonly #last = new Map<boolean, { at: number; counts: Promise<PeerCounts[]> }>();
+
+  constructor(
+    private readonly channel: ClusterChannel,
+    private readonly local: LocalCounts,
+    private readonly everyMs = 1000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  gather(history: boolean): Promise<PeerCounts[]> {
+    const last = this.#last.get(history);
+    if (last !== undefined && this.now() - last.at < this.everyMs) return last.counts;
+    const counts = gatherCounts(this.channel, this.local, history);
+    this.#last.set(history, { at: this.now(), counts });
+    return counts;
+  }
+}
