@@ -17,7 +17,12 @@ import type { SessionEntry } from './session-table.js';
  *
  * `live` is the routes of the live members, self included.
  */
-export function unprotectedCount(mode: 'backup' | 'delta', self: string, entries: Iterable<SessionEntry>, live: Iterable<string>): number {
+export function unprotectedCount(
+  mode: 'backup' | 'delta',
+  self: string,
+  entries: Iterable<Pick<SessionEntry, 'role' | 'owner' | 'backup'>>,
+  live: Iterable<string>,
+): number {
   const alive = new Set(live);
   alive.add(self);
   let n = 0;
