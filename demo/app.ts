@@ -15,6 +15,8 @@
  * | `RECEIVER_PORT` | `0` (any free port) | cluster TCP port, announced in heartbeats |
  * | `COOKIE_KEYS` | derived from `CLUSTER_SECRET` | comma-separated keys signing the cookie |
  * | `LOG_LEVEL` | `info` | pino level |
+ * | `DASHBOARD` | `1` | `0` turns the status page (`/cluster/dashboard`) off |
+ * | `REPROTECT_RATE` | `2000` | sessions per second copied after a member is lost (the `reprotectRate` option) |
  *
  * Prints `{"event":"listening","route":...,"port":...,"pid":...}` once it serves. SIGTERM or SIGINT:
  * stop accepting requests, leave the cluster gracefully (sessions handed off), exit.
@@ -56,6 +58,8 @@ try {
     },
     receiver: { host: env.MCAST_INTERFACE ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
     types: [userType],
+    // Slower re-protection makes a failover visible on the status page for a few seconds.
+    ...(env.REPROTECT_RATE === undefined ? {} : { reprotectRate: Number(env.REPROTECT_RATE) }),
     logger,
   });
 } catch (err) {
@@ -232,7 +236,15 @@ app.use(async (ctx, next) => {
   ctx.set('cache-control', 'no-store');
   await next();
 });
-app.use(cluster.statusRouter().routes()); // before the session: status requests make no sessions
+/** The demo listens on loopback; a connection from anywhere else does not see the cluster's page. */
+function fromLoopback(ctx: Context): boolean {
+  const address = ctx.req.socket.remoteAddress ?? '';
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
+}
+
+// Before the session: status requests make no sessions. The status page (/cluster/dashboard) shows
+// member addresses and session counts: a real application puts its own operator check here.
+app.use(cluster.statusRouter({ dashboard: env.DASHBOARD !== '0', authorize: fromLoopback }).routes());
 app.use(cluster.routeBinder(cookie)); // before koa-session, with the same cookie settings
 app.use(session({ ...cookie, store: cluster.store, genid: cluster.genid, maxAge: 30 * 60 * 1000 }, app));
 app.use(router.routes());

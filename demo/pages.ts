@@ -76,6 +76,7 @@ ${body}
 </main>
 <footer class="muted">
   <p>Cluster (${escapeHtml(served.mode)} mode), live members: <span id="members">${members}</span>.
+  <a href="/cluster/dashboard" id="dashboard-link">Cluster status page</a> ·
   JSON: <code>GET /me</code>, <code>GET /cluster/status</code>.</p>
 </footer>
 </body>

@@ -267,7 +267,8 @@ koa-session-cluster demo: ${options.nodes} member${options.nodes === 1 ? '' : 's
 ${
   balancer === undefined
     ? '\n  no balancer: put nginx in front (demo/nginx.conf, see demo/README.md), or open the members directly\n'
-    : `\n  open ${balancer.url}/   (sticky load balancer: follows the session cookie's .nodeX suffix)\n`
+    : `\n  open ${balancer.url}/   (sticky load balancer: follows the session cookie's .nodeX suffix)
+  status ${balancer.url}/cluster/dashboard   (members, sessions, replication, events: watch it while you kill a member)\n`
 }
 ${table}
 

@@ -25,5 +25,6 @@ export { SessionCluster, type ClusterMember } from './session-cluster.js';
 export type { SessionClusterOptions, ResolvedOptions, RegisteredType } from './options.js';
 export { optionsSchema, ROUTE_PATTERN } from './options.js';
 export type { RouteBinderOptions } from './koa/route-binder.js';
+export type { StatusRouterOptions } from './koa/status-router.js';
 export type { KoaSessionStore } from './koa/session-store.js';
 export * from './errors.js';

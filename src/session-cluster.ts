@@ -18,7 +18,10 @@ import { formatSessionId, newBase } from './replication/session-id.js';
 import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
 import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
 import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
-import { createStatusRouter, renderMetrics, statusOf, type StatusSource } from './koa/status-router.js';
+import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
+import { ClusterWatch } from './koa/cluster-watch.js';
+import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
+import { unprotectedCount } from './replication/protection.js';
 
 /** A member as `cluster.members()` lists it. */
 export interface ClusterMember {
@@ -46,6 +49,9 @@ export class SessionCluster {
   readonly #logger: Logger;
   readonly #channel: ClusterChannel;
   readonly #manager: Replicator;
+  /** Member states and the event ring for the status page. */
+  readonly #watch: ClusterWatch;
+  readonly #peers: CountsGatherer;
   #state: State = 'new';
 
   /** Use `createSessionCluster`, which validates the options. */
@@ -91,6 +97,13 @@ export class SessionCluster {
     this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
     this.store = createSessionStore(this.#manager, this.route, this.#logger, () => this.#state === 'running' || this.#state === 'stopping');
     this.genid = () => formatSessionId(newBase(), this.route);
+    this.#watch = new ClusterWatch({
+      channel: this.#channel,
+      replicationMetrics: () => this.#manager.metrics(),
+      unprotected: () => this.#sessions().unprotected,
+    });
+    answerCounts(this.#channel, (history) => this.#counts(history));
+    this.#peers = new CountsGatherer(this.#channel, (history) => this.#counts(history));
   }
 
   /** Resolves when the receiver listens and membership runs. */
@@ -107,6 +120,7 @@ export class SessionCluster {
     }
     this.#state = 'running';
     this.#manager.started();
+    this.#watch.start();
     this.#logger.info(
       { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}` },
       'session cluster member started',
@@ -123,6 +137,7 @@ export class SessionCluster {
     try {
       await this.#manager.leave();
     } finally {
+      this.#watch.stop();
       this.#manager.close();
       await this.#channel.stop();
       this.#state = 'stopped';
@@ -176,9 +191,15 @@ export class SessionCluster {
     );
   }
 
-  /** An @koa/router serving `GET /cluster/status` and `GET /cluster/metrics`. */
-  statusRouter(prefix = '/cluster'): Router {
-    return createStatusRouter(this.#statusSource(), prefix);
+  /**
+   * An @koa/router serving `GET /cluster/status` and `GET /cluster/metrics`, and with
+   * `{ dashboard: true }` the HTML status page at `GET /cluster/dashboard` (and `/cluster/`).
+   * `authorize(ctx)` returning false answers 403 on every route of the router. A string argument is
+   * the prefix (the earlier form).
+   * @throws ClusterOptionsError naming a wrong option.
+   */
+  statusRouter(options?: string | StatusRouterOptions): Router {
+    return createStatusRouter(this.#statusSource(), options);
   }
 
   /** The status JSON that `/cluster/status` serves. */
@@ -197,9 +218,33 @@ export class SessionCluster {
       mode: this.mode,
       ack: this.#options.ack,
       members: () => this.members(),
-      sessions: () => this.#manager.table.counts(),
+      sessions: () => this.#sessions(),
       clusterMetrics: (): ClusterMetrics => this.#channel.metrics(),
       replicationMetrics: (): ReplicationMetrics => this.#manager.metrics(),
+      memberState: (id) => this.#watch.stateOf(id),
+      departed: () => this.#watch.departed(),
+      events: () => this.#watch.events.list(),
+      peers: (history) => this.#peers.gather(history),
+    };
+  }
+
+  #sessions(): { primary: number; backup: number; unprotected: number } {
+    const live = this.#channel.members().map((m) => m.route);
+    return { ...this.#manager.table.counts(), unprotected: unprotectedCount(this.mode, this.route, this.#manager.table.entries(), live) };
+  }
+
+  /** What this member tells the others' status pages about itself. */
+  #counts(history: boolean): MemberCounts {
+    const r = this.#manager.metrics();
+    return {
+      id: this.#channel.self.id,
+      route: this.route,
+      sessions: this.#sessions(),
+      writes: r.writes,
+      takeovers: r.takeovers,
+      reprotected: r.reprotected,
+      ackLatencyMs: { ...r.ackLatencyMs },
+      ...(history ? { history: this.#watch.history() } : {}),
     };
   }
 }

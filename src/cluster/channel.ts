@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ClusterRequestError, ClusterStateError, HandlerError } from '../errors.js';
 import { ConnectionPool } from './connection-pool.js';
 import { DnsMembership } from './dns-membership.js';
-import { FailureDetector } from './failure-detector.js';
+import { FailureDetector, type MemberState } from './failure-detector.js';
 import { LogLimiter } from './log-limiter.js';
 import { deriveClusterKeys } from './keys.js';
 import type { ClusterKeys } from './keys.js';
@@ -238,6 +238,11 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
   /** Admitted members other than self, in order of joining. */
   members(): MemberInfo[] {
     return this.#fd.members();
+  }
+
+  /** The failure detector's view of a member (`alive`, `suspect`, `joining`), undefined once removed. */
+  stateOf(memberId: string): MemberState | undefined {
+    return this.#fd.get(memberId)?.state;
   }
 
   /** Registers the handler of `type`; one per type. */

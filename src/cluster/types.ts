@@ -5,6 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { PreauthLimits } from './admission.js';
+import type { MemberState } from './failure-detector.js';
 
 /** Which records of `membership.dns` hold the members: A (4), AAAA (6), or both ('any', a dual-stack Service). */
 export type DnsFamily = 4 | 6 | 'any';
@@ -120,6 +121,12 @@ export interface ClusterChannel extends EventEmitter<ClusterEvents> {
   stop(): Promise<void>;
   /** Live members other than self, in order of joining. */
   members(): MemberInfo[];
+  /**
+   * What the failure detector thinks of a member now: `alive`, `suspect` (a direct check is under
+   * way; still listed by `members()`), `joining` (heard of, not yet handshaken), or undefined (unknown
+   * or removed). Read-only, for status pages.
+   */
+  stateOf(memberId: string): MemberState | undefined;
   /** Registers the handler of a message type (one handler per type). */
   handle(type: string, handler: MessageHandler): void;
   /**

@@ -1,9 +1,17 @@
 /**
- * `GET /cluster/status` (JSON) and `GET /cluster/metrics` (Prometheus text exposition format).
+ * `GET /cluster/status` (JSON), `GET /cluster/metrics` (Prometheus text exposition format) and, when
+ * enabled, `GET /cluster/dashboard` (the HTML status page, also at `GET /cluster/`).
  */
 import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
 import type { ClusterMetrics, MemberInfo } from '../cluster/types.js';
 import type { ReplicationMetrics } from '../replication/replicator.js';
+import { ClusterOptionsError } from '../errors.js';
+import type { DepartedMember, MemberStatus } from './cluster-watch.js';
+import { DASHBOARD_CSP, dashboardPage } from './dashboard-page.js';
+import type { ClusterEvent } from './event-ring.js';
+import type { PeerCounts } from './peer-status.js';
 
 /** What the status router reads from the cluster. */
 export interface StatusSource {
@@ -11,9 +19,62 @@ export interface StatusSource {
   mode: 'backup' | 'delta';
   ack: 'sync' | 'async';
   members(): (MemberInfo & { self: boolean })[];
-  sessions(): { primary: number; backup: number };
+  /** `unprotected`: sessions held here with one live copy (see the README's status section). */
+  sessions(): { primary: number; backup: number; unprotected: number };
   clusterMetrics(): ClusterMetrics;
   replicationMetrics(): ReplicationMetrics;
+  /** A live member's state: suspected while a direct check is under way. */
+  memberState(id: string): MemberStatus;
+  /** Members removed in the last minutes (left or failed). */
+  departed(): DepartedMember[];
+  /** The newest cluster events, oldest first. */
+  events(): ClusterEvent[];
+  /** Every live member's counts, asked over the cluster channel; `history`: with their last ten minutes. */
+  peers(history: boolean): Promise<PeerCounts[]>;
+}
+
+/** Options of `cluster.statusRouter()`. */
+export interface StatusRouterOptions {
+  /** Path prefix of the routes. Default `/cluster`. */
+  prefix?: string;
+  /**
+   * Serve the HTML status page at `GET <prefix>/dashboard` (and `GET <prefix>/`). Default false: it
+   * shows member addresses and session counts, which are not for the public.
+   */
+  dashboard?: boolean;
+  /**
+   * Called for every request to the router's routes (status, metrics and dashboard); false (or a
+   * promise of false) answers 403 with no data. Default: every request is allowed.
+   */
+  authorize?: (ctx: Context) => boolean | Promise<boolean>;
+}
+
+const routerOptionsSchema = z
+  .object({
+    prefix: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, 'expected a path starting with "/"').optional(),
+    dashboard: z.boolean().optional(),
+    authorize: z.function().optional(),
+  })
+  .strict();
+
+/**
+ * Validates `statusRouter`'s argument: a prefix string (the earlier form) or an options object.
+ * @throws ClusterOptionsError naming the option.
+ */
+export function parseStatusRouterOptions(input: unknown): Required<Omit<StatusRouterOptions, 'authorize'>> & Pick<StatusRouterOptions, 'authorize'> {
+  const given = typeof input === 'string' ? { prefix: input } : (input ?? {});
+  const result = routerOptionsSchema.safeParse(given);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const option = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.join('.') || 'options';
+    throw new ClusterOptionsError(`statusRouter.${option}`, `cluster.statusRouter(): option ${option}: ${issue.message}`);
+  }
+  const o = result.data;
+  return {
+    prefix: o.prefix ?? '/cluster',
+    dashboard: o.dashboard ?? false,
+    authorize: o.authorize as StatusRouterOptions['authorize'],
+  };
 }
 
 type Sample = [labels: Record<string, string>, value: number];
@@ -45,6 +106,9 @@ export function renderMetrics(s: StatusSource): string {
         [{ role: 'primary' }, sessions.primary],
         [{ role: 'backup' }, sessions.backup],
       ]),
+      family(`${p}sessions_unprotected`, 'gauge', 'Sessions held by this member with one live copy (re-protection pending).', [
+        [{}, sessions.unprotected],
+      ]),
       family(`${p}messages_sent_total`, 'counter', 'Cluster messages sent.', [[{}, c.messagesSent]]),
       family(`${p}messages_received_total`, 'counter', 'Cluster messages received.', [[{}, c.messagesReceived]]),
       family(`${p}bytes_sent_total`, 'counter', 'Bytes sent to other members.', [[{}, c.bytesSent]]),
@@ -69,29 +133,71 @@ export function renderMetrics(s: StatusSource): string {
   );
 }
 
-/** The status JSON. */
-export function statusOf(s: StatusSource): Record<string, unknown> {
+/** The status JSON; `peers` only when asked for (it costs a request to every member). */
+export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, unknown> {
   const members = s.members();
   return {
     route: s.route,
     mode: s.mode,
     ack: s.ack,
-    members: members.map((m) => ({ route: m.route, host: m.host, port: m.port, id: m.id, self: m.self, startTime: m.startTime })),
+    members: members.map((m) => ({
+      route: m.route,
+      host: m.host,
+      port: m.port,
+      id: m.id,
+      self: m.self,
+      startTime: m.startTime,
+      state: m.self ? 'alive' : s.memberState(m.id),
+    })),
     ring: members.map((m) => m.route).sort(),
     sessions: s.sessions(),
     replication: s.replicationMetrics(),
+    departed: s.departed(),
+    events: s.events(),
+    ...(peers === undefined ? {} : { peers }),
   };
 }
 
-/** An @koa/router serving the two endpoints. */
-export function createStatusRouter(source: StatusSource, prefix = '/cluster'): Router {
-  const router = new Router({ prefix });
-  router.get('/status', (ctx) => {
-    ctx.body = statusOf(source);
+/** An @koa/router serving the endpoints; the dashboard only when `options.dashboard` is true. */
+export function createStatusRouter(source: StatusSource, options?: string | StatusRouterOptions): Router {
+  const o = parseStatusRouterOptions(options);
+  const router = new Router({ prefix: o.prefix });
+  const authorize = o.authorize;
+  if (authorize !== undefined) {
+    router.use(async (ctx, next) => {
+      // Nothing of the cluster in a refusal: no route, no count, not even whether the page exists.
+      if ((await authorize(ctx)) !== true) {
+        ctx.status = 403;
+        ctx.type = 'text/plain';
+        ctx.body = 'Forbidden\n';
+        return;
+      }
+      await next();
+    });
+  }
+  router.get('/status', async (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = statusOf(source, ctx.query.peers === '1' ? await source.peers(ctx.query.history === '1') : undefined);
   });
   router.get('/metrics', (ctx) => {
     ctx.type = 'text/plain; version=0.0.4';
     ctx.body = renderMetrics(source);
   });
+  if (o.dashboard) {
+    const page = (ctx: Context): void => {
+      ctx.type = 'html';
+      ctx.set('content-security-policy', DASHBOARD_CSP);
+      ctx.set('x-content-type-options', 'nosniff');
+      ctx.set('referrer-policy', 'no-referrer');
+      ctx.set('cache-control', 'no-store');
+      ctx.body = dashboardPage(source.route);
+    };
+    router.get('/dashboard', (ctx) => page(ctx as unknown as Context));
+    // The page polls `status` relative to its own URL, so `<prefix>` without the slash goes to it.
+    router.get('/', (ctx) => {
+      if (!ctx.path.endsWith('/')) return ctx.redirect(`${ctx.path}/dashboard`);
+      page(ctx);
+    });
+  }
   return router;
 }

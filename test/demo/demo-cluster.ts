@@ -15,9 +15,9 @@ export const DEMO_RUN = fileURLToPath(new URL('../../demo/run.ts', import.meta.u
 /** The demo's nginx configuration. */
 export const DEMO_NGINX_CONF = fileURLToPath(new URL('../../demo/nginx.conf', import.meta.url));
 
-/** Starts demo members node1..nodeN and waits until each sees all of them. */
-export async function startDemoCluster(t: TestContext, n: number, mode: 'backup' | 'delta'): Promise<AppMember[]> {
-  const config = await clusterConfig({ mode, env: { CLUSTER_SECRET: randomBytes(24).toString('base64url') } });
+/** Starts demo members node1..nodeN (`env` added to theirs) and waits until each sees all of them. */
+export async function startDemoCluster(t: TestContext, n: number, mode: 'backup' | 'delta', env: Record<string, string> = {}): Promise<AppMember[]> {
+  const config = await clusterConfig({ mode, env: { CLUSTER_SECRET: randomBytes(24).toString('base64url'), ...env } });
   const members = await Promise.all(Array.from({ length: n }, (_, i) => startAppMember(t, `node${i + 1}`, config, DEMO_APP)));
   await waitForMembership(members, n);
   return members;

@@ -10,35 +10,11 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import session from 'koa-session';
-import { pino } from 'pino';
-import { ClusterOptionsError, createSessionCluster } from '../../src/index.js';
+import { ClusterOptionsError } from '../../src/index.js';
 import type { SessionCluster } from '../../src/index.js';
-import { freeUdpPort, randomGroup } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { twoMembers } from '../helpers/in-process-members.js';
 
 type KoaSessionOptions = NonNullable<Parameters<SessionCluster['session']>[1]>;
-
-/** Two members of one cluster on loopback multicast, stopped when the test ends. */
-async function twoMembers(t: { after(fn: () => Promise<void>): void }): Promise<[SessionCluster, SessionCluster]> {
-  const multicast = { address: randomGroup(), port: await freeUdpPort(), interface: '127.0.0.1', frequency: 100, dropTime: 1500 };
-  const make = (route: string) =>
-    createSessionCluster({
-      route,
-      secret: 'koa-session-test-secret-0123456789',
-      clusterName: `koa-test-${process.pid}`,
-      membership: { multicast },
-      receiver: { host: '127.0.0.1', port: 0 },
-      logger: pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }),
-    });
-  const members: [SessionCluster, SessionCluster] = [make('a'), make('b')];
-  t.after(async () => {
-    await Promise.all(members.map((m) => m.stop()));
-  });
-  await Promise.all(members.map((m) => m.start()));
-  await waitFor('a and b to see each other', () => members.every((m) => m.members().length === 2), 10_000);
-  await Promise.all(members.map((m) => m.ready())); // discovery over: takeovers are answered, not 503
-  return members;
-}
 
 /** A Koa app on port 0 with the session middleware in one of the two forms. */
 async function serve(
