@@ -203,6 +203,11 @@ export const optionsSchema = z
     /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
     reprotectRate: z.number().int().positive().default(2000),
     /**
+     * Sessions a primary keeps decoded besides their encoded copy, the most recently read (0: none).
+     * Decoding costs about ten times the copy a request needs; memory is at most this many sessions.
+     */
+    decodedCache: z.number().int().min(0).default(10_000),
+    /**
      * Per client address (`ctx.ip`; set `app.proxy` behind a balancer): how many session ids that no
      * member holds it may send at once (`burst`) and per second, before the route binder answers 503.
      */

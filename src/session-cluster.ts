@@ -86,6 +86,7 @@ export class SessionCluster {
       ackTimeout: options.ackTimeout,
       maxSessionBytes: options.maxSessionBytes,
       reprotectRate: options.reprotectRate,
+      decodedCache: options.decodedCache,
       stateTransferTimeout: options.stateTransferTimeout,
       stateTransferBatch: options.stateTransferBatch,
       dropTime: options.membership.multicast?.dropTime ?? options.membership.dropTime,

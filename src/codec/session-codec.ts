@@ -269,6 +269,8 @@ class AvroSessionCodec implements SessionCodec {
 
   /** The writer schema named in the header of `bytes` (length and version checked by the caller). */
   #writerOf(bytes: Buffer): KnownSchema {
+    // Our own schema, nearly always: compared as bytes, without making a hex string.
+    if (bytes.compare(this.#ownFingerprint, 0, this.#ownFingerprint.length, 1, HEADER_BYTES) === 0) return this.#own;
     const fp = bytes.toString('hex', 1, HEADER_BYTES);
     const writer = fp === this.#own.fingerprint ? this.#own : this.#schemas.get(fp);
     if (writer === undefined) throw new UnknownSchemaError(fp);

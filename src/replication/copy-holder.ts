@@ -28,6 +28,8 @@ export interface ReplicatorOptions {
   ackTimeout: number;
   maxSessionBytes: number;
   reprotectRate: number;
+  /** Sessions kept decoded on their primary besides their encoded copy (the most recently read). */
+  decodedCache?: number;
   stateTransferTimeout: number;
   /** Sessions per page of a state transfer (delta mode). */
   stateTransferBatch: number;

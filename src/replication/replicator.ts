@@ -15,6 +15,8 @@ import type { SessionEntry } from './session-table.js';
 import { NO_ENTRIES, entryValues } from './packed-entries.js';
 import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
+import { DecodedCache } from './decoded-cache.js';
+import { copySession } from './session-value.js';
 
 export { MSG } from './message-types.js';
 export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './copy-holder.js';
@@ -23,9 +25,14 @@ export { describeReplies } from './copy-holder.js';
 const NEGATIVE_CACHE_MS = 5000;
 
 /** The shared core of `BackupManager` and `DeltaManager`. */
+/** Sessions kept decoded by default (about 2 KB each for a typical session). */
+export const DEFAULT_DECODED_CACHE = 10_000;
+
 export abstract class Replicator extends CopyHolder {
   /** Bases recently found nowhere: a bad cookie must not cost a broadcast per request. */
   readonly #missing = new Map<string, number>();
+  /** Decoded values of the sessions read most recently here (primary only). */
+  readonly #decoded = new DecodedCache(this.options.decodedCache ?? DEFAULT_DECODED_CACHE);
 
   /** Sends a write to the copy holders; resolves when they acknowledged (sync) or at once (async). */
   protected abstract replicate(entry: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void>;
@@ -89,7 +96,7 @@ export abstract class Replicator extends CopyHolder {
   async read(base: string): Promise<SessionRead | undefined> {
     const e = this.table.get(base);
     if (e !== undefined && e.role === 'primary' && e.owner === this.route) {
-      return { values: await this.valuesOf(e.packed), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
+      return { values: await this.#valuesForRequest(e), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
     }
     if (this.table.tombstone(base)?.kind === 'removed') return undefined;
     throw this.unavailable(base, 'the session moved to another member while this request ran');
@@ -98,6 +105,20 @@ export abstract class Replicator extends CopyHolder {
   /** Decodes packed entries (fetching unknown writer schemas); the values are new objects each time. */
   protected valuesOf(packed: Buffer): Promise<SessionData> {
     return this.schemas.decode(entryValues(packed));
+  }
+
+  /** The values of a session for one request: its own copy of the cached decoded values, or decoded. */
+  async #valuesForRequest(e: SessionEntry): Promise<SessionData> {
+    const cached = this.#decoded.get(e.base, e.packed);
+    if (cached !== undefined) return copySession(cached);
+    const values = await this.valuesOf(e.packed);
+    if (this.table.get(e.base) === e) this.#decoded.set(e.base, e.packed, copySession(values));
+    return values;
+  }
+
+  /** Decoded values of `packed` to compare against, never handed out: cached ones if they are current. */
+  async #valuesToCompare(base: string, packed: Buffer): Promise<SessionData> {
+    return this.#decoded.get(base, packed) ?? (await this.valuesOf(packed));
   }
 
   /**
@@ -128,8 +149,8 @@ export abstract class Replicator extends CopyHolder {
       }
       let plan;
       try {
-        // Usually the request read what is held now: one decode serves as both.
-        const current = await this.valuesOf(e.packed);
+        // Usually the request read what is held now, and it is cached: nothing is decoded.
+        const current = fresh ? {} : await this.#valuesToCompare(base, e.packed);
         const read = snapshot === undefined ? {} : snapshot === e.packed ? current : await this.valuesOf(snapshot);
         plan = planWrite(this.codec, this.options.maxSessionBytes, e, current, written, read, meta);
       } catch (err) {
@@ -166,6 +187,8 @@ export abstract class Replicator extends CopyHolder {
       this.counters.ackLatencyMs.count++;
       this.counters.writes++;
       this.table.set(plan.next);
+      // A session read recently stays decoded (a read-modify-write request then decodes nothing).
+      if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
       return plan.next.packed;
     });
   }
@@ -180,6 +203,7 @@ export abstract class Replicator extends CopyHolder {
       if (!this.isPrimary(base) && !(await this.takeOver(base))) return; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
       const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
+      this.#decoded.delete(base);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
       const required = this.mustAcknowledgeRemoval(e);
       this.table.destroy(base, e.epoch, this.route, until);

@@ -58,6 +58,13 @@ export function cloneValue<T>(v: T): T {
   return out as T;
 }
 
+/** A deep copy of a session's values (top-level keys kept as own keys, `__proto__` included). */
+export function copySession(values: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(values)) setOwn(out, k, cloneValue(values[k]));
+  return out;
+}
+
 /** The top-level change between what a request read and what it wrote. */
 export interface SessionDelta {
   /** Keys whose value is new or different. */

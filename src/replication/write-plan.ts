@@ -9,13 +9,15 @@ import { SessionTooLargeError } from '../errors.js';
 import { maxAgeToWire } from './copies.js';
 import { entryBytes, entryKeys, patchEntries } from './packed-entries.js';
 import type { SessionEntry } from './session-table.js';
-import { diffSession, setOwn } from './session-value.js';
+import { cloneValue, diffSession, setOwn } from './session-value.js';
 
 export interface WritePlan {
   /** The delta for the copy holders. */
   message: SessionDeltaMessage;
   /** The entry to commit once the holders acknowledged. */
   next: SessionEntry;
+  /** The decoded values of `next` (made on demand: own copies, for the decoded cache). */
+  nextValues: () => SessionData;
 }
 
 /**
@@ -75,5 +77,13 @@ export function planWrite(
     set,
     removed,
   };
-  return { message, next };
+  const nextValues = (): SessionData => {
+    // Our own copies: an application that changes an object in place after `ctx.session.save()`
+    // changes the session object, not what the next diff compares against.
+    const values: SessionData = { ...current };
+    for (const k of Object.keys(delta.set)) setOwn(values, k, cloneValue(delta.set[k]));
+    for (const k of delta.removed) delete values[k];
+    return values;
+  };
+  return { message, next, nextValues };
 }

@@ -42,8 +42,10 @@ test('a write sends only the keys this request changed, onto the current values,
 test('a committed entry holds bytes only: an object changed in place after save() still differs from what was stored', () => {
   const cart = { items: ['a'] };
   const e = entryOf({});
-  const { next } = planWrite(codec, 1 << 20, e, {}, { cart }, {}, meta);
+  const { next, nextValues } = planWrite(codec, 1 << 20, e, {}, { cart }, {}, meta);
+  const cached = nextValues();
   cart.items.push('b'); // the application keeps using its session object
+  assert.deepEqual(cached, { cart: { items: ['a'] } }, 'the values kept decoded are copies too');
   const again = planWrite(codec, 1 << 20, next, valuesOf(next), { cart }, valuesOf(next), meta);
   assert.deepEqual(again.message.set.map((x) => x.key), ['cart'], 'the in-place change is replicated, not lost');
 });
