@@ -173,7 +173,7 @@ export abstract class CopyHolder {
         { member: m.route, reason, refused, quorum: this.isolation.hasQuorum() },
         reason === 'failed' && !refused ? 'member removed for silence: it may be alive elsewhere, its seat still counts' : 'member gone: its seat is freed',
       );
-      this.onMemberRemoved(m, reason);
+      this.onMemberRemoved(m, reason, refused);
       this.#membershipChange();
     });
     // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by the
@@ -205,7 +205,8 @@ export abstract class CopyHolder {
   }
 
   protected abstract onMemberAdded(member: MemberInfo): void;
-  protected abstract onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed'): void;
+  /** `refused`: its process is gone (a restart comes back with a new id and nothing held). */
+  protected abstract onMemberRemoved(member: MemberInfo, reason: 'left' | 'failed', refused: boolean): void;
   /** Periodic repair: re-protection, adoption, anti-entropy. Runs every tick; must be cheap when idle. */
   protected abstract maintain(): void;
   /** Which entries must be checked against the other members after a possible cut-off. */

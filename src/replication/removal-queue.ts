@@ -18,6 +18,8 @@ interface Pending {
 
 export class RemovalQueue {
   readonly #pending = new Map<string, Pending>();
+  /** Keys of `#pending` by session: `cancelDrops` runs for every copy sent, and must not walk them all. */
+  readonly #keysByBase = new Map<string, Set<string>>();
   readonly #send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>;
 
   constructor(send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>) {
@@ -37,7 +39,7 @@ export class RemovalQueue {
     const p: Pending = { message, only: onlyThese ? new Set(members.map((m) => m.id)) : undefined, acked: new Set(), sending: new Set() };
     // One destruction per session (a newer one replaces it); drops are kept per session and member.
     const key = onlyThese ? `${message.base} ${[...p.only!].sort().join(',')}` : message.base;
-    this.#pending.set(key, p);
+    this.#set(key, p);
     const outcomes = new Map<MemberInfo, ApplyReply | Error>();
     await Promise.all(
       members.map(async (m) => {
@@ -66,11 +68,30 @@ export class RemovalQueue {
    * again, and a late drop would take the new copy away.
    */
   cancelDrops(base: string, memberId: string): void {
-    for (const [key, p] of this.#pending) {
-      if (p.message.base !== base || p.message.destroy || p.only === undefined || !p.only.has(memberId)) continue;
+    const keys = this.#keysByBase.get(base);
+    if (keys === undefined) return;
+    for (const key of [...keys]) {
+      const p = this.#pending.get(key)!;
+      if (p.message.destroy || p.only === undefined || !p.only.has(memberId)) continue;
       p.only.delete(memberId);
-      if ([...p.only].every((id) => p.acked.has(id))) this.#pending.delete(key);
+      if ([...p.only].every((id) => p.acked.has(id))) this.#delete(key);
     }
+  }
+
+  #set(key: string, p: Pending): void {
+    this.#pending.set(key, p);
+    let keys = this.#keysByBase.get(p.message.base);
+    if (keys === undefined) this.#keysByBase.set(p.message.base, (keys = new Set()));
+    keys.add(key);
+  }
+
+  #delete(key: string): void {
+    const p = this.#pending.get(key);
+    if (p === undefined) return;
+    this.#pending.delete(key);
+    const keys = this.#keysByBase.get(p.message.base);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#keysByBase.delete(p.message.base);
   }
 
   /**
@@ -81,13 +102,13 @@ export class RemovalQueue {
   retry(members: MemberInfo[], now: number, silent = false): void {
     for (const [key, p] of this.#pending) {
       if (p.message.until <= now) {
-        this.#pending.delete(key);
+        this.#delete(key);
         continue;
       }
       const missing = members.filter((m) => !p.acked.has(m.id) && (p.only === undefined || p.only.has(m.id)));
       // A drop waits for its member to come back (it may be across a partition), until it expires.
       if (missing.length === 0 && (p.only === undefined ? !silent : [...p.only].every((id) => p.acked.has(id)))) {
-        this.#pending.delete(key);
+        this.#delete(key);
         continue;
       }
       for (const m of missing) if (!p.sending.has(m.id)) void this.#attempt(p, m);
