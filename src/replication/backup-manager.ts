@@ -440,8 +440,8 @@ export class BackupManager extends Replicator {
     const now = this.clock.now();
     if (this.#toAudit.size > 0 || now > this.#sweepUntil) return;
     if (this.#sweepQueue.length === 0) {
-      // One round per drop time at most: a small table would otherwise be asked about every tick.
-      if (now - this.#sweepRoundAt < this.options.dropTime) return;
+      // One round per half drop time at most: a small table would otherwise be asked about every tick.
+      if (now - this.#sweepRoundAt < this.options.dropTime / 2) return;
       this.#sweepRoundAt = now;
       this.#sweepQueue = this.table.bases();
     }
@@ -544,7 +544,8 @@ export class BackupManager extends Replicator {
       this.table.moved(base, e.epoch, e.owner);
       return;
     }
-    if (swept || owner !== undefined || this.#granting.has(base)) return;
+    // A grant on its way to a live taker: wait for it (checked again when the grant's time is up).
+    if (swept || owner !== undefined || (this.#granting.has(base) && this.memberByRoute(e.owner) !== undefined)) return;
     if (this.memberByRoute(e.owner) === undefined && !this.isolation.ownerReleased(e.owner)) {
       this.#toAudit.add(base);
       return;
