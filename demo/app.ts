@@ -16,7 +16,7 @@
  * | `COOKIE_KEYS` | derived from `CLUSTER_SECRET` | comma-separated keys signing the cookie |
  * | `LOG_LEVEL` | `info` | pino level |
  * | `DASHBOARD` | `1` | `0` turns the status page (`/cluster/dashboard`) off |
- * | `REPROTECT_RATE` | `2000` | sessions per second copied after a member is lost (the `reprotectRate` option) |
+ * | `REPROTECT_RATE` | `5000` | sessions per second copied after a member is lost (the `reprotectRate` option) |
  *
  * Prints `{"event":"listening","route":...,"port":...,"pid":...}` once it serves. SIGTERM or SIGINT:
  * stop accepting requests, leave the cluster gracefully (sessions handed off), exit.

@@ -201,7 +201,7 @@ export const optionsSchema = z
     /** Sessions per page of a delta-mode state transfer. */
     stateTransferBatch: z.number().int().min(1).max(5000).default(500),
     /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
-    reprotectRate: z.number().int().positive().default(2000),
+    reprotectRate: z.number().int().positive().default(5000),
     /**
      * Sessions a primary keeps decoded besides their encoded copy, the most recently read (0: none).
      * Decoding costs about ten times the copy a request needs; memory is at most this many sessions.
