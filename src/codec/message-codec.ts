@@ -1,44 +1,15 @@
 /**
  * `defineMessage`: one cluster message type and its Avro schema. Decoding checks the bytes before
- * avsc reads them (byte-check.ts), requires the whole buffer to be one message, copies `bytes`
- * fields out of the received frame, and turns every failure into a `CodecError`.
+ * avsc reads them (byte-check.ts), requires the whole buffer to be one message, and turns every
+ * failure into a `CodecError`. `bytes` fields are views of the received frame, as avsc reads them:
+ * whoever keeps one copies it (the session table packs every entry into a buffer of its own), so a
+ * backup does not copy each entry of each write twice.
  */
 import type { Type } from './avro.js';
-import { arrayItems, mapValues, parsePlainSchema, readAt, recordFields, underlying, unionBranches } from './avro.js';
+import { parsePlainSchema, readAt } from './avro.js';
 import { checkEncoding } from './byte-check.js';
 import type { MessageCodec } from './types.js';
 import { CodecError } from '../errors.js';
-
-/** Whether values of `type` can hold `bytes` or `fixed` (and so views into the received frame). */
-function holdsBytes(type: Type, seen = new Set<Type>()): boolean {
-  if (seen.has(type)) return false;
-  seen.add(type);
-  const t = type.typeName;
-  if (t === 'bytes' || t === 'fixed') return true;
-  if (t === 'record' || t === 'error') return recordFields(type).some((f) => holdsBytes(f.type, seen));
-  if (t.startsWith('union')) return unionBranches(type).some((b) => holdsBytes(b, seen));
-  if (t === 'array') return holdsBytes(arrayItems(type), seen);
-  if (t === 'map') return holdsBytes(mapValues(type), seen);
-  if (t.startsWith('logical:')) return holdsBytes(underlying(type), seen);
-  return false;
-}
-
-/**
- * Replaces every Buffer in a decoded value by a copy. avsc reads `bytes` as views of the input: a
- * stored session entry must not keep a whole received frame alive, nor change if the frame's
- * memory is reused.
- */
-function copyBuffers(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Buffer.isBuffer(value)) return Buffer.from(value);
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = copyBuffers(value[i]);
-    return value;
-  }
-  const obj = value as Record<string, unknown>;
-  for (const k of Object.keys(obj)) obj[k] = copyBuffers(obj[k]);
-  return obj;
-}
 
 /** Where a value does not fit its message schema, for the encode error. */
 function invalidPaths(type: Type, value: unknown): string {
@@ -70,7 +41,6 @@ function invalidPaths(type: Type, value: unknown): string {
 export function defineMessage<T>(schema: Readonly<Record<string, unknown>>): MessageCodec<T> {
   const type = parsePlainSchema(schema);
   const name = type.name ?? type.typeName;
-  const copy = holdsBytes(type);
   return {
     encode(value: T): Buffer {
       try {
@@ -86,7 +56,7 @@ export function defineMessage<T>(schema: Readonly<Record<string, unknown>>): Mes
         if (end !== bytes.length) throw new CodecError(`cannot decode ${name}: ${bytes.length - end} trailing bytes`);
         const { value, offset } = readAt(type, bytes, 0);
         if (offset !== bytes.length) throw new CodecError(`cannot decode ${name}: truncated`);
-        return (copy ? copyBuffers(value) : value) as T;
+        return value as T;
       } catch (err) {
         if (err instanceof CodecError) {
           if (err.message.startsWith('cannot decode')) throw err;

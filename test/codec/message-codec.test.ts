@@ -87,7 +87,7 @@ test('a hostile item count fails fast instead of looping', () => {
   assert.ok(performance.now() - started < 200);
 });
 
-test('bytes in a decoded message are copies: a reused frame buffer does not change them', () => {
+test('bytes in a decoded message round-trip (not copied per entry: whoever keeps them copies, as the session table does)', () => {
   const copy: SessionCopy = {
     base: 'abc',
     owner: 'node1',
@@ -99,9 +99,6 @@ test('bytes in a decoded message are copies: a reused frame buffer does not chan
   };
   const frame = messages.copy.encode(copy);
   const back = messages.copy.decode(frame);
-  frame.fill(0);
-  assert.deepStrictEqual(back.entries[0].value, Buffer.from('encoded session value'));
-  assert.equal(back.entries[0].value.buffer === frame.buffer, false);
   assert.deepStrictEqual(plain(back), plain(copy));
 });
 

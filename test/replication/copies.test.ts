@@ -121,3 +121,12 @@ test('a copy let go to a newer owner is described as moved (found: false, with t
   assert.deepEqual(describeHeld(t, 'M'), { found: false, primary: false, owner: 'n2', epoch: 5, version: 0, removed: false, backup: '' });
   assert.deepEqual(describeHeld(t, 'never'), { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' });
 });
+
+test('a copy or delta applied from a received frame keeps its own bytes: the frame may go or be reused', () => {
+  const t = new SessionTable();
+  const frame = Buffer.from('xxAAyyBBzz');
+  applyCopy(t, { base: 'F', owner: 'n1', epoch: 1, version: 1, expire: later(), maxAge: 1, entries: [{ key: 'a', value: frame.subarray(2, 4) }] });
+  applyDelta(t, delta({ base: 'F', version: 2, baseVersion: 1, set: [{ key: 'b', value: frame.subarray(6, 8) }] }));
+  frame.fill(0);
+  assert.deepEqual([held(t.get('F')!.packed, 'a'), held(t.get('F')!.packed, 'b')], ['AA', 'BB']);
+});
