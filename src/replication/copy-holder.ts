@@ -155,7 +155,9 @@ export abstract class CopyHolder {
     c.handle(MSG.fetch, (_from, body) => {
       const base = messages.locate.decode(body).base;
       const e = this.table.get(base);
-      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: null, removed: describeHeld(this.table, base).removed });
+      // `movedTo`: its owner is a live member here, which the asker may not have admitted yet.
+      const ownerLive = e !== undefined && e.owner !== this.route && this.memberByRoute(e.owner) !== undefined;
+      return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: ownerLive ? e.owner : null, removed: describeHeld(this.table, base).removed });
     });
     c.on('member-added', (m) => {
       const had = this.isolation.hasQuorum();

@@ -9,7 +9,7 @@ import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
 import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, compareHeld, destroyCovers, fromCopy, grantTo, toCopy } from './copies.js';
-import { Replicator, type ReplicatorOptions } from './replicator.js';
+import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
@@ -158,6 +158,10 @@ export class DeltaManager extends Replicator {
   protected async takeOver(base: string): Promise<boolean> {
     const { replies, failed } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
+    this.log.debug(
+      { session: shortId(base), failed, local: local === undefined ? '-' : `${local.role}@${local.epoch}/${local.owner}v${local.version}`, replies: describeReplies(replies) },
+      'takeover: where the session is',
+    );
     const removed = this.newestRemoval(base, replies);
     const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r))[0];
     let best: { copy: SessionCopy; m: MemberInfo | undefined } | undefined = local === undefined ? undefined : { copy: toCopy(local), m: undefined };
@@ -166,6 +170,10 @@ export class DeltaManager extends Replicator {
         await this.channel.request(held.m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
       );
       if (reply.copy === null) throw this.unavailable(base, `${held.m.route} let the session go while it was being taken over`);
+      // Its owner is alive for the holder (a restarted member it admitted, that we have not yet).
+      if (reply.movedTo !== null && reply.movedTo !== this.route && this.memberByRoute(reply.movedTo) === undefined) {
+        throw this.unavailable(base, `${held.m.route} sees its owner ${reply.movedTo}, which this member has not admitted yet`);
+      }
       best = { copy: reply.copy, m: held.m };
       // A newer write may have reached us while we asked: never install an older version over it.
       const now = this.table.get(base);

@@ -41,6 +41,11 @@ const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string }[]> =
     // Promise 5: back from a pause, a member reconciled at once, before the others had admitted it
     // again; a session created in between reached it by no delta and no pass.
     { seed: 1149, bug: 'a session created while the others had not yet re-admitted a resumed member' },
+    // Promise 1: a member restarted after a crash took a session over (granted by a member that had
+    // admitted it); a third member that had not admitted it yet saw its owner as dead and adopted the
+    // session past it, losing the write the restarted member had acknowledged.
+    { seed: 14613, bug: 'a session adopted past a restarted owner that this member had not admitted yet' },
+    { seed: 16895, bug: 'the same, after a second crash and restart' },
   ],
 };
 
