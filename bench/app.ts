@@ -6,6 +6,11 @@
  * - `redis`: koa-redis against the redis-server at `REDIS_PORT`;
  * - `cluster`: koa-session-cluster, `MODE` backup or delta, on loopback multicast `MCAST_ADDRESS:MCAST_PORT`.
  *
+ * The realistic-network bench puts bench/delay-proxy.ts in between: `REDIS_HOST` (default 127.0.0.1)
+ * is where koa-redis dials; a member listens on `RECEIVER_PORT` (default 0, any) and advertises
+ * `ADVERTISE` (another loopback address, where the proxy listens on the same port), so every other
+ * member reaches it through the proxy.
+ *
  * Routes: `POST /login?u=N` (creates the session), `POST /write` (read-modify-write: `views + 1`,
  * `lastSeen`), `GET /read` (read-only). Both answer 401 when the session is gone, so a lost session
  * counts as a failed request. `/bench/*` are bench-only helpers: fill the store directly, report memory.
@@ -64,7 +69,7 @@ async function makeVariant(): Promise<Variant> {
   if (kind === 'memory') return { store: memoryStore(), genid: randomUUID, before: [], ready: () => Promise.resolve({}) };
   if (kind === 'redis') {
     const { default: redisStore } = await import('koa-redis');
-    const store = redisStore({ host: '127.0.0.1', port: Number(env.REDIS_PORT) });
+    const store = redisStore({ host: env.REDIS_HOST ?? '127.0.0.1', port: Number(env.REDIS_PORT) });
     return { store: store, genid: randomUUID, before: [], ready: () => Promise.resolve({}) };
   }
   if (kind !== 'cluster') throw new Error(`STORE=${kind}: expected memory, redis or cluster`);
@@ -86,7 +91,7 @@ async function makeVariant(): Promise<Variant> {
         dropTime: Number(env.MCAST_DROP ?? 2000),
       },
     },
-    receiver: { host: '127.0.0.1', port: 0 },
+    receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0), ...(env.ADVERTISE !== undefined ? { advertise: env.ADVERTISE } : {}) },
     ...(env.SESSION_SCHEMA === '1' ? { sessionSchema: benchSessionSchema } : {}),
     logger: pino({ level: env.LOG_LEVEL ?? 'warn', base: { member: route } }),
   });

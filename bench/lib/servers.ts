@@ -15,6 +15,7 @@ export const WORK_DIR = join(BENCH_DIR, '.work');
 const APP = join(BENCH_DIR, 'app.ts');
 const LOAD = join(BENCH_DIR, 'load.ts');
 const PROXY = join(BENCH_DIR, 'sticky-proxy.ts');
+const DELAY_PROXY = join(BENCH_DIR, 'delay-proxy.ts');
 
 /** Set by the runner: when defined, app processes write V8 CPU profiles into this folder. */
 export const profiling: { dir: string | undefined; names: Map<number, string> } = { dir: undefined, names: new Map() };
@@ -62,6 +63,8 @@ export async function startApp(name: string, env: Record<string, string>): Promi
 export interface Cluster {
   members: AppProcess[];
   env: Record<string, string>;
+  /** The environment of one member beside `env` (its receiver port and advertised address). */
+  memberEnv: (route: string) => Record<string, string>;
 }
 
 /**
@@ -73,6 +76,7 @@ export async function startCluster(
   mode: 'backup' | 'delta',
   extraEnv: Record<string, string> = {},
   track: (p: BenchProcess) => void = () => {},
+  memberEnv: (route: string) => Record<string, string> = () => ({}),
 ): Promise<Cluster> {
   const env = {
     STORE: 'cluster',
@@ -84,7 +88,7 @@ export async function startCluster(
     ...extraEnv,
   };
   const start = async (i: number) => {
-    const m = await startApp(`node${i}`, { ...env, ROUTE: `node${i}` });
+    const m = await startApp(`node${i}`, { ...env, ...memberEnv(`node${i}`), ROUTE: `node${i}` });
     track(m.proc);
     return m;
   };
@@ -99,12 +103,12 @@ export async function startCluster(
   }
   await waitForMembers(members, n);
   if (mode === 'delta') await Promise.all(members.map((m) => m.proc.waitForLine(/"event":"ready"/, 60_000)));
-  return { members, env };
+  return { members, env, memberEnv };
 }
 
 /** Adds member `route` to a running cluster (same group and settings). */
 export async function addMember(cluster: Cluster, route: string): Promise<AppProcess> {
-  const m = await startApp(route, { ...cluster.env, ROUTE: route });
+  const m = await startApp(route, { ...cluster.env, ...cluster.memberEnv(route), ROUTE: route });
   cluster.members.push(m);
   return m;
 }
@@ -226,6 +230,19 @@ export async function startProxy(members: AppProcess[]): Promise<{ proc: BenchPr
   const proc = startProcess('sticky-proxy', process.execPath, ['--import', 'tsx', PROXY, JSON.stringify(config)]);
   const line = await proc.waitForLine(/"event":"listening"/, 60_000);
   return { proc, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}` };
+}
+
+/** A route of the delay proxy: it listens on `listen` (`host:port`, port 0 for any) and forwards to `target`. */
+export interface DelayRoute {
+  listen: string;
+  target: string;
+}
+
+/** Starts bench/delay-proxy.ts; resolves with the port it bound for each route, in order. */
+export async function startDelayProxy(delayMs: number, routes: DelayRoute[]): Promise<{ proc: BenchProcess; ports: number[] }> {
+  const proc = startProcess('delay-proxy', process.execPath, ['--import', 'tsx', DELAY_PROXY, JSON.stringify({ delayMs, routes })]);
+  const line = await proc.waitForLine(/"event":"listening"/, 60_000);
+  return { proc, ports: (JSON.parse(line) as { ports: number[] }).ports };
 }
 
 export { stopProcess };
