@@ -14,7 +14,8 @@
  * Routes: `POST /login?u=N` (creates the session), `POST /write` (read-modify-write: `views + 1`,
  * `lastSeen`), `GET /read` (read-only). Both answer 401 when the session is gone, so a lost session
  * counts as a failed request. `/bench/*` are bench-only helpers: fill the store directly, report memory.
- * Prints `{"event":"listening",...}` when it serves; exits at once on SIGTERM (so `--cpu-prof` is written).
+ * Prints `{"event":"listening",...}` when it serves; exits at once on SIGTERM (so `--cpu-prof` is written;
+ * with `HEAP_PROFILE_DIR`, after writing its allocation samples there).
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -105,6 +106,11 @@ async function makeVariant(): Promise<Variant> {
   };
 }
 
+// --profile: allocation sampling, written at SIGTERM (see lib/heap-sampling.ts).
+const heapProfileDir = env.HEAP_PROFILE_DIR;
+const heapSampling = heapProfileDir === undefined ? undefined : await import('./lib/heap-sampling.js');
+await heapSampling?.startHeapSampling();
+
 const startedAt = performance.now();
 const variant = await makeVariant();
 const app = new Koa();
@@ -187,6 +193,9 @@ server.listen(Number(env.PORT ?? 0), '127.0.0.1', () => {
   });
 });
 
-const exit = () => process.exit(0);
+const exit = () => {
+  if (heapSampling === undefined || heapProfileDir === undefined) process.exit(0);
+  else void heapSampling.writeHeapSampling(heapProfileDir).finally(() => process.exit(0));
+};
 process.on('SIGTERM', exit);
 process.on('SIGINT', exit);

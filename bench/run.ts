@@ -7,8 +7,9 @@
  * Options:
  *   --quick                 short phases (3 s), smaller fills
  *   --only a,b              scenarios: throughput, bytes, codec, failover, transfer, memory, rtt, reprotect
- *   --profile               app processes run with --cpu-prof; top self-time functions are printed
- *                           (results.json and README.md are not rewritten: the profiler skews figures)
+ *   --profile               app processes run with --cpu-prof and allocation sampling; the top self-time
+ *                           functions per phase and the top allocation sites are printed (results.json
+ *                           and README.md are not rewritten: the profilers skew figures)
  *   --report                only rewrite README.md's tables from results.json (no measuring)
  *   --no-schema             cluster variants without the bench's Avro sessionSchema
  *   --connections N         autocannon connections in the throughput phases (default 32)
@@ -23,6 +24,7 @@ import { loadavg } from 'node:os';
 import { installCleanup, stopAll } from './lib/processes.js';
 import { WORK_DIR, profiling } from './lib/servers.js';
 import { formatSummary, summarizeDir } from './lib/profile.js';
+import { formatHeapSummary, summarizeHeapDir } from './lib/heap-profile.js';
 import { machine, versions } from './lib/machine.js';
 import { round } from './lib/stats.js';
 import { renderReadme } from './lib/report.js';
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
     return;
   }
   log(`profiled run (figures skewed by the profiler): results.json and README.md left as they were`);
-  const text = summarizeDir(profiling.dir, profiling.names, windows).map(formatSummary).join('\n\n');
+  const text = [...summarizeDir(profiling.dir, profiling.names, windows).map(formatSummary), ...summarizeHeapDir(profiling.dir, profiling.names).map(formatHeapSummary)].join('\n\n');
   writeFileSync(join(WORK_DIR, 'profile-summary.txt'), text + '\n');
   process.stdout.write(text + '\n');
   log(`profile summary in ${join(WORK_DIR, 'profile-summary.txt')}`);

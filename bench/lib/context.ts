@@ -42,12 +42,12 @@ export const settings = {
   memorySessions: quick ? 50_000 : 100_000,
   /** Realistic network: delay added each way by bench/delay-proxy.ts, and the moderate load's rate. */
   rttDelayMs: 0.25,
-  rttRate: 1000,
+  rttRate: 400,
   rttConnections: 8,
   rttSeconds: quick ? 4 : 10,
   /** Re-protection: sessions held by the 4 members before one is killed, and the load meanwhile. */
   reprotectSessions: quick ? 20_000 : 100_000,
-  reprotectRate: 500,
+  reprotectRate: 400,
   reprotectConnections: 8,
   reprotectTimeoutSeconds: 120,
   sessionSchema: args['no-schema'] !== true,

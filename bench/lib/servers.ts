@@ -53,7 +53,8 @@ export async function startApp(name: string, env: Record<string, string>): Promi
     // Default names (CPU.<date>.<time>.<pid>.<thread>.<seq>): tsx's loader thread writes one too.
     flags.push('--cpu-prof', '--cpu-prof-dir', profiling.dir);
   }
-  const proc = startProcess(name, process.execPath, [...flags, '--import', 'tsx', APP], { LOG_LEVEL: 'warn', ...env });
+  const heap: Record<string, string> = profiling.dir !== undefined ? { HEAP_PROFILE_DIR: profiling.dir } : {};
+  const proc = startProcess(name, process.execPath, [...flags, '--import', 'tsx', APP], { LOG_LEVEL: 'warn', ...heap, ...env });
   profiling.names.set(proc.pid, name);
   const line = await proc.waitForLine(/"event":"listening"/, 60_000);
   const { port } = JSON.parse(line) as { port: number };
