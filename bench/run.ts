@@ -67,12 +67,21 @@ async function main(): Promise<void> {
   const sections: Results['sections'] = { ...previousSections };
   const started = Date.now();
   const loadAverage = loadavg();
+  // A scenario that fails keeps its previous figures and is named in results.json; the others'
+  // figures of a long run are not lost to it.
+  const failed: Record<string, string> = {};
   try {
     for (const section of only) {
       const t0 = Date.now();
-      const { default: measure } = await scenarios[section]();
-      sections[section] = { ...(await measure()), measuredAt: new Date().toISOString(), quick, sessionSchema: settings.sessionSchema };
-      log(`${section} done in ${Math.round((Date.now() - t0) / 1000)} s`);
+      try {
+        const { default: measure } = await scenarios[section]();
+        sections[section] = { ...(await measure()), measuredAt: new Date().toISOString(), quick, sessionSchema: settings.sessionSchema };
+        log(`${section} done in ${Math.round((Date.now() - t0) / 1000)} s`);
+      } catch (err) {
+        failed[section] = err instanceof Error ? err.message : String(err);
+        log(`${section} FAILED after ${Math.round((Date.now() - t0) / 1000)} s (its previous figures are kept): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        await stopAll();
+      }
     }
   } finally {
     await stopAll();
@@ -87,6 +96,7 @@ async function main(): Promise<void> {
     machine: machine(),
     versions: versions(),
     settings,
+    ...(Object.keys(failed).length > 0 ? { failedSections: failed } : {}),
     sections,
     ratios: ratios(sections, settings.sessionSchema),
   };
@@ -95,6 +105,7 @@ async function main(): Promise<void> {
     rewriteReadme(results);
     log(`wrote ${RESULTS} and the tables of ${README} in ${durationSeconds} s`);
     log(`ratios: ${JSON.stringify(results.ratios)}`);
+    if (Object.keys(failed).length > 0) process.exitCode = 1;
     return;
   }
   log(`profiled run (figures skewed by the profiler): results.json and README.md left as they were`);
