@@ -117,27 +117,43 @@ const app = new Koa();
 app.keys = ['bench-cookie-key-1'];
 app.silent = true;
 
-/** Creates `n` sessions straight through the store, `concurrency` at a time (bench setup only). */
-async function fill(n: number, concurrency: number): Promise<number> {
+/**
+ * Creates `n` sessions straight through the store, `concurrency` at a time (bench setup only). A
+ * write answered "unavailable" (503: the cluster cannot tell now, e.g. a member's heartbeat came late
+ * on a loaded machine) is tried again after a pause, as a client honouring Retry-After would, up to
+ * 5 times; the retries are counted.
+ */
+async function fill(n: number, concurrency: number): Promise<{ ms: number; retries: number }> {
   const started = performance.now();
   let next = 0;
+  let retries = 0;
+  const setWithRetry = async (id: string, data: Record<string, unknown>) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await variant.store.set(id, data, MAX_AGE, { rolling: false, changed: true });
+      } catch (err) {
+        if ((err as { status?: number }).status !== 503 || attempt >= 5) throw err;
+        retries++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const data = { ...sessionFor(1_000_000 + i), _expire: Date.now() + MAX_AGE, _maxAge: MAX_AGE };
-      await variant.store.set(variant.genid(), data, MAX_AGE, { rolling: false, changed: true });
+      await setWithRetry(variant.genid(), { ...sessionFor(1_000_000 + i), _expire: Date.now() + MAX_AGE, _maxAge: MAX_AGE });
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return performance.now() - started;
+  return { ms: performance.now() - started, retries };
 }
 
 app.use(async (ctx, next) => {
   if (!ctx.path.startsWith('/bench/')) return next();
   if (ctx.path === '/bench/fill' && ctx.method === 'POST') {
     const n = Number(ctx.query.n ?? 1000);
-    const ms = await fill(n, Number(ctx.query.concurrency ?? 64));
-    ctx.body = { created: n, ms };
+    const { ms, retries } = await fill(n, Number(ctx.query.concurrency ?? 64));
+    ctx.body = { created: n, ms, retries };
   } else if (ctx.path === '/bench/memory') {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) {

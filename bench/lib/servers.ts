@@ -186,10 +186,10 @@ export async function login(url: string, count: number, concurrency = 16): Promi
 }
 
 /** Fills a member's store with `n` sessions directly (bench/app.ts `POST /bench/fill`). */
-export async function fill(url: string, n: number): Promise<{ created: number; ms: number }> {
+export async function fill(url: string, n: number): Promise<{ created: number; ms: number; retries: number }> {
   const res = await fetch(`${url}/bench/fill?n=${n}&concurrency=64`, { method: 'POST', signal: AbortSignal.timeout(600_000) });
   if (res.status !== 200) throw new Error(`fill at ${url}: HTTP ${res.status}`);
-  return (await res.json()) as { created: number; ms: number };
+  return (await res.json()) as { created: number; ms: number; retries: number };
 }
 
 /**
