@@ -48,7 +48,7 @@ export const settings = {
   /** Re-protection: sessions held by the 4 members before one is killed, and the load meanwhile. */
   reprotectSessions: quick ? 20_000 : 100_000,
   reprotectRate: 400,
-  reprotectConnections: 8,
+  reprotectConnections: 64,
   reprotectTimeoutSeconds: 120,
   sessionSchema: args['no-schema'] !== true,
   /** A throughput phase is measured again when other processes used more cores than this. */
