@@ -117,7 +117,8 @@ export async function addMember(cluster: Cluster, route: string): Promise<AppPro
 export interface MemberStatus {
   route: string;
   members: { route: string }[];
-  sessions: { primary: number; backup: number };
+  /** `unprotected`: sessions held here with one live copy (re-protection pending). */
+  sessions: { primary: number; backup: number; unprotected?: number };
 }
 
 export async function status(url: string): Promise<MemberStatus> {
