@@ -6,10 +6,16 @@
  * - `redis`: koa-redis against the redis-server at `REDIS_PORT`;
  * - `cluster`: koa-session-cluster, `MODE` backup or delta, on loopback multicast `MCAST_ADDRESS:MCAST_PORT`.
  *
+ * The realistic-network bench puts bench/delay-proxy.ts in between: `REDIS_HOST` (default 127.0.0.1)
+ * is where koa-redis dials; a member listens on `RECEIVER_PORT` (default 0, any) and advertises
+ * `ADVERTISE` (another loopback address, where the proxy listens on the same port), so every other
+ * member reaches it through the proxy.
+ *
  * Routes: `POST /login?u=N` (creates the session), `POST /write` (read-modify-write: `views + 1`,
  * `lastSeen`), `GET /read` (read-only). Both answer 401 when the session is gone, so a lost session
  * counts as a failed request. `/bench/*` are bench-only helpers: fill the store directly, report memory.
- * Prints `{"event":"listening",...}` when it serves; exits at once on SIGTERM (so `--cpu-prof` is written).
+ * Prints `{"event":"listening",...}` when it serves; exits at once on SIGTERM (so `--cpu-prof` is written;
+ * with `HEAP_PROFILE_DIR`, after writing its allocation samples there).
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -64,7 +70,7 @@ async function makeVariant(): Promise<Variant> {
   if (kind === 'memory') return { store: memoryStore(), genid: randomUUID, before: [], ready: () => Promise.resolve({}) };
   if (kind === 'redis') {
     const { default: redisStore } = await import('koa-redis');
-    const store = redisStore({ host: '127.0.0.1', port: Number(env.REDIS_PORT) });
+    const store = redisStore({ host: env.REDIS_HOST ?? '127.0.0.1', port: Number(env.REDIS_PORT) });
     return { store: store, genid: randomUUID, before: [], ready: () => Promise.resolve({}) };
   }
   if (kind !== 'cluster') throw new Error(`STORE=${kind}: expected memory, redis or cluster`);
@@ -86,7 +92,7 @@ async function makeVariant(): Promise<Variant> {
         dropTime: Number(env.MCAST_DROP ?? 2000),
       },
     },
-    receiver: { host: '127.0.0.1', port: 0 },
+    receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0), ...(env.ADVERTISE !== undefined ? { advertise: env.ADVERTISE } : {}) },
     ...(env.SESSION_SCHEMA === '1' ? { sessionSchema: benchSessionSchema } : {}),
     logger: pino({ level: env.LOG_LEVEL ?? 'warn', base: { member: route } }),
   });
@@ -100,33 +106,54 @@ async function makeVariant(): Promise<Variant> {
   };
 }
 
+// --profile: allocation sampling, written at SIGTERM (see lib/heap-sampling.ts).
+const heapProfileDir = env.HEAP_PROFILE_DIR;
+const heapSampling = heapProfileDir === undefined ? undefined : await import('./lib/heap-sampling.js');
+await heapSampling?.startHeapSampling();
+
 const startedAt = performance.now();
 const variant = await makeVariant();
 const app = new Koa();
 app.keys = ['bench-cookie-key-1'];
 app.silent = true;
 
-/** Creates `n` sessions straight through the store, `concurrency` at a time (bench setup only). */
-async function fill(n: number, concurrency: number): Promise<number> {
+/**
+ * Creates `n` sessions straight through the store, `concurrency` at a time (bench setup only). A
+ * write answered "unavailable" (503: the cluster cannot tell now, e.g. a member's heartbeat came late
+ * on a loaded machine) is tried again after a pause, as a client honouring Retry-After would, up to
+ * 5 times; the retries are counted.
+ */
+async function fill(n: number, concurrency: number): Promise<{ ms: number; retries: number }> {
   const started = performance.now();
   let next = 0;
+  let retries = 0;
+  const setWithRetry = async (id: string, data: Record<string, unknown>) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await variant.store.set(id, data, MAX_AGE, { rolling: false, changed: true });
+      } catch (err) {
+        if ((err as { status?: number }).status !== 503 || attempt >= 5) throw err;
+        retries++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const data = { ...sessionFor(1_000_000 + i), _expire: Date.now() + MAX_AGE, _maxAge: MAX_AGE };
-      await variant.store.set(variant.genid(), data, MAX_AGE, { rolling: false, changed: true });
+      await setWithRetry(variant.genid(), { ...sessionFor(1_000_000 + i), _expire: Date.now() + MAX_AGE, _maxAge: MAX_AGE });
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return performance.now() - started;
+  return { ms: performance.now() - started, retries };
 }
 
 app.use(async (ctx, next) => {
   if (!ctx.path.startsWith('/bench/')) return next();
   if (ctx.path === '/bench/fill' && ctx.method === 'POST') {
     const n = Number(ctx.query.n ?? 1000);
-    const ms = await fill(n, Number(ctx.query.concurrency ?? 64));
-    ctx.body = { created: n, ms };
+    const { ms, retries } = await fill(n, Number(ctx.query.concurrency ?? 64));
+    ctx.body = { created: n, ms, retries };
   } else if (ctx.path === '/bench/memory') {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc !== undefined) {
@@ -182,6 +209,9 @@ server.listen(Number(env.PORT ?? 0), '127.0.0.1', () => {
   });
 });
 
-const exit = () => process.exit(0);
+const exit = () => {
+  if (heapSampling === undefined || heapProfileDir === undefined) process.exit(0);
+  else void heapSampling.writeHeapSampling(heapProfileDir).finally(() => process.exit(0));
+};
 process.on('SIGTERM', exit);
 process.on('SIGINT', exit);

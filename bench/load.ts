@@ -7,10 +7,13 @@
  * `followCookies` updates a session's cookie from each response's Set-Cookie, as a browser would
  * (the failover phase needs it: the member that takes a session over rewrites its id).
  * `timeline` records [epoch ms at completion, latency ms, status (0 = error)] for every request.
+ * `rate` sends that many requests per second, evenly paced (lib/paced.ts) instead of autocannon's
+ * closed loop. SIGTERM stops the load early and still writes the result.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { quantile, round } from './lib/stats.js';
+import { paced } from './lib/paced.js';
 
 export interface LoadOptions {
   url: string;
@@ -22,6 +25,8 @@ export interface LoadOptions {
   /** Seconds; or `amount` requests. */
   duration?: number;
   amount?: number;
+  /** Requests per second, paced (a moderate, non-saturating load; lib/paced.ts); unset: autocannon, as fast as answered. */
+  rate?: number;
   /** Seconds before a request counts as timed out. */
   timeout?: number;
   followCookies?: boolean;
@@ -88,7 +93,35 @@ async function main(): Promise<void> {
       for (const k of Object.keys(headers)) if (k.toLowerCase() === 'set-cookie') updateCookie(i, headers[k]);
     };
   }
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+  /** The moderate-rate load (lib/paced.ts) in place of autocannon's. */
+  const pacedLoad = () =>
+    paced(
+      {
+        url: opts.url,
+        method: opts.method,
+        path: opts.path,
+        rate: opts.rate!,
+        connections: opts.connections,
+        durationS: opts.duration ?? 10,
+        timeoutMs: (opts.timeout ?? 10) * 1000,
+        cookie: (i) => cookies[i % cookies.length],
+      },
+      {
+        done: (i, latencyMs, status, setCookie) => {
+          if (status === 0) {
+            errors += 1;
+            if (opts.timeline === true) timeline.push([Date.now(), 0, 0]);
+            return;
+          }
+          latencies.push(latencyMs);
+          statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+          if (opts.timeline === true) timeline.push([Date.now(), round(latencyMs), status]);
+          if (opts.followCookies === true) updateCookie(i % cookies.length, setCookie);
+        },
+        stop: new Promise<void>((resolve) => process.once('SIGTERM', () => resolve())),
+      },
+    );
+  const durationS = opts.rate !== undefined ? await pacedLoad() : (await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
         url: opts.url,
@@ -100,6 +133,9 @@ async function main(): Promise<void> {
       },
       (err: unknown, res: autocannon.Result) => (err !== null && err !== undefined ? reject(err instanceof Error ? err : new Error(JSON.stringify(err))) : resolve(res)),
     );
+    // SIGTERM ends the load early (the runner stops it when what it waited for happened): the
+    // result is still written.
+    process.once('SIGTERM', () => instance.stop());
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
       latencies.push(responseTime);
       statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1;
@@ -110,7 +146,7 @@ async function main(): Promise<void> {
       if (/timed out/.test(err.message)) timeouts += 1;
       if (opts.timeline === true) timeline.push([Date.now(), 0, 0]);
     });
-  });
+  })).duration;
   const cpu = process.cpuUsage(cpu0);
   const sorted = Float64Array.from(latencies).sort();
   const ok = Object.entries(statusCodes).reduce((n, [code, c]) => (code.startsWith('2') ? n + c : n), 0);
@@ -120,8 +156,8 @@ async function main(): Promise<void> {
     non2xx: latencies.length - ok,
     errors,
     timeouts,
-    durationS: result.duration,
-    rps: round(ok / result.duration),
+    durationS,
+    rps: round(ok / durationS),
     latencyMs: {
       p50: round(quantile(sorted, 0.5)),
       p90: round(quantile(sorted, 0.9)),

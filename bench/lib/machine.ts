@@ -51,7 +51,13 @@ export function versions(): Record<string, string> {
     // not installed: the redis variant will say so
   }
   const own = JSON.parse(readFileSync(join(BENCH_DIR, '..', 'package.json'), 'utf8')) as { version: string };
-  const koaRedisDir = join(require.resolve('koa-redis'), '..');
+  // ioredis is koa-redis's own dependency: resolved from there (the bench's root when it is missing).
+  let koaRedisDir = BENCH_DIR;
+  try {
+    koaRedisDir = join(require.resolve('koa-redis'), '..');
+  } catch {
+    // not installed: the redis variant will say so, the versions say 'unknown'
+  }
   return {
     'koa-session-cluster': own.version,
     koa: versionOf('koa'),

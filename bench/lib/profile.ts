@@ -34,9 +34,11 @@ export interface ProfileSummary {
   top: { fn: string; where: string; selfMs: number; pct: number; via: string }[];
   /** Self time by origin: `src/...` folders, `npm:<package>`, `node:internals`, `(gc)`, `(program)`. */
   byOrigin: { origin: string; selfMs: number; pct: number }[];
+  /** The top functions of our own src/ (they are a small share, so rarely in `top`). */
+  topSrc: { fn: string; where: string; selfMs: number; pct: number; via: string }[];
 }
 
-function originOf(url: string, fn: string): string {
+export function originOf(url: string, fn: string): string {
   if (url === '') return fn.startsWith('(') ? fn : '(native)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm !== null) return `npm:${nm[1]}`;
@@ -47,7 +49,7 @@ function originOf(url: string, fn: string): string {
   return url;
 }
 
-function shortWhere(url: string, line: number): string {
+export function shortWhere(url: string, line: number): string {
   const i = url.search(/\/(src|bench|node_modules)\//);
   const path = i >= 0 ? url.slice(i + 1) : url.replace(/^file:\/\//, '');
   return `${path}:${line + 1}`;
@@ -96,20 +98,20 @@ export function summarize(file: string, topN = 25, window?: ProfileWindow): Prof
     origins.set(origin, (origins.get(origin) ?? 0) + us);
   }
   const pct = (us: number) => Math.round((1000 * us) / Math.max(1, busyUs)) / 10;
+  const row = (e: { fn: string; where: string; us: number; stacks: Map<string, number> }) => ({
+    fn: e.fn,
+    where: e.where,
+    selfMs: Math.round(e.us / 1000),
+    pct: pct(e.us),
+    // The heaviest call path into it: tells a syscall or a crypto call by who made it.
+    via: [...e.stacks].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
+  });
+  const sorted = [...fns.values()].sort((a, b) => b.us - a.us);
   return {
     file,
     totalMs: Math.round(busyUs / 1000),
-    top: [...fns.values()]
-      .sort((a, b) => b.us - a.us)
-      .slice(0, topN)
-      .map((e) => ({
-        fn: e.fn,
-        where: e.where,
-        selfMs: Math.round(e.us / 1000),
-        pct: pct(e.us),
-        // The heaviest call path into it: tells a syscall or a crypto call by who made it.
-        via: [...e.stacks].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
-      })),
+    topSrc: sorted.filter((e) => e.where.startsWith('src/')).slice(0, 15).map(row),
+    top: sorted.slice(0, topN).map(row),
     byOrigin: [...origins]
       .sort((a, b) => b[1] - a[1])
       .map(([origin, us]) => ({ origin, selfMs: Math.round(us / 1000), pct: pct(us) })),
@@ -148,5 +150,7 @@ export function formatSummary(s: ProfileSummary): string {
     lines.push(`    ${String(t.pct).padStart(5)}%  ${t.fn}  ${t.where}`);
     if (t.pct >= 2 && t.via !== '') lines.push(`            via ${t.via}`);
   }
+  lines.push('  top self time in src/:');
+  for (const t of s.topSrc) lines.push(`    ${String(t.pct).padStart(5)}%  ${t.fn}  ${t.where}  via ${t.via.split(' < ').slice(0, 2).join(' < ')}`);
   return lines.join('\n');
 }

@@ -15,6 +15,7 @@ export const WORK_DIR = join(BENCH_DIR, '.work');
 const APP = join(BENCH_DIR, 'app.ts');
 const LOAD = join(BENCH_DIR, 'load.ts');
 const PROXY = join(BENCH_DIR, 'sticky-proxy.ts');
+const DELAY_PROXY = join(BENCH_DIR, 'delay-proxy.ts');
 
 /** Set by the runner: when defined, app processes write V8 CPU profiles into this folder. */
 export const profiling: { dir: string | undefined; names: Map<number, string> } = { dir: undefined, names: new Map() };
@@ -52,7 +53,8 @@ export async function startApp(name: string, env: Record<string, string>): Promi
     // Default names (CPU.<date>.<time>.<pid>.<thread>.<seq>): tsx's loader thread writes one too.
     flags.push('--cpu-prof', '--cpu-prof-dir', profiling.dir);
   }
-  const proc = startProcess(name, process.execPath, [...flags, '--import', 'tsx', APP], { LOG_LEVEL: 'warn', ...env });
+  const heap: Record<string, string> = profiling.dir !== undefined ? { HEAP_PROFILE_DIR: profiling.dir } : {};
+  const proc = startProcess(name, process.execPath, [...flags, '--import', 'tsx', APP], { LOG_LEVEL: 'warn', ...heap, ...env });
   profiling.names.set(proc.pid, name);
   const line = await proc.waitForLine(/"event":"listening"/, 60_000);
   const { port } = JSON.parse(line) as { port: number };
@@ -62,6 +64,8 @@ export async function startApp(name: string, env: Record<string, string>): Promi
 export interface Cluster {
   members: AppProcess[];
   env: Record<string, string>;
+  /** The environment of one member beside `env` (its receiver port and advertised address). */
+  memberEnv: (route: string) => Record<string, string>;
 }
 
 /**
@@ -73,6 +77,7 @@ export async function startCluster(
   mode: 'backup' | 'delta',
   extraEnv: Record<string, string> = {},
   track: (p: BenchProcess) => void = () => {},
+  memberEnv: (route: string) => Record<string, string> = () => ({}),
 ): Promise<Cluster> {
   const env = {
     STORE: 'cluster',
@@ -84,7 +89,7 @@ export async function startCluster(
     ...extraEnv,
   };
   const start = async (i: number) => {
-    const m = await startApp(`node${i}`, { ...env, ROUTE: `node${i}` });
+    const m = await startApp(`node${i}`, { ...env, ...memberEnv(`node${i}`), ROUTE: `node${i}` });
     track(m.proc);
     return m;
   };
@@ -99,12 +104,12 @@ export async function startCluster(
   }
   await waitForMembers(members, n);
   if (mode === 'delta') await Promise.all(members.map((m) => m.proc.waitForLine(/"event":"ready"/, 60_000)));
-  return { members, env };
+  return { members, env, memberEnv };
 }
 
 /** Adds member `route` to a running cluster (same group and settings). */
 export async function addMember(cluster: Cluster, route: string): Promise<AppProcess> {
-  const m = await startApp(route, { ...cluster.env, ROUTE: route });
+  const m = await startApp(route, { ...cluster.env, ...cluster.memberEnv(route), ROUTE: route });
   cluster.members.push(m);
   return m;
 }
@@ -112,7 +117,8 @@ export async function addMember(cluster: Cluster, route: string): Promise<AppPro
 export interface MemberStatus {
   route: string;
   members: { route: string }[];
-  sessions: { primary: number; backup: number };
+  /** `unprotected`: sessions held here with one live copy (re-protection pending). */
+  sessions: { primary: number; backup: number; unprotected?: number };
 }
 
 export async function status(url: string): Promise<MemberStatus> {
@@ -181,10 +187,10 @@ export async function login(url: string, count: number, concurrency = 16): Promi
 }
 
 /** Fills a member's store with `n` sessions directly (bench/app.ts `POST /bench/fill`). */
-export async function fill(url: string, n: number): Promise<{ created: number; ms: number }> {
+export async function fill(url: string, n: number): Promise<{ created: number; ms: number; retries: number }> {
   const res = await fetch(`${url}/bench/fill?n=${n}&concurrency=64`, { method: 'POST', signal: AbortSignal.timeout(600_000) });
   if (res.status !== 200) throw new Error(`fill at ${url}: HTTP ${res.status}`);
-  return (await res.json()) as { created: number; ms: number };
+  return (await res.json()) as { created: number; ms: number; retries: number };
 }
 
 /**
@@ -226,6 +232,19 @@ export async function startProxy(members: AppProcess[]): Promise<{ proc: BenchPr
   const proc = startProcess('sticky-proxy', process.execPath, ['--import', 'tsx', PROXY, JSON.stringify(config)]);
   const line = await proc.waitForLine(/"event":"listening"/, 60_000);
   return { proc, url: `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}` };
+}
+
+/** A route of the delay proxy: it listens on `listen` (`host:port`, port 0 for any) and forwards to `target`. */
+export interface DelayRoute {
+  listen: string;
+  target: string;
+}
+
+/** Starts bench/delay-proxy.ts; resolves with the port it bound for each route, in order. */
+export async function startDelayProxy(delayMs: number, routes: DelayRoute[]): Promise<{ proc: BenchProcess; ports: number[] }> {
+  const proc = startProcess('delay-proxy', process.execPath, ['--import', 'tsx', DELAY_PROXY, JSON.stringify({ delayMs, routes })]);
+  const line = await proc.waitForLine(/"event":"listening"/, 60_000);
+  return { proc, ports: (JSON.parse(line) as { ports: number[] }).ports };
 }
 
 export { stopProcess };
