@@ -231,7 +231,7 @@ export class SessionCluster {
 
   #sessions(): { primary: number; backup: number; unprotected: number } {
     const live = this.#channel.members().map((m) => m.route);
-    return { ...this.#manager.table.counts(), unprotected: unprotectedCount(this.mode, this.route, this.#manager.table.entries(), live) };
+    return { ...this.#manager.table.counts(), unprotected: unprotectedCount(this.mode, this.route, this.#manager.table.live(), live) };
   }
 
   /** What this member tells the others' status pages about itself. */

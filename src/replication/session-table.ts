@@ -135,6 +135,12 @@ export class SessionTable {
     return [...this.#entries.values()].filter((e) => e.expire > now);
   }
 
+  /** The entries not expired, without copying the table (for counts taken every second). */
+  *live(): IterableIterator<SessionEntry> {
+    const now = this.#clock.now();
+    for (const e of this.#entries.values()) if (e.expire > now) yield e;
+  }
+
   /** Bases in a stable order, for paging a state transfer. */
   bases(): string[] {
     return [...this.#entries.keys()];
