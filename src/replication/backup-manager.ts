@@ -45,7 +45,7 @@ export class BackupManager extends Replicator {
   /** When the current round of the sweep began. */
   #sweepRoundAt = -Infinity;
   /** Sessions granted to a taker a moment ago, whose grant may still be on its way (checked later). */
-  readonly #granting = new Set<string>();
+  readonly #granting = new Map<string, object>();
   /** The last member removed for failure on each route: drops owed to it are sent if it comes back. */
   readonly #lastSeen = new Map<string, MemberInfo>();
   #protectStarted = 0;
@@ -232,9 +232,11 @@ export class BackupManager extends Replicator {
         // If the taker never got our answer (it timed out, its connection broke), nobody serves the
         // session: once the taker can no longer install it, check that it did, or adopt it back.
         // Until then its "not held" only means the answer is still on its way.
-        this.#granting.add(m.base);
+        const grant = {};
+        this.#granting.set(m.base, grant);
         this.clock.setTimeout(() => {
-          this.#granting.delete(m.base);
+          // Only this grant's mark: a later grant of the same session keeps its own time.
+          if (this.#granting.get(m.base) === grant) this.#granting.delete(m.base);
           this.#toAudit.add(m.base);
         }, 2 * this.options.ackTimeout);
       }
