@@ -165,3 +165,17 @@ export class HandlerError extends SessionClusterError {
     super(code, message);
   }
 }
+
+/**
+ * A login would give its principal more sessions than `maxSessionsPerPrincipal`, and `onSessionLimit`
+ * is `'refuse'`: the request that set the principal fails with 409 and its write is not committed.
+ */
+export class SessionLimitError extends SessionClusterError {
+  override readonly status: number = 409;
+  /** The cap (`maxSessionsPerPrincipal`). */
+  readonly limit: number;
+  constructor(limit: number) {
+    super('ERR_SESSION_LIMIT', `this user already has ${limit} sessions, the most allowed (maxSessionsPerPrincipal); log out elsewhere first`);
+    this.limit = limit;
+  }
+}

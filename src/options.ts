@@ -215,8 +215,30 @@ export const optionsSchema = z
       .object({ burst: z.number().int().min(1).default(100), perSecond: z.number().positive().default(20) })
       .strict()
       .default({}),
+    /** Whose a session is, e.g. `(s) => s.user?.id`: indexes sessions by user (`sessionsOf`, `destroySessions`). */
+    principal: z
+      .custom<(session: Record<string, unknown>) => string | number | undefined>((v) => typeof v === 'function', {
+        message: 'expected a function (session) => string | undefined, e.g. (s) => s.user?.id',
+      })
+      .optional(),
+    /** At most this many sessions per principal in the whole cluster (needs `principal`). */
+    maxSessionsPerPrincipal: count('the sessions one principal may have', 1_000_000).optional(),
+    /** At the cap: destroy the principal's oldest session, or refuse the login with `SessionLimitError` (409). */
+    onSessionLimit: z
+      .enum(['destroy-oldest', 'refuse'], { errorMap: () => ({ message: 'expected "destroy-oldest" or "refuse"' }) })
+      .default('destroy-oldest'),
+    /** A session ends this many ms after its creation, however active. */
+    absoluteMaxAge: z
+      .number({ invalid_type_error: 'expected the absolute session lifetime in milliseconds (a positive integer)' })
+      .int('expected the absolute session lifetime in milliseconds (a positive integer)')
+      .positive('expected the absolute session lifetime in milliseconds (a positive integer)')
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.maxSessionsPerPrincipal === undefined || o.principal !== undefined, {
+    message: 'expected the principal option too: the cap counts the sessions of each principal',
+    path: ['maxSessionsPerPrincipal'],
+  });
 
 /** Options as the user writes them. */
 export type SessionClusterOptions = z.input<typeof optionsSchema>;

@@ -2,6 +2,7 @@
  * The object `createSessionCluster` returns: wires the cluster channel, the codec and the replication
  * manager of the chosen mode, and hands the Koa pieces to the application.
  */
+import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
 import type { Middleware } from 'koa';
@@ -14,7 +15,11 @@ import type { ResolvedOptions } from './options.js';
 import { BackupManager } from './replication/backup-manager.js';
 import { DeltaManager } from './replication/delta-manager.js';
 import type { Replicator, ReplicationMetrics } from './replication/replicator.js';
-import { formatSessionId, newBase } from './replication/session-id.js';
+import { formatSessionId, newBase, parseSessionId } from './replication/session-id.js';
+import { Principals, type PrincipalSession } from './replication/principals.js';
+import type { SessionEvents } from './replication/session-events.js';
+import { deriveHandleKey } from './replication/session-handle.js';
+import { systemClock } from './replication/clock.js';
 import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
 import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
 import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
@@ -35,8 +40,15 @@ export interface ClusterMember {
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** A member of a session cluster. Made by `createSessionCluster`. */
-export class SessionCluster {
+export type { PrincipalSession } from './replication/principals.js';
+export type { SessionEvent, SessionEvents, DestroyReason, ExpiryReason } from './replication/session-events.js';
+
+/**
+ * A member of a session cluster. Made by `createSessionCluster`. Emits `sessionCreated`,
+ * `sessionDestroyed` and `sessionExpired` (see `SessionEvent`): each once in the whole cluster, on
+ * the member owning the session at that moment.
+ */
+export class SessionCluster extends EventEmitter<SessionEvents> {
   /** This member's route (the session id suffix it owns). */
   readonly route: string;
   /** `'backup'` or `'delta'`. */
@@ -52,10 +64,12 @@ export class SessionCluster {
   /** Member states and the event ring for the status page. */
   readonly #watch: ClusterWatch;
   readonly #peers: CountsGatherer;
+  readonly #principals: Principals;
   #state: State = 'new';
 
   /** Use `createSessionCluster`, which validates the options. */
   constructor(options: ResolvedOptions) {
+    super();
     this.#options = options;
     this.route = options.route;
     this.mode = options.mode;
@@ -96,7 +110,22 @@ export class SessionCluster {
       logger: this.#logger,
     };
     this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
-    this.store = createSessionStore(this.#manager, this.route, this.#logger, () => this.#state === 'running' || this.#state === 'stopping');
+    this.#manager.policy = { principal: options.principal, absoluteMaxAge: options.absoluteMaxAge };
+    this.#principals = new Principals({
+      manager: this.#manager,
+      channel: this.#channel,
+      route: options.route,
+      clock: systemClock,
+      logger: this.#logger,
+      handleKey: deriveHandleKey(options.secret),
+      ackTimeout: options.ackTimeout,
+      maxSessionsPerPrincipal: options.maxSessionsPerPrincipal,
+      onSessionLimit: options.onSessionLimit,
+      absoluteMaxAge: options.absoluteMaxAge,
+      emit: (name, event) => this.emit(name, event),
+    });
+    const running = () => this.#state === 'running' || this.#state === 'stopping';
+    this.store = createSessionStore(this.#manager, this.route, this.#logger, running, this.#principals);
     this.genid = () => formatSessionId(newBase(), this.route);
     this.#watch = new ClusterWatch({
       channel: this.#channel,
@@ -112,11 +141,13 @@ export class SessionCluster {
     if (this.#state !== 'new') throw new ClusterStateError(`cluster.start() called while ${this.#state}; a cluster starts once`);
     this.#state = 'starting';
     this.#manager.install();
+    this.#principals.install();
     try {
       await this.#channel.start();
     } catch (err) {
       this.#state = 'stopped';
       this.#manager.close();
+      this.#principals.close();
       throw err;
     }
     this.#state = 'running';
@@ -140,6 +171,7 @@ export class SessionCluster {
     } finally {
       this.#watch.stop();
       this.#manager.close();
+      this.#principals.close();
       await this.#channel.stop();
       this.#state = 'stopped';
       this.#logger.info('session cluster member stopped');
@@ -149,6 +181,37 @@ export class SessionCluster {
   /** Delta mode: resolves when the state transfer from an older member finished. Backup mode: at once. */
   async ready(): Promise<void> {
     await this.#manager.ready();
+  }
+
+  /**
+   * A user's live sessions on every member, oldest first (needs option `principal`). Asks the
+   * principal's two index holders, so it survives one member's failure. Rejects with
+   * `SessionUnavailableError` when neither answers.
+   */
+  async sessionsOf(principal: string): Promise<PrincipalSession[]> {
+    this.#ensureRunning();
+    return this.#principals.sessionsOf(principal);
+  }
+
+  /**
+   * Log out everywhere: destroys every session of `principal` but `except` (a handle from `sessionsOf`,
+   * or a session id such as the current request's), each as durably as a logout (promise 2).
+   * Resolves to how many it destroyed; fires `sessionDestroyed` with reason `revoked` for each.
+   * Idempotent: call it again after a `SessionUnavailableError`.
+   */
+  async destroySessions(principal: string, options: { except?: string } = {}): Promise<number> {
+    this.#ensureRunning();
+    return this.#principals.destroySessions(principal, options.except);
+  }
+
+  /** The public, stable handle of a session id (as `sessionsOf` lists it); undefined for a malformed id. */
+  handleOf(sessionId: string): string | undefined {
+    const id = parseSessionId(sessionId);
+    return id === undefined ? undefined : this.#principals.handleOf(id.base);
+  }
+
+  #ensureRunning(): void {
+    if (this.#state !== 'running') throw new ClusterStateError(`the session cluster is ${this.#state}: sessionsOf and destroySessions need a running member`);
   }
 
   /** Live members, self included. */

@@ -20,6 +20,10 @@ export interface SessionCopy {
   /** koa-session's maxAge in ms; -1 stands for 'session' (browser-session cookie). */
   maxAge: number;
   entries: EncodedEntry[];
+  /** Epoch ms the session was created (0: unknown, from a member of an older version). */
+  createdAt?: number;
+  /** Whose session it is (option `principal`); '' for none. */
+  principal?: string;
 }
 
 /** A write: the keys set and removed, applied onto `baseVersion` to make `version`. */
@@ -33,6 +37,8 @@ export interface SessionDeltaMessage {
   maxAge: number;
   set: EncodedEntry[];
   removed: string[];
+  createdAt?: number;
+  principal?: string;
 }
 
 /** How a copy holder answered a write. */
@@ -128,6 +134,51 @@ export interface StatePageReply {
   total: number;
 }
 
+/**
+ * One session in the principal index (soft state on the principal's two ring owners). `kind`: `live`
+ * (listed), `unlisted` (its principal changed: drop it from this principal only), `gone` (destroyed or
+ * expired: a tombstone fences older announcements of the same session).
+ */
+export interface IndexItem {
+  principal: string;
+  base: string;
+  kind: 'live' | 'unlisted' | 'gone';
+  /** Route of the member owning the session when announced. */
+  route: string;
+  epoch: number;
+  createdAt: number;
+  lastAccessAt: number;
+  expire: number;
+}
+
+/** Index items for one index holder. */
+export interface IndexAnnounce {
+  items: IndexItem[];
+}
+
+export interface IndexLookup {
+  principal: string;
+}
+
+export interface IndexLookupReply {
+  items: IndexItem[];
+}
+
+const indexItemSchema = {
+  type: 'record',
+  name: 'IndexItem',
+  fields: [
+    { name: 'principal', type: 'string' },
+    { name: 'base', type: 'string' },
+    { name: 'kind', type: { type: 'enum', name: 'IndexItemKind', symbols: ['live', 'unlisted', 'gone'] } },
+    { name: 'route', type: 'string' },
+    { name: 'epoch', type: 'long' },
+    { name: 'createdAt', type: 'long' },
+    { name: 'lastAccessAt', type: 'long' },
+    { name: 'expire', type: 'long' },
+  ],
+};
+
 const entrySchema = {
   type: 'record',
   name: 'EncodedEntry',
@@ -146,10 +197,16 @@ const copyFields = [
   { name: 'maxAge', type: 'long' },
 ];
 
+/** Appended after each record's own fields (new fields go last, with a default). */
+const ownerFields = [
+  { name: 'createdAt', type: 'long', default: 0 },
+  { name: 'principal', type: 'string', default: '' },
+];
+
 const copySchema = {
   type: 'record',
   name: 'SessionCopy',
-  fields: [...copyFields, { name: 'entries', type: { type: 'array', items: entrySchema } }],
+  fields: [...copyFields, { name: 'entries', type: { type: 'array', items: entrySchema } }, ...ownerFields],
 };
 
 const locateReplySchema = {
@@ -177,6 +234,7 @@ export const messages = {
       { name: 'baseVersion', type: 'long' },
       { name: 'set', type: { type: 'array', items: entrySchema } },
       { name: 'removed', type: { type: 'array', items: 'string' } },
+      ...ownerFields,
     ],
   }),
   applyReply: defineMessage<ApplyReply>({
@@ -257,5 +315,16 @@ export const messages = {
       { name: 'next', type: 'long' },
       { name: 'total', type: 'long' },
     ],
+  }),
+  indexAnnounce: defineMessage<IndexAnnounce>({
+    type: 'record',
+    name: 'IndexAnnounce',
+    fields: [{ name: 'items', type: { type: 'array', items: indexItemSchema } }],
+  }),
+  indexLookup: defineMessage<IndexLookup>({ type: 'record', name: 'IndexLookup', fields: [{ name: 'principal', type: 'string' }] }),
+  indexLookupReply: defineMessage<IndexLookupReply>({
+    type: 'record',
+    name: 'IndexLookupReply',
+    fields: [{ name: 'items', type: { type: 'array', items: indexItemSchema } }],
   }),
 };

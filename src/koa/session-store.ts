@@ -4,6 +4,8 @@
  */
 import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
+import type { DestroyReason } from '../replication/session-events.js';
+import type { SessionEntry } from '../replication/session-table.js';
 import { parseSessionId, shortId } from '../replication/session-id.js';
 import { setOwn } from '../replication/session-value.js';
 import type { SessionData } from '../codec/types.js';
@@ -22,6 +24,21 @@ export interface KoaSessionStore {
 }
 
 const ONE_DAY = 24 * 60 * 60 * 1000;
+
+/** What the store tells the principal index and the session events (`Principals`). */
+export interface StoreHooks {
+  accessed(base: string): void;
+  /** May refuse the write (the per-principal cap). */
+  beforeWrite(base: string, written: SessionData): Promise<void>;
+  written(e: SessionEntry): Promise<void>;
+  removed(e: SessionEntry, reason: DestroyReason): Promise<void>;
+}
+
+/** koa-session calls `destroy` for `ctx.session = null` (the session reads null then) and for `regenerate()`. */
+function destroyReason(ctx: unknown): DestroyReason {
+  const s = typeof ctx === 'object' && ctx !== null ? (ctx as { session?: unknown }).session : undefined;
+  return s !== null && s !== undefined ? 'regenerate' : 'logout';
+}
 
 /** What one request read (its encoded snapshot), per session base. */
 const readsByRequest = new WeakMap<object, Map<string, Buffer>>();
@@ -54,7 +71,7 @@ function splitMeta(sess: Record<string, unknown>, maxAgeArg: number | 'session' 
 }
 
 /** Makes the store koa-session calls. `isRunning` guards use before `start()` and after `stop()`. */
-export function createSessionStore(manager: Replicator, route: string, logger: Logger, isRunning: () => boolean): KoaSessionStore {
+export function createSessionStore(manager: Replicator, route: string, logger: Logger, isRunning: () => boolean, hooks?: StoreHooks): KoaSessionStore {
   const log = logger.child({ component: 'store' });
   let warnedForeign = false;
   const ensureRunning = () => {
@@ -68,6 +85,7 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       if (!(await manager.acquire(id.base))) return undefined;
       const read = await manager.read(id.base);
       if (read === undefined) return undefined;
+      hooks?.accessed(id.base);
       requestReads(ctx)?.set(id.base, read.snapshot);
       // Decoded for this request alone: koa-session and the application may change them freely.
       const out = read.values;
@@ -93,9 +111,11 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       }
       const { data, expire, maxAge: age } = splitMeta(sess, maxAge);
       const reads = requestReads(ctx);
+      await hooks?.beforeWrite(id.base, data);
       const committed = await manager.write(id.base, data, { expire, maxAge: age }, reads?.get(id.base));
       // A second save in the same request (manuallyCommit) compares against what the first wrote.
-      reads?.set(id.base, committed);
+      reads?.set(id.base, committed.packed);
+      await hooks?.written(committed);
     },
 
     async destroy(key, { ctx }) {
@@ -103,7 +123,8 @@ export function createSessionStore(manager: Replicator, route: string, logger: L
       const id = parseSessionId(key);
       if (id === undefined) return;
       requestReads(ctx)?.delete(id.base);
-      await manager.remove(id.base);
+      const removed = await manager.remove(id.base);
+      if (removed !== undefined) await hooks?.removed(removed, destroyReason(ctx));
       log.debug({ session: shortId(id.base) }, 'session removed');
     },
   };

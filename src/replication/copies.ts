@@ -26,6 +26,8 @@ export function toCopy(e: SessionEntry): SessionCopy {
     expire: e.expire,
     maxAge: maxAgeToWire(e.maxAge),
     entries: unpackEntries(e.packed),
+    createdAt: e.createdAt ?? 0,
+    principal: e.principal ?? '',
   };
 }
 
@@ -45,6 +47,8 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
     unverified: false,
     resync: false,
     touchedAt: 0,
+    createdAt: c.createdAt === undefined || c.createdAt === 0 ? undefined : c.createdAt,
+    principal: c.principal === undefined || c.principal === '' ? undefined : c.principal,
   };
 }
 
@@ -116,6 +120,8 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
   e.version = m.version;
   e.expire = m.expire;
   e.maxAge = maxAgeFromWire(m.maxAge);
+  e.principal = m.principal === undefined || m.principal === '' ? undefined : m.principal;
+  if (m.createdAt !== undefined && m.createdAt !== 0) e.createdAt = m.createdAt;
   return OK;
 }
 

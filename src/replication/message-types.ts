@@ -25,4 +25,8 @@ export const MSG = {
   statePage: 'session.state-page',
   /** Audit → AuditReply: anti-entropy, what a member holds of many sessions. */
   audit: 'session.audit',
+  /** IndexAnnounce → ApplyReply: a session owner lists, unlists or ends sessions in a principal's index. */
+  indexAnnounce: 'principal.announce',
+  /** IndexLookup → IndexLookupReply: the sessions a principal's index holder knows of. */
+  indexLookup: 'principal.lookup',
 } as const;

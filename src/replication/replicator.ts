@@ -17,6 +17,7 @@ import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
 import { DecodedCache } from './decoded-cache.js';
 import { copySession } from './session-value.js';
+import { applyPolicy, mergedValues, type SessionPolicy } from './session-policy.js';
 
 export { MSG } from './message-types.js';
 export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './copy-holder.js';
@@ -33,6 +34,8 @@ export abstract class Replicator extends CopyHolder {
   readonly #missing = new Map<string, number>();
   /** Decoded values of the sessions read most recently here (primary only). */
   readonly #decoded = new DecodedCache(this.options.decodedCache ?? DEFAULT_DECODED_CACHE);
+  /** Whose each session is and when it must end at the latest (set by the cluster from its options). */
+  policy: SessionPolicy = {};
 
   /** Sends a write to the copy holders; resolves when they acknowledged (sync) or at once (async). */
   protected abstract replicate(entry: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void>;
@@ -131,7 +134,7 @@ export abstract class Replicator extends CopyHolder {
     written: SessionData,
     meta: { expire: number; maxAge: number | 'session' },
     snapshot: Buffer | undefined,
-  ): Promise<Buffer> {
+  ): Promise<SessionEntry> {
     return this.locks.run(base, async () => {
       this.checkServing(base);
       let e = this.table.get(base);
@@ -145,7 +148,7 @@ export abstract class Replicator extends CopyHolder {
           this.counters.staleWritesRefused++;
           throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
         }
-        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0 };
+        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0, createdAt: this.clock.now(), principal: undefined };
       }
       let plan;
       try {
@@ -153,6 +156,7 @@ export abstract class Replicator extends CopyHolder {
         const current = fresh ? {} : await this.#valuesToCompare(base, e.packed);
         const read = snapshot === undefined ? {} : snapshot === e.packed ? current : await this.valuesOf(snapshot);
         plan = planWrite(this.codec, this.options.maxSessionBytes, e, current, written, read, meta);
+        applyPolicy(plan, this.policy, this.clock.now(), mergedValues(current, written, plan.message));
       } catch (err) {
         this.counters.writesRefused++;
         throw err;
@@ -189,18 +193,19 @@ export abstract class Replicator extends CopyHolder {
       this.table.set(plan.next);
       // A session read recently stays decoded (a read-modify-write request then decodes nothing).
       if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
-      return plan.next.packed;
+      return plan.next;
     });
   }
 
   /**
    * Logout, `ctx.session = null`, regenerate: destroys the session here and on every member. Copy
    * holders keep a tombstone that fences every older copy until the session would have expired.
+   * Resolves with the entry destroyed, or undefined when the session existed nowhere.
    */
-  async remove(base: string): Promise<void> {
-    await this.locks.run(base, async () => {
+  async remove(base: string): Promise<SessionEntry | undefined> {
+    return this.locks.run(base, async () => {
       this.checkServing(base);
-      if (!this.isPrimary(base) && !(await this.takeOver(base))) return; // exists nowhere: nothing to do
+      if (!this.isPrimary(base) && !(await this.takeOver(base))) return undefined; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
       const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
       this.#decoded.delete(base);
@@ -224,6 +229,7 @@ export abstract class Replicator extends CopyHolder {
       });
       if (this.options.ack === 'sync') await check;
       else check.catch((err: unknown) => this.log.warn({ err, session: shortId(base) }, 'asynchronous removal not acknowledged; retrying'));
+      return e;
     });
   }
 

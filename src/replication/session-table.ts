@@ -39,6 +39,10 @@ export interface SessionEntry {
   resync?: boolean;
   /** On a copy holder: when the last write or copy arrived (the anti-entropy sweep leaves fresh copies alone). */
   touchedAt?: number;
+  /** Epoch ms the session was created; replicated, so `absoluteMaxAge` ends it on every copy. */
+  createdAt?: number;
+  /** Whose session it is (option `principal`), replicated with every write. */
+  principal?: string;
 }
 
 /**
@@ -61,6 +65,8 @@ export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #clock: Clock;
+  /** Told of each entry dropped because it expired (session events, the principal index). */
+  onExpire: ((e: SessionEntry) => void) | undefined;
 
   constructor(clock: Clock = systemClock) {
     this.#clock = clock;
@@ -70,6 +76,7 @@ export class SessionTable {
     const e = this.#entries.get(base);
     if (e !== undefined && e.expire <= now) {
       this.#entries.delete(base);
+      this.onExpire?.(e);
       return undefined;
     }
     return e;
@@ -123,6 +130,7 @@ export class SessionTable {
       if (e.expire <= now) {
         this.#entries.delete(base);
         expired++;
+        this.onExpire?.(e);
       }
     }
     for (const [base, t] of this.#tombstones) if (t.until <= now) this.#tombstones.delete(base);

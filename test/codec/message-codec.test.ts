@@ -96,10 +96,28 @@ test('bytes in a decoded message round-trip (not copied per entry: whoever keeps
     expire: Date.now(),
     maxAge: 86_400_000,
     entries: [{ key: 'user', value: Buffer.from('encoded session value') }],
+    createdAt: Date.now() - 1000,
+    principal: 'user-7',
   };
   const frame = messages.copy.encode(copy);
   const back = messages.copy.decode(frame);
   assert.deepStrictEqual(plain(back), plain(copy));
+});
+
+test('a copy without the owner fields (createdAt, principal) is sent with their defaults', () => {
+  const back = messages.copy.decode(messages.copy.encode({ base: 'abc', owner: 'n', epoch: 1, version: 1, expire: 5, maxAge: -1, entries: [] }));
+  assert.equal(back.createdAt, 0);
+  assert.equal(back.principal, '');
+});
+
+test('index messages round-trip, and garbage is a CodecError, never a crash', () => {
+  const item = { principal: 'u1', base: 'b'.repeat(24), kind: 'live' as const, route: 'node2', epoch: 3, createdAt: 10, lastAccessAt: 20, expire: 30 };
+  assert.deepStrictEqual(plain(messages.indexAnnounce.decode(messages.indexAnnounce.encode({ items: [item] }))), { items: [item] });
+  assert.deepStrictEqual(plain(messages.indexLookup.decode(messages.indexLookup.encode({ principal: 'u1' }))), { principal: 'u1' });
+  for (const junk of [Buffer.from([0xff, 0xff, 0xff]), Buffer.from('garbage'), Buffer.alloc(0)]) {
+    assert.throws(() => messages.indexAnnounce.decode(junk), { name: 'CodecError' });
+    assert.throws(() => messages.indexLookupReply.decode(junk), { name: 'CodecError' });
+  }
 });
 
 test('encoding a value that does not fit the schema is a CodecError naming the field', () => {
