@@ -69,7 +69,16 @@ const cluster = createSessionCluster({
   // SESSION_SCHEMA=v1|v2: one of the two versions of the app's session schema (session-schemas.ts).
   sessionSchema: sessionSchemaFor(env.SESSION_SCHEMA),
   logger,
+  // PRINCIPAL=1: sessions are indexed by their user's id (sessionsOf, destroySessions, the cap).
+  ...(env.PRINCIPAL === '1' ? { principal: (s: Record<string, unknown>) => (s.user as TestUser | undefined)?.id } : {}),
+  ...(env.MAX_SESSIONS !== undefined ? { maxSessionsPerPrincipal: Number(env.MAX_SESSIONS) } : {}),
+  ...(env.ON_LIMIT !== undefined ? { onSessionLimit: env.ON_LIMIT as 'refuse' | 'destroy-oldest' } : {}),
+  ...(env.ABSOLUTE_MAX_AGE !== undefined ? { absoluteMaxAge: Number(env.ABSOLUTE_MAX_AGE) } : {}),
 });
+// Every session event, one JSON line: tests count them across members.
+for (const name of ['sessionCreated', 'sessionDestroyed', 'sessionExpired'] as const) {
+  cluster.on(name, (e) => process.stdout.write(JSON.stringify({ event: 'session-event', name, ...e }) + '\n'));
+}
 
 const app = new Koa();
 app.keys = ['test-cookie-key'];
@@ -130,6 +139,24 @@ app.use(async (ctx) => {
       break;
     case 'GET /get':
       break;
+    case 'GET /sessions':
+    case 'POST /revoke-others': {
+      const user = s.user as TestUser | undefined;
+      if (user === undefined) {
+        ctx.status = 401;
+        return;
+      }
+      const id = ctx.cookies.get('koa.sess') ?? '';
+      if (ctx.method === 'POST') ctx.body = { destroyed: await cluster.destroySessions(String(user.id), { except: id }) };
+      else ctx.body = { route, current: cluster.handleOf(id), sessions: await cluster.sessionsOf(String(user.id)) };
+      return;
+    }
+    case 'POST /destroy-all':
+      ctx.body = { destroyed: await cluster.destroySessions(String(ctx.query.principal)) };
+      return;
+    case 'GET /sessions-of':
+      ctx.body = { route, sessions: await cluster.sessionsOf(String(ctx.query.principal)) };
+      return;
     default:
       ctx.status = 404;
       return;

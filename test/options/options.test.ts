@@ -152,3 +152,15 @@ test('receiver.preauth: documented defaults, and each limit validated with its n
   }
   expectOptionError({ ...valid, receiver: { ...valid.receiver, preauth: { maxConnections: 5 } } }, 'receiver.preauth.maxConnections', /unknown option/);
 });
+
+test('sessions by user: principal, maxSessionsPerPrincipal, onSessionLimit and absoluteMaxAge are validated', () => {
+  const ok = parseOptions({ ...valid, principal: (s: Record<string, unknown>) => String(s.user), maxSessionsPerPrincipal: 3, absoluteMaxAge: 3_600_000 });
+  assert.equal(ok.onSessionLimit, 'destroy-oldest');
+  assert.equal(ok.maxSessionsPerPrincipal, 3);
+  expectOptionError({ ...valid, principal: 'user.id' }, 'principal', /expected a function/);
+  expectOptionError({ ...valid, maxSessionsPerPrincipal: 2 }, 'maxSessionsPerPrincipal', /principal option too/);
+  expectOptionError({ ...valid, principal: () => 'x', maxSessionsPerPrincipal: 0 }, 'maxSessionsPerPrincipal', /integer from 1/);
+  expectOptionError({ ...valid, principal: () => 'x', onSessionLimit: 'kick' }, 'onSessionLimit', /"destroy-oldest" or "refuse"/);
+  expectOptionError({ ...valid, absoluteMaxAge: -5 }, 'absoluteMaxAge', /positive integer/);
+  expectOptionError({ ...valid, absoluteMaxAge: 1.5 }, 'absoluteMaxAge', /positive integer/);
+});
