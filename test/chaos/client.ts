@@ -155,6 +155,7 @@ export class ChaosClient {
     else if (r < 0.1) await this.read(s, this.member);
     else if (r < 0.13 && this.#world.lifecycleOpen()) await this.#regenerate(s);
     else if (r < 0.16 && this.#world.lifecycleOpen()) await this.#logout(s);
+    else if (r < 0.18 && this.#world.lifecycleOpen()) await this.#revokeOthers();
     else await this.#incr(s);
   }
 
@@ -247,6 +248,32 @@ export class ChaosClient {
     }
     if (h.loggedOut(s, req, sentAt, out.answer)) this.#remember({ jar: before, req, base: s.base, token: s.token, goneAt: this.#world.now() });
     this.#session = undefined;
+  }
+
+  /**
+   * Logs the same user in on a second device (another member), then, from the first session, logs
+   * out everywhere but here: the second device's id is then replayed like a logged-out one, and the
+   * first session must live on (its next request finds it).
+   */
+  async #revokeOthers(): Promise<void> {
+    const h = this.#world.history;
+    const req = this.#req();
+    const token = `D${req}`;
+    const device = new CookieJar();
+    const routes = [...this.#world.urls.keys()];
+    h.loginSent();
+    const login = await send(this.#world, device, this.#rng.pick(routes), 'POST', '/login', req, { user: this.name, token });
+    if (login.kind === 'refused') h.loginUnsent();
+    const base = baseOf(device);
+    if (login.kind !== 'answer' || base === undefined) return;
+    h.deviceLoggedIn(base, token);
+    const revokeReq = this.#req();
+    h.revokeSent([base]);
+    const out = await send(this.#world, this.#jar, this.member, 'POST', '/revoke-others', revokeReq);
+    if (out.kind === 'refused') h.revokeUnsent([base]);
+    if (out.kind !== 'answer') return this.#moveOn();
+    const destroyed = out.answer.body.destroyed as number | null;
+    if (h.revoked([base], destroyed)) this.#remember({ jar: device, req: revokeReq, base, token, goneAt: this.#world.now() });
   }
 
   #remember(d: Destroyed): void {

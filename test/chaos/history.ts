@@ -139,6 +139,9 @@ export interface Totals {
   replays: number;
   replaysNoSession: number;
   excused: number;
+  /** Answered "log out everywhere but here" requests, and the sessions they ended. */
+  revocations: number;
+  revoked: number;
 }
 
 /** The whole run's history. */
@@ -155,6 +158,8 @@ export class History {
     replays: 0,
     replaysNoSession: 0,
     excused: 0,
+    revocations: 0,
+    revoked: 0,
   };
   readonly excuses: string[] = [];
   readonly #bases = new Map<string, { status: BaseStatus; token: string; why?: string }>();
@@ -407,6 +412,44 @@ export class History {
     this.#violate({ promise: 4, client: s.client, login: s.token, base: s.base, member, req, related: [req], detail: `logout destroyed the session of login ${a.body.destroyed}` });
     s.state = 'over';
     return false;
+  }
+
+  // ---- a second device, revoked from the first (log out everywhere but here) ----
+
+  /** A 200 to a second device's login: one more live session, outside the client's own history. */
+  deviceLoggedIn(base: string, token: string): void {
+    this.#anonymous.login--;
+    this.totals.ok++;
+    this.#bases.set(base, { status: 'definite', token });
+  }
+
+  /** A revocation of `bases` was sent: until it is answered, they may be gone. */
+  revokeSent(bases: string[]): void {
+    for (const b of bases) this.#markMaybe(b, 'revocation unanswered');
+  }
+
+  /** A revocation known to have had no effect (refused, or its session not found): they live on. */
+  revokeUnsent(bases: string[]): void {
+    for (const b of bases) {
+      const known = this.#bases.get(b);
+      if (known !== undefined && known.status !== 'gone') known.status = 'definite';
+    }
+  }
+
+  /**
+   * A 200 to a revocation: `destroyed` of the user's other sessions ended (null: the revoking session
+   * was not found, so nothing was revoked). The revoked ids are replayed later like logged-out ones.
+   */
+  revoked(bases: string[], destroyed: number | null): boolean {
+    this.totals.ok++;
+    if (destroyed === null) {
+      this.revokeUnsent(bases);
+      return false;
+    }
+    this.totals.revocations++;
+    this.totals.revoked += destroyed;
+    for (const b of bases) this.#bases.get(b)!.status = 'gone';
+    return true;
   }
 
   // ---- replays of destroyed ids ----

@@ -37,6 +37,8 @@ const cluster = createSessionCluster({
   },
   receiver: { host: env.RECEIVER_HOST ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
   logger,
+  // Each client is one user: its second device's session is revoked from its first (POST /revoke-others).
+  principal: (s) => (typeof s.user === 'string' ? s.user : undefined),
 });
 
 interface Counter {
@@ -113,6 +115,11 @@ app.use(async (ctx) => {
       ctx.state.served = 'regenerated';
       ctx.body = { route, loggedIn: true, login, prev, c: s.c };
       return;
+    }
+    case 'POST /revoke-others': {
+      // Log out everywhere but here: `destroyed` counts the user's other sessions ended (null: not logged in).
+      if (!loggedIn) return answer({ destroyed: null });
+      return answer({ destroyed: await cluster.destroySessions(String(s.user), { except: s.externalKey }) });
     }
     case 'POST /logout': {
       // `destroyed`: the login whose session this request loaded and removed (null: it found none).

@@ -49,6 +49,7 @@ export function table(r: ChaosResult): string {
     row('indeterminate requests', `${t.indeterminate} (timeouts, connection errors, 5xx after the handler started)`),
     row('requests without effect', `${t.refused} (connection refused, or failed before the handler started); 503 answers in all: ${t.unavailable503}`),
     row('reads / replays', `${t.reads} reads; ${t.replays} replays of destroyed ids (${t.replaysNoSession} "no session")`),
+    row('log out everywhere but here', `${t.revocations} answered, ${t.revoked} other sessions ended (their ids are replayed above)`),
     row('excused (double failure)', `${t.excused} "no session" answers during a two-against-three partition`),
     row('live sessions at the end', live),
     row(

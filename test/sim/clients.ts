@@ -61,6 +61,8 @@ export class Client {
       ['pair', 15],
       ['logout', 4],
       ['regenerate', 5],
+      // Log out everywhere (cluster.destroySessions of the client's principal): its session ends too.
+      ['revoke', 3],
       ['replay', this.oldIds.length > 0 ? 5 : 0],
     ]);
     if (kind === 'pair') {
@@ -118,8 +120,8 @@ export class Client {
   #learn(op: Op, cookieOut: string | undefined): void {
     if (op.kind === 'replay') return;
     const before = this.cookie;
-    if (op.kind === 'logout' || op.status === 'no-session') {
-      if (before !== undefined && op.kind === 'logout') this.oldIds.push(before);
+    if (op.kind === 'logout' || op.kind === 'revoke' || op.status === 'no-session') {
+      if (before !== undefined && (op.kind === 'logout' || op.kind === 'revoke')) this.oldIds.push(before);
       if (op.cookieIn === this.cookie) this.cookie = undefined;
       return;
     }
@@ -184,11 +186,17 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
       throw err;
     }
   };
-  const destroy = async (key: string): Promise<void> => {
+  // `revoke`: every session of the principal, found through the index, not through this cookie.
+  const destroy = async (key: string, principal?: string): Promise<void> => {
     const base = parseSessionId(key)!.base;
     const call = history.call(op, { kind: 'destroy', base, inv: loop.now });
     try {
-      await track(base, () => m.store.destroy(key, { ctx }));
+      if (principal === undefined) await track(base, () => m.store.destroy(key, { ctx }));
+      else {
+        const n = await track(base, () => m.principals.destroySessions(principal));
+        w.trace(`  ${m.proc.name} revoked ${n} of ${principal}`);
+        w.cover(n > 0 ? 'log out everywhere (destroySessions) that destroyed a session' : 'log out everywhere that found nothing');
+      }
       history.ended(call, loop.now);
       call.ok = true;
       w.trace(`  ${m.proc.name} destroy ${base.slice(0, 6)} ok`);
@@ -225,8 +233,8 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
         outcome = { status: 'acked', cookie: current };
         return;
       }
-      if (kind === 'logout') {
-        await destroy(key);
+      if (kind === 'logout' || kind === 'revoke') {
+        await destroy(key, kind === 'revoke' ? String(s.u) : undefined);
         outcome = { status: 'acked' };
         return;
       }

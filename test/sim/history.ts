@@ -5,7 +5,7 @@
  */
 export type SessionValue = Record<string, unknown>;
 
-export type OpKind = 'login' | 'read' | 'write' | 'logout' | 'regenerate' | 'replay';
+export type OpKind = 'login' | 'read' | 'write' | 'logout' | 'regenerate' | 'replay' | 'revoke';
 export type OpStatus = 'pending' | 'acked' | 'failed' | 'unavailable' | 'abandoned' | 'no-session';
 
 export interface Op {

@@ -12,6 +12,8 @@ import { DeltaManager } from '../../src/replication/delta-manager.js';
 import type { Replicator, ReplicatorOptions } from '../../src/replication/replicator.js';
 import { createSessionStore, type KoaSessionStore } from '../../src/koa/session-store.js';
 import { createRouteBinder } from '../../src/koa/route-binder.js';
+import { Principals } from '../../src/replication/principals.js';
+import { deriveHandleKey } from '../../src/replication/session-handle.js';
 import { Proc, type SimLoop } from './loop.js';
 import { SimChannel, type ChannelObserver } from './channel.js';
 import type { Membership } from './membership.js';
@@ -19,6 +21,7 @@ import type { SimNetwork } from './network.js';
 import type { Prng } from './prng.js';
 
 const silent: Logger = pino({ level: 'silent' });
+const HANDLE_KEY = deriveHandleKey('simulated-cluster-secret');
 
 let codec: SessionCodec | undefined;
 /**
@@ -81,6 +84,8 @@ export class SimMember {
   readonly proc: Proc;
   readonly channel: SimChannel;
   readonly manager: Replicator;
+  /** Sessions by user: each client's sessions belong to principal `u` (clients revoke them). */
+  readonly principals: Principals;
   /** The store koa-session calls (replaceable only to test the checker, see reference-store.ts). */
   store: KoaSessionStore;
   binder: Middleware;
@@ -128,7 +133,21 @@ export class SimMember {
       clock,
     };
     this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);
-    this.store = createSessionStore(this.manager, route, silent, () => this.phase === 'running' || this.phase === 'stopping');
+    this.manager.policy = { principal: (s) => (typeof s.u === 'string' ? s.u : undefined) };
+    this.principals = new Principals({
+      manager: this.manager,
+      channel: this.channel,
+      route,
+      clock,
+      logger: options.logger,
+      handleKey: HANDLE_KEY,
+      ackTimeout: cfg.ackTimeout,
+      maxSessionsPerPrincipal: undefined,
+      onSessionLimit: 'destroy-oldest',
+      absoluteMaxAge: undefined,
+      emit: () => undefined,
+    });
+    this.store = createSessionStore(this.manager, route, silent, () => this.phase === 'running' || this.phase === 'stopping', this.principals);
     this.binder = createRouteBinder(this.manager, route, silent, { signed: false });
   }
 
@@ -144,6 +163,7 @@ export class SimMember {
   start(onReady: () => void): void {
     this.loop.after(0, this.proc, () => {
       this.manager.install();
+      this.principals.install();
       void this.channel.start().then(() => {
         this.phase = 'running';
         this.membership.joined(this.channel);
@@ -187,6 +207,7 @@ export class SimMember {
           await this.manager.leave();
         } finally {
           this.manager.close();
+          this.principals.close();
           await this.channel.stop();
           this.phase = 'stopped';
           this.loop.kill(this.proc);
