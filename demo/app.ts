@@ -29,7 +29,7 @@ import session from 'koa-session';
 import { pino } from 'pino';
 // An application imports from 'koa-session-cluster'; the demo runs against the sources.
 import { ClusterOptionsError, createSessionCluster, type SessionCluster } from '../src/index.js';
-import { loginPage, welcomePage, type ServedBy } from './pages.js';
+import { loginPage, welcomePage, type ServedBy, type SessionRow } from './pages.js';
 import { User, userType } from './user.js';
 
 /** nginx reads the cookie as `$cookie_sid`, and nginx variable names cannot contain a dot. */
@@ -61,6 +61,8 @@ try {
     // Slower re-protection makes a failover visible on the status page for a few seconds.
     ...(env.REPROTECT_RATE === undefined ? {} : { reprotectRate: Number(env.REPROTECT_RATE) }),
     logger,
+    // Sessions by user: "Your sessions" lists them on every member, and logs the others out.
+    principal: (s) => (s.user instanceof User ? s.user.username : undefined),
   });
 } catch (err) {
   // A wrong variable is a one-line message naming the option, not a stack trace.
@@ -168,11 +170,43 @@ function meJson(ctx: Context, user: User): Record<string, unknown> {
 
 const router = new Router();
 
-router.get('/', (ctx) => {
+/** The user's sessions on every member, this browser's marked; undefined when they cannot be listed now. */
+async function sessionRows(ctx: Context, user: User): Promise<SessionRow[] | undefined> {
+  const id = ctx.session?.externalKey;
+  const current = id === undefined ? undefined : cluster.handleOf(id);
+  try {
+    const sessions = await cluster.sessionsOf(user.username);
+    return sessions.map((s) => ({ route: s.route, createdAt: s.createdAt, lastAccessAt: s.lastAccessAt, current: s.handle === current }));
+  } catch (err) {
+    logger.warn({ err }, 'could not list the user\'s sessions');
+    return undefined;
+  }
+}
+
+router.get('/', async (ctx) => {
   const user = currentUser(ctx);
   ctx.type = 'html';
   ctx.body =
-    user === undefined ? loginPage(servedBy()) : welcomePage({ user, cart: cartOf(ctx), sessionRoute: sessionRoute(ctx) }, servedBy());
+    user === undefined
+      ? loginPage(servedBy())
+      : welcomePage({ user, cart: cartOf(ctx), sessionRoute: sessionRoute(ctx), sessions: await sessionRows(ctx, user) }, servedBy());
+});
+
+router.get('/sessions', async (ctx) => {
+  const user = currentUser(ctx);
+  if (user === undefined) return ctx.throw(401, 'log in first');
+  ctx.body = { sessions: await sessionRows(ctx, user) };
+});
+
+// Log out everywhere but here: every other session of this user ends, on every member.
+router.post('/sessions/revoke-others', async (ctx) => {
+  await readBody(ctx);
+  const user = currentUser(ctx);
+  if (user === undefined) return ctx.throw(401, 'log in first');
+  const destroyed = await cluster.destroySessions(user.username, { except: ctx.session?.externalKey });
+  logger.info({ user: user.username, destroyed }, 'logged the other sessions out');
+  if (isForm(ctx)) return backToPage(ctx);
+  ctx.body = { destroyed, route };
 });
 
 router.post('/login', async (ctx) => {

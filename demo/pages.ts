@@ -14,12 +14,23 @@ export interface ServedBy {
   members: string[];
 }
 
+/** One of the user's sessions, as "Your sessions" lists it. */
+export interface SessionRow {
+  route: string;
+  createdAt: number;
+  lastAccessAt: number;
+  /** The session of this browser. */
+  current: boolean;
+}
+
 /** What the welcome page shows. */
 export interface WelcomeView {
   user: User;
   cart: string[];
   /** The route suffix of the session id in the cookie after this request (the session's primary). */
   sessionRoute: string | undefined;
+  /** The user's sessions on every member; undefined when the cluster cannot list them now. */
+  sessions: SessionRow[] | undefined;
 }
 
 /** Escapes text for HTML element content and double- or single-quoted attributes. */
@@ -51,6 +62,9 @@ const STYLE = `
   .muted { color: #6b7385; font-size: 14px; }
   .error { color: #b3261e; }
   code { background: #eef0f4; padding: 1px 5px; border-radius: 3px; }
+  table { border-collapse: collapse; width: 100%; font-size: 14px; }
+  th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e6ec; }
+  tr.current td { font-weight: 600; }
   footer { max-width: 640px; margin: 0 auto 32px; }
 `;
 
@@ -101,6 +115,23 @@ ${message}
   );
 }
 
+/** "Your sessions": every session of the user, on whichever member, with "log out the others". */
+function sessionsSection(sessions: SessionRow[] | undefined): string {
+  if (sessions === undefined) return '<h2>Your sessions</h2>\n<p class="muted">The sessions cannot be listed right now; reload in a moment.</p>';
+  const time = (ms: number) => escapeHtml(new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
+  const rows = sessions
+    .map((s) => `<tr class="session${s.current ? ' current' : ''}"><td>${escapeHtml(s.route)}</td><td>${time(s.createdAt)}</td><td>${time(s.lastAccessAt)}</td><td>${s.current ? 'this browser' : ''}</td></tr>`)
+    .join('');
+  const others = sessions.some((s) => !s.current)
+    ? `<form method="post" action="/sessions/revoke-others">
+  <button type="submit" class="secondary" id="logout-others">Log out the others</button>
+</form>`
+    : '';
+  return `<h2>Your sessions</h2>
+<table id="sessions"><thead><tr><th>member</th><th>since (UTC)</th><th>last seen (UTC)</th><th></th></tr></thead><tbody>${rows}</tbody></table>
+${others}`;
+}
+
 /** The page of a logged-in user: who they are, who served them, their cart, and how to fail over. */
 export function welcomePage(view: WelcomeView, served: ServedBy): string {
   const items =
@@ -120,6 +151,7 @@ ${items}
   <input name="item" placeholder="add an item" aria-label="item" required maxlength="60">
   <button type="submit" id="add">Add</button>
 </form>
+${sessionsSection(view.sessions)}
 <h2>Fail over</h2>
 <p>Kill the member that served this page (<code>kill -9 ${served.pid}</code>) and reload: another member
 takes the session over, and you are still logged in with your cart.</p>

@@ -66,3 +66,42 @@ for (const mode of ['delta', 'backup'] as const) {
     assert.equal(await page.locator('#login').count(), 1);
   });
 }
+
+test('browser: "Your sessions" lists the same user logged in from two browsers, on two members; "Log out the others" logs the other browser out', async (t) => {
+  const browser = await launchChromium(t);
+  if (browser === undefined) return;
+  const [node1, node2, node3] = await startDemoCluster(t, 4, 'backup');
+  const laptop = await (await browser.newContext()).newPage();
+  const phone = await (await browser.newContext()).newPage();
+  for (const [page, member] of [
+    [laptop, node1],
+    [phone, node2],
+  ] as const) {
+    await page.goto(`${member.url}/`);
+    await page.fill('input[name=username]', 'bob');
+    await page.click('#login');
+    await page.waitForSelector('#greeting');
+  }
+  // The laptop, now served by a third member, sees both sessions, each on the member serving it.
+  await laptop.goto(`${node3.url}/`);
+  const rows = laptop.locator('#sessions tbody tr');
+  assert.equal(await rows.count(), 2);
+  const members = (await laptop.locator('#sessions tbody tr td:first-child').allTextContents()).sort();
+  assert.deepEqual(members, ['node2', 'node3'], 'the phone on node2, the laptop taken over by node3');
+  assert.equal(await laptop.locator('#sessions tr.current').count(), 1, 'this browser\'s session is marked');
+  assert.match(await text(laptop, '#sessions tr.current td:last-child'), /this browser/);
+
+  await laptop.click('#logout-others');
+  await laptop.waitForSelector('#greeting');
+  assert.equal(await laptop.locator('#sessions tbody tr').count(), 1, 'only this browser\'s session is left');
+  assert.equal(await laptop.locator('#logout-others').count(), 0);
+
+  // The phone is logged out, on its own member and on any other.
+  for (const member of [node2, node1]) {
+    await phone.goto(`${member.url}/`);
+    assert.equal(await phone.locator('#greeting').count(), 0, `the phone is logged out on ${member.route}`);
+    assert.equal(await phone.locator('#login').count(), 1);
+  }
+  await laptop.goto(`${node1.url}/`);
+  assert.equal(await text(laptop, '#greeting'), 'Welcome, bob', 'the laptop stays logged in');
+});
