@@ -224,3 +224,31 @@ test("onSessionLimit 'refuse': the login over the cap fails with 409 and changes
   assert.deepEqual(await userSeen(first, m3), { id: 11, name: 'user11' });
   assert.equal((await sessionsOf(m3, '11')).length, 1);
 });
+
+test('delta mode, 4 members (every member holds every session): sessionsOf, a revoke, and each event once, the expiry of a dead owner\'s session by one member only', async (t) => {
+  const { members } = await startAppCluster(t, 4, { mode: 'delta', env: { PRINCIPAL: '1', ABSOLUTE_MAX_AGE: '5000' } });
+  const [m1, m2, m3, m4] = members as [AppMember, AppMember, AppMember, AppMember];
+  const jars = [new CookieJar(), new CookieJar(), new CookieJar()];
+  for (const [i, jar] of jars.entries()) await login(jar, [m1, m2, m3][i], 21);
+  assert.deepEqual((await sessionsOf(m4, '21')).map((s) => s.route).sort(), ['node1', 'node2', 'node3']);
+  const revoke = await request(jars[0], 'POST', `${m4.url}/revoke-others`);
+  assert.equal(revoke.body.destroyed, 2);
+  for (const jar of jars.slice(1)) for (const m of members) assert.equal(await userSeen(jar, m), undefined, `revoked on ${m.route}`);
+
+  // A session whose owner dies: every live member holds a copy, exactly one of them fires its expiry.
+  const orphan = new CookieJar();
+  await login(orphan, m4, 22);
+  const orphanHandle = await handleOf(orphan, m4);
+  m4.proc.kill('SIGKILL');
+  const kept = await handleOf(jars[0], m1);
+  await waitFor(
+    'both expiries',
+    () => [orphanHandle, kept].every((h) => events(members).some((e) => e.name === 'sessionExpired' && e.handle === h)),
+    20_000,
+  );
+  await new Promise((r) => setTimeout(r, 6000)); // a late double would come from another member's sweep
+  const all = events(members);
+  for (const h of [orphanHandle, kept]) assert.equal(all.filter((e) => e.name === 'sessionExpired' && e.handle === h).length, 1, `one expiry event for ${h}`);
+  assert.equal(all.filter((e) => e.name === 'sessionCreated').length, 4);
+  assert.equal(all.filter((e) => e.name === 'sessionDestroyed' && e.reason === 'revoked').length, 2);
+});
