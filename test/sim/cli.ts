@@ -22,6 +22,8 @@ const { values } = parseArgs({
     'max-report': { type: 'string', default: '20' },
     quiet: { type: 'boolean', default: false },
     jobs: { type: 'string', default: '1' },
+    // Replays a schedule found before sessions by user (the regression seeds) exactly.
+    'no-principals': { type: 'boolean', default: false },
   },
 });
 
@@ -37,6 +39,7 @@ const common = {
   ...(values.rounds !== undefined ? { rounds: Number(values.rounds) } : {}),
   ...(values.clients !== undefined ? { clients: Number(values.clients) } : {}),
   ...(values['drop-time'] !== undefined ? { dropTime: Number(values['drop-time']) } : {}),
+  ...(values['no-principals'] ? { principals: false } : {}),
 };
 
 function report(r: SimResult, tail: boolean): void {

@@ -43,6 +43,8 @@ export interface MemberConfig {
   reprotectRate: number;
   stateTransferTimeout: number;
   stateTransferBatch: number;
+  /** Run the principal index (sessions by user). */
+  principals: boolean;
   /** The members' log (silent unless a replay asks for it). */
   logger?: Logger;
 }
@@ -85,7 +87,7 @@ export class SimMember {
   readonly channel: SimChannel;
   readonly manager: Replicator;
   /** Sessions by user: each client's sessions belong to principal `u` (clients revoke them). */
-  readonly principals: Principals;
+  readonly principals: Principals | undefined;
   /** The store koa-session calls (replaceable only to test the checker, see reference-store.ts). */
   store: KoaSessionStore;
   binder: Middleware;
@@ -133,8 +135,8 @@ export class SimMember {
       clock,
     };
     this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);
-    this.manager.policy = { principal: (s) => (typeof s.u === 'string' ? s.u : undefined) };
-    this.principals = new Principals({
+    if (cfg.principals) this.manager.policy = { principal: (s) => (typeof s.u === 'string' ? s.u : undefined) };
+    this.principals = !cfg.principals ? undefined : new Principals({
       manager: this.manager,
       channel: this.channel,
       route,
@@ -163,7 +165,7 @@ export class SimMember {
   start(onReady: () => void): void {
     this.loop.after(0, this.proc, () => {
       this.manager.install();
-      this.principals.install();
+      this.principals?.install();
       void this.channel.start().then(() => {
         this.phase = 'running';
         this.membership.joined(this.channel);
@@ -207,7 +209,7 @@ export class SimMember {
           await this.manager.leave();
         } finally {
           this.manager.close();
-          this.principals.close();
+          this.principals?.close();
           await this.channel.stop();
           this.phase = 'stopped';
           this.loop.kill(this.proc);

@@ -37,6 +37,11 @@ export interface SimOptions {
    * protocol (broken on purpose unless 'none'); convergence is not checked.
    */
   reference?: ReferenceFault;
+  /**
+   * Sessions by user (default true): members run the principal index, and clients sometimes log out
+   * everywhere. Off, the schedules are those of the seeds found before it (the regression seeds).
+   */
+  principals?: boolean;
   /** Keep every trace line (replay). */
   traceAll?: boolean;
   echo?: (line: string) => void;
@@ -110,6 +115,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     reprotectRate: 2000,
     stateTransferTimeout: 20_000,
     stateTransferBatch: 3,
+    principals: o.principals ?? true,
     ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
@@ -191,6 +197,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const world: ClientWorld = {
     loop,
     rng: p.clientRng,
+    revokes: o.principals ?? true,
     history,
     targets: () => running().filter((m) => m.ready),
     memberByRoute: (route) => current.get(route),
