@@ -107,6 +107,8 @@ export class ChaosClient {
   #jar = new CookieJar();
   #session: SessionHistory | undefined;
   readonly destroyed: Destroyed[] = [];
+  /** This user's other devices' sessions, not yet known revoked. */
+  readonly #devices: Destroyed[] = [];
 
   constructor(name: string, world: ClientWorld, rng: Random, start: number) {
     this.name = name;
@@ -252,8 +254,9 @@ export class ChaosClient {
 
   /**
    * Logs the same user in on a second device (another member), then, from the first session, logs
-   * out everywhere but here: the second device's id is then replayed like a logged-out one, and the
-   * first session must live on (its next request finds it).
+   * out everywhere but here: every other device's id is then replayed like a logged-out one, and the
+   * first session must live on (its next request finds it). Devices whose revocation went unanswered
+   * stay on the list: the next revocation ends them too.
    */
   async #revokeOthers(): Promise<void> {
     const h = this.#world.history;
@@ -267,13 +270,15 @@ export class ChaosClient {
     const base = baseOf(device);
     if (login.kind !== 'answer' || base === undefined) return;
     h.deviceLoggedIn(base, token);
+    this.#devices.push({ jar: device, req, base, token, goneAt: 0 });
     const revokeReq = this.#req();
-    h.revokeSent([base]);
+    const bases = this.#devices.map((d) => d.base);
+    const before = h.revokeSent(bases);
     const out = await send(this.#world, this.#jar, this.member, 'POST', '/revoke-others', revokeReq);
-    if (out.kind === 'refused') h.revokeUnsent([base]);
+    if (out.kind === 'refused') h.revokeUnsent(before);
     if (out.kind !== 'answer') return this.#moveOn();
-    const destroyed = out.answer.body.destroyed as number | null;
-    if (h.revoked([base], destroyed)) this.#remember({ jar: device, req: revokeReq, base, token, goneAt: this.#world.now() });
+    if (!h.revoked(bases, before, out.answer.body.destroyed as number | null)) return;
+    for (const d of this.#devices.splice(0)) this.#remember({ ...d, req: revokeReq, goneAt: this.#world.now() });
   }
 
   #remember(d: Destroyed): void {

@@ -148,3 +148,26 @@ test('a regenerate moves the session to a new id and destroys the old one', () =
   incr(s, 'b', { n: 1, w: 'g' });
   assert.deepEqual(promises(), []);
 });
+
+test('a second device revoked from the first: counted live until a revocation is answered, then gone, and one that had no effect changes nothing', () => {
+  const { h, login } = setup();
+  login();
+  h.loginSent();
+  h.deviceLoggedIn('dev1', 'D1');
+  assert.deepEqual(range(h), { min: 2, max: 2 });
+  const first = h.revokeSent(['dev1']);
+  assert.deepEqual(range(h), { min: 1, max: 2 }, 'unanswered: maybe gone');
+  h.revokeUnsent(first);
+  assert.deepEqual(range(h), { min: 2, max: 2 }, 'refused: live again');
+  // An unanswered revocation leaves dev1 in doubt; the next answered one ends dev1 and dev2.
+  h.revokeSent(['dev1']);
+  h.loginSent();
+  h.deviceLoggedIn('dev2', 'D2');
+  const second = h.revokeSent(['dev1', 'dev2']);
+  assert.equal(h.revoked(['dev1', 'dev2'], second, null), false, 'the revoking session was not found: nothing revoked');
+  assert.deepEqual(range(h), { min: 2, max: 3 }, 'dev1 still in doubt, dev2 live');
+  const third = h.revokeSent(['dev1', 'dev2']);
+  assert.equal(h.revoked(['dev1', 'dev2'], third, 2), true);
+  assert.deepEqual(range(h), { min: 1, max: 1 });
+  assert.deepEqual(h.violations, []);
+});

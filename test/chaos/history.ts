@@ -63,7 +63,7 @@ interface WriteRecord {
   member: string;
 }
 
-type BaseStatus = 'definite' | 'maybe' | 'gone';
+export type BaseStatus = 'definite' | 'maybe' | 'gone';
 
 /** A logical session: from an acknowledged login to its logout, across regenerated ids. */
 export class SessionHistory {
@@ -423,27 +423,37 @@ export class History {
     this.#bases.set(base, { status: 'definite', token });
   }
 
-  /** A revocation of `bases` was sent: until it is answered, they may be gone. */
-  revokeSent(bases: string[]): void {
-    for (const b of bases) this.#markMaybe(b, 'revocation unanswered');
-  }
-
-  /** A revocation known to have had no effect (refused, or its session not found): they live on. */
-  revokeUnsent(bases: string[]): void {
+  /**
+   * A revocation was sent: every other session of the user (`bases`, the devices not known gone) may
+   * be gone until it is answered. Returns what to restore if it turns out to have had no effect.
+   */
+  revokeSent(bases: string[]): Map<string, BaseStatus> {
+    const before = new Map<string, BaseStatus>();
     for (const b of bases) {
       const known = this.#bases.get(b);
-      if (known !== undefined && known.status !== 'gone') known.status = 'definite';
+      if (known !== undefined) before.set(b, known.status);
+      this.#markMaybe(b, 'revocation unanswered');
+    }
+    return before;
+  }
+
+  /** A revocation known to have had no effect (refused, or its session not found). */
+  revokeUnsent(before: Map<string, BaseStatus>): void {
+    for (const [b, status] of before) {
+      const known = this.#bases.get(b);
+      if (known !== undefined && known.status !== 'gone') known.status = status;
     }
   }
 
   /**
    * A 200 to a revocation: `destroyed` of the user's other sessions ended (null: the revoking session
-   * was not found, so nothing was revoked). The revoked ids are replayed later like logged-out ones.
+   * was not found, so nothing was revoked). Every other session of the user is gone then; their ids
+   * are replayed later like logged-out ones.
    */
-  revoked(bases: string[], destroyed: number | null): boolean {
+  revoked(bases: string[], before: Map<string, BaseStatus>, destroyed: number | null): boolean {
     this.totals.ok++;
     if (destroyed === null) {
-      this.revokeUnsent(bases);
+      this.revokeUnsent(before);
       return false;
     }
     this.totals.revocations++;
