@@ -38,8 +38,9 @@ export interface SimOptions {
    */
   reference?: ReferenceFault;
   /**
-   * Sessions by user (default true): members run the principal index, and clients sometimes log out
-   * everywhere. Off, the schedules are those of the seeds found before it (the regression seeds).
+   * Sessions by user (default true, false with `reference`): members run the principal index, and
+   * clients sometimes log out everywhere. Off, the schedules are those of the seeds found before it
+   * (the regression seeds).
    */
   principals?: boolean;
   /** Keep every trace line (replay). */
@@ -106,6 +107,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const rounds = o.rounds ?? plan.int(2, 3);
   const frequency = o.frequency ?? 250;
   const dropTime = o.dropTime ?? 1000;
+  // The reference store (a checker test) knows nothing of principals: its schedules revoke nothing.
+  const withPrincipals = o.principals ?? o.reference === undefined;
   const cfg: MemberConfig = {
     mode,
     ack: o.ack ?? 'sync',
@@ -115,7 +118,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     reprotectRate: 2000,
     stateTransferTimeout: 20_000,
     stateTransferBatch: 3,
-    principals: o.principals ?? true,
+    principals: withPrincipals,
     ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
@@ -197,7 +200,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const world: ClientWorld = {
     loop,
     rng: p.clientRng,
-    revokes: o.principals ?? true,
+    revokes: withPrincipals,
     history,
     targets: () => running().filter((m) => m.ready),
     memberByRoute: (route) => current.get(route),
