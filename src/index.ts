@@ -21,7 +21,15 @@ export function createSessionCluster(options: SessionClusterOptions): SessionClu
   return new SessionCluster(parseOptions(options));
 }
 
-export { SessionCluster, type ClusterMember } from './session-cluster.js';
+export {
+  SessionCluster,
+  type ClusterMember,
+  type PrincipalSession,
+  type SessionEvent,
+  type SessionEvents,
+  type DestroyReason,
+  type ExpiryReason,
+} from './session-cluster.js';
 export type { SessionClusterOptions, ResolvedOptions, RegisteredType } from './options.js';
 export { optionsSchema, ROUTE_PATTERN } from './options.js';
 export type { RouteBinderOptions } from './koa/route-binder.js';
