@@ -8,6 +8,12 @@
 import { CookieJar } from '../helpers/http-client.js';
 import { parseSessionId } from '../../src/replication/session-id.js';
 import type { Answer, History, SessionHistory } from './history.js';
+
+/**
+ * How long a revocation the client gave up on may still run on its member: \`destroySessions\` looks
+ * the user up to 3 times and retries each removal answered 503 up to 5 times (generous bound).
+ */
+const REVOCATION_MAY_RUN_MS = 15_000;
 import type { Random } from './random.js';
 
 export const COOKIE = 'koa.sess';
@@ -276,6 +282,7 @@ export class ChaosClient {
     const before = h.revokeSent(bases);
     const out = await send(this.#world, this.#jar, this.member, 'POST', '/revoke-others', revokeReq);
     if (out.kind === 'refused') h.revokeUnsent(before);
+    else if (out.kind !== 'answer') h.revocationAbandoned(this.name, this.#world.now() + REVOCATION_MAY_RUN_MS);
     if (out.kind !== 'answer') return this.#moveOn();
     if (!h.revoked(bases, before, out.answer.body.destroyed as number | null)) return;
     for (const d of this.#devices.splice(0)) this.#remember({ ...d, req: revokeReq, goneAt: this.#world.now() });

@@ -171,3 +171,16 @@ test('a second device revoked from the first: counted live until a revocation is
   assert.deepEqual(range(h), { min: 1, max: 1 });
   assert.deepEqual(h.violations, []);
 });
+
+test('"no session" while a revocation the client gave up on may still run is excused; after that window it is a violation', () => {
+  const { h, login, now, ok, promises } = setup();
+  const s = login();
+  h.revocationAbandoned('c1', now() + 1000);
+  h.answered(s, 'incr', 'i1', now(), 0, ok({ loggedIn: false }));
+  assert.deepEqual(promises(), [], 'the revocation may have ended the session');
+  assert.equal(h.totals.excused, 1);
+  const later = login('L2', 'r9', 'base2');
+  const after = now() + 5000;
+  h.answered(later, 'incr', 'i2', after, 0, ok({ loggedIn: false }));
+  assert.deepEqual(promises(), [3], 'sent after the window: the session was lost');
+});

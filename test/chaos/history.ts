@@ -162,6 +162,12 @@ export class History {
     revoked: 0,
   };
   readonly excuses: string[] = [];
+  /**
+   * Until when a revocation each client gave up on (no answer) may still run on its member:
+   * `destroySessions` also ends the user's sessions created while it runs, such as the one this very
+   * client got by a regenerate meanwhile.
+   */
+  readonly #revocationsRunning = new Map<string, number>();
   readonly #bases = new Map<string, { status: BaseStatus; token: string; why?: string }>();
   /** Logins and regenerates whose new id the client never learned (their answer never came). */
   readonly #anonymous = { login: 0, regenerate: 0 };
@@ -325,7 +331,10 @@ export class History {
 
   #noSession(s: SessionHistory, req: string, sentAt: number, member: string): Next {
     if (s.state === 'live') {
-      const why = this.#excuse(member, sentAt, this.#now());
+      const running = this.#revocationsRunning.get(s.client);
+      const why =
+        this.#excuse(member, sentAt, this.#now()) ??
+        (running !== undefined && sentAt <= running ? 'a revocation this client gave up on may still have been running (it ends the sessions of the user created meanwhile)' : undefined);
       this.#markMaybe(s.base, why === undefined ? 'answered as missing (a violation)' : 'answered as missing (excused)');
       if (why !== undefined) {
         this.totals.excused++;
@@ -435,6 +444,11 @@ export class History {
       this.#markMaybe(b, 'revocation unanswered');
     }
     return before;
+  }
+
+  /** A revocation went unanswered (the client gave up, the connection broke): it may run until `until`. */
+  revocationAbandoned(client: string, until: number): void {
+    this.#revocationsRunning.set(client, Math.max(until, this.#revocationsRunning.get(client) ?? 0));
   }
 
   /** A revocation known to have had no effect (refused, or its session not found). */

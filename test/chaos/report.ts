@@ -50,7 +50,7 @@ export function table(r: ChaosResult): string {
     row('requests without effect', `${t.refused} (connection refused, or failed before the handler started); 503 answers in all: ${t.unavailable503}`),
     row('reads / replays', `${t.reads} reads; ${t.replays} replays of destroyed ids (${t.replaysNoSession} "no session")`),
     row('log out everywhere but here', `${t.revocations} answered, ${t.revoked} other sessions ended (their ids are replayed above)`),
-    row('excused (double failure)', `${t.excused} "no session" answers during a two-against-three partition`),
+    row('excused', `${t.excused} "no session" answers: during a two-against-three partition (a double failure), or while a revocation the client gave up on may still run`),
     row('live sessions at the end', live),
     row(
       'worst convergence',
