@@ -3,11 +3,15 @@
  * test's own), started, seeing each other and past discovery; stopped when the test ends.
  */
 import { pino } from 'pino';
-import { createSessionCluster, type SessionCluster } from '../../src/index.js';
+import { createSessionCluster, type SessionCluster, type SessionClusterOptions } from '../../src/index.js';
 import { freeUdpPort, randomGroup } from './ports.js';
 import { waitFor } from './wait.js';
 
-export async function twoMembers(t: { after(fn: () => Promise<void>): void }): Promise<[SessionCluster, SessionCluster]> {
+/** `extra`: options both members get besides the test's own (e.g. `unknownIds`). */
+export async function twoMembers(
+  t: { after(fn: () => Promise<void>): void },
+  extra: Partial<SessionClusterOptions> = {},
+): Promise<[SessionCluster, SessionCluster]> {
   const multicast = { address: randomGroup(), port: await freeUdpPort(), interface: '127.0.0.1', frequency: 100, dropTime: 1500 };
   const make = (route: string) =>
     createSessionCluster({
@@ -17,6 +21,7 @@ export async function twoMembers(t: { after(fn: () => Promise<void>): void }): P
       membership: { multicast },
       receiver: { host: '127.0.0.1', port: 0 },
       logger: pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }),
+      ...extra,
     });
   const members: [SessionCluster, SessionCluster] = [make('a'), make('b')];
   t.after(async () => {

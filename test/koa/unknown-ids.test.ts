@@ -9,30 +9,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { pino } from 'pino';
-import { createSessionCluster } from '../../src/index.js';
-import { freeUdpPort, randomGroup } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { twoMembers } from '../helpers/in-process-members.js';
 
 test('a source sending many unknown unsigned ids gets 503 once its budget is spent; other sources do not', async (t) => {
-  const multicast = { address: randomGroup(), port: await freeUdpPort(), interface: '127.0.0.1', frequency: 100, dropTime: 1500 };
-  const members = ['a', 'b'].map((route) =>
-    createSessionCluster({
-      route,
-      secret: 'unknown-ids-test-secret-0123456789',
-      clusterName: `unknown-ids-${process.pid}`,
-      membership: { multicast },
-      receiver: { host: '127.0.0.1', port: 0 },
-      unknownIds: { burst: 5, perSecond: 0.5 },
-      logger: pino({ level: 'silent' }),
-    }),
-  );
-  t.after(async () => {
-    await Promise.all(members.map((m) => m.stop()));
-  });
-  await Promise.all(members.map((m) => m.start()));
-  await waitFor('a and b to see each other', () => members.every((m) => m.members().length === 2), 10_000);
-  await Promise.all(members.map((m) => m.ready()));
+  const members = await twoMembers(t, { unknownIds: { burst: 5, perSecond: 0.5 } });
   const app = new Koa();
   app.proxy = true; // ctx.ip from X-Forwarded-For, as behind a balancer
   app.use(members[0].session(app, { signed: false }));
