@@ -229,7 +229,9 @@ export class FrameSession {
 
 /** Bytes one message adds to a batch (its length prefix included). */
 export function batchItemBytes(message: Buffer): number {
-  return lengthPrefix(message.length).length + message.length;
+  let prefix = 1;
+  for (let n = message.length; n >= 0x80; n = Math.floor(n / 0x80)) prefix++;
+  return prefix + message.length;
 }
 
 /** Varint (7 bits a byte, low first) length prefix of a batched message. */

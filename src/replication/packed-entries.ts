@@ -88,22 +88,17 @@ export function entryValues(packed: Buffer): Buffer[] {
   return unpackEntries(packed).map((x) => x.value);
 }
 
-/** The keys that have an entry. */
-export function entryKeys(packed: Buffer): Set<string> {
-  return new Set(unpackEntries(packed).map((x) => x.key));
-}
-
-/** Total bytes of the values (what `maxSessionBytes` limits). */
-export function entryBytes(packed: Buffer): number {
-  let size = 0;
-  for (const x of unpackEntries(packed)) size += x.value.length;
-  return size;
+/** `entries` with `set` applied (replaced in place, new keys appended) and `removed` taken out. */
+export function mergeEntries(entries: readonly EncodedEntry[], set: readonly EncodedEntry[], removed: readonly string[]): EncodedEntry[] {
+  const gone = new Set(removed);
+  const values = new Map<string, Buffer>();
+  for (const x of entries) if (!gone.has(x.key)) values.set(x.key, x.value);
+  for (const x of set) if (!gone.has(x.key)) values.set(x.key, x.value);
+  return [...values].map(([key, value]) => ({ key, value }));
 }
 
 /** `packed` with `set` applied (replaced in place, new keys appended) and `removed` taken out. */
 export function patchEntries(packed: Buffer, set: readonly EncodedEntry[], removed: readonly string[]): Buffer {
   if (set.length === 0 && removed.length === 0) return packed;
-  const gone = new Set(removed);
-  const kept = unpackEntries(packed).filter((x) => !gone.has(x.key));
-  return packEntries([...kept, ...set.filter((x) => !gone.has(x.key))]);
+  return packEntries(mergeEntries(unpackEntries(packed), set, removed));
 }

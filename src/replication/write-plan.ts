@@ -7,7 +7,7 @@ import type { SessionCodec, SessionData } from '../codec/types.js';
 import type { EncodedEntry, SessionDeltaMessage } from '../codec/messages.js';
 import { SessionTooLargeError } from '../errors.js';
 import { maxAgeToWire } from './copies.js';
-import { entryBytes, entryKeys, patchEntries } from './packed-entries.js';
+import { mergeEntries, packEntries, unpackEntries } from './packed-entries.js';
 import type { SessionEntry } from './session-table.js';
 import { cloneValue, diffSession, setOwn } from './session-value.js';
 
@@ -36,7 +36,9 @@ export function planWrite(
   meta: { expire: number; maxAge: number | 'session' },
 ): WritePlan {
   const delta = diffSession(read, written);
-  const held = entryKeys(e.packed);
+  // Unpacked once per write: the keys held, then the entries the write leaves.
+  const entries = unpackEntries(e.packed);
+  const held = new Set(entries.map((x) => x.key));
   // A key that has a value but no entry of its own came from a schema default (a session written
   // under an older sessionSchema): the first write stores it, or a later decode would lose it.
   // (Only such keys: one that a concurrent request removed meanwhile is absent from `current` and
@@ -60,9 +62,11 @@ export function planWrite(
     setOwn(one, key, delta.set[key]);
     return { key, value: codec.encodeEntries(one) };
   });
-  const packed = patchEntries(e.packed, set, removed);
-  const size = entryBytes(packed);
+  const after = set.length === 0 && removed.length === 0 ? entries : mergeEntries(entries, set, removed);
+  let size = 0;
+  for (const x of after) size += x.value.length;
   if (size > maxSessionBytes) throw new SessionTooLargeError(size, maxSessionBytes);
+  const packed = after === entries ? e.packed : packEntries(after);
   // The committed entry holds bytes only: an application that changes an object in place after
   // `ctx.session.save()` changes nothing that the next diff compares against.
   const next: SessionEntry = { ...e, packed, version: e.version + 1, expire: meta.expire, maxAge: meta.maxAge, resync: false };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameError } from '../../src/errors.js';
-import { FrameSession, PREAMBLE_BYTES, TAG_BYTES, unbatch } from '../../src/cluster/frame-codec.js';
+import { FrameSession, PREAMBLE_BYTES, TAG_BYTES, batchItemBytes, unbatch } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
 
 const keys = deriveClusterKeys('a-very-long-cluster-secret');
@@ -155,4 +155,13 @@ test('a malformed batch (a length past the end, an endless varint) is a FrameErr
     rejects(() => unbatch(bad), 'ERR_FRAME_MALFORMED');
   }
   assert.deepEqual(unbatch(Buffer.alloc(0)), []);
+});
+
+test('a batch item counts its length prefix: one byte up to 127, two up to 16,383, three beyond', () => {
+  for (const n of [0, 1, 127, 128, 16_383, 16_384, 60_000]) {
+    const m = Buffer.alloc(n);
+    const { client } = pair();
+    const sealed = client.sealBatch([m]);
+    assert.equal(batchItemBytes(m), sealed.length - 4 - TAG_BYTES, `${n} bytes`);
+  }
 });
