@@ -140,10 +140,12 @@ export abstract class CopyHolder {
     const c = this.channel;
     this.schemas.install();
     c.handle(MSG.delta, (from, body) => {
+      this.refuseUnadmitted(from);
       const m = messages.delta.decode(body);
       return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
     });
     c.handle(MSG.copy, (from, body) => {
+      this.refuseUnadmitted(from);
       const copy = messages.copy.decode(body);
       return this.#afterSchemas(copy.entries, from, () => this.applyIncomingCopy(copy));
     });
@@ -306,6 +308,17 @@ export abstract class CopyHolder {
     const waiting = this.#membershipChanged;
     this.#membershipChanged = undefined;
     waiting?.resolve();
+  }
+
+  /**
+   * A copy names its owner, and a member not admitted here is one this member may think dead: it would
+   * later take the session past that owner while the owner still serves it. Writes wait for admission.
+   */
+  protected refuseUnadmitted(from: MemberInfo): void {
+    const state = this.channel.stateOf(from.id);
+    if (state !== 'alive' && state !== 'suspect') {
+      throw new SessionUnavailableError(`member ${from.route} sent a session write before this member admitted it; retry once membership settles`);
+    }
   }
 
   /**

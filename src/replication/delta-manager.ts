@@ -52,6 +52,7 @@ export class DeltaManager extends Replicator {
       if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
+      this.refuseUnadmitted(from); // granted to a member we do not see, our copy would name an owner we think gone
       const e = this.table.get(m.base);
       if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: null, removed: this.table.tombstone(m.base)?.kind === 'removed' }));
       // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
@@ -235,7 +236,10 @@ export class DeltaManager extends Replicator {
   }
 
   protected maintain(): void {
-    if (!this.#resyncWanted || this.#transferring !== undefined || !this.#transferDone || !this.isolation.hasQuorum()) return;
+    // Not while recovering from a pause or a cut-off: until the others have admitted us again they may
+    // still take our sessions over, and a check made before that would pass a copy that is stale a
+    // moment later.
+    if (!this.#resyncWanted || this.#transferring !== undefined || !this.#transferDone || !this.isolation.hasQuorum() || this.isolation.recovering()) return;
     if (this.channel.members().length === 0) return;
     this.#resyncWanted = false;
     this.#transferring = this.#resync()
@@ -300,6 +304,41 @@ export class DeltaManager extends Replicator {
     // Only a newcomer pulls the state, from a member that started before it.
     if (!this.#transferDone && this.#transferring === undefined && member.startTime <= this.channel.self.startTime) {
       this.#transferring = this.#transfer().finally(() => (this.#transferring = undefined));
+    }
+    // What we created, took over or destroyed before we saw an older member went only to the members we
+    // knew, and the older member pulls no state: offer it, once it has surely admitted us too. (A newer
+    // member pulls the state itself, twice.)
+    if (member.startTime <= this.channel.self.startTime) {
+      this.clock.setTimeout(() => {
+        if (this.stopping || !this.channel.members().some((m) => m.id === member.id)) return;
+        this.#offer(member).catch((err: unknown) => this.log.warn({ err, member: member.route }, 'offering our sessions to a member we just admitted failed'));
+      }, this.options.dropTime);
+    }
+  }
+
+  /** Sends `member` our destructions, and each session we own that it lacks or holds older. */
+  async #offer(member: MemberInfo): Promise<void> {
+    for (const [base, t] of this.table.destroyedBy(this.route)) {
+      void this.removals.start({ base, owner: t.owner, epoch: t.epoch, destroy: true, until: t.until }, [member]);
+    }
+    const mine = this.table.entries().filter((e) => e.role === 'primary' && e.owner === this.route).map((e) => e.base);
+    const body = (bases: string[]) => messages.audit.encode({ bases });
+    for (let i = 0; i < mine.length; i += 256) {
+      const batch = mine.slice(i, i + 256);
+      const reply = messages.auditReply.decode(await this.channel.request(member.id, MSG.audit, body(batch), { timeoutMs: this.options.ackTimeout }));
+      for (let j = 0; j < batch.length; j++) {
+        const r = reply.items[j];
+        const base = batch[j];
+        await this.locks.run(base, async () => {
+          const e = this.table.get(base);
+          if (e === undefined || e.role !== 'primary' || e.owner !== this.route) return;
+          if (r.removed && destroyCovers(r.epoch, e.epoch)) {
+            this.table.destroy(base, r.epoch, r.owner, e.expire);
+            return;
+          }
+          if (!r.found || compareHeld(r, e) < 0) await this.sendCopy(member, e);
+        });
+      }
     }
   }
 

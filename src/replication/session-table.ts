@@ -123,6 +123,12 @@ export class SessionTable {
     return t;
   }
 
+  /** The destructions `owner` made that still fence (base and tombstone). */
+  *destroyedBy(owner: string): IterableIterator<[string, Tombstone]> {
+    const now = this.#clock.now();
+    for (const [base, t] of this.#tombstones) if (t.kind === 'removed' && t.owner === owner && t.until > now) yield [base, t];
+  }
+
   /** Drops expired sessions and tombstones; returns how many sessions expired. */
   sweep(now = this.#clock.now()): number {
     let expired = 0;

@@ -14,7 +14,7 @@ const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
  * Seeds that found a bug, kept as regression tests (run besides 1..SEEDS). Each line says what broke;
  * replay one with `npm run simulate -- --mode <mode> --seed N`.
  */
-const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string }[]> = {
+const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; principals?: boolean }[]> = {
   backup: [
     // Promise 1: a holder granted the session to n2 and, before n2's install arrived, its own check
     // saw n2 answer "not held" and adopted it back at a higher epoch: two owners, a write lost.
@@ -49,6 +49,17 @@ const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string }[]> =
     // session past it, losing the write the restarted member had acknowledged.
     { seed: 14613, bug: 'a session adopted past a restarted owner that this member had not admitted yet' },
     { seed: 16895, bug: 'the same, after a second crash and restart' },
+    // Promise 5: a restarted member created (41766) or destroyed (48229) a session before it had
+    // admitted an older member; the write went only to the members it knew, and nothing sent it later.
+    { seed: 41766, bug: 'a session created by a restarted member before it saw an older member' },
+    { seed: 48229, bug: 'a destruction by a restarted member before it saw an older member' },
+    // Promise 1: back from a pause, a member checked its sessions while the others had not yet
+    // re-admitted it; one of them took a session over just after the check, and the resumed member
+    // served its stale copy once its recovery ended.
+    { seed: 31870, bug: 'a check made before the others re-admitted a resumed member passed a stale copy' },
+    // Promise 1: a member accepted a takeover copy from a restarted member it had not admitted yet,
+    // then took the session over past that owner (dead to it): two owners.
+    { seed: 2295, bug: 'a copy accepted from a member not admitted yet', principals: true },
   ],
 };
 
@@ -101,7 +112,7 @@ for (const mode of ['backup', 'delta'] as const) {
     const coverage: Record<string, number> = {};
     const seeds = Array.from({ length: SEEDS }, (_, i) => i + 1);
     // The regression seeds replay the schedules that found their bug: those had no principal index.
-    const runs = [...seeds.map((seed) => ({ seed, mode })), ...REGRESSIONS[mode].map((x) => ({ seed: x.seed, mode, principals: false }))];
+    const runs = [...seeds.map((seed) => ({ seed, mode })), ...REGRESSIONS[mode].map((x) => ({ seed: x.seed, mode, principals: x.principals ?? false }))];
     for (const run of runs) {
       const r = await runSchedule(run);
       ops += r.ops;
