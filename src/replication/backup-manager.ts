@@ -27,6 +27,11 @@ const SWEEP_BATCH = 64;
 const SWEEP_AFTER_CHANGE_MS = 60_000;
 
 /** The backup-mode replication manager. */
+/** A copy's ownership as one comparable value. */
+function ownership(e: SessionEntry | undefined): string | undefined {
+  return e === undefined ? undefined : `${e.epoch}/${e.owner}`;
+}
+
 export class BackupManager extends Replicator {
   readonly mode = 'backup' as const;
   readonly #protect: RateQueue<string>;
@@ -203,6 +208,9 @@ export class BackupManager extends Replicator {
       if ((m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) || this.isolation.recovering()) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
+      // Not from the smaller side of a partition: an epoch granted there is one the larger side cannot
+      // see, and it would tie with the epoch the larger side takes the session over at.
+      if (!this.isolation.hasQuorum()) throw new SessionUnavailableError(`session ${shortId(m.base)}…: this member does not see a majority of the cluster`);
       // Only to a member we see: one we evicted (paused, cut off) may be about to learn it lost its sessions.
       if (this.channel.members().every((x) => x.id !== from.id)) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: ${from.route} is not a live member here (yet)`);
@@ -248,6 +256,8 @@ export class BackupManager extends Replicator {
     let holders: MemberInfo[] = [];
     let askedAfterMove = false;
     for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
+      // Each hop waits on the network: a majority seen when the request came may be gone by now.
+      if (!this.isolation.hasQuorum()) throw this.unavailable(base, 'this member lost the majority of the cluster during a takeover');
       const { replies, failed } = (await this.survey([base])).get(base)!;
       this.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
       // A member that did not answer may hold a newer copy, or the tombstone of a logout.
@@ -487,19 +497,26 @@ export class BackupManager extends Replicator {
 
   /** Anti-entropy: checks each of `bases` with every live member and repairs what it finds. */
   async #audit(bases: string[]): Promise<void> {
+    // Who owned each session when the survey went out: answers given before an ownership change that
+    // reached us during the survey describe the old one (a new owner's "not held" read as "lost it").
+    const asked = new Map(bases.map((b) => [b, ownership(this.table.get(b))]));
     const surveys = await this.survey(bases);
     for (const base of bases) {
       await this.locks.run(base, () => {
-        this.#reconcile(base, surveys.get(base)!);
+        this.#reconcile(base, surveys.get(base)!, asked.get(base));
         return Promise.resolve();
       });
     }
   }
 
-  #reconcile(base: string, { replies, failed }: Survey): void {
+  #reconcile(base: string, { replies, failed }: Survey, asked: string | undefined): void {
     const swept = this.#sweeping.delete(base);
     const e = this.table.get(base);
     if (e === undefined) return;
+    if (ownership(e) !== asked) {
+      if (!swept) this.#toAudit.add(base); // checked again with fresh answers
+      return;
+    }
     this.log.debug(
       { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: describeReplies(replies) },
       'anti-entropy check',

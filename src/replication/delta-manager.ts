@@ -53,6 +53,8 @@ export class DeltaManager extends Replicator {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       this.refuseUnadmitted(from); // granted to a member we do not see, our copy would name an owner we think gone
+      // Not from the smaller side of a partition: an epoch granted there would tie with the larger side's.
+      if (!this.isolation.hasQuorum()) throw new SessionUnavailableError(`session ${shortId(m.base)}…: this member does not see a majority of the cluster`);
       const e = this.table.get(m.base);
       if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: null, removed: this.table.tombstone(m.base)?.kind === 'removed' }));
       // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
@@ -191,6 +193,8 @@ export class DeltaManager extends Replicator {
       }
       return false;
     }
+    // The survey waited on the network: a majority seen when the request came may be gone by now.
+    if (!this.isolation.hasQuorum()) throw this.unavailable(base, 'this member lost the majority of the cluster during a takeover');
     const owner = best.copy.owner;
     const ownerMember = owner === this.route ? undefined : this.memberByRoute(owner);
     if (ownerMember === undefined && this.ownerMayServe(owner)) {
