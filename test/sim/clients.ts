@@ -195,7 +195,8 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
     try {
       if (principal === undefined) await track(base, () => m.store.destroy(key, { ctx }));
       else {
-        const n = await track(base, () => m.principals!.destroySessions(principal));
+        history.revokeStarted(op, base, loop.now);
+        const n = await track(base, () => m.principals!.destroySessions(principal)).finally(() => history.revokeEnded(op));
         w.trace(`  ${m.proc.name} revoked ${n} of ${principal}`);
         w.cover(n > 0 ? 'log out everywhere (destroySessions) that destroyed a session' : 'log out everywhere that found nothing');
       }

@@ -68,6 +68,7 @@ export class History {
     let list = this.byBase.get(c.base);
     if (list === undefined) this.byBase.set(c.base, (list = []));
     list.push(call);
+    if (isCreation(call)) this.#created(call);
     return call;
   }
 
@@ -80,7 +81,45 @@ export class History {
   /** Calls still running on `member` end at its crash. */
   crashed(member: string, now: number): void {
     for (const c of this.calls) if (c.member === member && c.end === undefined) this.ended(c, now);
+    for (const [client, op] of this.#revoking) if (op.member === member) this.#revoking.delete(client);
   }
+
+  /**
+   * Log-outs everywhere still running, by client. `destroySessions` ends every session of the user
+   * that it finds, those created while it runs included (README, "Sessions by user"), and it may run
+   * on long after its client gave up: each such session is one somebody tried to destroy.
+   */
+  readonly #revoking = new Map<number, Op>();
+
+  /** `op` (a revoke) starts: every session its client created so far may go, besides `cookieBase`. */
+  revokeStarted(op: Op, cookieBase: string, now: number): void {
+    this.#revoking.set(op.client, op);
+    for (const [base, calls] of this.byBase) {
+      if (base !== cookieBase && calls.some((c) => isCreation(c) && c.op.client === op.client)) this.#mayDestroy(op, base, now);
+    }
+  }
+
+  revokeEnded(op: Op): void {
+    if (this.#revoking.get(op.client) === op) this.#revoking.delete(op.client);
+  }
+
+  /** Created while a revoke of its user runs: that revoke may destroy it. */
+  #created(c: Call): void {
+    const revoke = this.#revoking.get(c.op.client);
+    if (revoke !== undefined && revoke !== c.op) this.#mayDestroy(revoke, c.base, c.inv);
+  }
+
+  /** A destroy in doubt (never acknowledged on its own): "no session" and either convergence state are allowed. */
+  #mayDestroy(op: Op, base: string, now: number): void {
+    const d = this.call(op, { kind: 'destroy', base, inv: now });
+    this.ended(d, now);
+    d.ok = false;
+    d.code = 'REVOKE_MAY_DESTROY';
+  }
+}
+
+function isCreation(c: Call): boolean {
+  return c.kind === 'set' && c.read === undefined;
 }
 
 /** Whether call `a` ended before call `b` began (at one instant, by the order of events). */

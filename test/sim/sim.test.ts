@@ -60,6 +60,10 @@ const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; princ
     // Promise 1: a member accepted a takeover copy from a restarted member it had not admitted yet,
     // then took the session over past that owner (dead to it): two owners.
     { seed: 2295, bug: 'a copy accepted from a member not admitted yet', principals: true },
+    // Promise 3 (a false alarm of the checker): a log-out everywhere that its client had given up on
+    // ran on through a pause and ended a session the same user created meanwhile, as documented
+    // ("sessions created while it runs go too"); the history now counts it as a destroy in doubt.
+    { seed: 4102, bug: 'the checker ignored sessions a still-running revoke may end', principals: true },
   ],
 };
 
