@@ -135,6 +135,7 @@ async function main(): Promise<void> {
   console.log('  coverage:');
   for (const [k, v] of Object.entries(coverage).sort()) console.log(`    ${String(v).padStart(8)}  ${k}`);
   console.log(`  failing seeds: ${failing.length}; by promise: ${JSON.stringify(byPromise)}`);
+  if (failing.length > 0) console.log(`  all failing: ${failing.map((r) => r.seed).join(' ')}`);
   const max = Number(values['max-report']);
   for (const r of failing.slice(0, max)) report(r, r === failing[0]);
   process.exitCode = failing.length > 0 ? 1 : 0;
