@@ -372,8 +372,9 @@ export abstract class CopyHolder {
   protected async survey(bases: string[]): Promise<Map<string, Survey>> {
     const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
     const body = messages.audit.encode({ bases });
+    const asked = this.channel.members();
     await Promise.all(
-      this.channel.members().map(async (m) => {
+      asked.map(async (m) => {
         try {
           const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
           reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
@@ -384,6 +385,10 @@ export abstract class CopyHolder {
         }
       }),
     );
+    // A member admitted (or admitted again) while we asked was not asked: it may hold the session, so
+    // the survey does not speak for every live member.
+    const unasked = this.channel.members().filter((m) => !asked.includes(m)).length;
+    if (unasked > 0) for (const s of out.values()) s.failed += unasked;
     return out;
   }
 

@@ -81,32 +81,31 @@ export class History {
   /** Calls still running on `member` end at its crash. */
   crashed(member: string, now: number): void {
     for (const c of this.calls) if (c.member === member && c.end === undefined) this.ended(c, now);
-    for (const [client, op] of this.#revoking) if (op.member === member) this.#revoking.delete(client);
+    for (const op of this.#revoking) if (op.member === member) this.#revoking.delete(op);
   }
 
   /**
-   * Log-outs everywhere still running, by client. `destroySessions` ends every session of the user
+   * Log-outs everywhere still running (a client may have several: it gives up and goes on). `destroySessions` ends every session of the user
    * that it finds, those created while it runs included (README, "Sessions by user"), and it may run
    * on long after its client gave up: each such session is one somebody tried to destroy.
    */
-  readonly #revoking = new Map<number, Op>();
+  readonly #revoking = new Set<Op>();
 
   /** `op` (a revoke) starts: every session its client created so far may go, besides `cookieBase`. */
   revokeStarted(op: Op, cookieBase: string, now: number): void {
-    this.#revoking.set(op.client, op);
+    this.#revoking.add(op);
     for (const [base, calls] of this.byBase) {
       if (base !== cookieBase && calls.some((c) => isCreation(c) && c.op.client === op.client)) this.#mayDestroy(op, base, now);
     }
   }
 
   revokeEnded(op: Op): void {
-    if (this.#revoking.get(op.client) === op) this.#revoking.delete(op.client);
+    this.#revoking.delete(op);
   }
 
   /** Created while a revoke of its user runs: that revoke may destroy it. */
   #created(c: Call): void {
-    const revoke = this.#revoking.get(c.op.client);
-    if (revoke !== undefined && revoke !== c.op) this.#mayDestroy(revoke, c.base, c.inv);
+    for (const revoke of this.#revoking) if (revoke.client === c.op.client && revoke !== c.op) this.#mayDestroy(revoke, c.base, c.inv);
   }
 
   /** A destroy in doubt (never acknowledged on its own): "no session" and either convergence state are allowed. */
