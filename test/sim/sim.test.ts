@@ -32,6 +32,17 @@ const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; princ
     // Promise 1: the timer of an earlier grant of the same session cleared the mark of a newer one,
     // and the grantor adopted back the session it had just granted (two owners).
     { seed: 11918, bug: "an earlier grant's timer cleared a newer grant's mark" },
+    // Promise 3: a takeover's survey went out while the session's owner (back from a pause or a
+    // partition) was not admitted; it was admitted again before the answers came, so no silent member
+    // was left to make the taker careful, and "no session" was answered for a live session.
+    { seed: 12070, bug: 'a member re-admitted during a survey was never asked', principals: true },
+    { seed: 31705, bug: 'the same, after two pauses', principals: true },
+    { seed: 56063, bug: 'the same, after a partition', principals: true },
+    { seed: 79007, bug: 'the same, after connection resets and a pause', principals: true },
+    { seed: 79749, bug: 'the same, after a pause and a partition', principals: true },
+    // Promise 3 (a false alarm of the checker): a client's second log-out everywhere replaced its
+    // first, still running on a paused member, in the history's bookkeeping.
+    { seed: 23928, bug: "the checker lost track of a client's first running revoke", principals: true },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
