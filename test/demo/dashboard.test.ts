@@ -19,7 +19,7 @@ import { startDemoCluster } from './demo-cluster.js';
 
 const USERS = 200;
 // Slow re-protection (sessions per second, per member) keeps the failover on screen for seconds.
-const REPROTECT_RATE = 10;
+const REPROTECT_RATE = 4;
 
 /** What the page shows now (locators that do not wait: the page may be between two renders). */
 async function read(page: Page, victim: string): Promise<{ victim: string; unprotected: number; sessions: number; rows: number; answeredBy: string }> {
