@@ -7,7 +7,7 @@
  * under a moderate load of writes on node1, with the p99 during re-protection against the p99 before.
  */
 import { clusterEnv, commandFor, log, settings } from './lib/context.js';
-import { cookiesFile, withProcesses } from './lib/phase.js';
+import { cookiesFile, monotonicUs, windows, withProcesses } from './lib/phase.js';
 import { fill, login, metrics, sleep, startCluster, startLoad, status, type AppProcess } from './lib/servers.js';
 import { quantile, round } from './lib/stats.js';
 
@@ -61,11 +61,14 @@ async function once(loaded: boolean): Promise<Record<string, unknown>> {
             duration: settings.reprotectTimeoutSeconds + 10,
             timeline: true,
           });
+    const steadyUs = monotonicUs();
     if (load !== undefined) {
       await load.started;
       await sleep(settings.failoverBeforeSeconds * 1000);
+      windows.push({ label: 'reprotect steady writes', startUs: steadyUs, endUs: monotonicUs() });
     }
     const copies0 = await reprotected(survivors);
+    const killedUs = monotonicUs();
     const killedAt = Date.now();
     victim.proc.kill('SIGKILL');
     let detectedAt: number | undefined;
@@ -80,6 +83,7 @@ async function once(loaded: boolean): Promise<Record<string, unknown>> {
       // sessions with one live copy says so exactly.
       if (last.primary === sessions && last.backup === sessions && last.unprotected === 0) doneAt = Date.now();
     }
+    windows.push({ label: `reprotect ${load === undefined ? 'idle' : 'under load'}`, startUs: killedUs, endUs: monotonicUs() });
     const copies = (await reprotected(survivors)) - copies0;
     let latency: Record<string, unknown> = {};
     if (load !== undefined) {

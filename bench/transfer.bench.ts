@@ -1,6 +1,6 @@
 /** State transfer: 3 delta members hold 100k sessions, a 4th joins; time to ready, MB/s, and RSS per 10k sessions of each. */
 import { clusterEnv, commandFor, log, settings } from './lib/context.js';
-import { per10k, steadyMemory, withProcesses } from './lib/phase.js';
+import { monotonicUs, per10k, steadyMemory, windows, withProcesses } from './lib/phase.js';
 import { addMember, fill, metrics, startCluster, status, waitFor } from './lib/servers.js';
 import { round } from './lib/stats.js';
 
@@ -14,6 +14,7 @@ export default async function transfer(): Promise<Record<string, unknown>> {
     const mem1 = await steadyMemory(cluster.members);
     log(`  filled ${n} sessions in ${Math.round(filled.ms)} ms`);
     const joinStarted = performance.now();
+    const joinStartedUs = monotonicUs();
     const joiner = await addMember(cluster, 'node4');
     track(joiner.proc);
     const listening = performance.now();
@@ -30,6 +31,7 @@ export default async function transfer(): Promise<Record<string, unknown>> {
       50,
     );
     const done = performance.now();
+    windows.push({ label: 'state transfer', startUs: joinStartedUs, endUs: monotonicUs() });
     const readyLine = await joiner.proc.waitForLine(/"event":"ready"/, 600_000);
     const readyMs = (JSON.parse(readyLine) as { readyMs: number }).readyMs;
     const received = (await metrics(joiner.url)).koa_session_cluster_bytes_received_total ?? 0;

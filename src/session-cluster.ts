@@ -26,7 +26,7 @@ import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-
 import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
 import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
-import { unprotectedCount } from './replication/protection.js';
+import { census } from './replication/protection.js';
 
 /** A member as `cluster.members()` lists it. */
 export interface ClusterMember {
@@ -294,7 +294,8 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
 
   #sessions(): { primary: number; backup: number; unprotected: number } {
     const live = this.#channel.members().map((m) => m.route);
-    return { ...this.#manager.table.counts(), unprotected: unprotectedCount(this.mode, this.route, this.#manager.table.live(), live) };
+    const table = this.#manager.table;
+    return census(this.mode, this.route, table.held(), live, table.now());
   }
 
   /** What this member tells the others' status pages about itself. */

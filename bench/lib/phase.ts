@@ -44,7 +44,8 @@ export interface Named {
 
 /** Phase intervals for the profile summaries (monotonic µs, the clock V8 profiles use). */
 export const windows: ProfileWindow[] = [];
-const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+/** Now on the clock V8 profiles use (monotonic µs). */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /**
  * Runs one load phase and reads the CPU time of `procs` around it (OS accounting, all threads).

@@ -26,7 +26,7 @@ export interface DepartedMember {
 export interface WatchSource {
   channel: ClusterChannel;
   replicationMetrics(): ReplicationMetrics;
-  /** Sessions held here with one live copy (see `unprotectedCount`). */
+  /** Sessions held here with one live copy (see `census` in replication/protection.ts). */
   unprotected(): number;
   /** Epoch ms; `Date.now` unless a test gives its own. */
   now?: () => number;

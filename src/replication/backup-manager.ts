@@ -20,6 +20,8 @@ import { shortId } from './session-id.js';
 
 const AUDIT_BATCH = 256;
 const SCAN_MS = 1000;
+/** Entries `#scan` looks at per turn of the event loop. */
+const SCAN_SLICE = 2000;
 const MAX_HOPS = 5;
 /** Copies checked per tick by the background sweep when nothing else needs checking. */
 const SWEEP_BATCH = 64;
@@ -41,6 +43,8 @@ export class BackupManager extends Replicator {
   /** Membership changed since the last scan: backups may belong elsewhere on the ring. */
   #dirty = false;
   #lastScan = 0;
+  /** The scan in progress, if any (`#scan`). */
+  #scanning: { entries: Iterator<SessionEntry>; ring: boolean } | undefined;
   #warnedAlone = false;
   /** Copies still to visit in the current round of `#sweepCopies`, and those it put up for checking. */
   #sweepQueue: string[] = [];
@@ -71,7 +75,7 @@ export class BackupManager extends Replicator {
     this.channel.handle(MSG.leaving, async (from) => {
       // A member leaving gracefully: move every copy it holds for us elsewhere before it goes.
       this.leaving.add(from.route);
-      this.#scan(true);
+      this.#scan(true, Infinity); // all of it now: what it queues must be drained before we answer
       await this.#protect.drained();
       return Buffer.alloc(0);
     });
@@ -421,22 +425,40 @@ export class BackupManager extends Replicator {
 
   /**
    * Finds what needs repair: primaries without a backup where the ring puts it (`ring`: after a
-   * membership change), unverified primaries, and copies whose owner is gone.
+   * membership change), unverified primaries, and copies whose owner is gone. It walks the table a
+   * slice per turn of the event loop (all of it when `slice` is Infinity): in one go, the walk over
+   * 50k entries at a member's loss held up the requests in flight for tens of ms.
    */
-  #scan(ring: boolean): void {
+  #scan(ring: boolean, slice = SCAN_SLICE): void {
+    if (this.#protect.size === 0) this.#protectStarted = this.clock.now();
+    // A scan in progress that looks at the ring keeps doing so when a plain one replaces it.
+    this.#scanning = { entries: this.table.held(), ring: ring || this.#scanning?.ring === true };
+    this.#scanSlice(this.#scanning, slice);
+  }
+
+  #scanSlice(scan: { entries: Iterator<SessionEntry>; ring: boolean }, slice: number): void {
+    if (this.#scanning !== scan || this.stopping) return;
     const live = this.liveRoutes();
     const alive = new Set(live);
-    if (this.#protect.size === 0) this.#protectStarted = this.clock.now();
-    for (const e of this.table.entries()) {
+    const now = this.clock.now();
+    for (let n = 0; n < slice; n++) {
+      const next = scan.entries.next();
+      if (next.done === true) {
+        this.#scanning = undefined;
+        return;
+      }
+      const e = next.value;
+      if (e.expire <= now) continue;
       if (e.role === 'primary' && e.owner === this.route) {
         if (e.unverified === true) this.#toAudit.add(e.base);
-        else if (e.backup === undefined || !alive.has(e.backup) || e.resync === true || (ring && backupFor(e.base, this.route, live) !== e.backup)) {
+        else if (e.backup === undefined || !alive.has(e.backup) || e.resync === true || (scan.ring && backupFor(e.base, this.route, live) !== e.backup)) {
           if (live.length > 1) this.#protect.push(e.base, e.base);
         }
       } else if (!alive.has(e.owner) && this.isolation.ownerReleased(e.owner)) {
         this.#toAudit.add(e.base);
       }
     }
+    this.clock.setTimeout(() => this.#scanSlice(scan, slice), 0);
   }
 
   /**
@@ -463,7 +485,7 @@ export class BackupManager extends Replicator {
     // adopt what we hold; our audit answers would be out of date the moment they arrive.
     if (!this.isolation.hasQuorum() || this.isolation.recovering()) return;
     const now = this.clock.now();
-    if (this.#dirty || now - this.#lastScan >= SCAN_MS) {
+    if (this.#dirty || (now - this.#lastScan >= SCAN_MS && this.#scanning === undefined)) {
       this.#scan(this.#dirty);
       this.#dirty = false;
       this.#lastScan = now;

@@ -42,25 +42,31 @@ function readVarint(buf: Buffer, pos: number, out: number[]): number {
   return pos;
 }
 
-/** Packs entries in the order given (a key given twice keeps its last value, at its first place). */
+/** Whether a key appears twice (entries are few: a pairwise check allocates nothing). */
+function hasDuplicateKeys(entries: readonly EncodedEntry[]): boolean {
+  if (entries.length > 16) return new Set(entries.map((x) => x.key)).size !== entries.length;
+  for (let i = 1; i < entries.length; i++) for (let j = 0; j < i; j++) if (entries[i].key === entries[j].key) return true;
+  return false;
+}
+
+/**
+ * Packs entries in the order given (a key given twice keeps its last value, at its first place).
+ * Keys are written straight into the one buffer: every copy a backup receives and every write it
+ * applies passes here.
+ */
 export function packEntries(entries: readonly EncodedEntry[]): Buffer {
   if (entries.length === 0) return NO_ENTRIES;
-  const last = new Map<string, Buffer>();
-  for (const { key, value } of entries) last.set(key, value);
+  const list = hasDuplicateKeys(entries) ? [...new Map(entries.map((x) => [x.key, x.value]))].map(([key, value]) => ({ key, value })) : entries;
   let size = 0;
-  const keys: Buffer[] = [];
-  for (const [key, value] of last) {
-    const k = Buffer.from(key, 'utf8');
-    keys.push(k);
-    size += varintBytes(k.length) + k.length + varintBytes(value.length) + value.length;
+  for (const { key, value } of list) {
+    const k = Buffer.byteLength(key, 'utf8');
+    size += varintBytes(k) + k + varintBytes(value.length) + value.length;
   }
   const out = Buffer.allocUnsafe(size);
   let pos = 0;
-  let i = 0;
-  for (const value of last.values()) {
-    const k = keys[i++];
-    pos = writeVarint(out, pos, k.length);
-    pos += k.copy(out, pos);
+  for (const { key, value } of list) {
+    pos = writeVarint(out, pos, Buffer.byteLength(key, 'utf8'));
+    pos += out.write(key, pos, 'utf8');
     pos = writeVarint(out, pos, value.length);
     pos += value.copy(out, pos);
   }

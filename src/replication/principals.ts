@@ -117,9 +117,12 @@ export class Principals {
 
   // --- The request path (called by the koa-session store) ---
 
-  /** A request read the session here. */
+  /**
+   * A request read the session here. Only sessions in the index keep a last access: kept for every
+   * session, the map grew to all of them and its once-a-second clean-up walked them all.
+   */
   accessed(base: string): void {
-    this.#lastAccess.set(base, this.#o.clock.now());
+    if (this.#announced.has(base)) this.#lastAccess.set(base, this.#o.clock.now());
   }
 
   /**
@@ -140,7 +143,7 @@ export class Principals {
   /** After a committed write: the creation event, and the index told at once of a new principal. */
   async written(e: SessionEntry): Promise<void> {
     const now = this.#o.clock.now();
-    this.#lastAccess.set(e.base, now);
+    if (e.principal !== undefined || this.#announced.has(e.base)) this.#lastAccess.set(e.base, now);
     if (e.version === 1 && e.epoch === 1) this.#fire('sessionCreated', e, 'created');
     const a = this.#announced.get(e.base);
     if (e.principal === a?.principal && a?.epoch === e.epoch) return;
@@ -297,7 +300,11 @@ export class Principals {
     }
   }
 
-  /** The once-a-second diff of what this member owns against what it announced. */
+  /**
+   * The once-a-second diff of what this member owns against what it announced. It walks the table in
+   * place, without a snapshot or a set of what it owns: with 100k sessions those cost more than the
+   * walk, every second, on the member serving requests.
+   */
   async #tick(): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
@@ -306,11 +313,12 @@ export class Principals {
       const now = clock.now();
       this.#index.prune(now);
       const items: IndexItem[] = [];
-      const owned = new Set<string>();
-      for (const e of manager.table.entries()) {
-        if (e.role !== 'primary' || e.owner !== route || e.unverified === true) continue;
-        owned.add(e.base);
+      const owns = (e: SessionEntry | undefined): boolean => e !== undefined && e.role === 'primary' && e.owner === route && e.unverified !== true;
+      const announcing = this.#announced.size > 0;
+      for (const e of manager.table.held()) {
+        if (e.expire <= now || (e.principal === undefined && !announcing) || !owns(e)) continue;
         const a = this.#announced.get(e.base);
+        if (e.principal === undefined && a === undefined) continue;
         const last = this.#lastAccess.get(e.base) ?? 0;
         const stale =
           a === undefined ||
@@ -319,12 +327,13 @@ export class Principals {
           a.generation !== this.#generation ||
           e.expire - a.expire >= INDEX_REFRESH_MS ||
           last - a.lastAccessAt >= INDEX_REFRESH_MS;
-        if (stale && (e.principal !== undefined || a !== undefined)) items.push(...this.#itemsFor(e, a, now));
+        if (stale) items.push(...this.#itemsFor(e, a, now));
         if (items.length >= TICK_BATCH) break;
       }
       for (const [base, a] of this.#announced) {
-        if (owned.has(base) || items.length >= TICK_BATCH) continue;
-        const held = manager.table.get(base);
+        if (items.length >= TICK_BATCH) break;
+        const held = manager.table.get(base, now);
+        if (owns(held)) continue;
         const t = manager.table.tombstone(base);
         if (held !== undefined && held.owner === route) continue; // unverified: checked before it is served again
         if (held === undefined && (t === undefined || t.kind === 'removed')) {
@@ -337,7 +346,7 @@ export class Principals {
         }
       }
       await this.#announce(items);
-      for (const base of this.#lastAccess.keys()) if (!owned.has(base) && !this.#announced.has(base)) this.#lastAccess.delete(base);
+      for (const base of this.#lastAccess.keys()) if (!this.#announced.has(base) && !owns(manager.table.get(base, now))) this.#lastAccess.delete(base);
     } catch (err) {
       this.#log.warn({ err }, 'principal index round failed; retrying');
     } finally {

@@ -149,27 +149,23 @@ export class SessionTable {
     return [...this.#entries.values()].filter((e) => e.expire > now);
   }
 
-  /** The entries not expired, without copying the table (for counts taken every second). */
-  *live(): IterableIterator<SessionEntry> {
-    const now = this.#clock.now();
-    for (const e of this.#entries.values()) if (e.expire > now) yield e;
+  /**
+   * Every entry held, expired ones included (their `expire` says so), without copying the table: for
+   * walks that run every second over 100k entries, where a snapshot array or a generator costs more
+   * than the walk. Do not await while iterating.
+   */
+  held(): IterableIterator<SessionEntry> {
+    return this.#entries.values();
+  }
+
+  /** Now, on the table's clock. */
+  now(): number {
+    return this.#clock.now();
   }
 
   /** Bases in a stable order, for paging a state transfer. */
   bases(): string[] {
     return [...this.#entries.keys()];
-  }
-
-  counts(): { primary: number; backup: number } {
-    let primary = 0;
-    let backup = 0;
-    const now = this.#clock.now();
-    for (const e of this.#entries.values()) {
-      if (e.expire <= now) continue;
-      if (e.role === 'primary') primary++;
-      else backup++;
-    }
-    return { primary, backup };
   }
 
   get size(): number {

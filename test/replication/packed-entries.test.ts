@@ -43,3 +43,12 @@ test('truncated bytes are a RangeError, never a silent short read', () => {
   const p = packEntries([e('key', 'value')]);
   for (let cut = 1; cut < p.length; cut++) assert.throws(() => unpackEntries(p.subarray(0, cut)), RangeError, `cut at ${cut}`);
 });
+
+test('many entries with a repeated key: the last value, at the first place, as with few', () => {
+  const many = Array.from({ length: 20 }, (_, i) => e(`k${i}`, String(i)));
+  const p = packEntries([...many, e('k3', 'three'), e('ü', 'x')]);
+  const back = text(p);
+  assert.equal(back.length, 21);
+  assert.deepEqual(back[3], ['k3', 'three']);
+  assert.deepEqual(back[20], ['ü', 'x']);
+});
