@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
 import type { DestroyReason } from '../replication/session-events.js';
 import type { SessionEntry } from '../replication/session-table.js';
+import type { Packed } from '../replication/packed-entries.js';
 import { parseSessionId, shortId } from '../replication/session-id.js';
 import { setOwn } from '../replication/session-value.js';
 import type { SessionData } from '../codec/types.js';
@@ -41,9 +42,9 @@ function destroyReason(ctx: unknown): DestroyReason {
 }
 
 /** What one request read (its encoded snapshot), per session base. */
-const readsByRequest = new WeakMap<object, Map<string, Buffer>>();
+const readsByRequest = new WeakMap<object, Map<string, Packed>>();
 
-function requestReads(ctx: unknown): Map<string, Buffer> | undefined {
+function requestReads(ctx: unknown): Map<string, Packed> | undefined {
   if (typeof ctx !== 'object' || ctx === null) return undefined;
   let reads = readsByRequest.get(ctx);
   if (reads === undefined) {

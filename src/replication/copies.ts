@@ -16,6 +16,18 @@ export function maxAgeFromWire(maxAge: number): number | 'session' {
   return maxAge < 0 ? 'session' : maxAge;
 }
 
+/**
+ * Routes come off the wire as a new string in every message, while a member holds copies for a few
+ * owners only: each copy keeping its own "node1" cost 24 bytes. Bounded, in case of a bug upstream.
+ */
+const knownRoutes = new Map<string, string>();
+function route(r: string): string {
+  const known = knownRoutes.get(r);
+  if (known !== undefined) return known;
+  if (knownRoutes.size < 1024) knownRoutes.set(r, r);
+  return r;
+}
+
 /** The message form of an entry. */
 export function toCopy(e: SessionEntry): SessionCopy {
   return {
@@ -35,7 +47,7 @@ export function toCopy(e: SessionEntry): SessionCopy {
 export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
   return {
     base: c.base,
-    owner: c.owner,
+    owner: route(c.owner),
     epoch: c.epoch,
     version: c.version,
     expire: c.expire,
@@ -111,7 +123,7 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
   } else if (m.epoch > e.epoch || m.owner !== e.owner) {
     // A new owner took over: the copy is the same data under a new epoch (and never ours to serve).
     e.epoch = m.epoch;
-    e.owner = m.owner;
+    e.owner = route(m.owner);
     e.role = role;
   }
   if (m.version <= e.version) return OK; // a repeat of what we hold already

@@ -17,6 +17,7 @@ import { MSG } from './message-types.js';
 import { RemovalQueue } from './removal-queue.js';
 import { SchemaSync } from './schema-sync.js';
 import { SessionTable, type Role, type SessionEntry } from './session-table.js';
+import type { Packed } from './packed-entries.js';
 import { shortId } from './session-id.js';
 
 /** What a manager needs from the layers below and the options. */
@@ -61,7 +62,7 @@ export interface SessionRead {
   /** Decoded for this read: the caller's own objects. */
   values: SessionData;
   /** What was read, encoded (never changes): the diff of a later write compares against it. */
-  snapshot: Buffer;
+  snapshot: Packed;
   expire: number;
   maxAge: number | 'session';
 }

@@ -1,15 +1,16 @@
 /**
  * The decoded values of the sessions a primary read most recently, bounded by count. Every session is
  * kept encoded (`packed-entries.ts`); decoding one costs ten times the copy a request needs, so the
- * hot ones keep their decoded form too. An entry is valid only for the packed buffer it was decoded
- * from: packed buffers never change, so a session written since simply misses. Pure (no I/O).
+ * hot ones keep their decoded form too. An entry is valid only for the packed bytes it was decoded
+ * from: a session written since holds other bytes and simply misses. Pure (no I/O).
  */
 import type { SessionData } from '../codec/types.js';
+import type { Packed } from './packed-entries.js';
 
 export class DecodedCache {
   readonly #max: number;
   /** Insertion order is recency: a hit moves to the end, the first is the least recently used. */
-  readonly #items = new Map<string, { packed: Buffer; values: SessionData }>();
+  readonly #items = new Map<string, { packed: Packed; values: SessionData }>();
 
   /** @param max sessions kept decoded; 0 keeps none. */
   constructor(max: number) {
@@ -17,7 +18,7 @@ export class DecodedCache {
   }
 
   /** The decoded values of `packed` for `base`, if cached (read-only: never hand them out). */
-  get(base: string, packed: Buffer): SessionData | undefined {
+  get(base: string, packed: Packed): SessionData | undefined {
     const hit = this.#items.get(base);
     if (hit === undefined) return undefined;
     if (hit.packed !== packed) {
@@ -30,7 +31,7 @@ export class DecodedCache {
   }
 
   /** Keeps `values` as the decoded form of `packed` (the caller gives up every reference to them). */
-  set(base: string, packed: Buffer, values: SessionData): void {
+  set(base: string, packed: Packed, values: SessionData): void {
     if (this.#max === 0) return;
     this.#items.delete(base);
     this.#items.set(base, { packed, values });

@@ -1,13 +1,21 @@
 /**
- * A session's encoded top-level entries kept as one buffer: for each entry, in order, the key's UTF-8
+ * A session's encoded top-level entries kept as one value: for each entry, in order, the key's UTF-8
  * length (varint), the key, the value's length (varint) and the value (the codec's bytes for that key).
- * One small allocation per copy (from Node's shared pool) instead of a Map and a Buffer per key, and
- * never a view into a received frame, which would keep the whole frame alive. Pure.
+ *
+ * The bytes are kept as a latin1 string (`Packed`), one byte per character: V8 keeps such a string in
+ * its own heap with a 16-byte header, and its garbage collector compacts it. A Buffer cost a ~100-byte
+ * object besides its bytes, and its bytes sat in Node's shared 8 KiB pool slabs, which any temporary
+ * buffer allocated in between (a frame, an acknowledgement) kept alive: about 400 bytes per copy of a
+ * 230-byte session against about 250 now (`bench/copy-anatomy.ts`). The price is one copy of the
+ * bytes into a Buffer where they are read (`unpackEntries`). Never a view into a received frame. Pure.
  */
 import type { EncodedEntry } from '../codec/messages.js';
 
+/** Packed entries: their bytes as a latin1 string. Compare with `===` (same bytes, same values). */
+export type Packed = string;
+
 /** A session with no entries. */
-export const NO_ENTRIES: Buffer = Buffer.alloc(0);
+export const NO_ENTRIES: Packed = '';
 
 function varintBytes(n: number): number {
   let bytes = 1;
@@ -54,7 +62,7 @@ function hasDuplicateKeys(entries: readonly EncodedEntry[]): boolean {
  * Keys are written straight into the one buffer: every copy a backup receives and every write it
  * applies passes here.
  */
-export function packEntries(entries: readonly EncodedEntry[]): Buffer {
+export function packEntries(entries: readonly EncodedEntry[]): Packed {
   if (entries.length === 0) return NO_ENTRIES;
   const list = hasDuplicateKeys(entries) ? [...new Map(entries.map((x) => [x.key, x.value]))].map(([key, value]) => ({ key, value })) : entries;
   let size = 0;
@@ -70,27 +78,30 @@ export function packEntries(entries: readonly EncodedEntry[]): Buffer {
     pos = writeVarint(out, pos, value.length);
     pos += value.copy(out, pos);
   }
-  return out;
+  return out.toString('latin1', 0, pos);
 }
 
-/** The entries of a packed buffer, in order; each value is a view into `packed` (which never changes). */
-export function unpackEntries(packed: Buffer): EncodedEntry[] {
+/** The entries of packed bytes, in order; each value is a view into one new buffer of those bytes. */
+export function unpackEntries(packed: Packed): EncodedEntry[] {
   const out: EncodedEntry[] = [];
+  if (packed.length === 0) return out;
+  const bytes = Buffer.from(packed, 'latin1');
   const n = [0];
   let pos = 0;
-  while (pos < packed.length) {
-    pos = readVarint(packed, pos, n);
-    const key = packed.toString('utf8', pos, pos + n[0]);
-    pos = readVarint(packed, pos + n[0], n);
-    if (pos + n[0] > packed.length) throw new RangeError('packed session entries are truncated');
-    out.push({ key, value: packed.subarray(pos, pos + n[0]) });
+  while (pos < bytes.length) {
+    pos = readVarint(bytes, pos, n);
+    if (pos + n[0] > bytes.length) throw new RangeError('packed session entries are truncated');
+    const key = bytes.toString('utf8', pos, pos + n[0]);
+    pos = readVarint(bytes, pos + n[0], n);
+    if (pos + n[0] > bytes.length) throw new RangeError('packed session entries are truncated');
+    out.push({ key, value: bytes.subarray(pos, pos + n[0]) });
     pos += n[0];
   }
   return out;
 }
 
 /** The encoded values, in order (what the codec's `decodeEntryList` takes). */
-export function entryValues(packed: Buffer): Buffer[] {
+export function entryValues(packed: Packed): Buffer[] {
   return unpackEntries(packed).map((x) => x.value);
 }
 
@@ -104,7 +115,7 @@ export function mergeEntries(entries: readonly EncodedEntry[], set: readonly Enc
 }
 
 /** `packed` with `set` applied (replaced in place, new keys appended) and `removed` taken out. */
-export function patchEntries(packed: Buffer, set: readonly EncodedEntry[], removed: readonly string[]): Buffer {
+export function patchEntries(packed: Packed, set: readonly EncodedEntry[], removed: readonly string[]): Packed {
   if (set.length === 0 && removed.length === 0) return packed;
   return packEntries(mergeEntries(unpackEntries(packed), set, removed));
 }

@@ -12,7 +12,7 @@ import type { MemberInfo } from '../cluster/types.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { CopyHolder, type SessionRead } from './copy-holder.js';
 import type { SessionEntry } from './session-table.js';
-import { NO_ENTRIES, entryValues } from './packed-entries.js';
+import { NO_ENTRIES, entryValues, type Packed } from './packed-entries.js';
 import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
 import { DecodedCache } from './decoded-cache.js';
@@ -106,7 +106,7 @@ export abstract class Replicator extends CopyHolder {
   }
 
   /** Decodes packed entries (fetching unknown writer schemas); the values are new objects each time. */
-  protected valuesOf(packed: Buffer): Promise<SessionData> {
+  protected valuesOf(packed: Packed): Promise<SessionData> {
     return this.schemas.decode(entryValues(packed));
   }
 
@@ -120,7 +120,7 @@ export abstract class Replicator extends CopyHolder {
   }
 
   /** Decoded values of `packed` to compare against, never handed out: cached ones if they are current. */
-  async #valuesToCompare(base: string, packed: Buffer): Promise<SessionData> {
+  async #valuesToCompare(base: string, packed: Packed): Promise<SessionData> {
     return this.#decoded.get(base, packed) ?? (await this.valuesOf(packed));
   }
 
@@ -133,7 +133,7 @@ export abstract class Replicator extends CopyHolder {
     base: string,
     written: SessionData,
     meta: { expire: number; maxAge: number | 'session' },
-    snapshot: Buffer | undefined,
+    snapshot: Packed | undefined,
   ): Promise<SessionEntry> {
     return this.locks.run(base, async () => {
       this.checkServing(base);

@@ -5,6 +5,7 @@
  * costs about what copying decoded values for the request did, and keeps no second representation.
  */
 import { systemClock, type Clock } from './clock.js';
+import type { Packed } from './packed-entries.js';
 
 /** How this member holds a session. */
 export type Role = 'primary' | 'backup';
@@ -22,8 +23,8 @@ export interface SessionEntry {
   expire: number;
   /** koa-session's maxAge for this session, ms, or 'session' for a browser-session cookie. */
   maxAge: number | 'session';
-  /** The encoded value of each top-level key, packed in one buffer (`packed-entries.ts`); never changed in place. */
-  packed: Buffer;
+  /** The encoded value of each top-level key, packed (`packed-entries.ts`); replaced, never changed in place. */
+  packed: Packed;
   role: Role;
   /** On the primary: the route holding the backup copy, once one acknowledged it. */
   backup: string | undefined;

@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adopt, applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, grantTo, installGranted } from '../../src/replication/copies.js';
 import { SessionTable } from '../../src/replication/session-table.js';
-import { unpackEntries } from '../../src/replication/packed-entries.js';
+import { unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
 import type { SessionDeltaMessage } from '../../src/codec/messages.js';
 
 const later = () => Date.now() + 60_000;
 const b = (s: string) => Buffer.from(s);
 /** The value of `key` in an entry's packed entries, as text. */
-const held = (p: Buffer, key: string) => unpackEntries(p).find((x) => x.key === key)?.value.toString();
+const held = (p: Packed, key: string) => unpackEntries(p).find((x) => x.key === key)?.value.toString();
 
 function delta(over: Partial<SessionDeltaMessage>): SessionDeltaMessage {
   return { base: 'S', owner: 'n1', epoch: 1, version: 1, baseVersion: 0, expire: later(), maxAge: 60_000, set: [], removed: [], ...over };

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NO_ENTRIES, entryValues, mergeEntries, packEntries, patchEntries, unpackEntries } from '../../src/replication/packed-entries.js';
+import { NO_ENTRIES, entryValues, mergeEntries, packEntries, patchEntries, unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
 
 const e = (key: string, value: string | Buffer) => ({ key, value: typeof value === 'string' ? Buffer.from(value) : value });
-const text = (p: Buffer) => unpackEntries(p).map((x) => [x.key, x.value.toString('latin1')]);
+const text = (p: Packed) => unpackEntries(p).map((x) => [x.key, x.value.toString('latin1')]);
 
 test('entries round-trip in order, with long values (multi-byte lengths) and non-ASCII keys', () => {
   const long = Buffer.alloc(70_000, 7);
@@ -41,7 +41,7 @@ test('patching replaces in place, appends new keys, removes, and a key set twice
 
 test('truncated bytes are a RangeError, never a silent short read', () => {
   const p = packEntries([e('key', 'value')]);
-  for (let cut = 1; cut < p.length; cut++) assert.throws(() => unpackEntries(p.subarray(0, cut)), RangeError, `cut at ${cut}`);
+  for (let cut = 1; cut < p.length; cut++) assert.throws(() => unpackEntries(p.slice(0, cut)), RangeError, `cut at ${cut}`);
 });
 
 test('many entries with a repeated key: the last value, at the first place, as with few', () => {

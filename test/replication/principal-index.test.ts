@@ -67,7 +67,7 @@ test('the write policy: principal from the merged values (numbers become strings
   assert.equal(principalOf(policy, { user: { id: 7 } }), '7');
   assert.equal(principalOf(policy, {}), undefined);
   assert.equal(principalOf({ principal: () => '' }, {}), undefined);
-  const next = { base: 'b', owner: 'n', epoch: 1, version: 2, expire: 50_000, maxAge: 60_000, packed: Buffer.alloc(0), role: 'primary', backup: undefined, createdAt: 10_000 } as SessionEntry;
+  const next = { base: 'b', owner: 'n', epoch: 1, version: 2, expire: 50_000, maxAge: 60_000, packed: '', role: 'primary', backup: undefined, createdAt: 10_000 } as SessionEntry;
   const plan = { next, message: { base: 'b', owner: 'n', epoch: 1, version: 2, baseVersion: 1, expire: 50_000, maxAge: 60_000, set: [], removed: [] }, nextValues: () => ({}) } as WritePlan;
   applyPolicy(plan, policy, 20_000, { user: { id: 7 } });
   assert.equal(next.expire, 11_000);
