@@ -1,6 +1,6 @@
 /** Failover: SIGKILL the member taking the load behind the sticky proxy; failed requests and the latency of the first second after. */
 import { clusterEnv, commandFor, log, settings } from './lib/context.js';
-import { cookiesFile, withProcesses } from './lib/phase.js';
+import { cookiesFile, monotonicUs, windows, withProcesses } from './lib/phase.js';
 import { login, metrics, sleep, startCluster, startLoad, startProxy } from './lib/servers.js';
 import { quantile, round } from './lib/stats.js';
 
@@ -27,7 +27,11 @@ export default async function failover(): Promise<Record<string, unknown>> {
     await load.started;
     await sleep(settings.failoverBeforeSeconds * 1000);
     const killedAt = Date.now();
+    const killedUs = monotonicUs();
     node1.proc.kill('SIGKILL');
+    // The survivors' profiles (node1 writes none: SIGKILL) over the second after the kill.
+    await sleep(1000);
+    windows.push({ label: 'failover first second', startUs: killedUs, endUs: monotonicUs() });
     const r = await load.result;
     const proxyStats = (await (await fetch(`${proxy.url}/__proxy/stats`)).json()) as Record<string, number>;
     const survivors = cluster.members.slice(1);
