@@ -1,8 +1,8 @@
 /**
  * The sessions this member holds: as primary (it serves them) or as a copy for another member, and
- * the tombstones of sessions it let go of. Values are kept only encoded, per top-level key (what travels
- * on the wire), packed in one buffer; the member serving a session decodes it for each request, which
- * costs about what copying decoded values for the request did, and keeps no second representation.
+ * the tombstones of sessions it let go of. Values are kept encoded, per top-level key (what travels on
+ * the wire), packed into one string (`packed-entries.ts`); the member serving a session keeps only the
+ * most recently read ones decoded besides (`decoded-cache.ts`).
  */
 import { systemClock, type Clock } from './clock.js';
 import type { Packed } from './packed-entries.js';
