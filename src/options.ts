@@ -199,7 +199,7 @@ export const optionsSchema = z
     ackTimeout: positiveMs('the acknowledgement timeout', 5000),
     stateTransferTimeout: positiveMs('the state transfer timeout', 60_000),
     /** Sessions per page of a delta-mode state transfer. */
-    stateTransferBatch: z.number().int().min(1).max(5000).default(500),
+    stateTransferBatch: z.number().int().min(1).max(5000).default(2000),
     /** Sessions re-protected (copied to a new backup) per second after a member is lost. */
     reprotectRate: z.number().int().positive().default(5000),
     /**

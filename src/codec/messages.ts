@@ -135,6 +135,21 @@ export interface StatePageReply {
 }
 
 /**
+ * A session as a packed state transfer page carries it: its entries in one field, in the session
+ * table's packed format (`replication/packed-entries.ts`), instead of an array of entry records.
+ */
+export interface PackedCopy extends Omit<SessionCopy, 'entries'> {
+  packed: Buffer;
+}
+
+export interface StatePackReply {
+  sessions: PackedCopy[];
+  /** Offset of the next page; -1 when this was the last. */
+  next: number;
+  total: number;
+}
+
+/**
  * One session in the principal index (soft state on the principal's two ring owners). `kind`: `live`
  * (listed), `unlisted` (its principal changed: drop it from this principal only), `gone` (destroyed or
  * expired: a tombstone fences older announcements of the same session).
@@ -208,6 +223,25 @@ const copySchema = {
   name: 'SessionCopy',
   fields: [...copyFields, { name: 'entries', type: { type: 'array', items: entrySchema } }, ...ownerFields],
 };
+
+const packedCopySchema = {
+  type: 'record',
+  name: 'PackedCopy',
+  fields: [...copyFields, { name: 'packed', type: 'bytes' }, ...ownerFields],
+};
+
+/** A state transfer page of `item` records (whole or packed copies). */
+function pageSchema(name: string, item: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  return {
+    type: 'record',
+    name,
+    fields: [
+      { name: 'sessions', type: { type: 'array', items: item } },
+      { name: 'next', type: 'long' },
+      { name: 'total', type: 'long' },
+    ],
+  };
+}
 
 const locateReplySchema = {
   type: 'record',
@@ -307,15 +341,8 @@ export const messages = {
       { name: 'limit', type: 'int' },
     ],
   }),
-  statePageReply: defineMessage<StatePageReply>({
-    type: 'record',
-    name: 'StatePageReply',
-    fields: [
-      { name: 'sessions', type: { type: 'array', items: copySchema } },
-      { name: 'next', type: 'long' },
-      { name: 'total', type: 'long' },
-    ],
-  }),
+  statePageReply: defineMessage<StatePageReply>(pageSchema('StatePageReply', copySchema)),
+  statePackReply: defineMessage<StatePackReply>(pageSchema('StatePackReply', packedCopySchema)),
   indexAnnounce: defineMessage<IndexAnnounce>({
     type: 'record',
     name: 'IndexAnnounce',

@@ -3,8 +3,8 @@
  * copy holder applies to incoming writes (shared by backup and delta modes), and the ownership
  * transitions, each a named function. Pure: no I/O.
  */
-import type { ApplyReply, SessionCopy, SessionDeltaMessage, RemoveMessage, LocateReply } from '../codec/messages.js';
-import { packEntries, patchEntries, unpackEntries } from './packed-entries.js';
+import type { ApplyReply, PackedCopy, SessionCopy, SessionDeltaMessage, RemoveMessage, LocateReply } from '../codec/messages.js';
+import { packEntries, packedBytes, packedFrom, patchEntries, unpackEntries, type Packed } from './packed-entries.js';
 import type { Role, SessionEntry, SessionTable } from './session-table.js';
 
 /** koa-session's 'session' maxAge travels as -1. */
@@ -28,8 +28,10 @@ function route(r: string): string {
   return r;
 }
 
-/** The message form of an entry. */
-export function toCopy(e: SessionEntry): SessionCopy {
+/** What a copy carries besides its entries. */
+type CopyMeta = Omit<SessionCopy, 'entries'>;
+
+function metaOf(e: SessionEntry): CopyMeta {
   return {
     base: e.base,
     owner: e.owner,
@@ -37,14 +39,22 @@ export function toCopy(e: SessionEntry): SessionCopy {
     version: e.version,
     expire: e.expire,
     maxAge: maxAgeToWire(e.maxAge),
-    entries: unpackEntries(e.packed),
     createdAt: e.createdAt ?? 0,
     principal: e.principal ?? '',
   };
 }
 
-/** A table entry made from a copy. */
-export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
+/** The message form of an entry. */
+export function toCopy(e: SessionEntry): SessionCopy {
+  return { ...metaOf(e), entries: unpackEntries(e.packed) };
+}
+
+/** The packed state transfer page's form of an entry: its entries as they are kept. */
+export function toPackedCopy(e: SessionEntry): PackedCopy {
+  return { ...metaOf(e), packed: packedBytes(e.packed) };
+}
+
+function entryOf(c: CopyMeta, packed: Packed, role: Role): SessionEntry {
   return {
     base: c.base,
     owner: route(c.owner),
@@ -52,7 +62,7 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
     version: c.version,
     expire: c.expire,
     maxAge: maxAgeFromWire(c.maxAge),
-    packed: packEntries(c.entries),
+    packed,
     role,
     backup: undefined,
     // Every field from the start: entries then share one shape, with no property store added later.
@@ -62,6 +72,11 @@ export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
     createdAt: c.createdAt === undefined || c.createdAt === 0 ? undefined : c.createdAt,
     principal: c.principal === undefined || c.principal === '' ? undefined : c.principal,
   };
+}
+
+/** A table entry made from a copy. */
+export function fromCopy(c: SessionCopy, role: Role): SessionEntry {
+  return entryOf(c, packEntries(c.entries), role);
 }
 
 const OK: ApplyReply = { status: 'OK', epoch: 0, owner: '' };
@@ -139,13 +154,22 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
 
 /** Installs a whole copy, unless this member already holds a newer one or knows a newer owner. */
 export function applyCopy(table: SessionTable, c: SessionCopy, role: Role = 'backup'): ApplyReply {
+  return install(table, c, role, () => packEntries(c.entries));
+}
+
+/** `applyCopy` of a packed state transfer page's session (its bytes checked by `packedValues`). */
+export function applyPackedCopy(table: SessionTable, c: PackedCopy, role: Role = 'backup'): ApplyReply {
+  return install(table, c, role, () => packedFrom(c.packed));
+}
+
+function install(table: SessionTable, c: CopyMeta, role: Role, packed: () => Packed): ApplyReply {
   const stale = fence(table, c.base, c.epoch, c.owner);
   if (stale !== undefined) return stale;
   const e = table.get(c.base);
   // The same ownership at an older or equal version: ours is as new (and keeps its role: a primary
   // that gets its own session back in a state transfer stays primary).
   if (e !== undefined && e.epoch === c.epoch && e.owner === c.owner && e.version >= c.version) return OK;
-  table.set(fromCopy(c, role));
+  table.set(entryOf(c, packed(), role));
   return OK;
 }
 

@@ -6,9 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
-import { messages, type ApplyReply, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
+import { messages, type ApplyReply, type PackedCopy, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
-import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, compareHeld, destroyCovers, fromCopy, grantTo, toCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
+import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -18,6 +19,11 @@ const SNAPSHOT_TTL_MS = 120_000;
 const ADVISE_BACKUP_FROM = 4;
 /** A state page stops growing past this many bytes of session data (at least one session per page). */
 const STATE_PAGE_BYTES = 1024 * 1024;
+
+/** Whether a request failed because the member has no handler for its message type (an older release). */
+function noHandler(err: unknown): boolean {
+  return err instanceof ClusterRequestError && err.code === 'ERR_REMOTE' && err.remote?.code === 'ERR_NO_HANDLER';
+}
 
 /** The delta-mode replication manager. */
 export class DeltaManager extends Replicator {
@@ -41,7 +47,8 @@ export class DeltaManager extends Replicator {
 
   override install(): void {
     super.install();
-    this.channel.handle(MSG.statePage, (_from, body) => this.#onStatePage(messages.statePage.decode(body)));
+    this.channel.handle(MSG.statePage, (_from, body) => this.#onStatePage(messages.statePage.decode(body), false));
+    this.channel.handle(MSG.statePack, (_from, body) => this.#onStatePage(messages.statePage.decode(body), true));
     this.channel.handle(MSG.take, (from, body) => this.#onTake(from, messages.take.decode(body)));
   }
 
@@ -453,29 +460,72 @@ export class DeltaManager extends Replicator {
     this.log.info({ from: source.route }, 'state transfer started');
     let sessions = 0;
     let bytes = 0;
+    // Packed pages first; a member without them (an older release) gets asked for whole copies.
+    let packed = true;
     const fetchPage = (offset: number): Promise<Buffer> => {
       const left = deadline - this.clock.now();
       if (left <= 0) return Promise.reject(new StateTransferError(`state transfer from ${source.route} took longer than stateTransferTimeout`));
-      return this.channel.request(source.id, MSG.statePage, messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch }), {
-        timeoutMs: Math.min(left, this.options.ackTimeout * 4),
-      });
+      const request = messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch });
+      return this.channel.request(source.id, packed ? MSG.statePack : MSG.statePage, request, { timeoutMs: Math.min(left, this.options.ackTimeout * 4) });
     };
     let pending: Promise<Buffer> | undefined = fetchPage(0);
     while (pending !== undefined) {
-      const raw = await pending;
+      let raw: Buffer;
+      try {
+        raw = await pending;
+      } catch (err) {
+        if (!packed || sessions > 0 || !noHandler(err)) throw err;
+        this.log.info({ from: source.route }, 'the source has no packed state pages (an older release): asking for whole copies');
+        packed = false;
+        pending = fetchPage(0);
+        continue;
+      }
       bytes += raw.length;
-      const page = messages.statePageReply.decode(raw);
       // The next page is on its way while this one is applied.
-      pending = page.next >= 0 ? fetchPage(page.next) : undefined;
-      pending?.catch(() => undefined); // awaited on the next round; a failure of this round must not leave it unhandled
-      await this.schemas.learn(page.sessions.flatMap((c) => c.entries), source);
-      for (const c of page.sessions) applyCopy(this.table, c, 'backup');
-      sessions += page.sessions.length;
+      const following = (next: number): Promise<Buffer> | undefined => {
+        const p = next >= 0 ? fetchPage(next) : undefined;
+        p?.catch(() => undefined); // awaited on the next round; a failure of this round must not leave it unhandled
+        return p;
+      };
+      if (packed) {
+        const page = messages.statePackReply.decode(raw);
+        pending = following(page.next);
+        sessions += await this.#applyPackedPage(page, source);
+      } else {
+        const page = messages.statePageReply.decode(raw);
+        pending = following(page.next);
+        sessions += await this.#applyPage(page, source);
+      }
     }
-    this.log.info({ from: source.route, sessions, bytes, ms: this.clock.now() - started }, 'state transfer done');
+    this.log.info({ from: source.route, sessions, bytes, packed, ms: this.clock.now() - started }, 'state transfer done');
   }
 
-  #onStatePage(req: { transfer: string; offset: number; limit: number }): Buffer {
+  /** Installs a page of whole copies; returns how many sessions it carried. */
+  async #applyPage(page: { sessions: SessionCopy[] }, source: MemberInfo): Promise<number> {
+    await this.schemas.learn(page.sessions.flatMap((c) => c.entries), source);
+    for (const c of page.sessions) applyCopy(this.table, c, 'backup');
+    return page.sessions.length;
+  }
+
+  /**
+   * Installs a page of packed copies: every session's bytes are checked and every writer schema is
+   * learnt before any is installed.
+   */
+  async #applyPackedPage(page: { sessions: PackedCopy[] }, source: MemberInfo): Promise<number> {
+    const values: Buffer[] = [];
+    for (const c of page.sessions) {
+      try {
+        for (const v of packedValues(c.packed)) values.push(v);
+      } catch (err) {
+        throw new StateTransferError(`${source.route} sent a malformed packed session in a state transfer page`, { cause: err });
+      }
+    }
+    await this.schemas.learnValues(values, source);
+    for (const c of page.sessions) applyPackedCopy(this.table, c, 'backup');
+    return page.sessions.length;
+  }
+
+  #onStatePage(req: { transfer: string; offset: number; limit: number }, packed: boolean): Buffer {
     const now = this.clock.now();
     for (const [id, s] of this.#snapshots) if (s.until <= now) this.#snapshots.delete(id);
     let snap = this.#snapshots.get(req.transfer);
@@ -485,19 +535,21 @@ export class DeltaManager extends Replicator {
     }
     // Bounded by count and by bytes: large sessions make smaller pages, never a frame over the limit.
     const limit = Math.max(1, Math.min(req.limit, 5000));
-    const sessions: SessionCopy[] = [];
+    const held: SessionEntry[] = [];
     let bytes = 0;
     let i = req.offset;
-    for (; i < snap.bases.length && i < req.offset + limit && (sessions.length === 0 || bytes < STATE_PAGE_BYTES); i++) {
-      const e = this.table.get(snap.bases[i]);
+    for (; i < snap.bases.length && i < req.offset + limit && (held.length === 0 || bytes < STATE_PAGE_BYTES); i++) {
+      const e = this.table.get(snap.bases[i], now);
       if (e === undefined) continue;
-      const c = toCopy(e);
-      for (const x of c.entries) bytes += x.value.length + x.key.length;
-      sessions.push(c);
+      bytes += e.packed.length;
+      held.push(e);
     }
     const next = i < snap.bases.length ? i : -1;
     if (next === -1) this.#snapshots.delete(req.transfer);
-    return messages.statePageReply.encode({ sessions, next, total: snap.bases.length });
+    const total = snap.bases.length;
+    return packed
+      ? messages.statePackReply.encode({ sessions: held.map(toPackedCopy), next, total })
+      : messages.statePageReply.encode({ sessions: held.map(toCopy), next, total });
   }
 
   async leave(): Promise<void> {

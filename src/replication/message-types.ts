@@ -23,6 +23,11 @@ export const MSG = {
   handoff: 'session.handoff',
   /** StatePageRequest → StatePageReply: one page of a delta-mode state transfer. */
   statePage: 'session.state-page',
+  /**
+   * StatePageRequest → StatePackReply: the same page with each session's entries packed in one field
+   * (a joiner asks this first, and falls back to `statePage` with a member that has no handler for it).
+   */
+  statePack: 'session.state-pack',
   /** Audit → AuditReply: anti-entropy, what a member holds of many sessions. */
   audit: 'session.audit',
   /** IndexAnnounce → ApplyReply: a session owner lists, unlists or ends sessions in a principal's index. */

@@ -81,23 +81,53 @@ export function packEntries(entries: readonly EncodedEntry[]): Packed {
   return out.toString('latin1', 0, pos);
 }
 
+/**
+ * Walks packed bytes: `entry(keyStart, keyEnd, valueStart, valueEnd)` for each entry, in order.
+ * @throws RangeError when the bytes are truncated or a length runs past them.
+ */
+function walk(bytes: Buffer, entry: (keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => void): void {
+  const n = [0];
+  let pos = 0;
+  while (pos < bytes.length) {
+    pos = readVarint(bytes, pos, n);
+    const keyStart = pos;
+    const keyEnd = pos + n[0];
+    if (keyEnd > bytes.length) throw new RangeError('packed session entries are truncated');
+    pos = readVarint(bytes, keyEnd, n);
+    if (pos + n[0] > bytes.length) throw new RangeError('packed session entries are truncated');
+    entry(keyStart, keyEnd, pos, pos + n[0]);
+    pos += n[0];
+  }
+}
+
 /** The entries of packed bytes, in order; each value is a view into one new buffer of those bytes. */
 export function unpackEntries(packed: Packed): EncodedEntry[] {
   const out: EncodedEntry[] = [];
   if (packed.length === 0) return out;
   const bytes = Buffer.from(packed, 'latin1');
-  const n = [0];
-  let pos = 0;
-  while (pos < bytes.length) {
-    pos = readVarint(bytes, pos, n);
-    if (pos + n[0] > bytes.length) throw new RangeError('packed session entries are truncated');
-    const key = bytes.toString('utf8', pos, pos + n[0]);
-    pos = readVarint(bytes, pos + n[0], n);
-    if (pos + n[0] > bytes.length) throw new RangeError('packed session entries are truncated');
-    out.push({ key, value: bytes.subarray(pos, pos + n[0]) });
-    pos += n[0];
-  }
+  walk(bytes, (k0, k1, v0, v1) => out.push({ key: bytes.toString('utf8', k0, k1), value: bytes.subarray(v0, v1) }));
   return out;
+}
+
+/**
+ * The values of packed bytes as they arrived in a message (views into `bytes`), after checking that
+ * the bytes are well formed: a packed state transfer page is checked so before anything is installed.
+ * @throws RangeError when they are not.
+ */
+export function packedValues(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  walk(bytes, (_k0, _k1, v0, v1) => out.push(bytes.subarray(v0, v1)));
+  return out;
+}
+
+/** Packed entries from bytes that `packedValues` checked. */
+export function packedFrom(bytes: Buffer): Packed {
+  return bytes.toString('latin1');
+}
+
+/** The bytes of packed entries, to send them as they are kept. */
+export function packedBytes(packed: Packed): Buffer {
+  return Buffer.from(packed, 'latin1');
 }
 
 /** The encoded values, in order (what the codec's `decodeEntryList` takes). */

@@ -55,7 +55,12 @@ export class SchemaSync {
 
   /** Learns every writer schema of `entries` not known yet, from `from` first. */
   async learn(entries: readonly EncodedEntry[], from: MemberInfo | undefined): Promise<void> {
-    for (const fp of this.unknown(entries)) {
+    await this.learnValues(entries.map((x) => x.value), from);
+  }
+
+  /** Learns every writer schema of encoded `values` not known yet, from `from` first. */
+  async learnValues(values: readonly Buffer[], from: MemberInfo | undefined): Promise<void> {
+    for (const fp of this.#unknownValues(values)) {
       if (this.#codec.schemaFor(fp) === undefined) await this.fetch(fp, from);
       this.#known.add(fp);
     }
@@ -64,11 +69,19 @@ export class SchemaSync {
   /** Writer fingerprints in `entries` not yet known here (usually none: checked without awaiting). */
   unknown(entries: readonly EncodedEntry[]): string[] {
     const unknown: string[] = [];
-    for (const { value } of entries) {
-      const fp = this.#codec.fingerprintOf(value);
-      if (fp !== undefined && !this.#known.has(fp)) unknown.push(fp);
-    }
+    for (const { value } of entries) this.#check(value, unknown);
     return unknown;
+  }
+
+  #unknownValues(values: readonly Buffer[]): string[] {
+    const unknown: string[] = [];
+    for (const value of values) this.#check(value, unknown);
+    return unknown;
+  }
+
+  #check(value: Buffer, unknown: string[]): void {
+    const fp = this.#codec.fingerprintOf(value);
+    if (fp !== undefined && !this.#known.has(fp) && !unknown.includes(fp)) unknown.push(fp);
   }
 
   /** Decodes an entry list, fetching each unknown writer schema once. */

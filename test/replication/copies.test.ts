@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adopt, applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, grantTo, installGranted } from '../../src/replication/copies.js';
+import { adopt, applyCopy, applyDelta, applyPackedCopy, applyRemove, compareHeld, describeHeld, grantTo, installGranted, toCopy, toPackedCopy } from '../../src/replication/copies.js';
 import { SessionTable } from '../../src/replication/session-table.js';
 import { unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
 import type { SessionDeltaMessage } from '../../src/codec/messages.js';
@@ -53,6 +53,23 @@ test('a full copy never replaces a newer version of the same epoch', () => {
   applyCopy(t, copy);
   applyCopy(t, { ...copy, version: 4, entries: [{ key: 'k', value: b('4') }] });
   assert.equal(held(t.get('S')!.packed, 'k'), '5');
+});
+
+test('a packed copy (state transfer page) installs what the whole copy would, under the same rules', () => {
+  const source = new SessionTable();
+  applyCopy(source, { base: 'P', owner: 'n1', epoch: 3, version: 7, expire: later(), maxAge: 1, entries: [{ key: 'k', value: b('7') }, { key: 'j', value: b('x') }], createdAt: 5, principal: 'ana' });
+  const sent = toPackedCopy(source.get('P')!);
+  const { entries: _entries, ...whole } = toCopy(source.get('P')!);
+  const { packed: _packed, ...fields } = sent;
+  assert.deepEqual(fields, whole, 'the same fields but the entries');
+  const t = new SessionTable();
+  assert.equal(applyPackedCopy(t, sent).status, 'OK');
+  const got = t.get('P')!;
+  assert.deepEqual([got.packed, got.version, got.epoch, got.owner, got.createdAt, got.principal, got.role], [source.get('P')!.packed, 7, 3, 'n1', 5, 'ana', 'backup']);
+  assert.equal(applyPackedCopy(t, { ...sent, version: 6, packed: Buffer.alloc(0) }).status, 'OK');
+  assert.equal(held(t.get('P')!.packed, 'k'), '7', 'an older version of the same ownership changes nothing');
+  t.moved('P', 4, 'n2');
+  assert.equal(applyPackedCopy(t, sent).status, 'STALE', 'fenced by a newer owner');
 });
 
 test('expired sessions disappear from reads and sweeps', () => {

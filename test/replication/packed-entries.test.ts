@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NO_ENTRIES, entryValues, mergeEntries, packEntries, patchEntries, unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
+import { NO_ENTRIES, entryValues, mergeEntries, packEntries, packedBytes, packedFrom, packedValues, patchEntries, unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
 
 const e = (key: string, value: string | Buffer) => ({ key, value: typeof value === 'string' ? Buffer.from(value) : value });
 const text = (p: Packed) => unpackEntries(p).map((x) => [x.key, x.value.toString('latin1')]);
@@ -51,4 +51,18 @@ test('many entries with a repeated key: the last value, at the first place, as w
   assert.equal(back.length, 21);
   assert.deepEqual(back[3], ['k3', 'three']);
   assert.deepEqual(back[20], ['ü', 'x']);
+});
+
+test('packed bytes as a state transfer page carries them: checked, their values found, and kept as they are', () => {
+  const p = packEntries([e('a', '1'), e('clé', 'deux')]);
+  const bytes = packedBytes(p);
+  assert.deepEqual(packedValues(bytes).map((v) => v.toString()), ['1', 'deux']);
+  assert.equal(packedFrom(bytes), p, 'the same packed entries back');
+  assert.deepEqual(packedValues(Buffer.alloc(0)), []);
+  const firstEntry = 4; // 1 'a' 1 '1': a cut there leaves one whole entry
+  for (let cut = 1; cut < bytes.length; cut++) {
+    if (cut === firstEntry) assert.equal(packedValues(bytes.subarray(0, cut)).length, 1);
+    else assert.throws(() => packedValues(bytes.subarray(0, cut)), RangeError, `cut at ${cut}`);
+  }
+  assert.throws(() => packedValues(Buffer.from([0x05, 0x61])), RangeError, 'a key longer than the bytes');
 });

@@ -92,6 +92,11 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#handlers.set(type, handler);
   }
 
+  /** Takes a handler away again: a member of an older release, which never had it. */
+  unhandle(type: string): void {
+    this.#handlers.delete(type);
+  }
+
   metrics(): ClusterMetrics {
     return snapshotMetrics(this.#metrics);
   }

@@ -14,6 +14,7 @@ import { createSessionStore, type KoaSessionStore } from '../../src/koa/session-
 import { createRouteBinder } from '../../src/koa/route-binder.js';
 import { Principals } from '../../src/replication/principals.js';
 import { deriveHandleKey } from '../../src/replication/session-handle.js';
+import { MSG } from '../../src/replication/message-types.js';
 import { Proc, type SimLoop } from './loop.js';
 import { SimChannel, type ChannelObserver } from './channel.js';
 import type { Membership } from './membership.js';
@@ -21,6 +22,9 @@ import type { SimNetwork } from './network.js';
 import type { Prng } from './prng.js';
 
 const silent: Logger = pino({ level: 'silent' });
+
+/** Message types a member of the previous release has no handler for (`MemberConfig.olderRelease`). */
+export const NEWER_MESSAGES: readonly string[] = [MSG.statePack];
 const HANDLE_KEY = deriveHandleKey('simulated-cluster-secret');
 
 let codec: SessionCodec | undefined;
@@ -45,6 +49,8 @@ export interface MemberConfig {
   stateTransferBatch: number;
   /** Run the principal index (sessions by user). */
   principals: boolean;
+  /** Routes whose members run the previous release (no handler for `NEWER_MESSAGES`). */
+  olderRelease: readonly string[];
   /** The members' log (silent unless a replay asks for it). */
   logger?: Logger;
 }
@@ -166,6 +172,7 @@ export class SimMember {
     this.loop.after(0, this.proc, () => {
       this.manager.install();
       this.principals?.install();
+      if (this.cfg.olderRelease.includes(this.route)) for (const type of NEWER_MESSAGES) this.channel.unhandle(type);
       void this.channel.start().then(() => {
         this.phase = 'running';
         this.membership.joined(this.channel);

@@ -142,3 +142,17 @@ for (const mode of ['backup', 'delta'] as const) {
     assert.equal(failing.length, 0, `${failing.length} of ${runs.length} schedules broke a promise:\n${describeFailures(failing)}`);
   });
 }
+
+test('delta mode, a rolling upgrade: members of the previous release (no packed state pages) serve whole copies to newer joiners, and no promise breaks', async () => {
+  const coverage: Record<string, number> = {};
+  const failing: SimResult[] = [];
+  for (let seed = 1; seed <= 60; seed++) {
+    // n1 and n2 run the previous release; joiners and restarts of n3 transfer from them.
+    const r = await runSchedule({ seed, mode: 'delta', members: 3, olderRelease: ['n1', 'n2'] });
+    for (const [k, v] of Object.entries(r.coverage)) coverage[k] = (coverage[k] ?? 0) + v;
+    if (r.violations.length > 0 || r.errors.length > 0) failing.push(r);
+  }
+  assert.ok((coverage['state transfer page of whole copies (from an older release)'] ?? 0) > 0, `a newer member fell back to whole copies: ${JSON.stringify(coverage)}`);
+  assert.ok((coverage['state transfer page of packed copies'] ?? 0) > 0, 'newer members exchanged packed pages among themselves');
+  assert.equal(failing.length, 0, `${failing.length} of 60 schedules broke a promise:\n${describeFailures(failing)}`);
+});

@@ -5,6 +5,7 @@
  * the promises assume. At the end the history is checked against every promise.
  */
 import { DeltaManager } from '../../src/replication/delta-manager.js';
+import { MSG } from '../../src/replication/message-types.js';
 import { checkConvergence } from './convergence.js';
 import { check, type Violation } from './checker.js';
 import { Client, type ClientWorld } from './clients.js';
@@ -43,6 +44,11 @@ export interface SimOptions {
    * (the regression seeds).
    */
   principals?: boolean;
+  /**
+   * Routes whose members run the previous release: without a handler for the message types in
+   * `NEWER_MESSAGES` (a newer member must fall back to what they have).
+   */
+  olderRelease?: readonly string[];
   /** Keep every trace line (replay). */
   traceAll?: boolean;
   echo?: (line: string) => void;
@@ -119,6 +125,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     stateTransferTimeout: 20_000,
     stateTransferBatch: 3,
     principals: withPrincipals,
+    olderRelease: o.olderRelease ?? [],
     ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
@@ -143,6 +150,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const observer: ChannelObserver = {
     request: (from, to, type) => trace.add(`${from.proc.name} > ${to.route} ${type.slice(8)}`),
     handled: (at, _from, type) => {
+      if (type === MSG.statePage) cover('state transfer page of whole copies (from an older release)');
+      if (type === MSG.statePack) cover('state transfer page of packed copies');
       if (type === 'session.delta' || type === 'session.copy') {
         const m = all.find((x) => x.channel === at);
         if (m !== undefined && mode === 'delta' && !m.ready) cover('delta or copy during a state transfer');
