@@ -468,6 +468,12 @@ export class DeltaManager extends Replicator {
       const request = messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch });
       return this.channel.request(source.id, packed ? MSG.statePack : MSG.statePage, request, { timeoutMs: Math.min(left, this.options.ackTimeout * 4) });
     };
+    // The next page is on its way while this one is applied.
+    const following = (next: number): Promise<Buffer> | undefined => {
+      const p = next >= 0 ? fetchPage(next) : undefined;
+      p?.catch(() => undefined); // awaited on the next round; a failure of this round must not leave it unhandled
+      return p;
+    };
     let pending: Promise<Buffer> | undefined = fetchPage(0);
     while (pending !== undefined) {
       let raw: Buffer;
@@ -481,12 +487,6 @@ export class DeltaManager extends Replicator {
         continue;
       }
       bytes += raw.length;
-      // The next page is on its way while this one is applied.
-      const following = (next: number): Promise<Buffer> | undefined => {
-        const p = next >= 0 ? fetchPage(next) : undefined;
-        p?.catch(() => undefined); // awaited on the next round; a failure of this round must not leave it unhandled
-        return p;
-      };
       if (packed) {
         const page = messages.statePackReply.decode(raw);
         pending = following(page.next);

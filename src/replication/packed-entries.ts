@@ -104,7 +104,7 @@ function walk(bytes: Buffer, entry: (keyStart: number, keyEnd: number, valueStar
 export function unpackEntries(packed: Packed): EncodedEntry[] {
   const out: EncodedEntry[] = [];
   if (packed.length === 0) return out;
-  const bytes = Buffer.from(packed, 'latin1');
+  const bytes = packedBytes(packed);
   walk(bytes, (k0, k1, v0, v1) => out.push({ key: bytes.toString('utf8', k0, k1), value: bytes.subarray(v0, v1) }));
   return out;
 }
@@ -130,9 +130,9 @@ export function packedBytes(packed: Packed): Buffer {
   return Buffer.from(packed, 'latin1');
 }
 
-/** The encoded values, in order (what the codec's `decodeEntryList` takes). */
+/** The encoded values, in order (what the codec's `decodeEntryList` takes); keys are not decoded. */
 export function entryValues(packed: Packed): Buffer[] {
-  return unpackEntries(packed).map((x) => x.value);
+  return packedValues(packedBytes(packed));
 }
 
 /** `entries` with `set` applied (replaced in place, new keys appended) and `removed` taken out. */

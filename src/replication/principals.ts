@@ -314,9 +314,8 @@ export class Principals {
       this.#index.prune(now);
       const items: IndexItem[] = [];
       const owns = (e: SessionEntry | undefined): boolean => e !== undefined && e.role === 'primary' && e.owner === route && e.unverified !== true;
-      const announcing = this.#announced.size > 0;
       for (const e of manager.table.held()) {
-        if (e.expire <= now || (e.principal === undefined && !announcing) || !owns(e)) continue;
+        if (e.expire <= now || !owns(e)) continue;
         const a = this.#announced.get(e.base);
         if (e.principal === undefined && a === undefined) continue;
         const last = this.#lastAccess.get(e.base) ?? 0;
@@ -333,9 +332,8 @@ export class Principals {
       for (const [base, a] of this.#announced) {
         if (items.length >= TICK_BATCH) break;
         const held = manager.table.get(base, now);
-        if (owns(held)) continue;
+        if (held !== undefined && held.owner === route) continue; // owned (or unverified: checked before it is served again)
         const t = manager.table.tombstone(base);
-        if (held !== undefined && held.owner === route) continue; // unverified: checked before it is served again
         if (held === undefined && (t === undefined || t.kind === 'removed')) {
           // Expired or destroyed: listed nowhere any more.
           const epoch = Math.max(a.epoch, t?.epoch ?? 0);
