@@ -24,6 +24,8 @@ export interface MemberInfo {
   readonly port: number;
   /** Epoch ms when the member started. */
   readonly startTime: number;
+  /** Its failure domain (option `zone`), when it names one and its protocol version carries it. */
+  readonly zone?: string;
 }
 
 /** Why a member was removed. */

@@ -9,10 +9,15 @@ export type TimerHandle = unknown;
 
 export interface Clock {
   /**
-   * Milliseconds since the epoch. Session expiry is wall-clock time (koa-session's `_expire`), and
-   * the protocol's own intervals are measured on the same clock.
+   * Wall time, milliseconds since the epoch: only for what is wall time by nature (session expiry,
+   * koa-session's `_expire`, and timestamps other members read). NTP may step it either way.
    */
   now(): number;
+  /**
+   * Milliseconds on a clock that never steps (an arbitrary origin): every interval, grace and
+   * deadline of the protocol is measured on it, so an NTP step cannot shorten or stretch one.
+   */
+  monotonic(): number;
   /** Runs `fn` once after `ms`; the timer never holds the process open. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
@@ -21,9 +26,10 @@ export interface Clock {
   clearInterval(handle: TimerHandle): void;
 }
 
-/** The real clock: `Date.now()` and Node's timers, `unref()`ed (one policy for the layer). */
+/** The real clock: `Date.now()`, `performance.now()` and Node's timers, `unref()`ed (one policy for the layer). */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref();

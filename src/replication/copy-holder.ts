@@ -40,6 +40,12 @@ export interface ReplicatorOptions {
   discoveryMs?: number;
   /** A member silent this long no longer counts toward the majority; default 60 s. */
   forgetAfter?: number;
+  /** Backup mode: copies besides the primary's (default 1). */
+  backups?: number;
+  /** This member's failure domain (a zone, rack or host): copies go to distinct zones first. */
+  zone?: string;
+  /** The cluster's size: a member serves only while it sees a strict majority of it. */
+  expectedMembers?: number;
   logger: Logger;
   /** Time and timers; the system clock unless a simulation gives its own. */
   clock?: Clock;

@@ -137,8 +137,13 @@ for (const mode of ['backup', 'delta'] as const) {
     }, (r) => r.unprotected === 0 && r.sessions === USERS);
     assert.equal(after.victim, 'failed');
     assert.equal(await alarm(), false, 'not red');
-    const events = await page.locator('#events tr').allTextContents();
-    assert.ok(events.some((e) => e.includes('removed') && e.includes(victim.route) && /failed/.test(e)), `a removal event for ${victim.route}: ${events.join(' | ')}`);
+    // The counts and the events come from different polls and members: the page may show the count at
+    // zero a poll before the member that re-protected reports its event. Wait for the events too.
+    const removal = (e: string) => e.includes('removed') && e.includes(victim.route) && /failed/.test(e);
+    const events = await watch(page, `the removal of ${victim.route}${mode === 'backup' ? ' and a re-protection' : ''} among the events`, 20_000,
+      () => page.locator('#events tr').allTextContents(),
+      (list) => list.some(removal) && (mode !== 'backup' || list.some((e) => e.includes('reprotected'))));
+    assert.ok(events.some(removal), `a removal event for ${victim.route}: ${events.join(' | ')}`);
     if (mode === 'backup') assert.ok(events.some((e) => e.includes('reprotected')), `a re-protection event: ${events.join(' | ')}`);
     else assert.deepEqual([...seen], [0], 'delta mode: three live members hold every session, never one copy');
     await shoot(page, `dashboard-${mode}-recovered.png`);

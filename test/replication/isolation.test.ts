@@ -8,6 +8,7 @@ function manualClock(start = 1_000_000): Clock & { advance(ms: number): void } {
   let now = start;
   return {
     now: () => now,
+    monotonic: () => now,
     advance(ms) {
       now += ms;
     },

@@ -174,6 +174,7 @@ export class SimLoop {
     return {
       // Integer ms, as Date.now gives: times go on the wire as Avro longs.
       now: () => Math.floor(this.now),
+      monotonic: () => this.now,
       setTimeout: (fn, ms) => this.after(Math.max(0, ms), proc, fn, true),
       clearTimeout: (h: TimerHandle) => cancel(h),
       setInterval: (fn, ms) => this.interval(proc, fn, ms),
