@@ -25,6 +25,27 @@ function layer(folder, allowed) {
   };
 }
 
+/** The same rule for a folder's subfolders (one phase per file, e.g. `replication/backup/`): the parent is `..`. */
+function sublayer(folder, allowed) {
+  const may = `its parent folder, ${allowed.join(', ')} and ../../errors.js`;
+  return {
+    files: [`src/${folder}/*/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../../*', '!../../errors.js', ...allowed.map((f) => `!../../${f}`)],
+              message: `src/${folder}/*/ may import ${may} (the layering in STYLE.md).`,
+            },
+          ],
+        },
+      ],
+    },
+  };
+}
+
 module.exports = {
   root: true,
   parser: '@typescript-eslint/parser',
@@ -58,6 +79,7 @@ module.exports = {
     layer('ring', []),
     layer('codec', []),
     layer('cluster', []),
+    sublayer('replication', ['ring', 'codec', 'cluster']),
     {
       // Every layer imports errors.ts, so it imports nothing: no cycle can pass through it.
       files: ['src/errors.ts'],

@@ -26,7 +26,7 @@ import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-
 import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
 import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
-import { census } from './replication/protection.js';
+import { census } from './replication/census.js';
 
 /** A member as `cluster.members()` lists it. */
 export interface ClusterMember {

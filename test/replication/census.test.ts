@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { census } from '../../src/replication/protection.js';
+import { census } from '../../src/replication/census.js';
 import type { SessionEntry } from '../../src/replication/session-table.js';
 
 const NOW = 1_000_000;

@@ -1,0 +1,190 @@
+/**
+ * Anti-entropy: checks sessions held here against what every live member holds of them, and repairs
+ * what it finds. After a member is lost, its sessions wait here to be adopted by the member with the
+ * best copy; after a pause or a partition, this member's primaries are verified before they are
+ * served; and for a while after each membership change a slow sweep goes round every copy, so a copy
+ * left behind by a lost drop is found and let go even if nobody asks for it.
+ */
+import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js';
+import type { Survey } from '../copy-holder.js';
+import { describeReplies } from '../copy-holder.js';
+import { owners } from '../../ring/index.js';
+import type { SessionEntry } from '../session-table.js';
+import { shortId } from '../session-id.js';
+import type { BackupContext } from './context.js';
+
+const AUDIT_BATCH = 256;
+/** Copies checked per tick by the background sweep when nothing else needs checking. */
+const SWEEP_BATCH = 64;
+/** How long after a membership change the sweep keeps going round. */
+const SWEEP_AFTER_CHANGE_MS = 60_000;
+
+/** A copy's ownership as one comparable value. */
+function ownership(e: SessionEntry | undefined): string | undefined {
+  return e === undefined ? undefined : `${e.epoch}/${e.owner}`;
+}
+
+/** What anti-entropy needs from the other phases. */
+export interface AntiEntropyPeers {
+  /** Whether a grant of `base` to a taker may still be on its way (`grant.ts`). */
+  granting(base: string): boolean;
+  /** Queues `base` for re-protection (an adopted session needs a backup). */
+  protect(base: string): void;
+}
+
+export class AntiEntropy {
+  readonly #ctx: BackupContext;
+  readonly #peers: AntiEntropyPeers;
+  /** Sessions to check against the other members: after a pause, a partition, a loss. */
+  readonly #toAudit = new Set<string>();
+  #auditing = false;
+  /** Copies still to visit in the current round of the sweep, and those it put up for checking. */
+  #sweepQueue: string[] = [];
+  readonly #sweeping = new Set<string>();
+  /** Until when the sweep runs (a while after the last membership change). */
+  #sweepUntil = 0;
+
+  constructor(ctx: BackupContext, peers: AntiEntropyPeers) {
+    this.#ctx = ctx;
+    this.#peers = peers;
+  }
+
+  /** Queues `base` for a check with every live member. */
+  add(base: string): void {
+    this.#toAudit.add(base);
+  }
+
+  /** A membership change: strays come from faults, so the sweep runs for a while after each. */
+  keepSweeping(): void {
+    this.#sweepUntil = this.#ctx.clock.now() + SWEEP_AFTER_CHANGE_MS;
+  }
+
+  /** Every tick (with the majority, not while recovering): the sweep's next batch, then the next audit. */
+  maintain(): void {
+    if (!this.#auditing) this.#sweepCopies();
+    this.#auditNext();
+  }
+
+  /**
+   * A slow, rotating check of every session held here: a copy left behind by a lost drop (its holder
+   * was slow, paused or cut off when the owner moved on), or a primary another member took over unseen,
+   * is found and let go, even if nobody asks for it. The sweep only lets go of what a newer owner or a
+   * destruction has superseded; it never adopts or verifies (it may run while the others move on).
+   */
+  #sweepCopies(): void {
+    const now = this.#ctx.clock.now();
+    if (this.#toAudit.size > 0 || now > this.#sweepUntil) return;
+    // Rounds follow each other tick by tick: pacing them (one per half drop time) let a stray found
+    // after a partition healed miss the convergence limit in CI's chaos run.
+    if (this.#sweepQueue.length === 0) this.#sweepQueue = this.#ctx.table.bases();
+    for (const base of this.#sweepQueue.splice(0, SWEEP_BATCH)) {
+      this.#toAudit.add(base);
+      this.#sweeping.add(base);
+    }
+  }
+
+  /**
+   * Checks the next batch. After a member is lost, its sessions wait here to be adopted: a batch that
+   * settled every session it checked is followed at once by the next (one batch per tick made adoption
+   * take 8 s for 100k sessions); one that left some undecided waits for the next tick.
+   */
+  #auditNext(): void {
+    const ctx = this.#ctx;
+    if (this.#toAudit.size === 0 || this.#auditing || ctx.stopping()) return;
+    this.#auditing = true;
+    const batch = [...this.#toAudit].slice(0, AUDIT_BATCH);
+    for (const b of batch) this.#toAudit.delete(b);
+    let settled = false;
+    this.#audit(batch)
+      .then(() => (settled = batch.every((b) => !this.#toAudit.has(b))))
+      .catch((err: unknown) => {
+        for (const b of batch) this.#toAudit.add(b);
+        ctx.log.warn({ err }, 'anti-entropy round failed; retrying');
+      })
+      .finally(() => {
+        this.#auditing = false;
+        if (settled && ctx.isolation.hasQuorum() && !ctx.isolation.recovering()) this.#auditNext();
+      });
+  }
+
+  /** Checks each of `bases` with every live member and repairs what it finds. */
+  async #audit(bases: string[]): Promise<void> {
+    const ctx = this.#ctx;
+    // Who owned each session when the survey went out: answers given before an ownership change that
+    // reached us during the survey describe the old one (a new owner's "not held" read as "lost it").
+    const asked = new Map(bases.map((b) => [b, ownership(ctx.table.get(b))]));
+    const surveys = await ctx.survey(bases);
+    for (const base of bases) {
+      await ctx.locks.run(base, () => {
+        this.#reconcile(base, surveys.get(base)!, asked.get(base));
+        return Promise.resolve();
+      });
+    }
+  }
+
+  #reconcile(base: string, { replies, failed }: Survey, asked: string | undefined): void {
+    const ctx = this.#ctx;
+    const swept = this.#sweeping.delete(base);
+    const e = ctx.table.get(base);
+    if (e === undefined) return;
+    if (ownership(e) !== asked) {
+      if (!swept) this.#toAudit.add(base); // checked again with fresh answers
+      return;
+    }
+    ctx.log.debug(
+      { session: shortId(base), held: `${e.role}@${e.epoch}/${e.owner}v${e.version}`, failed, replies: describeReplies(replies) },
+      'anti-entropy check',
+    );
+    const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
+    if (removed !== undefined) {
+      ctx.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+      return;
+    }
+    const newer = replies.filter((x) => x.r.found && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner)).sort((a, b) => compareHeld(b.r, a.r))[0];
+    if (newer !== undefined) {
+      // A copy goes only once the newer owner itself holds the session: a grantor's word alone is not
+      // enough, since its grant may still be on its way (or lost with the grantor) and ours may be
+      // the last copy of the data.
+      const installed = replies.some((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary && !olderOwnership(x.r.epoch, x.r.owner, newer.r.epoch, newer.r.owner));
+      if (e.role !== 'primary' && !installed) {
+        if (!swept) this.#toAudit.add(base);
+        return;
+      }
+      if (e.role === 'primary') ctx.log.info({ session: shortId(base), owner: newer.r.owner }, 'a newer owner took this session over meanwhile; letting go');
+      ctx.table.moved(base, newer.r.epoch, newer.r.owner);
+      return;
+    }
+    if (failed > 0 || !ctx.isolation.hasQuorum()) {
+      if (!swept) this.#toAudit.add(base); // cannot tell yet
+      return;
+    }
+    if (e.role === 'primary' && e.owner === ctx.route) {
+      if (!swept) e.unverified = false;
+      return;
+    }
+    // A copy: fine while its owner holds it, unless the owner keeps its backup on another live member
+    // and has written since, or our copy is older than any backup change in progress (a copy left
+    // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
+    const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
+    const settledCopy = owner !== undefined && (owner.r.version > e.version || ctx.clock.now() - (e.touchedAt ?? 0) > ctx.options.dropTime);
+    if (owner !== undefined && settledCopy && owner.r.backup !== '' && owner.r.backup !== ctx.route && ctx.memberByRoute(owner.r.backup) !== undefined) {
+      ctx.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
+      ctx.table.moved(base, e.epoch, e.owner);
+      return;
+    }
+    // A grant on its way to a live taker: wait for it (checked again when the grant's time is up).
+    if (swept || owner !== undefined || (this.#peers.granting(base) && ctx.memberByRoute(e.owner) !== undefined)) return;
+    if (ctx.memberByRoute(e.owner) === undefined && !ctx.isolation.ownerReleased(e.owner)) {
+      this.#toAudit.add(base);
+      return;
+    }
+    const peers = replies.filter((x) => x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
+    const top = Math.max(e.version, ...peers.map((x) => x.r.version));
+    if (e.version < top) return; // a member with a newer version adopts it
+    const first = owners(base, [ctx.route, ...peers.filter((x) => x.r.version === top).map((x) => x.m.route)])[0];
+    if (first !== ctx.route) return;
+    adopt(e, ctx.route);
+    ctx.log.info({ session: shortId(base), epoch: e.epoch }, 'adopted the session of a member that is gone');
+    this.#peers.protect(base);
+  }
+}

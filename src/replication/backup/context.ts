@@ -1,0 +1,45 @@
+/**
+ * What the phases of backup mode (placement, the write's fan-out, takeover, re-protection,
+ * anti-entropy, graceful leave) need from the member they run in: its table, locks, channel and
+ * isolation, and the copy-holding helpers every mode shares. `BackupManager` builds one and hands it
+ * to each phase, so a phase owns its own fields and reaches the rest only through this.
+ */
+import type { Logger } from 'pino';
+import type { ClusterChannel, MemberInfo } from '../../cluster/types.js';
+import type { ApplyReply } from '../../codec/messages.js';
+import type { SessionUnavailableError, StaleOwnerError } from '../../errors.js';
+import type { Clock } from '../clock.js';
+import type { ReplicationMetrics, ReplicatorOptions, Survey } from '../copy-holder.js';
+import type { Isolation } from '../isolation.js';
+import type { KeyLock } from '../key-lock.js';
+import type { RemovalQueue } from '../removal-queue.js';
+import type { SchemaSync } from '../schema-sync.js';
+import type { SessionEntry, SessionTable } from '../session-table.js';
+
+export interface BackupContext {
+  readonly route: string;
+  readonly table: SessionTable;
+  readonly channel: ClusterChannel;
+  readonly locks: KeyLock;
+  readonly isolation: Isolation;
+  readonly options: ReplicatorOptions;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly removals: RemovalQueue;
+  readonly schemas: SchemaSync;
+  readonly counters: ReplicationMetrics;
+  /** Whether this member is leaving (graceful stop): no new work starts. */
+  stopping(): boolean;
+  /** Routes of the live members, self included, minus those leaving. */
+  liveRoutes(): string[];
+  memberByRoute(route: string): MemberInfo | undefined;
+  unavailable(base: string, why: string, cause?: unknown): SessionUnavailableError;
+  staleError(base: string, reply: ApplyReply): StaleOwnerError;
+  /** Sends the whole entry to `member` to hold as a copy. */
+  sendCopy(member: MemberInfo, e: SessionEntry): Promise<ApplyReply>;
+  requestApply(member: MemberInfo, type: string, body: Buffer): Promise<ApplyReply>;
+  survey(bases: string[]): Promise<Map<string, Survey>>;
+  waitForVerdict(maxMs: number): Promise<void>;
+  ownerMayServe(owner: string): boolean;
+  newestRemoval(base: string, replies: Survey['replies']): { epoch: number; owner: string } | undefined;
+}

@@ -1,0 +1,81 @@
+/**
+ * The grantor's side of a takeover: a member asks for a session to take it over. The owner grants it;
+ * a copy holder grants it only when the owner is gone (past the grace of a silent owner) or said it
+ * does not hold it, and otherwise names the owner. Either way the granting member keeps the data as a
+ * copy of the taker's, one taker at a time under the session's lock.
+ */
+import type { MemberInfo } from '../../cluster/types.js';
+import { messages, type SessionCopy } from '../../codec/messages.js';
+import { SessionUnavailableError } from '../../errors.js';
+import { PAST_A_SILENT_OWNER, grantTo, toCopy } from '../copies.js';
+import { shortId } from '../session-id.js';
+import type { BackupContext } from './context.js';
+
+export class Grants {
+  readonly #ctx: BackupContext;
+  /** Sessions granted to a taker a moment ago, whose grant may still be on its way (checked later). */
+  readonly #granting = new Map<string, object>();
+  /** Once a grant's time is up: check that the taker installed it, or adopt it back. */
+  readonly #recheck: (base: string) => void;
+
+  constructor(ctx: BackupContext, recheck: (base: string) => void) {
+    this.#ctx = ctx;
+    this.#recheck = recheck;
+  }
+
+  /** Whether a grant of `base` may still be on its way to its taker. */
+  granting(base: string): boolean {
+    return this.#granting.has(base);
+  }
+
+  async onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
+    const ctx = this.#ctx;
+    const received = ctx.clock.now();
+    return ctx.locks.run(m.base, () => {
+      // The taker gave up long ago: granting now would leave the session with no primary. A request
+      // read right after a pause of ours may have waited in the socket all along, so none is granted then.
+      if ((m.timeoutMs > 0 && ctx.clock.now() - received > m.timeoutMs / 2) || ctx.isolation.recovering()) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
+      }
+      // Not from the smaller side of a partition: an epoch granted there is one the larger side cannot
+      // see, and it would tie with the epoch the larger side takes the session over at.
+      if (!ctx.isolation.hasQuorum()) throw new SessionUnavailableError(`session ${shortId(m.base)}…: this member does not see a majority of the cluster`);
+      // Only to a member we see: one we evicted (paused, cut off) may be about to learn it lost its sessions.
+      if (ctx.channel.members().every((x) => x.id !== from.id)) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: ${from.route} is not a live member here (yet)`);
+      }
+      const e = ctx.table.get(m.base);
+      const t = ctx.table.tombstone(m.base);
+      let copy: SessionCopy | null = null;
+      let movedTo: string | null = null;
+      if (e === undefined) {
+        if (t?.kind === 'moved' && t.owner !== from.route) movedTo = t.owner;
+      } else if (e.role === 'primary' && e.owner === ctx.route) {
+        copy = grantTo(e, from.route);
+        ctx.log.info({ session: shortId(m.base), to: from.route, epoch: e.epoch }, 'session taken over by another member');
+      } else if (e.owner === from.route) {
+        copy = toCopy(e); // granted before; the answer was lost
+      } else if (ctx.memberByRoute(e.owner) !== undefined && !m.force) {
+        movedTo = e.owner;
+      } else if (ctx.memberByRoute(e.owner) === undefined && !ctx.isolation.ownerReleased(e.owner)) {
+        throw new SessionUnavailableError(`session ${shortId(m.base)}…: its owner ${e.owner} went silent a moment ago`);
+      } else {
+        // The owner is gone (or disowned it): past any epoch it may have granted on its own side.
+        copy = grantTo(e, from.route, ctx.memberByRoute(e.owner) === undefined ? PAST_A_SILENT_OWNER : 1);
+      }
+      if (copy !== null) {
+        // If the taker never got our answer (it timed out, its connection broke), nobody serves the
+        // session: once the taker can no longer install it, check that it did, or adopt it back.
+        // Until then its "not held" only means the answer is still on its way.
+        const grant = {};
+        this.#granting.set(m.base, grant);
+        ctx.clock.setTimeout(() => {
+          // Only this grant's mark: a later grant of the same session keeps its own time.
+          if (this.#granting.get(m.base) === grant) this.#granting.delete(m.base);
+          this.#recheck(m.base);
+        }, 2 * ctx.options.ackTimeout);
+      }
+      return Promise.resolve(messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' }));
+    });
+  }
+}

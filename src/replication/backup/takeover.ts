@@ -1,0 +1,135 @@
+/**
+ * The taker's side of a takeover: a request for a session this member does not serve. It asks every
+ * live member where the session is (a copy may sit off its ring position after joins and failures),
+ * asks the owner to grant it (or, when the owner is gone or disowned it, the member with the best
+ * copy), installs the granted copy as its primary, gives it a backup, and has every former holder
+ * drop its copy before the session is served.
+ */
+import type { MemberInfo } from '../../cluster/types.js';
+import { messages } from '../../codec/messages.js';
+import { ClusterRequestError } from '../../errors.js';
+import { adopt, compareHeld, destroyCovers, fence, installGranted } from '../copies.js';
+import { describeReplies } from '../copy-holder.js';
+import { MSG } from '../message-types.js';
+import type { SessionEntry } from '../session-table.js';
+import { shortId } from '../session-id.js';
+import type { BackupContext } from './context.js';
+import type { Reprotection } from './reprotection.js';
+
+const MAX_HOPS = 5;
+
+/**
+ * Makes this member the primary of `base`. Resolves false only when the session surely exists nowhere;
+ * throws `SessionUnavailableError` when that cannot be told now. Called with the session's lock held.
+ */
+export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {
+  let force: string | undefined;
+  let mine: SessionEntry | undefined;
+  let holders: MemberInfo[] = [];
+  let askedAfterMove = false;
+  for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
+    // Each hop waits on the network: a majority seen when the request came may be gone by now.
+    if (!ctx.isolation.hasQuorum()) throw ctx.unavailable(base, 'this member lost the majority of the cluster during a takeover');
+    const { replies, failed } = (await ctx.survey([base])).get(base)!;
+    ctx.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
+    // A member that did not answer may hold a newer copy, or the tombstone of a logout.
+    if (failed > 0) {
+      // A member that just died (its connection reset) is removed in milliseconds: ask again once the
+      // verdict is in, rather than answer 503 to the first request after a crash.
+      if (hop < 2) {
+        await ctx.waitForVerdict(Math.min(250, ctx.options.dropTime / 4));
+        continue;
+      }
+      throw ctx.unavailable(base, `${failed} member(s) did not answer where the session is`);
+    }
+    holders = replies.filter((x) => x.r.found || x.r.removed).map((x) => x.m);
+    const local = ctx.table.get(base);
+    const removed = ctx.newestRemoval(base, replies);
+    const held = replies.filter((x) => x.r.found).sort((a, b) => compareHeld(b.r, a.r) || Number(b.r.primary) - Number(a.r.primary));
+    const best = held[0];
+    const localBest = local !== undefined && (best === undefined || compareHeld(local, best.r) >= 0);
+    const top = localBest ? local : best?.r;
+    // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
+    if (removed !== undefined && (top === undefined || destroyCovers(removed.epoch, top.epoch))) {
+      ctx.table.destroy(base, removed.epoch, removed.owner, ctx.clock.now() + 2 * ctx.options.dropTime);
+      return false;
+    }
+    if (top === undefined) {
+      // A holder let it go to a newer owner that answered before it installed the session (answers
+      // are not one instant): the new owner holds it by now, ask again once.
+      if (!askedAfterMove && replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '')) {
+        askedAfterMove = true;
+        continue;
+      }
+      if (!ctx.isolation.settled() || ctx.isolation.silentRoutes().length > 0) {
+        throw ctx.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
+      }
+      return false;
+    }
+    if (localBest && local.role === 'primary' && local.owner === ctx.route) {
+      local.unverified = false; // checked after a possible cut-off: nobody took it over meanwhile
+      return true;
+    }
+    const owner = top.owner === ctx.route ? undefined : ctx.memberByRoute(top.owner);
+    if (owner === undefined && ctx.ownerMayServe(top.owner)) {
+      throw ctx.unavailable(base, `its owner ${top.owner} may still be serving it (silent a moment ago, or not met yet)`);
+    }
+    // A live owner is always asked first, under its lock (it may be taking the session over itself
+    // right now); only when it answered that it does not hold the session is a copy granted instead.
+    const bypass = force === top.owner;
+    if (owner === undefined || bypass) {
+      if (localBest) {
+        // The best copy is ours and its owner is gone or disowned it: we are the one to grant it.
+        adopt(local, ctx.route);
+        mine = local;
+        break;
+      }
+    }
+    const grantor = owner !== undefined && !bypass ? owner : best.m;
+    let reply;
+    try {
+      reply = messages.takeReply.decode(
+        await ctx.channel.request(
+          grantor.id,
+          MSG.take,
+          messages.take.encode({ base, newOwner: ctx.route, timeoutMs: ctx.options.ackTimeout, force: bypass }),
+          { timeoutMs: ctx.options.ackTimeout },
+        ),
+      );
+    } catch (err) {
+      if (err instanceof ClusterRequestError && ['ERR_NOT_CONNECTED', 'ERR_MEMBER_GONE'].includes(err.code) && hop < MAX_HOPS - 1) {
+        await ctx.waitForVerdict(Math.min(250, ctx.options.dropTime / 4)); // it is dying
+        continue;
+      }
+      throw ctx.unavailable(base, `${grantor.route} did not grant the takeover`, err);
+    }
+    if (reply.copy !== null) {
+      await ctx.schemas.learn(reply.copy.entries, grantor);
+      const granted = { ...reply.copy, owner: ctx.route };
+      if (fence(ctx.table, base, granted.epoch, granted.owner) !== undefined) throw ctx.unavailable(base, 'a newer owner appeared during the takeover');
+      mine = installGranted(ctx.table, granted);
+    } else if (reply.removed) {
+      return false;
+    } else if (grantor.route === top.owner) {
+      force = top.owner; // the owner does not hold it (restarted, or let it go): ask the best copy
+    } else if (reply.movedTo !== null && ctx.memberByRoute(reply.movedTo) === undefined && reply.movedTo !== ctx.route) {
+      throw ctx.unavailable(base, `${grantor.route} says ${reply.movedTo} owns it, and this member cannot reach ${reply.movedTo} now`);
+    }
+  }
+  if (mine === undefined) throw ctx.unavailable(base, 'the session kept moving during the takeover');
+  ctx.log.info({ session: shortId(base), epoch: mine.epoch }, 'took over session');
+  // The newest version must be on a backup before the request goes on.
+  if ((await protection.protectEntry(mine)) === 'lost') throw ctx.unavailable(base, 'lost the session to a newer owner during the takeover');
+  // Every member that held a copy drops it before we serve: a copy left behind would be a stale
+  // stray that the other side of a partition could take over. The others are told in passing.
+  const others = ctx.channel.members().filter((m) => m.route !== mine.backup);
+  const dropped = await Promise.all(others.filter((m) => holders.includes(m)).map((m) => protection.drop(m, mine)));
+  const rest = others.filter((m) => !holders.includes(m));
+  // Retried in the background until each has it: a member that missed it may get a stray copy late.
+  if (rest.length > 0) void ctx.removals.start({ base, owner: ctx.route, epoch: mine.epoch, destroy: false, until: mine.expire }, rest, true);
+  if (dropped.includes(false)) {
+    mine.unverified = true; // checked again before it is served
+    throw ctx.unavailable(base, 'a former copy holder did not let go of the session');
+  }
+  return true;
+}
