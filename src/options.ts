@@ -227,6 +227,12 @@ export const optionsSchema = z
     onSessionLimit: z
       .enum(['destroy-oldest', 'refuse'], { errorMap: () => ({ message: 'expected "destroy-oldest" or "refuse"' }) })
       .default('destroy-oldest'),
+    /**
+     * The cluster's size: a member serves only while a strict majority of it answers, so no partition,
+     * however long, lets two sides serve, and a member started cut off serves nothing. Derived from a
+     * static list when not given; without it (multicast, DNS) the majority is of the members seen.
+     */
+    expectedMembers: count('the number of members the cluster has', 1000).optional(),
     /** A session ends this many ms after its creation, however active. */
     absoluteMaxAge: z
       .number({ invalid_type_error: 'expected the absolute session lifetime in milliseconds (a positive integer)' })

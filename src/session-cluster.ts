@@ -44,6 +44,19 @@ export type { PrincipalSession } from './replication/principals.js';
 export type { SessionEvent, SessionEvents, DestroyReason, ExpiryReason } from './replication/session-events.js';
 
 /**
+ * The cluster's size for the majority rule: `expectedMembers`, or a static list's length (this member
+ * counted once, whether the list names it or not). Multicast and DNS membership name no size.
+ */
+function clusterSize(options: ResolvedOptions): { expectedMembers?: number } {
+  if (options.expectedMembers !== undefined) return { expectedMembers: options.expectedMembers };
+  const list = options.membership.static;
+  if (list === undefined) return {};
+  const self = new Set([options.receiver.host, options.receiver.advertise].filter((h) => h !== undefined).map((h) => `${h}:${options.receiver.port}`));
+  const others = new Set(list.filter((a) => !self.has(a)));
+  return { expectedMembers: others.size + 1 };
+}
+
+/**
  * A member of a session cluster. Made by `createSessionCluster`. Emits `sessionCreated`,
  * `sessionDestroyed` and `sessionExpired` (see `SessionEvent`): each once in the whole cluster, on
  * the member owning the session at that moment.
@@ -107,6 +120,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       // A delta member that sees no older member within this window starts empty; before it, an
       // unknown session may be on a member not seen yet.
       discoveryMs: (options.membership.multicast?.frequency ?? options.membership.frequency) * 4,
+      ...clusterSize(options),
       logger: this.#logger,
     };
     this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
@@ -153,9 +167,12 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     this.#state = 'running';
     this.#manager.started();
     this.#watch.start();
+    const size = clusterSize(this.#options).expectedMembers;
     this.#logger.info(
-      { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}` },
-      'session cluster member started',
+      { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}`, expectedMembers: size ?? null },
+      size === undefined
+        ? 'session cluster member started; it serves while it sees a majority of the members it has seen (set expectedMembers so that a long partition or a start cut off from the others is safe too)'
+        : `session cluster member started; it serves while it sees ${Math.floor(size / 2) + 1} of ${size} members`,
     );
   }
 
@@ -283,6 +300,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       ack: this.#options.ack,
       members: () => this.members(),
       sessions: () => this.#sessions(),
+      majority: () => this.#manager.majority(),
       clusterMetrics: (): ClusterMetrics => this.#channel.metrics(),
       replicationMetrics: (): ReplicationMetrics => this.#manager.metrics(),
       memberState: (id) => this.#watch.stateOf(id),

@@ -93,6 +93,19 @@ export interface AuditReply {
   items: LocateReply[];
 }
 
+/** A route the answering member has a running lease promise to, and for how much longer. */
+export interface Promised {
+  route: string;
+  /** Milliseconds the promise still runs (on the answering member's clock). */
+  ms: number;
+}
+
+/** A survey's answer: the audit's, and the members the answering one has a running lease promise to. */
+export interface SurveyReply extends AuditReply {
+  /** Members that may be serving on what this member told them a moment ago: not to be taken over yet. */
+  promised: Promised[];
+}
+
 export interface TakeMessage {
   base: string;
   /** Route of the member taking the session over. */
@@ -302,6 +315,17 @@ export const messages = {
     type: 'record',
     name: 'AuditReply',
     fields: [{ name: 'items', type: { type: 'array', items: locateReplySchema } }],
+  }),
+  surveyReply: defineMessage<SurveyReply>({
+    type: 'record',
+    name: 'SurveyReply',
+    fields: [
+      { name: 'items', type: { type: 'array', items: locateReplySchema } },
+      {
+        name: 'promised',
+        type: { type: 'array', items: { type: 'record', name: 'Promised', fields: [{ name: 'route', type: 'string' }, { name: 'ms', type: 'int' }] } },
+      },
+    ],
   }),
   take: defineMessage<TakeMessage>({
     type: 'record',

@@ -1,10 +1,14 @@
 /**
- * A budget, per source address, of lookups that found nothing. An id no member holds costs a question
- * to every member (the ids found nowhere are remembered for a few seconds, but random ids are new each
- * time): with unsigned cookies, that is an amplification anyone can use. A source that spent its budget
- * gets 503 for ids this member does not hold, until the budget refills. Lookups that find the session
- * (a balancer moving many users after a member died, all from one address) cost nothing.
+ * A budget, per source (an IPv4 address, or an IPv6 /64: one host owns a whole /64), of lookups that
+ * found nothing. An id no member holds costs a question to every member (the ids found nowhere are
+ * remembered for a few seconds, but random ids are new each time): with unsigned cookies, that is an
+ * amplification anyone can use. A source that spent its budget is asked about only where the ring puts
+ * the session (one or two members): found there, it goes on as usual (a balancer moving many users
+ * after a member died, all from one address, is not refused); else it gets 503 until the budget
+ * refills. Lookups that find the session cost nothing.
  */
+import { sourceKey } from '../cluster/admission.js';
+
 export interface LookupBudgetOptions {
   /** Misses a source may spend at once. */
   burst: number;
@@ -32,13 +36,14 @@ export class LookupBudget {
     return s;
   }
 
-  /** Whether `source` may start a lookup that may miss. */
-  allows(source: string): boolean {
-    return this.#refilled(source).tokens >= 1;
+  /** Whether `address` may start a lookup that may miss. */
+  allows(address: string): boolean {
+    return this.#refilled(sourceKey(address)).tokens >= 1;
   }
 
-  /** A lookup from `source` found nothing. */
-  missed(source: string): void {
+  /** A lookup from `address` found nothing. */
+  missed(address: string): void {
+    const source = sourceKey(address);
     const s = this.#refilled(source);
     s.tokens = Math.max(0, s.tokens - 1);
     this.#sources.delete(source);

@@ -59,6 +59,7 @@ export function createRouteBinder(
   const log = logger.child({ component: 'route-binder' });
   const budget = new LookupBudget(unknownIds);
   let warnedDisagree = false;
+  let warnedProxy = false;
   const cookieOptions = (ctx: Context): SessionCookieOptions => {
     if (sessionOptions !== undefined) return sessionOptions;
     const installed = sessionOptionsOf(ctx);
@@ -91,8 +92,12 @@ export function createRouteBinder(
       await next();
       return;
     }
-    // A source that sent many ids nobody holds waits before it costs the cluster more questions.
-    if (!budget.allows(ctx.ip) && !manager.table.get(id.base)) {
+    // A source that sent many ids nobody holds is asked about only where the ring puts the session.
+    if (!budget.allows(ctx.ip) && !(await manager.heldWhereExpected(id.base, id.route))) {
+      if (!warnedProxy && !ctx.app.proxy && ctx.get('x-forwarded-for') !== '') {
+        warnedProxy = true;
+        log.warn({ ip: ctx.ip }, 'requests carry X-Forwarded-For but app.proxy is off: every client behind the balancer shares one budget of unknown session ids; set app.proxy = true');
+      }
       throw new SessionUnavailableError(`session ${shortId(id.base)}…: too many unknown sessions from ${ctx.ip}; retry later`);
     }
     // "Cannot tell now" (SessionUnavailableError) propagates: the caller answers 503, never "no session".

@@ -14,6 +14,17 @@ import type { ClusterEvent } from './event-ring.js';
 import type { PeerCounts } from './peer-status.js';
 
 /** What the status router reads from the cluster. */
+/**
+ * The majority this member serves by: `size` (expectedMembers, or the members seen), how many others
+ * answered it lately (`answering`: their routes), and whether it `holds` a majority (serving) or not (503 for all).
+ */
+export interface Majority {
+  size: number;
+  expected: boolean;
+  answering: string[];
+  holds: boolean;
+}
+
 export interface StatusSource {
   route: string;
   mode: 'backup' | 'delta';
@@ -21,6 +32,8 @@ export interface StatusSource {
   members(): (MemberInfo & { self: boolean })[];
   /** `unprotected`: sessions held here with one live copy (see the README's status section). */
   sessions(): { primary: number; backup: number; unprotected: number };
+  /** Whether this member sees a majority of the cluster, and of what size. */
+  majority(): Majority;
   clusterMetrics(): ClusterMetrics;
   replicationMetrics(): ReplicationMetrics;
   /** A live member's state: suspected while a direct check is under way. */
@@ -150,6 +163,7 @@ export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, 
       state: m.self ? 'alive' : s.memberState(m.id),
     })),
     ring: members.map((m) => m.route).sort(),
+    majority: s.majority(),
     sessions: s.sessions(),
     replication: s.replicationMetrics(),
     departed: s.departed(),

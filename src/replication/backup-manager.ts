@@ -61,6 +61,7 @@ export class BackupManager extends Replicator {
       survey: (bases) => this.survey(bases),
       waitForVerdict: (ms) => this.waitForVerdict(ms),
       ownerMayServe: (owner) => this.ownerMayServe(owner),
+      awaitRelease: (owner, promised) => this.awaitRelease(owner, promised),
       newestRemoval: (base, replies) => this.newestRemoval(base, replies),
     };
     const audit = (base: string) => this.#antiEntropy.add(base);
@@ -97,6 +98,12 @@ export class BackupManager extends Replicator {
     // before the first copy's acknowledgement).
     const routes = new Set([e.backup, backupFor(e.base, this.route, this.liveRoutes())]);
     return this.channel.members().filter((m) => routes.has(m.route));
+  }
+
+  protected expectedHolders(base: string, route: string): MemberInfo[] {
+    const live = this.liveRoutes();
+    const where = new Set([route, backupFor(base, route, live)]);
+    return this.channel.members().filter((m) => where.has(m.route));
   }
 
   protected replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {

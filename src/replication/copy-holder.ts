@@ -38,8 +38,15 @@ export interface ReplicatorOptions {
   dropTime: number;
   /** After start, how long discovery takes (a few heartbeats); default 4 × dropTime / 6. */
   discoveryMs?: number;
-  /** A member silent this long no longer counts toward the majority; default 60 s. */
+  /** Without `expectedMembers`, a member silent this long no longer counts toward the majority; default 60 s. */
   forgetAfter?: number;
+  /**
+   * How long an answer from another member counts toward this member's majority (`lease.ts`): cut off,
+   * a member stops serving this long after its last answers, and its sessions are taken over a quarter
+   * later. Lease pings go every third of it. Default: three quarters of dropTime (at least 750 ms): a
+   * stall of the event loop that long is one the failure detector nearly takes for a death anyway.
+   */
+  leaseMs?: number;
   /** Backup mode: copies besides the primary's (default 1). */
   backups?: number;
   /** This member's failure domain (a zone, rack or host): copies go to distinct zones first. */
@@ -56,6 +63,12 @@ export interface Survey {
   replies: { m: MemberInfo; r: LocateReply }[];
   /** Live members that did not answer (a member removed meanwhile is not counted). */
   failed: number;
+  /**
+   * Routes some answering member (or this one) has a running lease promise to: they may be serving
+   * (across a partition that does not cut everyone alike), so their sessions are not taken over yet.
+   * The value: milliseconds the longest of those promises still runs.
+   */
+  promised: ReadonlyMap<string, number>;
 }
 
 /** A survey's answers in one line for the logs: `route:P|B|X|M|-@epoch/owner v version` (M: moved on). */
@@ -89,6 +102,7 @@ export interface ReplicationMetrics {
 }
 
 const TICK_MS = 250;
+const EMPTY = Buffer.alloc(0);
 const SWEEP_MS = 5000;
 
 /** The copy-holding side of a member; `Replicator` adds the request path. */
@@ -120,12 +134,14 @@ export abstract class CopyHolder {
   /** Routes that announced a graceful leave: never chosen for a new copy. */
   protected readonly leaving = new Set<string>();
   #timers: unknown[] = [];
-  #hadQuorum = true;
+  /** Lease lapses already acted on (`markUnverified`). */
+  #lapses = 0;
+  #hadQuorum = false;
   protected stopping = false;
 
   constructor(options: ReplicatorOptions) {
     this.options = options;
-    this.channel = options.channel;
+    this.channel = this.#leasing(options.channel);
     this.codec = options.codec;
     this.route = options.route;
     this.clock = options.clock ?? systemClock;
@@ -137,9 +153,47 @@ export abstract class CopyHolder {
       dropTime: options.dropTime,
       forgetAfter: options.forgetAfter ?? 60_000,
       discoveryMs: options.discoveryMs ?? Math.round((options.dropTime * 2) / 3),
+      leaseMs: options.leaseMs ?? Math.max(750, Math.round((options.dropTime * 3) / 4)),
+      ...(options.expectedMembers !== undefined ? { expectedMembers: options.expectedMembers } : {}),
     });
     this.schemas = new SchemaSync(options.channel, options.codec, this.log, options.ackTimeout);
     this.removals = new RemovalQueue((m, message) => this.requestApply(m, MSG.remove, messages.remove.encode(message)));
+  }
+
+  /**
+   * The channel as this layer uses it: every request that gets an answer counts toward this member's
+   * lease, and every request that arrives renews this member's promise to its sender (`lease.ts`).
+   */
+  #leasing(channel: ClusterChannel): ClusterChannel {
+    const routeOf = (id: string): string | undefined => channel.members().find((m) => m.id === id)?.route;
+    const request: ClusterChannel['request'] = async (memberId, type, body, opts) => {
+      const route = routeOf(memberId);
+      const sentAt = this.clock.monotonic();
+      if (route !== undefined) this.isolation.sent(route);
+      try {
+        const reply = await channel.request(memberId, type, body, opts);
+        if (route !== undefined) this.isolation.acked(route, sentAt);
+        return reply;
+      } catch (err) {
+        // Its handler ran and threw (or it has none): it answered, and promised.
+        if (route !== undefined && err instanceof ClusterRequestError && err.code === 'ERR_REMOTE') this.isolation.acked(route, sentAt);
+        throw err;
+      }
+    };
+    const handle: ClusterChannel['handle'] = (type, handler) =>
+      channel.handle(type, (from, body) => {
+        this.isolation.heard(from.route);
+        return handler(from, body);
+      });
+    return new Proxy(channel, {
+      get(target, prop) {
+        if (prop === 'request') return request;
+        if (prop === 'handle') return handle;
+        // The channel itself as `this`: its getters and methods read its private fields.
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
 
   /** Registers the message handlers and starts the timers. Call before the channel starts. */
@@ -161,6 +215,10 @@ export abstract class CopyHolder {
     c.handle(MSG.audit, (_from, body) =>
       messages.auditReply.encode({ items: messages.audit.decode(body).bases.map((b) => describeHeld(this.table, b)) }),
     );
+    c.handle(MSG.survey, (_from, body) =>
+      messages.surveyReply.encode({ items: messages.audit.decode(body).bases.map((b) => describeHeld(this.table, b)), promised: this.isolation.promises() }),
+    );
+    c.handle(MSG.lease, () => EMPTY);
     c.handle(MSG.fetch, (_from, body) => {
       const base = messages.locate.decode(body).base;
       const e = this.table.get(base);
@@ -169,46 +227,57 @@ export abstract class CopyHolder {
       return messages.takeReply.encode({ copy: e === undefined ? null : toCopy(e), movedTo: ownerLive ? e.owner : null, removed: describeHeld(this.table, base).removed });
     });
     c.on('member-added', (m) => {
-      const had = this.isolation.hasQuorum();
       this.isolation.memberAdded(m.route);
-      // Back from the smaller side of a partition: catch up before serving (at once, not at the next tick).
-      if (!had && this.isolation.hasQuorum()) this.isolation.rejoined();
+      this.#ping(m); // its answer may be what this member's lease waits for
       this.onMemberAdded(m);
       this.#membershipChange();
     });
     c.on('member-removed', (m, reason, detail) => {
       this.leaving.delete(m.route);
       const refused = detail?.refused ?? false;
-      this.isolation.memberRemoved(m.route, reason, refused);
+      this.isolation.memberRemoved(m.route, reason);
       this.log.info(
         { member: m.route, reason, refused, quorum: this.isolation.hasQuorum() },
-        reason === 'failed' && !refused ? 'member removed for silence: it may be alive elsewhere, its seat still counts' : 'member gone: its seat is freed',
+        reason === 'failed'
+          ? 'member removed for failure: it may be alive across a partition (a reset is no proof of death), so its seat still counts'
+          : 'member left: its seat is freed',
       );
       this.onMemberRemoved(m, reason, refused);
       this.#membershipChange();
     });
     // A process paused longer than the drop time (SIGSTOP, a long GC, a frozen VM) was evicted by the
     // others, who took its sessions over: it must check its copies before serving them again.
-    let tick = this.clock.now();
+    let tick = this.clock.monotonic();
     let sweep = tick;
     this.#timers.push(
       this.clock.setInterval(() => {
-        const now = this.clock.now();
-        if (now - tick > Math.max(1000, this.options.dropTime / 2)) {
-          this.isolation.paused(now - tick);
-          this.markUnverified(`this process was paused for ${now - tick} ms`);
+        const mono = this.clock.monotonic();
+        if (mono - tick > Math.max(1000, this.options.dropTime / 2)) {
+          this.isolation.paused(mono - tick);
+          this.markUnverified(`this process was paused for ${Math.round(mono - tick)} ms`);
         }
-        tick = now;
+        tick = mono;
+        const now = this.clock.now();
+        for (const m of this.channel.members()) if (this.isolation.leaseDue([m.route]).length > 0) this.#ping(m);
+        // Without its lease, others may take this member's sessions over once their promises run out.
+        const lapses = this.isolation.lapses;
+        if (lapses !== this.#lapses) {
+          this.#lapses = lapses;
+          this.log.warn(
+            { size: this.isolation.size(), answering: this.isolation.answering() },
+            'this member lost the majority of the cluster (too few members answered it lately): it serves nothing until they do',
+          );
+          this.markUnverified('this member lost the majority of the cluster (its lease ran out)');
+        }
         const quorum = this.isolation.hasQuorum();
-        if (!quorum && this.#hadQuorum) this.markUnverified('this member lost the majority of the cluster');
-        if (quorum && !this.#hadQuorum) this.isolation.rejoined();
+        if (quorum && !this.#hadQuorum) this.log.info({ size: this.isolation.size(), answering: this.isolation.answering() }, 'this member sees a majority of the cluster');
         this.#hadQuorum = quorum;
-        if (now - sweep >= SWEEP_MS) {
-          sweep = now;
+        if (mono - sweep >= SWEEP_MS) {
+          sweep = mono;
           this.counters.expired += this.table.sweep(now);
         }
         if (!this.stopping) {
-          this.removals.retry(this.channel.members(), now, this.isolation.silentRoutes().length > 0);
+          this.removals.retry(this.channel.members(), now, this.isolation.unreachable() > 0);
           this.maintain();
         }
       }, TICK_MS),
@@ -228,8 +297,9 @@ export abstract class CopyHolder {
   readonly #discovered = new Promise<void>((resolve) => (this.#markDiscovered = resolve));
 
   /**
-   * Resolves when this member can take sessions over: its discovery window is over (delta mode: also
-   * its state transfer). Before that, a session it does not hold is answered 503, not "no session".
+   * Resolves when this member can take sessions over: its discovery window is over and it sees a
+   * majority of the cluster (delta mode: also its state transfer is done). Before that, a session it
+   * does not hold is answered 503, not "no session".
    */
   ready(): Promise<void> {
     return this.#discovered;
@@ -237,7 +307,11 @@ export abstract class CopyHolder {
 
   /** Called once the channel runs. */
   started(): void {
-    this.#timers.push(this.clock.setTimeout(() => this.#markDiscovered(), this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3)));
+    const check = (): void => {
+      if (this.isolation.hasQuorum()) this.#markDiscovered();
+      else this.#timers.push(this.clock.setTimeout(check, TICK_MS));
+    };
+    this.#timers.push(this.clock.setTimeout(check, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3)));
   }
 
   /** Stops timers. The channel is stopped by the owner after `leave()`. */
@@ -282,9 +356,27 @@ export abstract class CopyHolder {
     return owner !== this.route && this.isolation.mayServe(owner);
   }
 
+  /**
+   * A takeover found the session's owner gone but perhaps still serving (a promise of ours or of
+   * another member runs, or this member just started): waits until that must be over, when it is soon
+   * (a killed member's sessions are released about a lease after its last answer), and resolves true
+   * so the caller asks again; false when it is not soon (503 then).
+   */
+  protected async awaitRelease(owner: string, promised: ReadonlyMap<string, number>): Promise<boolean> {
+    const wait = Math.max(this.isolation.releaseIn(owner), promised.get(owner) ?? 0);
+    if (!Number.isFinite(wait) || wait > 2 * this.isolation.leaseMs) return false;
+    await this.sleep(wait + 10);
+    return true;
+  }
+
   /** Waits `ms` on the injected clock. */
   protected sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
+  /** A lease ping: its answer renews this member's lease, and the member's promise to us. */
+  #ping(m: MemberInfo): void {
+    this.channel.request(m.id, MSG.lease, EMPTY, { timeoutMs: this.isolation.leaseMs }).catch(() => undefined);
   }
 
   /** Resolved at the next membership change. */
@@ -352,7 +444,7 @@ export abstract class CopyHolder {
   #touched(base: string, reply: ApplyReply): ApplyReply {
     if (reply.status === 'OK') {
       const e = this.table.get(base);
-      if (e !== undefined) e.touchedAt = this.clock.now();
+      if (e !== undefined) e.touchedAt = this.clock.monotonic();
     }
     return reply;
   }
@@ -375,16 +467,31 @@ export abstract class CopyHolder {
     return known.sort((a, b) => compareHeld({ ...b, version: 0 }, { ...a, version: 0 }))[0];
   }
 
-  /** Asks every live member what it holds of `bases` (one request per member). */
+  /** Asks every live member what it holds of `bases` (one request per member), and whom it promised. */
   protected async survey(bases: string[]): Promise<Map<string, Survey>> {
-    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0 }]));
+    const promised = new Map<string, number>();
+    const note = (list: { route: string; ms: number }[]) => {
+      for (const p of list) promised.set(p.route, Math.max(promised.get(p.route) ?? 0, p.ms));
+    };
+    note(this.isolation.promises());
+    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0, promised }]));
     const body = messages.audit.encode({ bases });
     const asked = this.channel.members();
+    const ask = async (m: MemberInfo): Promise<LocateReply[]> => {
+      try {
+        const reply = messages.surveyReply.decode(await this.channel.request(m.id, MSG.survey, body, { timeoutMs: this.options.ackTimeout }));
+        note(reply.promised);
+        return reply.items;
+      } catch (err) {
+        // A member of an older release: what it holds, without promises (it makes none).
+        if (!(err instanceof ClusterRequestError && err.code === 'ERR_REMOTE' && err.remote?.code === 'ERR_NO_HANDLER')) throw err;
+        return messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout })).items;
+      }
+    };
     await Promise.all(
       asked.map(async (m) => {
         try {
-          const reply = messages.auditReply.decode(await this.channel.request(m.id, MSG.audit, body, { timeoutMs: this.options.ackTimeout }));
-          reply.items.forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
+          (await ask(m)).forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
         } catch (err) {
           // Gone for good is no answer needed; gone silent a moment ago may be serving across a partition.
           if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route)) return;

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type PackedCopy, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
-import { ClusterRequestError, ReplicationError, SessionUnavailableError, StateTransferError } from '../errors.js';
+import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError, StateTransferError } from '../errors.js';
 import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
 import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
@@ -19,6 +19,12 @@ const SNAPSHOT_TTL_MS = 120_000;
 const ADVISE_BACKUP_FROM = 4;
 /** A state page stops growing past this many bytes of session data (at least one session per page). */
 const STATE_PAGE_BYTES = 1024 * 1024;
+
+/** Whether a state page was refused because its source has no state yet (it is pulling its own). */
+function notYetReady(err: unknown): boolean {
+  const cause = err instanceof StateTransferError ? err.cause : err;
+  return cause instanceof ClusterRequestError && cause.code === 'ERR_REMOTE' && cause.remote?.code === 'ERR_SESSION_UNAVAILABLE';
+}
 
 /** Whether a request failed because the member has no handler for its message type (an older release). */
 function noHandler(err: unknown): boolean {
@@ -54,9 +60,9 @@ export class DeltaManager extends Replicator {
 
   /** A member takes one of our sessions over: we stop serving it and hand over what we hold. */
   #onTake(from: MemberInfo, m: { base: string; timeoutMs: number }): Promise<Buffer> {
-    const received = this.clock.now();
+    const received = this.clock.monotonic();
     return this.locks.run(m.base, () => {
-      if (m.timeoutMs > 0 && this.clock.now() - received > m.timeoutMs / 2) {
+      if (m.timeoutMs > 0 && this.clock.monotonic() - received > m.timeoutMs / 2) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       this.refuseUnadmitted(from); // granted to a member we do not see, our copy would name an owner we think gone
@@ -65,14 +71,17 @@ export class DeltaManager extends Replicator {
       const e = this.table.get(m.base);
       if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: null, removed: this.table.tombstone(m.base)?.kind === 'removed' }));
       // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
-      if (e.role !== 'primary' || e.owner !== this.route) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: e.owner, removed: false }));
-      return Promise.resolve(messages.takeReply.encode({ copy: grantTo(e, from.route), movedTo: null, removed: false }));
+      if (e.owner !== this.route) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: e.owner, removed: false }));
+      // A copy naming our route that we do not serve: our previous incarnation's session (pulled in a
+      // state transfer). It is gone, and may have granted the next epoch before it died: past that.
+      const bump = e.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
+      return Promise.resolve(messages.takeReply.encode({ copy: grantTo(e, from.route, bump), movedTo: null, removed: false }));
     });
   }
 
-  /** Resolves when the first state transfer finished (or there was no one to transfer from). */
-  override ready(): Promise<void> {
-    return this.#ready;
+  /** Resolves when the first state transfer finished (or there was no one to transfer from) and a majority is seen. */
+  override async ready(): Promise<void> {
+    await Promise.all([this.#ready, super.ready()]);
   }
 
   protected needsVerification(): boolean {
@@ -102,6 +111,11 @@ export class DeltaManager extends Replicator {
 
   protected mustAcknowledgeRemoval(): MemberInfo[] {
     return this.#holders();
+  }
+
+  protected expectedHolders(): MemberInfo[] {
+    // Every member holds every session: this one does not, so ask one other (the first admitted).
+    return this.#holders().slice(0, 1);
   }
 
   protected override applyIncomingDelta(m: SessionDeltaMessage): ApplyReply {
@@ -165,8 +179,12 @@ export class DeltaManager extends Replicator {
     return { replies, failed };
   }
 
-  protected async takeOver(base: string): Promise<boolean> {
-    const { replies, failed } = (await this.survey([base])).get(base)!;
+  protected takeOver(base: string): Promise<boolean> {
+    return this.#takeOver(base, 0);
+  }
+
+  async #takeOver(base: string, waits: number): Promise<boolean> {
+    const { replies, failed, promised } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
     this.log.debug(
       { session: shortId(base), failed, local: local === undefined ? '-' : `${local.role}@${local.epoch}/${local.owner}v${local.version}`, replies: describeReplies(replies) },
@@ -195,7 +213,7 @@ export class DeltaManager extends Replicator {
       return false;
     }
     if (best === undefined) {
-      if (failed > 0 || !this.isolation.settled() || this.isolation.silentRoutes().length > 0) {
+      if (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0) {
         throw this.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
       }
       return false;
@@ -204,8 +222,10 @@ export class DeltaManager extends Replicator {
     if (!this.isolation.hasQuorum()) throw this.unavailable(base, 'this member lost the majority of the cluster during a takeover');
     const owner = best.copy.owner;
     const ownerMember = owner === this.route ? undefined : this.memberByRoute(owner);
-    if (ownerMember === undefined && this.ownerMayServe(owner)) {
-      throw this.unavailable(base, `its owner ${owner} may still be serving it (silent a moment ago, or not met yet)`);
+    if (ownerMember === undefined && owner !== this.route && (this.ownerMayServe(owner) || promised.has(owner))) {
+      // A killed owner's sessions are released a lease after its last answer: one slow request, not 503s.
+      if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1);
+      throw this.unavailable(base, `its owner ${owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
     }
     if (ownerMember !== undefined) {
       // A live owner lets go under its lock, after any write it has in flight: the copy it hands over
@@ -229,7 +249,9 @@ export class DeltaManager extends Replicator {
     let epoch = best.copy.epoch;
     if (!granted) {
       for (const { r } of replies) epoch = Math.max(epoch, r.epoch);
-      epoch += owner === this.route ? 1 : PAST_A_SILENT_OWNER;
+      // Ours as a primary that never granted it (after a pause): one up. Else its owner is gone (our own
+      // previous incarnation, too, when the copy names our route): past any epoch it may have granted.
+      epoch += owner === this.route && local?.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
     }
     const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
     this.table.set(mine);
@@ -239,7 +261,13 @@ export class DeltaManager extends Replicator {
     try {
       await this.#toAll(base, Buffer.alloc(0), mine, true);
     } catch (err) {
-      if (this.table.get(base) === mine) mine.role = 'backup'; // not ours after all: a concurrent taker won
+      if (this.table.get(base) === mine) {
+        // A newer owner refused it: ours no longer. Otherwise some members may have applied the new
+        // epoch: it stays ours, checked again (a takeover of our own) before it is served, and granted
+        // to any member that asks meanwhile, never left with nobody to grant it.
+        if (err instanceof StaleOwnerError && err.owner !== undefined) this.lostTo(mine, err.owner, err.epoch ?? mine.epoch + 1);
+        else mine.unverified = true;
+      }
       throw this.unavailable(base, 'the takeover was not acknowledged by every member', err);
     }
     this.log.info({ session: shortId(base), epoch }, 'took over session');
@@ -263,9 +291,9 @@ export class DeltaManager extends Replicator {
 
   /** After a pause or a partition: pull what was created meanwhile, then check every copy held here. */
   async #resync(): Promise<void> {
-    // Any member will do (not only an older one, as for a newcomer): we are the one behind.
-    const source = [...this.channel.members()].sort((a, b) => a.startTime - b.startTime)[0];
-    if (source !== undefined) await this.#transferFrom(source, this.clock.now() + this.options.stateTransferTimeout);
+    // Any member will do: we are the one behind.
+    const source = this.channel.members()[0];
+    if (source !== undefined) await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout);
     const bases = this.table.bases();
     for (let i = 0; i < bases.length; i += 256) {
       const batch = bases.slice(i, i + 256);
@@ -312,19 +340,17 @@ export class DeltaManager extends Replicator {
         `delta mode with ${count} members sends every write to ${count - 1} members; mode 'backup' would send it to one`,
       );
     }
-    // Only a newcomer pulls the state, from a member that started before it.
-    if (!this.#transferDone && this.#transferring === undefined && member.startTime <= this.channel.self.startTime) {
+    // Only a newcomer pulls the state, from a member that has its own (a member still pulling, or just
+    // started, answers "not ready"). Who is new is not told by start times: clocks may be off.
+    if (!this.#transferDone && this.#transferring === undefined) {
       this.#transferring = this.#transfer().finally(() => (this.#transferring = undefined));
     }
-    // What we created, took over or destroyed before we saw an older member went only to the members we
-    // knew, and the older member pulls no state: offer it, once it has surely admitted us too. (A newer
-    // member pulls the state itself, twice.)
-    if (member.startTime <= this.channel.self.startTime) {
-      this.clock.setTimeout(() => {
-        if (this.stopping || !this.channel.members().some((m) => m.id === member.id)) return;
-        this.#offer(member).catch((err: unknown) => this.log.warn({ err, member: member.route }, 'offering our sessions to a member we just admitted failed'));
-      }, this.options.dropTime);
-    }
+    // What we created, took over or destroyed before we saw this member went only to the members we knew,
+    // and a member with its own state pulls none: offer it, once it has surely admitted us too.
+    this.clock.setTimeout(() => {
+      if (this.stopping || !this.channel.members().some((m) => m.id === member.id)) return;
+      this.#offer(member).catch((err: unknown) => this.log.warn({ err, member: member.route }, 'offering our sessions to a member we just admitted failed'));
+    }, this.options.dropTime);
   }
 
   /** Sends `member` our destructions, and each session we own that it lacks or holds older. */
@@ -385,63 +411,71 @@ export class DeltaManager extends Replicator {
 
   /** Called once the channel runs: if no older member shows up in the discovery window, we are first. */
   override started(): void {
+    super.started();
     this.clock.setTimeout(() => {
-      if (this.#transferring === undefined && !this.#transferDone) {
-        this.#transferDone = true;
-        this.#markReady();
-      }
+      if (this.#transferring === undefined && !this.#transferDone) void this.#transferred();
     }, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3));
   }
 
-  /** Members that started before us, longest-running first. */
+  /** Members to pull the state from: any, in the order they were admitted (those without a state say so). */
   #sources(): MemberInfo[] {
-    return this.channel
-      .members()
-      .filter((m) => m.startTime <= this.channel.self.startTime)
-      .sort((a, b) => a.startTime - b.startTime);
+    return this.channel.members();
   }
 
+  /**
+   * Pulls the state from a member that has one. When none of those asked has one yet (they are starting
+   * or pulling too), nothing is concluded: the next member admitted is asked, and the discovery window's
+   * end (`started`) makes this member the first. Deltas that arrive meanwhile wait in `#queued`.
+   */
   async #transfer(): Promise<void> {
-    this.#queued = [];
+    this.#queued ??= [];
     const tried = new Set<string>();
-    try {
-      for (;;) {
-        const source = this.#sources().filter((m) => !tried.has(m.id))[0];
-        if (source === undefined) {
-          if (tried.size > 0) {
-            this.log.error(
-              new StateTransferError(`state transfer failed from every older member (${tried.size} tried); serving what arrives from now on`),
-            );
-          }
-          return;
-        }
-        tried.add(source.id);
-        try {
-          // Each source gets the whole stateTransferTimeout.
-          await this.#transferFrom(source, this.clock.now() + this.options.stateTransferTimeout);
-          return;
-        } catch (err) {
-          this.log.error(
-            { err: new StateTransferError(`state transfer from ${source.route} failed; retrying from another member`, { cause: err }) },
-            'state transfer failed',
-          );
-        }
+    let notReady = 0;
+    for (;;) {
+      const source = this.#sources().filter((m) => !tried.has(m.id))[0];
+      if (source === undefined) {
+        if (tried.size === notReady) return; // nobody with a state yet: not done
+        this.log.error(
+          new StateTransferError(`state transfer failed from every member that has a state (${tried.size - notReady} tried); serving what arrives from now on`),
+        );
+        break;
       }
-    } finally {
-      const queued = this.#queued;
-      this.#queued = undefined;
-      for (const m of queued) {
-        // A gap (the transfer's copy was older than the delta's base) is filled from the owner.
-        const reply = applyDelta(this.table, m, 'backup');
-        if (reply.status === 'NEED_FULL') await this.#refetch(m.base).catch(() => undefined);
+      tried.add(source.id);
+      try {
+        // Each source gets the whole stateTransferTimeout.
+        await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout);
+        break;
+      } catch (err) {
+        if (notYetReady(err)) {
+          notReady++;
+          this.log.info({ from: source.route }, 'that member has no state to transfer yet; asking another');
+          continue;
+        }
+        this.log.error(
+          { err: new StateTransferError(`state transfer from ${source.route} failed; retrying from another member`, { cause: err }) },
+          'state transfer failed',
+        );
       }
-      this.#transferDone = true;
-      this.#markReady();
-      // Writes that a member made before it saw us are in neither the pages nor its deltas to us:
-      // a second, reconciling pass once everyone has seen us picks them up.
-      this.clock.setTimeout(() => (this.#resyncWanted = true), this.options.dropTime);
     }
+    await this.#transferred();
   }
+
+  /** The first state transfer is over (or there was none to make): queued deltas applied, ready. */
+  async #transferred(): Promise<void> {
+    const queued = this.#queued ?? [];
+    this.#queued = undefined;
+    this.#transferDone = true;
+    for (const m of queued) {
+      // A gap (the transfer's copy was older than the delta's base) is filled from the owner.
+      const reply = applyDelta(this.table, m, 'backup');
+      if (reply.status === 'NEED_FULL') await this.#refetch(m.base).catch(() => undefined);
+    }
+    this.#markReady();
+    // Writes that a member made before it saw us are in neither the pages nor its deltas to us:
+    // a second, reconciling pass once everyone has seen us picks them up.
+    this.clock.setTimeout(() => (this.#resyncWanted = true), this.options.dropTime);
+  }
+
 
   /** Fetches the newest copy of `base` from the others. */
   async #refetch(base: string): Promise<void> {
@@ -456,14 +490,14 @@ export class DeltaManager extends Replicator {
 
   async #transferFrom(source: MemberInfo, deadline: number): Promise<void> {
     const transfer = randomUUID();
-    const started = this.clock.now();
+    const started = this.clock.monotonic();
     this.log.info({ from: source.route }, 'state transfer started');
     let sessions = 0;
     let bytes = 0;
     // Packed pages first; a member without them (an older release) gets asked for whole copies.
     let packed = true;
     const fetchPage = (offset: number): Promise<Buffer> => {
-      const left = deadline - this.clock.now();
+      const left = deadline - this.clock.monotonic();
       if (left <= 0) return Promise.reject(new StateTransferError(`state transfer from ${source.route} took longer than stateTransferTimeout`));
       const request = messages.statePage.encode({ transfer, offset, limit: this.options.stateTransferBatch });
       return this.channel.request(source.id, packed ? MSG.statePack : MSG.statePage, request, { timeoutMs: Math.min(left, this.options.ackTimeout * 4) });
@@ -497,7 +531,7 @@ export class DeltaManager extends Replicator {
         sessions += await this.#applyPage(page, source);
       }
     }
-    this.log.info({ from: source.route, sessions, bytes, packed, ms: this.clock.now() - started }, 'state transfer done');
+    this.log.info({ from: source.route, sessions, bytes, packed, ms: Math.round(this.clock.monotonic() - started) }, 'state transfer done');
   }
 
   /** Installs a page of whole copies; returns how many sessions it carried. */
@@ -526,11 +560,14 @@ export class DeltaManager extends Replicator {
   }
 
   #onStatePage(req: { transfer: string; offset: number; limit: number }, packed: boolean): Buffer {
+    // A member still pulling (or just started) has no state of its own to give: the asker tries another.
+    if (!this.#transferDone) throw new SessionUnavailableError('this member has no state to transfer yet: its own state transfer is not done');
     const now = this.clock.now();
-    for (const [id, s] of this.#snapshots) if (s.until <= now) this.#snapshots.delete(id);
+    const mono = this.clock.monotonic();
+    for (const [id, s] of this.#snapshots) if (s.until <= mono) this.#snapshots.delete(id);
     let snap = this.#snapshots.get(req.transfer);
     if (snap === undefined) {
-      snap = { bases: this.table.bases(), until: now + SNAPSHOT_TTL_MS };
+      snap = { bases: this.table.bases(), until: mono + SNAPSHOT_TTL_MS };
       this.#snapshots.set(req.transfer, snap);
     }
     // Bounded by count and by bytes: large sessions make smaller pages, never a frame over the limit.

@@ -30,6 +30,13 @@ export const MSG = {
   statePack: 'session.state-pack',
   /** Audit → AuditReply: anti-entropy, what a member holds of many sessions. */
   audit: 'session.audit',
+  /**
+   * Audit → SurveyReply: the same, with the members the answerer has a running lease promise to (a
+   * member of an older release has no handler: it is asked `audit`, and makes no promises).
+   */
+  survey: 'session.survey',
+  /** empty → empty: a lease ping; its answer counts toward the sender's lease, and promises it one. */
+  lease: 'member.lease',
   /** IndexAnnounce → ApplyReply: a session owner lists, unlists or ends sessions in a principal's index. */
   indexAnnounce: 'principal.announce',
   /** IndexLookup → IndexLookupReply: the sessions a principal's index holder knows of. */

@@ -12,7 +12,7 @@ export class RateQueue<T> {
   #running = 0;
   #timer: unknown;
   readonly #clock: Clock;
-  #windowStart = 0;
+  #windowStart = -Infinity;
   #inWindow = 0;
   #idle: (() => void)[] = [];
   #stopped = false;
@@ -60,7 +60,7 @@ export class RateQueue<T> {
   #pump(): void {
     if (this.#timer !== undefined) return;
     while (this.#running < this.#concurrency && this.#pending.size > 0) {
-      const now = this.#clock.now();
+      const now = this.#clock.monotonic();
       if (now - this.#windowStart >= 1000) {
         this.#windowStart = now;
         this.#inWindow = 0;

@@ -7,7 +7,7 @@
  * hand out a new cookie and log the user out for good.
  */
 import type { SessionData } from '../codec/types.js';
-import type { RemoveMessage, SessionDeltaMessage } from '../codec/messages.js';
+import { messages, type RemoveMessage, type SessionDeltaMessage } from '../codec/messages.js';
 import type { MemberInfo } from '../cluster/types.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { CopyHolder, type SessionRead } from './copy-holder.js';
@@ -19,6 +19,7 @@ import { DecodedCache } from './decoded-cache.js';
 import { copySession } from './session-value.js';
 import { applyPolicy, mergedValues, type SessionPolicy } from './session-policy.js';
 
+import { MSG } from './message-types.js';
 export { MSG } from './message-types.js';
 export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './copy-holder.js';
 export { describeReplies } from './copy-holder.js';
@@ -47,6 +48,27 @@ export abstract class Replicator extends CopyHolder {
   protected abstract takeOver(base: string): Promise<boolean>;
   /** Members a destroy must reach before the request is answered (the rest get it in the background). */
   protected abstract mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[];
+  /** The live members that should hold `base` (its id naming `route`) where nothing has moved it. */
+  protected abstract expectedHolders(base: string, route: string): MemberInfo[];
+
+  /**
+   * Whether a member where the ring puts `base` holds it (or its destruction): a question to one or two
+   * members, not to all. For a client that spent its budget of unknown ids: a session that failed over
+   * is found this way, while a random id costs the cluster little.
+   */
+  async heldWhereExpected(base: string, route: string): Promise<boolean> {
+    if (this.table.get(base) !== undefined || this.table.tombstone(base) !== undefined) return true;
+    const body = messages.locate.encode({ base });
+    const answers = await Promise.all(
+      this.expectedHolders(base, route).map((m) =>
+        this.channel.request(m.id, MSG.locate, body, { timeoutMs: this.options.ackTimeout }).then(
+          (raw) => messages.locateReply.decode(raw),
+          () => undefined,
+        ),
+      ),
+    );
+    return answers.some((r) => r !== undefined && (r.found || r.removed || r.owner !== ''));
+  }
 
   /** Throws when this member must not serve sessions now (stopping, or without a majority). */
   protected checkServing(base: string): void {
@@ -58,6 +80,11 @@ export abstract class Replicator extends CopyHolder {
           ? 'this process was paused and is catching up with the cluster'
           : undefined;
     if (why !== undefined) throw this.unavailable(base, why);
+  }
+
+  /** The majority this member serves by (the status page's `majority`). */
+  majority(): { size: number; expected: boolean; answering: string[]; holds: boolean } {
+    return { size: this.isolation.size(), expected: this.options.expectedMembers !== undefined, answering: this.isolation.answering(), holds: this.isolation.hasQuorum() };
   }
 
   /** Whether this member serves `base` now. */
@@ -75,7 +102,7 @@ export abstract class Replicator extends CopyHolder {
     this.checkServing(base);
     if (this.isPrimary(base)) return true;
     const missUntil = this.#missing.get(base);
-    if (missUntil !== undefined && missUntil > this.clock.now()) return false;
+    if (missUntil !== undefined && missUntil > this.clock.monotonic()) return false;
     const ok = await this.locks.run(base, () => {
       this.checkServing(base);
       return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
@@ -86,7 +113,7 @@ export abstract class Replicator extends CopyHolder {
     } else {
       this.counters.takeoverMisses++;
       if (this.#missing.size > 10_000) this.#missing.clear();
-      this.#missing.set(base, this.clock.now() + NEGATIVE_CACHE_MS);
+      this.#missing.set(base, this.clock.monotonic() + NEGATIVE_CACHE_MS);
     }
     return ok;
   }

@@ -38,7 +38,7 @@ export interface SessionEntry {
    * from this entry; the next write sends the whole session instead of a delta.
    */
   resync?: boolean;
-  /** On a copy holder: when the last write or copy arrived (the anti-entropy sweep leaves fresh copies alone). */
+  /** On a copy holder: when the last write or copy arrived, monotonic (the anti-entropy sweep leaves fresh copies alone). */
   touchedAt?: number;
   /** Epoch ms the session was created; replicated, so `absoluteMaxAge` ends it on every copy. */
   createdAt?: number;

@@ -70,6 +70,7 @@ export interface Status {
   mode: string;
   members: { route: string; host: string; port: number }[];
   sessions: { primary: number; backup: number };
+  majority: { size: number; expected: boolean; answering: string[]; holds: boolean };
   replication: Record<string, unknown>;
 }
 

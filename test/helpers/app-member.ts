@@ -74,6 +74,7 @@ const cluster = createSessionCluster({
   ...(env.MAX_SESSIONS !== undefined ? { maxSessionsPerPrincipal: Number(env.MAX_SESSIONS) } : {}),
   ...(env.ON_LIMIT !== undefined ? { onSessionLimit: env.ON_LIMIT as 'refuse' | 'destroy-oldest' } : {}),
   ...(env.ABSOLUTE_MAX_AGE !== undefined ? { absoluteMaxAge: Number(env.ABSOLUTE_MAX_AGE) } : {}),
+  ...(env.EXPECTED_MEMBERS !== undefined ? { expectedMembers: Number(env.EXPECTED_MEMBERS) } : {}),
 });
 // Every session event, one JSON line: tests count them across members.
 for (const name of ['sessionCreated', 'sessionDestroyed', 'sessionExpired'] as const) {

@@ -38,3 +38,37 @@ test('a source sending many unknown unsigned ids gets 503 once its budget is spe
   await new Promise((r) => setTimeout(r, 2100)); // 0.5 per second: one more after 2 s
   assert.equal((await get('10.9.9.9')).status, 200, 'the budget refills');
 });
+
+test('a spent budget still lets a session fail over (found where the ring puts it); IPv6 sources share a budget per /64', async (t) => {
+  const members = await twoMembers(t, { unknownIds: { burst: 2, perSecond: 0.01 } });
+  const apps = members.map((member) => {
+    const app = new Koa();
+    app.proxy = true;
+    app.use(member.session(app, { signed: false }));
+    app.use((ctx) => {
+      if (ctx.method === 'POST') ctx.session!.user = 'ada';
+      ctx.body = { user: ctx.session?.user ?? null };
+    });
+    return app;
+  });
+  const urls: string[] = [];
+  for (const app of apps) {
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  }
+  // A session made on member b, whose cookie later reaches member a (b's balancer target failed over).
+  const made = await fetch(urls[1], { method: 'POST', headers: { 'x-forwarded-for': '2001:db8:1:2::7' } });
+  const cookie = made.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('koa.sess='))!;
+  assert.match(cookie, /\.b$/);
+  const unknown = (ip: string) => fetch(urls[0], { headers: { 'x-forwarded-for': ip, cookie: `koa.sess=${randomBytes(18).toString('base64url')}.b` } });
+  // Two addresses of one /64 spend one budget: an IPv6 host cannot get a fresh budget per address.
+  assert.equal((await unknown('2001:db8:1:2::1')).status, 200);
+  assert.equal((await unknown('2001:db8:1:2:ffff::9')).status, 200);
+  assert.equal((await unknown('2001:db8:1:2::3')).status, 503, 'the /64 spent its budget');
+  assert.equal((await unknown('2001:db8:1:3::1')).status, 200, 'the next /64 has its own');
+  const moved = await fetch(urls[0], { headers: { 'x-forwarded-for': '2001:db8:1:2::5', cookie } });
+  assert.equal(moved.status, 200, 'a live session is found where the ring puts it, budget or not');
+  assert.deepEqual(await moved.json(), { user: 'ada' });
+});

@@ -151,7 +151,9 @@ test('4 members: every session has exactly 2 copies; SIGKILL of a primary loses 
 });
 
 test('a write acknowledged to the client survives SIGKILL of its primary right after the response', async (t) => {
-  const { members, config } = await startAppCluster(t, 3);
+  // Killed members are replaced by new routes: the cluster's size is 3 throughout, which only
+  // expectedMembers can say (without it, every route seen keeps its seat until forgotten).
+  const { members, config } = await startAppCluster(t, 3, { env: { EXPECTED_MEMBERS: '3' } });
   let live = [...members];
   const jar = new CookieJar();
   for (let round = 0; round < 3; round++) {

@@ -85,8 +85,8 @@ test('delta mode: a 4th member joining during a steady stream of writes ends wit
   assert.equal(joiner.proc.lines.filter((l) => l.includes("backup' would send it to one")).length, 1, 'the advice is logged once');
 });
 
-test('delta mode: killing 2 of 4 members loses nothing', async (t) => {
-  const { members } = await startAppCluster(t, 4, { mode: 'delta' });
+test('delta mode: killing 2 of 4 members loses nothing; the 2 left answer 503 (never "no session") until a third is back', async (t) => {
+  const { members, config } = await startAppCluster(t, 4, { mode: 'delta' });
   const users: { jar: CookieJar; n: number }[] = [];
   for (let i = 0; i < 60; i++) {
     const jar = new CookieJar();
@@ -97,9 +97,26 @@ test('delta mode: killing 2 of 4 members loses nothing', async (t) => {
   members[1].proc.kill('SIGKILL');
   const survivors: AppMember[] = members.slice(2);
   await waitForMembership(survivors, 2);
+  // Two of four cannot tell two dead members from two alive across a partition: no majority, no answers
+  // (once the dead members' last answers no longer count toward the survivors' lease).
+  for (const s of survivors) {
+    await waitFor(`${s.route} to lose its majority`, async () => {
+      const majority = (await status(s)).majority;
+      return majority.holds === false && majority.answering.length === 1;
+    });
+  }
+  for (const [i, u] of users.slice(0, 8).entries()) {
+    const res = await request(u.jar, 'GET', `${survivors[i % 2].url}/get`, undefined, 10_000, 0);
+    assert.equal(res.status, 503, `without a majority ${survivors[i % 2].route} answers 503, not a session or "no session"`);
+    assert.match(res.headers.get('retry-after') ?? '', /^\d+$/);
+  }
+  // One member back (it pulls the state from the survivors): every session is there, at its last write.
+  const back = await startAppMember(t, members[0].route, config);
+  const live = [...survivors, back];
+  await waitForMembership(live, 3);
   for (const [i, u] of users.entries()) {
-    const res = await request(u.jar, 'GET', `${survivors[i % 2].url}/get`);
-    assert.deepEqual(res.body.session, { n: u.n });
+    const res = await request(u.jar, 'GET', `${live[i % 3].url}/get`, undefined, 10_000, 20_000);
+    assert.deepEqual(res.body.session, { n: u.n }, `user ${i} on ${live[i % 3].route}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 });
 

@@ -19,53 +19,126 @@ function manualClock(start = 1_000_000): Clock & { advance(ms: number): void } {
   };
 }
 
-function isolation(clock = manualClock()) {
-  return { clock, iso: new Isolation({ self: 'a', clock, dropTime: 1500, forgetAfter: 60_000, discoveryMs: 800 }) };
+function isolation(clock = manualClock(), expectedMembers?: number) {
+  const options = { self: 'a', clock, dropTime: 1500, leaseMs: 2000, forgetAfter: 60_000, discoveryMs: 800 };
+  return { clock, iso: new Isolation(expectedMembers === undefined ? options : { ...options, expectedMembers }) };
 }
 
-test('majority of seats: members removed for silence keep their seat, refused or departed ones free it', () => {
-  const cases: { name: string; removed: [string, 'left' | 'failed', boolean][]; quorum: boolean; silent: string[] }[] = [
+test('majority of seats: members removed for failure keep their seat (a reset is no proof of death), departed ones free it', () => {
+  const cases: { name: string; removed: [string, 'left' | 'failed'][]; quorum: boolean; silent: string[] }[] = [
     { name: 'all five alive', removed: [], quorum: true, silent: [] },
-    { name: 'one silent of five', removed: [['b', 'failed', false]], quorum: true, silent: ['b'] },
-    { name: 'two silent of five', removed: [['b', 'failed', false], ['c', 'failed', false]], quorum: true, silent: ['b', 'c'] },
-    { name: 'three silent of five: the cut-off side', removed: [['b', 'failed', false], ['c', 'failed', false], ['d', 'failed', false]], quorum: false, silent: ['b', 'c', 'd'] },
-    { name: 'four gone, refused (killed): alone but serving', removed: [['b', 'failed', true], ['c', 'failed', true], ['d', 'failed', true], ['e', 'failed', true]], quorum: true, silent: [] },
-    { name: 'three left gracefully', removed: [['b', 'left', false], ['c', 'left', false], ['d', 'left', false]], quorum: true, silent: [] },
-    { name: 'two refused, two silent: 1 of 3', removed: [['b', 'failed', true], ['c', 'failed', true], ['d', 'failed', false], ['e', 'failed', false]], quorum: false, silent: ['d', 'e'] },
+    { name: 'one failed of five', removed: [['b', 'failed']], quorum: true, silent: ['b'] },
+    { name: 'two failed of five', removed: [['b', 'failed'], ['c', 'failed']], quorum: true, silent: ['b', 'c'] },
+    { name: 'three failed of five: the cut-off side', removed: [['b', 'failed'], ['c', 'failed'], ['d', 'failed']], quorum: false, silent: ['b', 'c', 'd'] },
+    { name: 'four failed: alone, and not serving (they may be the other side of a reset partition)', removed: [['b', 'failed'], ['c', 'failed'], ['d', 'failed'], ['e', 'failed']], quorum: false, silent: ['b', 'c', 'd', 'e'] },
+    { name: 'three left gracefully', removed: [['b', 'left'], ['c', 'left'], ['d', 'left']], quorum: true, silent: [] },
   ];
   for (const c of cases) {
     const { iso } = isolation();
     for (const r of ['b', 'c', 'd', 'e']) iso.memberAdded(r);
-    for (const [route, reason, refused] of c.removed) iso.memberRemoved(route, reason, refused);
-    assert.equal(iso.hasQuorum(), c.quorum, c.name);
+    for (const [route, reason] of c.removed) iso.memberRemoved(route, reason);
+    assert.equal(iso.seesMajority(), c.quorum, c.name);
     assert.deepEqual(iso.silentRoutes().sort(), c.silent, c.name);
+    assert.equal(iso.unreachable(), c.silent.length, c.name);
   }
 });
 
-test('a silent seat is forgotten after forgetAfter; a silent owner is released after one more drop time', () => {
+/** Every route in `routes` answers a request that left now. */
+function answer(clock: Clock, iso: Isolation, ...routes: string[]): void {
+  for (const r of routes) iso.acked(r, clock.monotonic());
+}
+
+test('expectedMembers: the majority is of the cluster\'s size, whatever this member has seen, and nothing is forgotten', () => {
+  const { clock, iso } = isolation(manualClock(), 5);
+  assert.equal(iso.hasQuorum(), false, 'started alone (cut off): 1 of 5, serves nothing');
+  assert.equal(iso.unreachable(), 4, 'four members it cannot ask');
+  iso.memberAdded('b');
+  answer(clock, iso, 'b');
+  assert.equal(iso.hasQuorum(), false, '2 of 5');
+  iso.memberAdded('c');
+  answer(clock, iso, 'c');
+  assert.equal(iso.hasQuorum(), true, '3 of 5');
+  assert.equal(iso.unreachable(), 2);
+  iso.memberRemoved('c', 'left');
+  assert.equal(iso.seesMajority(), false, 'a leave does not shrink a given size');
+  iso.memberAdded('c');
+  iso.memberRemoved('b', 'failed');
+  iso.memberRemoved('c', 'failed');
+  clock.advance(10 * 60_000);
+  assert.equal(iso.hasQuorum(), false, 'a partition of any length: still 1 of 5');
+  assert.equal(iso.seesMajority(), false);
+  for (const r of ['b', 'c', 'd', 'e', 'f']) iso.memberAdded(r);
+  assert.equal(iso.excess(), 1, 'six live members for a size of five: said, since the rule then protects nothing');
+});
+
+test('the lease: held while a majority answered within leaseMs of sending; a lapse is counted, and catching up follows it', () => {
+  const { clock, iso } = isolation();
+  assert.equal(iso.hasQuorum(), true, 'alone (one seat): nobody to ask');
+  iso.memberAdded('b');
+  iso.memberAdded('c');
+  assert.equal(iso.hasQuorum(), false, 'three seats: one answer needed');
+  answer(clock, iso, 'b');
+  assert.equal(iso.hasQuorum(), true);
+  clock.advance(1999);
+  assert.equal(iso.hasQuorum(), true, 'b answered a request that left 1999 ms ago');
+  assert.equal(iso.lapses, 0);
+  clock.advance(1);
+  assert.equal(iso.hasQuorum(), false, 'the lease ran out');
+  assert.equal(iso.lapses, 1, 'others may take its sessions over once their promises run out');
+  answer(clock, iso, 'c');
+  assert.equal(iso.hasQuorum(), true);
+  assert.equal(iso.recovering(), true, 'back: it catches up before serving (others may have moved on)');
+  clock.advance(1500);
+  assert.equal(iso.recovering(), false);
+  // A lapse nobody looked at is still seen, by the answer that ends it.
+  clock.advance(5000);
+  const sent = clock.monotonic();
+  clock.advance(10);
+  iso.acked('b', sent);
+  assert.equal(iso.lapses, 2);
+  assert.equal(iso.recovering(), true);
+});
+
+test('a failed member is released when this member\'s promise to it runs out (not at a reset), and never in the first lease after a start', () => {
   const { clock, iso } = isolation();
   iso.memberAdded('b');
   iso.memberAdded('c');
-  iso.memberRemoved('b', 'failed', false);
-  iso.memberRemoved('c', 'failed', false);
-  assert.equal(iso.hasQuorum(), false, '1 of 3');
-  assert.equal(iso.ownerReleased('b'), false, 'just went silent: may still write on the other side');
-  clock.advance(1500);
+  iso.heard('b'); // b's lease ping: we promise it leaseMs + margin (2000 + 550)
+  iso.memberRemoved('b', 'failed');
+  assert.equal(iso.ownerReleased('b'), false, 'just removed: may still serve on our answer');
+  clock.advance(2549);
+  assert.equal(iso.ownerReleased('b'), false);
+  clock.advance(1);
   assert.equal(iso.ownerReleased('b'), true);
-  assert.equal(iso.ownerReleased('zz'), true, 'unknown routes are not waited for');
   iso.memberAdded('b');
-  assert.equal(iso.ownerReleased('b'), false, 'alive owners are asked, never bypassed');
-  assert.equal(iso.hasQuorum(), true, '2 of 3');
-  iso.memberRemoved('b', 'failed', false);
+  assert.equal(iso.ownerReleased('b'), false, 'alive owners (a new incarnation too) are asked, never bypassed');
+  const fresh = isolation();
+  fresh.iso.memberAdded('x');
+  fresh.iso.memberRemoved('x', 'failed');
+  assert.equal(fresh.iso.ownerReleased('x'), false, 'a restarted member may have promised x in its previous life');
+  fresh.clock.advance(2550);
+  assert.equal(fresh.iso.ownerReleased('x'), true);
+});
+
+test('a seat is forgotten after forgetAfter without expectedMembers', () => {
+  const { clock, iso } = isolation();
+  iso.memberAdded('b');
+  iso.memberAdded('c');
+  iso.memberRemoved('b', 'failed');
+  iso.memberRemoved('c', 'failed');
+  assert.equal(iso.seesMajority(), false, '1 of 3');
   clock.advance(60_000);
-  assert.equal(iso.hasQuorum(), true, 'both silent seats forgotten: alone');
+  assert.equal(iso.seesMajority(), true, 'both failed seats forgotten: alone');
+  assert.equal(iso.hasQuorum(), true);
   assert.deepEqual(iso.silentRoutes(), []);
 });
 
-test('"no session" needs discovery to be over and no pause being digested', () => {
+test('"no session" needs discovery to be over, no pause being digested, and (without expectedMembers) a peer met or forgetAfter waited', () => {
   const { clock, iso } = isolation();
   assert.equal(iso.settled(), false, 'just started: the holder may not be discovered yet');
   clock.advance(800);
+  assert.equal(iso.settled(), false, 'nobody met yet: this member may have started cut off');
+  iso.memberAdded('b');
   assert.equal(iso.settled(), true);
   iso.paused(4000);
   assert.equal(iso.settled(), false, 'after a pause the others may have moved on');
@@ -73,18 +146,44 @@ test('"no session" needs discovery to be over and no pause being digested', () =
   assert.equal(iso.settled(), true);
   iso.paused(100);
   assert.equal(iso.settled(), true, 'a short stall is not a pause');
+  const alone = isolation();
+  alone.clock.advance(59_999);
+  assert.equal(alone.iso.settled(), false);
+  alone.clock.advance(1);
+  assert.equal(alone.iso.settled(), true, 'a one-member cluster answers "no session" after forgetAfter');
 });
 
-test('an owner not met yet may be serving until discovery is over; one seen die or leave never is', () => {
+test('an owner not met yet may be serving until discovery and a promise\'s length are over; one seen leave never is', () => {
   const { clock, iso } = isolation();
   iso.memberAdded('b');
-  iso.memberRemoved('b', 'failed', true);
-  assert.equal(iso.mayServe('b'), false, 'killed (refused): its copies may be taken at once');
+  iso.memberRemoved('b', 'left');
+  assert.equal(iso.mayServe('b'), false, 'left: its copies may be taken at once');
   assert.equal(iso.mayServe('c'), true, 'never met, and discovery is not over');
   iso.memberAdded('d');
-  iso.memberRemoved('d', 'failed', false);
-  assert.equal(iso.mayServe('d'), true, 'silent a moment ago');
-  clock.advance(1500);
-  assert.equal(iso.mayServe('c'), false, 'discovery over: a route nobody announced is not serving');
-  assert.equal(iso.mayServe('d'), false, 'silent past its grace');
+  iso.heard('d');
+  iso.memberRemoved('d', 'failed');
+  assert.equal(iso.mayServe('d'), true, 'failed a moment ago (killed or cut off: it cannot tell)');
+  clock.advance(2550);
+  assert.equal(iso.mayServe('c'), false, 'a route nobody announced is not serving');
+  assert.equal(iso.mayServe('d'), false, 'its promise ran out');
+});
+
+test('intervals are monotonic: a step of the wall clock neither releases an owner nor ends a pause', () => {
+  let wall = 1_000_000;
+  let mono = 0;
+  const clock: Clock = { now: () => wall, monotonic: () => mono, setTimeout: () => undefined, clearTimeout: () => undefined, setInterval: () => undefined, clearInterval: () => undefined };
+  const iso = new Isolation({ self: 'a', clock, dropTime: 1500, leaseMs: 2000, forgetAfter: 60_000, discoveryMs: 800 });
+  mono += 3000;
+  iso.memberAdded('b');
+  iso.memberAdded('c');
+  iso.heard('b');
+  iso.memberRemoved('b', 'failed');
+  iso.paused(4000);
+  wall += 120_000; // NTP steps the wall clock two minutes ahead
+  assert.equal(iso.ownerReleased('b'), false);
+  assert.equal(iso.recovering(), true);
+  assert.deepEqual(iso.silentRoutes(), ['b'], 'not forgotten either');
+  mono += 2550;
+  assert.equal(iso.ownerReleased('b'), true);
+  assert.equal(iso.recovering(), false);
 });

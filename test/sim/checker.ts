@@ -63,7 +63,9 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
       const endG = g.end ?? Infinity;
       if (g.result === null) {
         // 3: "no session" while it surely existed.
-        const tried = destroys.some((d) => d.inv < endG);
+        // Calls of one simulated instant are ordered by their sequence (a paused member runs a queued
+        // regenerate's destroy and then a queued read, both at the instant it resumes).
+        const tried = destroys.some((d) => d.inv < endG || (d.inv === endG && d.invSeq < (g.endSeq ?? Infinity)));
         if (createdAt !== undefined && createdAt < g.inv && !tried) {
           out.push({ promise: 3, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} answered "no session" for ${short(base)}, created and acknowledged at ${secs(createdAt)}, never destroyed` });
         }

@@ -56,7 +56,7 @@ export class AntiEntropy {
 
   /** A membership change: strays come from faults, so the sweep runs for a while after each. */
   keepSweeping(): void {
-    this.#sweepUntil = this.#ctx.clock.now() + SWEEP_AFTER_CHANGE_MS;
+    this.#sweepUntil = this.#ctx.clock.monotonic() + SWEEP_AFTER_CHANGE_MS;
   }
 
   /** Every tick (with the majority, not while recovering): the sweep's next batch, then the next audit. */
@@ -72,7 +72,7 @@ export class AntiEntropy {
    * destruction has superseded; it never adopts or verifies (it may run while the others move on).
    */
   #sweepCopies(): void {
-    const now = this.#ctx.clock.now();
+    const now = this.#ctx.clock.monotonic();
     if (this.#toAudit.size > 0 || now > this.#sweepUntil) return;
     // Rounds follow each other tick by tick: pacing them (one per half drop time) let a stray found
     // after a partition healed miss the convergence limit in CI's chaos run.
@@ -122,7 +122,7 @@ export class AntiEntropy {
     }
   }
 
-  #reconcile(base: string, { replies, failed }: Survey, asked: string | undefined): void {
+  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined): void {
     const ctx = this.#ctx;
     const swept = this.#sweeping.delete(base);
     const e = ctx.table.get(base);
@@ -166,7 +166,7 @@ export class AntiEntropy {
     // and has written since, or our copy is older than any backup change in progress (a copy left
     // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
     const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
-    const settledCopy = owner !== undefined && (owner.r.version > e.version || ctx.clock.now() - (e.touchedAt ?? 0) > ctx.options.dropTime);
+    const settledCopy = owner !== undefined && (owner.r.version > e.version || ctx.clock.monotonic() - (e.touchedAt ?? 0) > ctx.options.dropTime);
     if (owner !== undefined && settledCopy && owner.r.backup !== '' && owner.r.backup !== ctx.route && ctx.memberByRoute(owner.r.backup) !== undefined) {
       ctx.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       ctx.table.moved(base, e.epoch, e.owner);
@@ -174,7 +174,7 @@ export class AntiEntropy {
     }
     // A grant on its way to a live taker: wait for it (checked again when the grant's time is up).
     if (swept || owner !== undefined || (this.#peers.granting(base) && ctx.memberByRoute(e.owner) !== undefined)) return;
-    if (ctx.memberByRoute(e.owner) === undefined && !ctx.isolation.ownerReleased(e.owner)) {
+    if (ctx.memberByRoute(e.owner) === undefined && (!ctx.isolation.ownerReleased(e.owner) || promised.has(e.owner))) {
       this.#toAudit.add(base);
       return;
     }

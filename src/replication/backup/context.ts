@@ -41,5 +41,7 @@ export interface BackupContext {
   survey(bases: string[]): Promise<Map<string, Survey>>;
   waitForVerdict(maxMs: number): Promise<void>;
   ownerMayServe(owner: string): boolean;
+  /** Waits for a gone owner's promises to run out when that is soon; true when it waited (ask again). */
+  awaitRelease(owner: string, promised: ReadonlyMap<string, number>): Promise<boolean>;
   newestRemoval(base: string, replies: Survey['replies']): { epoch: number; owner: string } | undefined;
 }

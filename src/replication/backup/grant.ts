@@ -30,11 +30,11 @@ export class Grants {
 
   async onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
     const ctx = this.#ctx;
-    const received = ctx.clock.now();
+    const received = ctx.clock.monotonic();
     return ctx.locks.run(m.base, () => {
       // The taker gave up long ago: granting now would leave the session with no primary. A request
       // read right after a pause of ours may have waited in the socket all along, so none is granted then.
-      if ((m.timeoutMs > 0 && ctx.clock.now() - received > m.timeoutMs / 2) || ctx.isolation.recovering()) {
+      if ((m.timeoutMs > 0 && ctx.clock.monotonic() - received > m.timeoutMs / 2) || ctx.isolation.recovering()) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       // Not from the smaller side of a partition: an epoch granted there is one the larger side cannot

@@ -71,7 +71,7 @@ export class Reprotection {
       this.#count++;
     });
     if (this.#queue.size <= 1 && this.#count > 0) {
-      ctx.log.info({ sessions: this.#count, ms: ctx.clock.now() - this.#started }, 're-protection done: every session has a backup again');
+      ctx.log.info({ sessions: this.#count, ms: Math.round(ctx.clock.monotonic() - this.#started) }, 're-protection done: every session has a backup again');
       this.#count = 0;
     }
   }
@@ -150,7 +150,7 @@ export class Reprotection {
    * 50k entries at a member's loss held up the requests in flight for tens of ms.
    */
   scan(ring: boolean, slice = SCAN_SLICE): void {
-    if (this.#queue.size === 0) this.#started = this.#ctx.clock.now();
+    if (this.#queue.size === 0) this.#started = this.#ctx.clock.monotonic();
     // A scan in progress that looks at the ring keeps doing so when a plain one replaces it.
     this.#scanning = { entries: this.#ctx.table.held(), ring: ring || this.#scanning?.ring === true };
     this.#scanSlice(this.#scanning, slice);
@@ -189,12 +189,12 @@ export class Reprotection {
       return;
     }
     this.scan(true);
-    this.#lastScan = this.#ctx.clock.now();
+    this.#lastScan = this.#ctx.clock.monotonic();
   }
 
   /** Every tick: a scan of the ring if one is owed, else a plain one every second. */
   maintain(): void {
-    const now = this.#ctx.clock.now();
+    const now = this.#ctx.clock.monotonic();
     if (this.#dirty || (now - this.#lastScan >= SCAN_MS && this.#scanning === undefined)) {
       this.scan(this.#dirty);
       this.#dirty = false;

@@ -17,6 +17,8 @@ import type { BackupContext } from './context.js';
 import type { Reprotection } from './reprotection.js';
 
 const MAX_HOPS = 5;
+/** Times a takeover waits for a gone owner's promises to run out before it answers 503. */
+const MAX_RELEASE_WAITS = 2;
 
 /**
  * Makes this member the primary of `base`. Resolves false only when the session surely exists nowhere;
@@ -27,10 +29,11 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
   let mine: SessionEntry | undefined;
   let holders: MemberInfo[] = [];
   let askedAfterMove = false;
-  for (let hop = 0; hop < MAX_HOPS && mine === undefined; hop++) {
+  let waits = 0;
+  for (let hop = 0; hop < MAX_HOPS + waits && mine === undefined; hop++) {
     // Each hop waits on the network: a majority seen when the request came may be gone by now.
     if (!ctx.isolation.hasQuorum()) throw ctx.unavailable(base, 'this member lost the majority of the cluster during a takeover');
-    const { replies, failed } = (await ctx.survey([base])).get(base)!;
+    const { replies, failed, promised } = (await ctx.survey([base])).get(base)!;
     ctx.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
     // A member that did not answer may hold a newer copy, or the tombstone of a logout.
     if (failed > 0) {
@@ -61,7 +64,10 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
         askedAfterMove = true;
         continue;
       }
-      if (!ctx.isolation.settled() || ctx.isolation.silentRoutes().length > 0) {
+      // Every session has `backups` + 1 copies on distinct members: with at most `backups` members out of
+      // reach, one of them answered if it exists. With more (a partition, or failures beyond what the
+      // copies cover), it may be on them.
+      if (!ctx.isolation.settled() || ctx.isolation.unreachable() > (ctx.options.backups ?? 1)) {
         throw ctx.unavailable(base, 'not found on the members that answered, and some members cannot be asked now');
       }
       return false;
@@ -71,8 +77,13 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       return true;
     }
     const owner = top.owner === ctx.route ? undefined : ctx.memberByRoute(top.owner);
-    if (owner === undefined && ctx.ownerMayServe(top.owner)) {
-      throw ctx.unavailable(base, `its owner ${top.owner} may still be serving it (silent a moment ago, or not met yet)`);
+    if (owner === undefined && top.owner !== ctx.route && (ctx.ownerMayServe(top.owner) || promised.has(top.owner))) {
+      // A killed owner's sessions are released a lease after its last answer: one slow request, not 503s.
+      if (waits < MAX_RELEASE_WAITS && (await ctx.awaitRelease(top.owner, promised))) {
+        waits++;
+        continue;
+      }
+      throw ctx.unavailable(base, `its owner ${top.owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
     }
     // A live owner is always asked first, under its lock (it may be taking the session over itself
     // right now); only when it answered that it does not hold the session is a copy granted instead.
