@@ -23,7 +23,8 @@ import { systemClock } from './replication/clock.js';
 import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
 import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
 import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
-import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
+import { createStatusRouter, parseStatusRouterOptions, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
+import { createStatusHandler, type StatusHandler } from './koa/status-handler.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
 import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
 import { census } from './replication/census.js';
@@ -356,6 +357,16 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
    */
   statusRouter(options?: string | StatusRouterOptions): Router {
     return createStatusRouter(this.#statusSource(), options);
+  }
+
+  /**
+   * The status router's routes as a Node request handler, for Express (`app.use(cluster.statusHandler())`)
+   * and Fastify (a route on `/cluster` and `/cluster/*` that hands `request.raw` and `reply.raw` to it
+   * after `reply.hijack()`); requests outside the prefix go to `next`. Same options as `statusRouter`;
+   * `authorize` gets a Koa context (`ctx.ip`, `ctx.get(header)`).
+   */
+  statusHandler(options?: string | StatusRouterOptions): StatusHandler {
+    return createStatusHandler(this.statusRouter(options), parseStatusRouterOptions(options).prefix);
   }
 
   /** The status JSON that `/cluster/status` serves. */

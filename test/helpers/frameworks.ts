@@ -50,8 +50,21 @@ export interface Answer {
   cookies: SetCookie[];
 }
 
-/** One request; `cookie` is sent as the Cookie header. JSON bodies in and out. */
-export async function call(method: string, url: string, cookie?: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+/**
+ * One request; `cookie` is sent as the Cookie header. JSON bodies in and out. A 503 with Retry-After
+ * (the cluster cannot tell now: a member just started, or the machine is slow) is retried for up to
+ * 6 s, as a balancer or a browser does, unless `retry` is false.
+ */
+export async function call(method: string, url: string, cookie?: string, body?: unknown, options: { headers?: Record<string, string>; retry?: boolean } = {}): Promise<Answer> {
+  const deadline = Date.now() + 6000;
+  for (;;) {
+    const answer = await callOnce(method, url, cookie, body, options.headers ?? {});
+    if (answer.status !== 503 || answer.headers.get('retry-after') === null || options.retry === false || Date.now() > deadline) return answer;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function callOnce(method: string, url: string, cookie: string | undefined, body: unknown, headers: Record<string, string>): Promise<Answer> {
   const h: Record<string, string> = { ...headers };
   if (cookie !== undefined) h.cookie = cookie;
   if (body !== undefined) h['content-type'] = 'application/json';
