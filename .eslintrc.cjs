@@ -74,7 +74,12 @@ module.exports = {
     eqeqeq: ['error', 'smart'],
   },
   overrides: [
-    layer('koa', ['replication', 'ring', 'codec', 'cluster']),
+    // The framework adapters: each may use the framework-free adapter core and what lies below it,
+    // never another framework's folder, so a Koa user never loads Express or Fastify.
+    layer('koa', ['adapter', 'replication', 'ring', 'codec', 'cluster']),
+    layer('express', ['adapter', 'replication', 'ring', 'codec', 'cluster']),
+    layer('fastify', ['adapter', 'replication', 'ring', 'codec', 'cluster']),
+    layer('adapter', ['replication', 'ring', 'codec', 'cluster']),
     layer('replication', ['ring', 'codec', 'cluster']),
     layer('ring', []),
     layer('codec', []),

@@ -22,7 +22,7 @@ export interface BalancerOptions {
   port?: number;
   /** Address to listen on. Default 127.0.0.1. */
   host?: string;
-  /** Name of the session cookie whose value ends in `.<route>`. Default `sid`. */
+  /** Name of the session cookie whose value ends in `.<route>` (or `.<route>.<signature>`). Default `sid`. */
   cookie?: string;
   /** How long a member that failed a connection is skipped, in ms. Default 3000. */
   downFor?: number;
@@ -62,7 +62,8 @@ export function routeFromCookie(header: string | undefined, cookie: string): str
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0 || part.slice(0, eq).trim() !== cookie) continue;
-    const match = /\.([A-Za-z0-9_-]{1,32})$/.exec(part.slice(eq + 1).trim());
+    // `<base>.<route>` (koa-session), or `[s:]<base>.<route>.<signature>` (express-session, @fastify/session).
+    const match = /\.([A-Za-z0-9_-]{1,32})(?:\.[^.]*)?$/.exec(part.slice(eq + 1).trim());
     return match?.[1];
   }
   return undefined;

@@ -5,6 +5,7 @@
  *   npm run demo                               4 members on 8081-8084 (node1..node4, backup mode), balancer on 8080
  *   npm run demo -- --nodes 2 --mode delta     the seed's two-instance setup
  *   npm run demo -- --no-balancer              members only, e.g. behind nginx (demo/nginx.conf)
+ *   npm run demo -- --framework express        the same demo as Express (express-app.ts) or Fastify (fastify-app.ts) members
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +19,7 @@ const USAGE = `usage: npm run demo -- [options]
 
   --nodes N            members to start (default 4)
   --mode backup|delta  replication mode (default backup)
+  --framework F        koa (default), express or fastify: the members' web framework
   --base-port P        first member's HTTP port; members use P..P+N-1 (default 8081; 0: any free ports)
   --lb-port P          the balancer's port (default 8080; 0: any free port)
   --no-balancer        start the members only (put nginx or HAProxy in front)
@@ -30,6 +32,7 @@ const USAGE = `usage: npm run demo -- [options]
 interface DemoOptions {
   nodes: number;
   mode: 'backup' | 'delta';
+  framework: Framework;
   basePort: number;
   lbPort: number;
   balancer: boolean;
@@ -57,6 +60,7 @@ function parseOptions(argv: string[]): DemoOptions {
       options: {
         nodes: { type: 'string', default: '4' },
         mode: { type: 'string', default: 'backup' },
+        framework: { type: 'string', default: 'koa' },
         'base-port': { type: 'string', default: '8081' },
         'lb-port': { type: 'string', default: '8080' },
         'no-balancer': { type: 'boolean', default: false },
@@ -76,12 +80,15 @@ function parseOptions(argv: string[]): DemoOptions {
   }
   const mode = parsed.mode;
   if (mode !== 'backup' && mode !== 'delta') fail(`--mode: expected backup or delta, got "${mode}"`);
+  const framework = parsed.framework as Framework;
+  if (!Object.hasOwn(APPS, framework)) fail(`--framework: expected koa, express or fastify, got "${parsed.framework}"`);
   const nodes = integer('nodes', parsed.nodes, 1, 32);
   const basePort = integer('base-port', parsed['base-port'], 0, 65535 - nodes);
   const r = () => 1 + Math.floor(Math.random() * 250);
   return {
     nodes,
     mode,
+    framework,
     basePort,
     lbPort: integer('lb-port', parsed['lb-port'], 0, 65535),
     balancer: !parsed['no-balancer'],
@@ -105,7 +112,13 @@ interface Member {
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const APP = fileURLToPath(new URL('./app.ts', import.meta.url));
+/** The member script of each framework: the same demo, the same pages. */
+const APPS = {
+  koa: fileURLToPath(new URL('./app.ts', import.meta.url)),
+  express: fileURLToPath(new URL('./express-app.ts', import.meta.url)),
+  fastify: fileURLToPath(new URL('./fastify-app.ts', import.meta.url)),
+};
+type Framework = keyof typeof APPS;
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const PINO_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'member', 'route', 'name', 'component']);
 
@@ -135,7 +148,7 @@ function formatLog(route: string, line: string, verbose: boolean): string | unde
 }
 
 function startMember(route: string, port: number, options: DemoOptions, secret: string): Member {
-  const child = spawn(process.execPath, ['--import', 'tsx', APP], {
+  const child = spawn(process.execPath, ['--import', 'tsx', APPS[options.framework]], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -263,7 +276,7 @@ const table = members
   .map((m) => `  ${m.route.padEnd(width)}  http://127.0.0.1:${m.port}/  pid ${m.child.pid}   kill -9 ${m.child.pid}`)
   .join('\n');
 console.log(`
-koa-session-cluster demo: ${options.nodes} member${options.nodes === 1 ? '' : 's'}, ${options.mode} mode, heartbeats on ${options.mcastAddress}:${options.mcastPort} via 127.0.0.1
+koa-session-cluster demo: ${options.nodes} member${options.nodes === 1 ? '' : 's'}, ${options.mode} mode, ${options.framework}, heartbeats on ${options.mcastAddress}:${options.mcastPort} via 127.0.0.1
 ${
   balancer === undefined
     ? '\n  no balancer: put nginx in front (demo/nginx.conf, see demo/README.md), or open the members directly\n'

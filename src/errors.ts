@@ -149,6 +149,11 @@ export class StateTransferError extends SessionClusterError {
  */
 export class SessionUnavailableError extends SessionClusterError {
   override readonly status: number = 503;
+  /**
+   * Response headers for whichever error handler answers: Koa's, Express's final handler and
+   * Fastify's default error handler all send an error's `headers`, so a retry is asked for everywhere.
+   */
+  readonly headers: Readonly<Record<string, string>> = Object.freeze({ 'Retry-After': '1' });
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_SESSION_UNAVAILABLE', message, options);
   }
@@ -177,5 +182,19 @@ export class SessionLimitError extends SessionClusterError {
   constructor(limit: number) {
     super('ERR_SESSION_LIMIT', `this user already has ${limit} sessions, the most allowed (maxSessionsPerPrincipal); log out elsewhere first`);
     this.limit = limit;
+  }
+}
+
+/**
+ * A framework adapter was asked for (`cluster.expressSession()`, `cluster.expressStore`,
+ * `cluster.fastifySession`) while its framework's session package, an optional peer dependency, is
+ * not installed; `err.peer` names the package to install.
+ */
+export class PeerDependencyError extends SessionClusterError {
+  /** The npm package that is missing, e.g. `express-session`. */
+  readonly peer: string;
+  constructor(peer: string, usedBy: string, options?: { cause?: unknown }) {
+    super('ERR_PEER_DEPENDENCY', `${usedBy} needs ${peer}, an optional peer dependency that is not installed: npm install ${peer}`, options);
+    this.peer = peer;
   }
 }

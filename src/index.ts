@@ -34,5 +34,11 @@ export type { SessionClusterOptions, ResolvedOptions, RegisteredType } from './o
 export { optionsSchema, ROUTE_PATTERN } from './options.js';
 export type { RouteBinderOptions } from './koa/route-binder.js';
 export type { StatusRouterOptions } from './koa/status-router.js';
+export type { StatusHandler } from './koa/status-handler.js';
 export type { KoaSessionStore } from './koa/session-store.js';
+export type { ExpressSessionOptions, ExpressCookieOptions } from './express/express-session.js';
+export type { ExpressBinderOptions } from './express/express-binder.js';
+export type { ExpressMiddleware } from './express/express-peer.js';
+export type { ExpressStore } from './express/express-store.js';
+export type { FastifySessionOptions, FastifyCookieOptions, FastifySessionPlugin } from './fastify/fastify-session.js';
 export * from './errors.js';

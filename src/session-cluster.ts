@@ -23,10 +23,26 @@ import { systemClock } from './replication/clock.js';
 import { createSessionStore, type KoaSessionStore } from './koa/session-store.js';
 import { createRouteBinder, type RouteBinderOptions } from './koa/route-binder.js';
 import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-session.js';
-import { createStatusRouter, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
+import { createStatusRouter, parseStatusRouterOptions, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
+import { createStatusHandler, type StatusHandler } from './koa/status-handler.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
 import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
 import { census } from './replication/census.js';
+import { SessionAccess } from './adapter/session-access.js';
+import { RouteBinding } from './adapter/route-binding.js';
+// The framework adapters import their frameworks only when used (adapter/optional-peer.ts).
+import { CommitGuard } from './express/commit-guard.js';
+import type { ExpressMiddleware } from './express/express-peer.js';
+import type { ExpressStore } from './express/express-store.js';
+import type { ExpressBinderOptions } from './express/express-binder.js';
+import {
+  createExpressRouteBinder,
+  createExpressSession,
+  makeExpressStore,
+  type ExpressParts,
+  type ExpressSessionOptions,
+} from './express/express-session.js';
+import { createFastifySession, type FastifyParts, type FastifySessionPlugin } from './fastify/fastify-session.js';
 
 /** A member as `cluster.members()` lists it. */
 export interface ClusterMember {
@@ -79,6 +95,9 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
   readonly #peers: CountsGatherer;
   readonly #principals: Principals;
   #state: State = 'new';
+  #express: ExpressParts | undefined;
+  #expressStore: ExpressStore | undefined;
+  #fastify: FastifySessionPlugin | undefined;
 
   /** Use `createSessionCluster`, which validates the options. */
   constructor(options: ResolvedOptions) {
@@ -272,6 +291,80 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     );
   }
 
+  /** The store core and route binding for an adapter; each framework names its own options in errors. */
+  #adapterParts(hints: { genid: string; binder: string }): { access: SessionAccess; binding: RouteBinding } {
+    const running = () => this.#state === 'running' || this.#state === 'stopping';
+    return {
+      access: new SessionAccess(this.#manager, this.route, this.#logger, running, this.#principals, hints),
+      binding: new RouteBinding(this.#manager, this.route, this.#logger, this.#options.unknownIds),
+    };
+  }
+
+  #expressParts(): ExpressParts {
+    this.#express ??= {
+      ...this.#adapterParts({
+        genid: 'use cluster.expressSession(), or pass { genid: cluster.genid } to express-session',
+        binder: 'use cluster.expressSession(), or cluster.expressRouteBinder() before express-session',
+      }),
+      guard: new CommitGuard(this.#logger),
+      genid: this.genid,
+    };
+    return this.#express;
+  }
+
+  /**
+   * Express middleware: express-session (its own options; `secret` required) with the cluster's store
+   * and id generator, behind the route binder, which re-signs the rebound cookie as express-session
+   * signs it: `app.use(cluster.expressSession({ secret, cookie: { maxAge: 3_600_000 } }))`. The
+   * response waits for the store: a session that cannot be saved fails the request (503 with
+   * Retry-After when the cluster cannot tell now), never a 200 whose write was lost. Loads
+   * express-session, an optional peer dependency, on first call.
+   * @throws ClusterOptionsError for a missing secret, or a `store`/`genid` option.
+   * @throws PeerDependencyError when express-session is not installed.
+   */
+  expressSession(options: ExpressSessionOptions): ExpressMiddleware {
+    return createExpressSession(this.#expressParts(), options);
+  }
+
+  /**
+   * An express-session `Store`, for the two-step form: `app.use(cluster.expressRouteBinder({ secret }))`
+   * then `app.use(session({ secret, store: cluster.expressStore, genid: cluster.genid }))`.
+   * @throws PeerDependencyError when express-session is not installed.
+   */
+  get expressStore(): ExpressStore {
+    this.#expressStore ??= makeExpressStore(this.#expressParts(), 'cluster.expressStore');
+    return this.#expressStore;
+  }
+
+  /**
+   * The route binder for the two-step Express form, placed before express-session and given its
+   * `name`, `secret` and `proxy`. It also holds each response until the store acknowledged.
+   */
+  expressRouteBinder(options: ExpressBinderOptions): ExpressMiddleware {
+    return createExpressRouteBinder(this.#expressParts(), options);
+  }
+
+  /**
+   * A Fastify plugin: @fastify/session (its own options) with the cluster's store and id generator,
+   * behind the route binder: `app.register(cluster.fastifySession, { secret, cookie: { secure: false } })`.
+   * Registers @fastify/cookie first if the app has not. Loads @fastify/session, an optional peer
+   * dependency, on first access.
+   * @throws PeerDependencyError when @fastify/session or @fastify/cookie is not installed.
+   */
+  get fastifySession(): FastifySessionPlugin {
+    if (this.#fastify === undefined) {
+      const parts: FastifyParts = {
+        ...this.#adapterParts({
+          genid: 'register cluster.fastifySession, or pass { idGenerator: cluster.genid } to @fastify/session',
+          binder: 'register cluster.fastifySession instead of @fastify/session',
+        }),
+        genid: this.genid,
+      };
+      this.#fastify = createFastifySession(parts);
+    }
+    return this.#fastify;
+  }
+
   /**
    * An @koa/router serving `GET /cluster/status` and `GET /cluster/metrics`, and with
    * `{ dashboard: true }` the HTML status page at `GET /cluster/dashboard` (and `/cluster/`).
@@ -281,6 +374,16 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
    */
   statusRouter(options?: string | StatusRouterOptions): Router {
     return createStatusRouter(this.#statusSource(), options);
+  }
+
+  /**
+   * The status router's routes as a Node request handler, for Express (`app.use(cluster.statusHandler())`)
+   * and Fastify (a route on `/cluster` and `/cluster/*` that hands `request.raw` and `reply.raw` to it
+   * after `reply.hijack()`); requests outside the prefix go to `next`. Same options as `statusRouter`;
+   * `authorize` gets a Koa context (`ctx.ip`, `ctx.get(header)`).
+   */
+  statusHandler(options?: string | StatusRouterOptions): StatusHandler {
+    return createStatusHandler(this.statusRouter(options), parseStatusRouterOptions(options).prefix);
   }
 
   /** The status JSON that `/cluster/status` serves. */

@@ -2,16 +2,17 @@
  * The route binder (Tomcat's JvmRouteBinderValve): a request carrying `base.nodeA` that reaches
  * `nodeB` makes nodeB take the session over, and the id becomes `base.nodeB`, in this request (so
  * koa-session reads it) and in the response's cookie, set with koa-session's own options
- * (`session-cookie.ts`), so the two never disagree on name, signing or attributes.
+ * (`session-cookie.ts`), so the two never disagree on name, signing or attributes. Deciding, taking
+ * over and naming the new id are every adapter's (`adapter/route-binding.ts`); this file reads and
+ * writes koa-session's cookie.
  */
 import type { Context, Middleware, Next } from 'koa';
 import type { Replicator } from '../replication/replicator.js';
-import { formatSessionId, parseSessionId, shortId } from '../replication/session-id.js';
 import type { Logger } from 'pino';
 import { SessionUnavailableError } from '../errors.js';
+import { RouteBinding, UNAVAILABLE, rewriteCookieHeader, type UnknownIdBudget } from '../adapter/route-binding.js';
 import { KOA_SESSION_COOKIE_DEFAULTS, cookieAttributes, cookieName, sessionOptionsOf } from './session-cookie.js';
 import type { SessionCookieOptions } from './session-cookie.js';
-import { LookupBudget } from './lookup-budget.js';
 
 /**
  * Cookie settings for the binder where it cannot read koa-session's own (`ctx.sessionOptions`,
@@ -21,25 +22,6 @@ export type RouteBinderOptions = SessionCookieOptions;
 
 interface Signer {
   sign(data: string): string;
-}
-
-/** Replaces (or adds) cookies in a Cookie request header. */
-function rewriteCookieHeader(header: string, replacements: Map<string, string>): string {
-  const seen = new Set<string>();
-  const parts = header
-    .split(';')
-    .map((p) => p.trim())
-    .filter((p) => p.length > 0)
-    .map((p) => {
-      const eq = p.indexOf('=');
-      const name = eq < 0 ? p : p.slice(0, eq);
-      const value = replacements.get(name);
-      if (value === undefined) return p;
-      seen.add(name);
-      return `${name}=${value}`;
-    });
-  for (const [name, value] of replacements) if (!seen.has(name)) parts.push(`${name}=${value}`);
-  return parts.join('; ');
 }
 
 /**
@@ -53,13 +35,12 @@ export function createRouteBinder(
   logger: Logger,
   options: RouteBinderOptions = {},
   sessionOptions?: SessionCookieOptions,
-  unknownIds: { burst: number; perSecond: number } = { burst: 100, perSecond: 20 },
+  unknownIds: UnknownIdBudget = { burst: 100, perSecond: 20 },
 ): Middleware {
   const fallback: SessionCookieOptions = { ...KOA_SESSION_COOKIE_DEFAULTS, ...options };
-  const log = logger.child({ component: 'route-binder' });
-  const budget = new LookupBudget(unknownIds);
+  const binding = new RouteBinding(manager, route, logger, unknownIds);
+  const log = binding.log;
   let warnedDisagree = false;
-  let warnedProxy = false;
   const cookieOptions = (ctx: Context): SessionCookieOptions => {
     if (sessionOptions !== undefined) return sessionOptions;
     const installed = sessionOptionsOf(ctx);
@@ -77,41 +58,20 @@ export function createRouteBinder(
   const routeBinder = async function routeBinder(ctx: Context, next: Next): Promise<void> {
     const cookie = cookieOptions(ctx);
     const { key, signed } = cookieName(cookie);
-    // The common case, a session this member serves, costs no signature check here: koa-session
-    // checks it right after. Only a takeover (which moves data) needs the signature checked first.
-    const raw = ctx.cookies.get(key, { signed: false });
-    const unverified = parseSessionId(raw);
-    if (unverified === undefined || (unverified.route === route && manager.isPrimary(unverified.base))) {
+    if (!binding.needsBinding(ctx.cookies.get(key, { signed: false }))) {
       await next();
       return;
-    }
-    const value = signed ? ctx.cookies.get(key, { signed: true }) : raw;
-    const id = parseSessionId(value);
-    // Malformed, unsigned or unknown ids are koa-session's "no session": never an error page.
-    if (value === undefined || id === undefined) {
-      await next();
-      return;
-    }
-    // A source that sent many ids nobody holds is asked about only where the ring puts the session.
-    if (!budget.allows(ctx.ip) && !(await manager.heldWhereExpected(id.base, id.route))) {
-      if (!warnedProxy && !ctx.app.proxy && ctx.get('x-forwarded-for') !== '') {
-        warnedProxy = true;
-        log.warn({ ip: ctx.ip }, 'requests carry X-Forwarded-For but app.proxy is off: every client behind the balancer shares one budget of unknown session ids; set app.proxy = true');
-      }
-      throw new SessionUnavailableError(`session ${shortId(id.base)}…: too many unknown sessions from ${ctx.ip}; retry later`);
     }
     // "Cannot tell now" (SessionUnavailableError) propagates: the caller answers 503, never "no session".
-    const acquired = await manager.acquire(id.base);
-    if (!acquired) budget.missed(ctx.ip);
-    if (acquired && id.route !== route) {
-      const newId = formatSessionId(id.base, route);
-      const replacements = new Map([[key, newId]]);
+    const proxied = { forwardedUntrusted: !ctx.app.proxy && ctx.get('x-forwarded-for') !== '', setting: 'app.proxy = true' };
+    const rebound = await binding.bind(ctx.cookies.get(key, { signed }), ctx.ip, proxied);
+    if (rebound !== undefined) {
+      // The request carries the new id from here on (koa-session reads it), and so does the response.
+      const replacements = new Map([[key, rebound.id]]);
       const signer = (ctx.cookies as unknown as { keys?: Signer }).keys;
-      if (signed && signer !== undefined) replacements.set(`${key}.sig`, signer.sign(`${key}=${newId}`));
+      if (signed && signer !== undefined) replacements.set(`${key}.sig`, signer.sign(`${key}=${rebound.id}`));
       ctx.request.headers.cookie = rewriteCookieHeader(ctx.request.headers.cookie ?? '', replacements);
-      const read = await manager.read(id.base);
-      ctx.cookies.set(key, newId, cookieAttributes(cookie, read === undefined || read.maxAge === 'session' ? 'session' : read.expire));
-      log.info({ session: shortId(id.base), from: id.route }, 'session rebound to this member');
+      ctx.cookies.set(key, rebound.id, cookieAttributes(cookie, rebound.expire));
     }
     await next();
   };
@@ -123,10 +83,10 @@ export function createRouteBinder(
       // stopping): 503 + Retry-After makes a balancer or browser retry, where an empty session
       // would make koa-session hand out a new cookie and log the user out for good.
       if (!(err instanceof SessionUnavailableError)) throw err;
-      log.warn({ err: { code: err.code, message: err.message } }, 'session unavailable right now: 503, retry');
-      ctx.status = 503;
-      ctx.set('Retry-After', '1');
-      ctx.body = 'session temporarily unavailable, retry';
+      binding.unavailable(err);
+      ctx.status = UNAVAILABLE.status;
+      ctx.set('Retry-After', UNAVAILABLE.retryAfter);
+      ctx.body = UNAVAILABLE.body;
     }
   };
 }

@@ -218,6 +218,8 @@ export abstract class Replicator extends CopyHolder {
       this.counters.ackLatencyMs.count++;
       this.counters.writes++;
       this.table.set(plan.next);
+      // A session created here after a look-up found it nowhere (a store's own `set` of a new id) exists now.
+      if (fresh) this.#missing.delete(base);
       // A session read recently stays decoded (a read-modify-write request then decodes nothing).
       if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
       return plan.next;

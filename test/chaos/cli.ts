@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns]
+ * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns] [--framework koa|express|fastify]
  * [--clients N] [--faults kill,pause,term,partition-one,partition-two]`: one fault-injection run against real member processes. Prints one table, then the
  * first violations with the member log lines that explain them; exits 1 on any violation.
  * `--net` defaults to netns when namespaces and nftables are available (root), loopback otherwise.
@@ -19,6 +19,7 @@ function fail(message: string): never {
 const { values } = parseArgs({
   options: {
     mode: { type: 'string', default: 'backup' },
+    framework: { type: 'string', default: 'koa' },
     members: { type: 'string' },
     duration: { type: 'string', default: '60' },
     seed: { type: 'string' },
@@ -31,6 +32,8 @@ const { values } = parseArgs({
 
 const mode = values.mode;
 if (mode !== 'backup' && mode !== 'delta') fail(`--mode must be backup or delta, not ${mode}`);
+const framework = values.framework;
+if (framework !== 'koa' && framework !== 'express' && framework !== 'fastify') fail(`--framework must be koa, express or fastify, not ${framework}`);
 const members = Number(values.members ?? (mode === 'backup' ? 5 : 3));
 if (!Number.isInteger(members) || members < 2 || members > 9) fail(`--members must be an integer from 2 to 9, not ${values.members}`);
 const duration = Number(values.duration);
@@ -57,16 +60,18 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
-process.stderr.write(`chaos: mode ${mode}, ${members} members, net ${net}, ${duration} s, seed ${seed} (replay with --seed ${seed})\n`);
+process.stderr.write(`chaos: mode ${mode}, ${framework}, ${members} members, net ${net}, ${duration} s, seed ${seed} (replay with --seed ${seed})\n`);
 const result = await runChaos({
   mode,
+  framework,
   members,
   net,
   duration,
   seed,
   clients,
   faults,
-  log: values.quiet ? undefined : (line) => process.stderr.write(`chaos: ${line}\n`),
+  // Absent, not undefined, when quiet: runChaos's own default (no progress) must not be overridden.
+  ...(values.quiet ? {} : { log: (line: string) => process.stderr.write(`chaos: ${line}\n`) }),
 });
 process.stdout.write(`${table(result)}\n`);
 if (result.violations.length > 0) {

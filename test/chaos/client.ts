@@ -98,9 +98,15 @@ async function send(world: ClientWorld, jar: CookieJar, member: string, method: 
   }
 }
 
-/** The base of the session cookie in `jar`, if any. */
+/**
+ * The base of the session cookie in `jar`, if any: the value is the id (koa-session), or the id signed
+ * into it, URL-encoded (express-session `s:<id>.<signature>`, @fastify/session `<id>.<signature>`).
+ */
 function baseOf(jar: CookieJar): string | undefined {
-  return parseSessionId(jar.get(COOKIE))?.base;
+  const value = jar.get(COOKIE);
+  if (value === undefined) return undefined;
+  const id = decodeURIComponent(value).replace(/^s:/, '');
+  return parseSessionId(id)?.base ?? parseSessionId(id.slice(0, id.lastIndexOf('.')))?.base;
 }
 
 export class ChaosClient {

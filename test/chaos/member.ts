@@ -13,38 +13,10 @@
 import { createServer } from 'node:http';
 import Koa from 'koa';
 import session from 'koa-session';
-import { pino } from 'pino';
-import { createSessionCluster } from '../../src/index.js';
 import { parseSessionId, shortId } from '../../src/replication/session-id.js';
+import { chaosCluster, logger, maxAge, route, serveMember, type Counter } from './member-cluster.js';
 
-const env = process.env;
-const route = env.ROUTE ?? 'node1';
-const logger = pino({ level: env.LOG_LEVEL ?? 'info', base: { member: route } });
-const cluster = createSessionCluster({
-  route,
-  mode: (env.MODE ?? 'backup') as 'backup' | 'delta',
-  ack: 'sync',
-  secret: env.CLUSTER_SECRET ?? 'chaos-secret-0123456789',
-  clusterName: env.CLUSTER_NAME ?? 'chaos',
-  membership: {
-    multicast: {
-      address: env.MCAST_ADDRESS ?? '228.0.0.4',
-      port: Number(env.MCAST_PORT ?? 45564),
-      interface: env.MCAST_INTERFACE ?? '127.0.0.1',
-      frequency: Number(env.MCAST_FREQUENCY ?? 200),
-      dropTime: Number(env.MCAST_DROP ?? 1500),
-    },
-  },
-  receiver: { host: env.RECEIVER_HOST ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
-  logger,
-  // Each client is one user: its second device's session is revoked from its first (POST /revoke-others).
-  principal: (s) => (typeof s.user === 'string' ? s.user : undefined),
-});
-
-interface Counter {
-  n: number;
-  w: string;
-}
+const cluster = chaosCluster();
 
 const app = new Koa();
 app.keys = ['chaos-cookie-key'];
@@ -76,7 +48,7 @@ app.use(async (ctx, next) => {
 });
 app.use(cluster.statusRouter().routes());
 app.use(cluster.routeBinder());
-app.use(session({ store: cluster.store, genid: cluster.genid, maxAge: Number(env.MAX_AGE ?? 7_200_000) }, app));
+app.use(session({ store: cluster.store, genid: cluster.genid, maxAge }, app));
 app.use(async (ctx) => {
   ctx.state.handled = true;
   const req = ctx.get('x-chaos-req');
@@ -140,21 +112,4 @@ async function readJson(req: NodeJS.ReadableStream): Promise<unknown> {
   return text.length > 0 ? JSON.parse(text) : {};
 }
 
-await cluster.start();
-const server = createServer(app.callback());
-server.keepAliveTimeout = 1000;
-server.listen(Number(env.PORT ?? 0), env.HTTP_HOST ?? '127.0.0.1', () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  const self = cluster.members().find((m) => m.self)!;
-  process.stdout.write(JSON.stringify({ event: 'listening', route, port, receiver: self.port, id: self.id }) + '\n');
-});
-
-process.on('SIGTERM', () => {
-  server.close();
-  server.closeAllConnections();
-  void cluster.stop().then(() => {
-    process.stdout.write(JSON.stringify({ event: 'stopped', route }) + '\n');
-    process.exit(0);
-  });
-});
+await serveMember(cluster, createServer(app.callback()));

@@ -13,10 +13,18 @@ import { BridgeNetwork } from '../helpers/netns.js';
 import { freePort, freeUdpPort, randomGroup } from '../helpers/ports.js';
 import * as partition from './partition.js';
 
-const MEMBER = fileURLToPath(new URL('./member.ts', import.meta.url));
+/** The member app of each framework (`--framework`): the same routes and answers. */
+const MEMBERS = {
+  koa: fileURLToPath(new URL('./member.ts', import.meta.url)),
+  express: fileURLToPath(new URL('./member-express.ts', import.meta.url)),
+  fastify: fileURLToPath(new URL('./member-fastify.ts', import.meta.url)),
+};
+export type Framework = keyof typeof MEMBERS;
 
 export interface ClusterSpec {
   mode: 'backup' | 'delta';
+  /** The members' web framework; default koa. */
+  framework?: Framework;
   members: number;
   net: 'loopback' | 'netns';
   frequency: number;
@@ -131,7 +139,7 @@ export class ChaosCluster {
 
   async #launch(s: Slot): Promise<number> {
     s.log.write(`${JSON.stringify({ event: 'chaos: starting', route: s.route, time: Date.now() })}\n`);
-    const proc = startProcess(undefined, s.route, MEMBER, s.env, { command: s.command });
+    const proc = startProcess(undefined, s.route, MEMBERS[this.spec.framework ?? 'koa'], s.env, { command: s.command });
     proc.child.stdout?.on('data', (chunk: Buffer) => s.log.write(chunk));
     proc.child.stderr?.on('data', (chunk: Buffer) => s.log.write(chunk));
     s.proc = proc;

@@ -7,7 +7,7 @@ import { fmt, PROMISES, type PromiseNo, type Totals, type Violation } from './hi
 import type { Convergence, Fault } from './nemesis.js';
 
 export interface ChaosResult {
-  options: { mode: string; members: number; net: string; duration: number; seed: number; clients: number; dropTime: number };
+  options: { mode: string; framework?: string; members: number; net: string; duration: number; seed: number; clients: number; dropTime: number };
   totals: Totals;
   violations: Violation[];
   faults: (Fault & { at: number })[];
@@ -43,6 +43,7 @@ export function table(r: ChaosResult): string {
   const maybe = Object.entries(r.liveAtEnd.maybe).map(([why, n]) => `${n} ${why}`);
   const live = `${r.liveAtEnd.min === r.liveAtEnd.max ? r.liveAtEnd.min : `${r.liveAtEnd.min}..${r.liveAtEnd.max}`}${maybe.length > 0 ? ` (maybe: ${maybe.join(', ')})` : ''}`;
   const rows: Row[] = [
+    row('framework', o.framework ?? 'koa'),
     row('faults', `${r.faults.length}: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`),
     row('requests sent', `${t.sent} (answered 200: ${t.ok})`),
     row('acknowledged writes', `${t.acked.incr + t.acked.login + t.acked.regenerate + t.acked.logout} (incr ${t.acked.incr}, login ${t.acked.login}, regenerate ${t.acked.regenerate}, logout ${t.acked.logout})`),

@@ -9,13 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChaosClient, type ClientWorld } from './client.js';
 import { History } from './history.js';
-import { ChaosCluster } from './members.js';
+import { ChaosCluster, type Framework } from './members.js';
 import { Nemesis, type FaultKind } from './nemesis.js';
 import { Random } from './random.js';
 import type { ChaosResult } from './report.js';
 
 export interface ChaosOptions {
   mode: 'backup' | 'delta';
+  /** The members' web framework (koa-session, express-session or @fastify/session); default koa. */
+  framework?: Framework;
   members: number;
   net: 'loopback' | 'netns';
   /** Seconds of fault injection. */
@@ -48,7 +50,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const now = () => Date.now() - t0;
   const logDir = mkdtempSync(join(tmpdir(), `ksc-chaos-${o.mode}-`));
   const rng = new Random(o.seed);
-  const cluster = await ChaosCluster.start({ mode: o.mode, members: o.members, net: o.net, frequency: o.frequency, dropTime: o.dropTime, logDir });
+  const cluster = await ChaosCluster.start({ mode: o.mode, framework: o.framework, members: o.members, net: o.net, frequency: o.frequency, dropTime: o.dropTime, logDir });
   running.add(cluster);
   try {
     let lifecycle = true;
@@ -103,7 +105,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await nemesis.converge('final', now());
 
     return {
-      options: { mode: o.mode, members: o.members, net: o.net, duration: o.duration, seed: o.seed, clients: o.clients, dropTime: o.dropTime },
+      options: { mode: o.mode, framework: o.framework ?? 'koa', members: o.members, net: o.net, duration: o.duration, seed: o.seed, clients: o.clients, dropTime: o.dropTime },
       totals: history.totals,
       violations: history.violations,
       faults: nemesis.faults,

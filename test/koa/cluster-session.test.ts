@@ -13,6 +13,7 @@ import session from 'koa-session';
 import { ClusterOptionsError } from '../../src/index.js';
 import type { SessionCluster } from '../../src/index.js';
 import { twoMembers } from '../helpers/in-process-members.js';
+import { parseSetCookie, type SetCookie as ParsedCookie } from '../helpers/frameworks.js';
 
 type KoaSessionOptions = NonNullable<Parameters<SessionCluster['session']>[1]>;
 
@@ -40,29 +41,6 @@ async function serve(
   await new Promise((resolve) => server.once('listening', resolve));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-interface ParsedCookie {
-  name: string;
-  value: string;
-  /** Attribute names (lower case) with their values ('' for flags), `expires` apart. */
-  attributes: Record<string, string>;
-  expires: number | undefined;
-}
-
-function parseSetCookie(header: string): ParsedCookie {
-  const [pair, ...attrs] = header.split(';').map((s) => s.trim());
-  const eq = pair.indexOf('=');
-  const attributes: Record<string, string> = {};
-  let expires: number | undefined;
-  for (const a of attrs) {
-    const i = a.indexOf('=');
-    const name = (i < 0 ? a : a.slice(0, i)).toLowerCase();
-    const value = i < 0 ? '' : a.slice(i + 1);
-    if (name === 'expires') expires = Date.parse(value);
-    else attributes[name] = value;
-  }
-  return { name: pair.slice(0, eq), value: pair.slice(eq + 1), attributes, expires };
 }
 
 async function get(url: string, cookie?: string): Promise<{ body: { route: string; user: string | null }; cookies: ParsedCookie[] }> {
