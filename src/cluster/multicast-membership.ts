@@ -43,6 +43,14 @@ export interface MulticastMembershipEvents {
   leave: [member: MemberInfo];
 }
 
+/**
+ * How far apart members' wall clocks may be for their heartbeats to count (a heartbeat is stamped with
+ * its sender's wall clock). Replays are stopped by "older than the newest one accepted from that
+ * member", not by this window, so it can be wide: an NTP step of seconds, or a host a minute off, never
+ * costs a member its membership. (TCP traffic, which carries no wall time, is life too.)
+ */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
 /** Heartbeats over UDP multicast. */
 export class MulticastMembership extends EventEmitter<MulticastMembershipEvents> {
   readonly #opts: MulticastMembershipOptions;
@@ -50,7 +58,8 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
   #socket: Socket | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Newest timestamp accepted per member: an older (replayed or reordered) heartbeat is stale. */
-  readonly #newest = new Map<string, number>();
+  /** Per member id: the newest heartbeat timestamp accepted (its clock) and when it came (ours, monotonic). */
+  readonly #newest = new Map<string, { ts: number; at: number }>();
   #lastPrune = 0;
   /** Drops are counted always, logged at most once a minute per reason: a foreign cluster on the group must not flood the log. */
   readonly #dropLog = new LogLimiter(60_000);
@@ -128,10 +137,10 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     const now = this.#now();
     let hb: Heartbeat;
     try {
-      hb = decodeHeartbeat(msg, { key: o.key, clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION, now, maxAgeMs: o.dropTime });
+      hb = decodeHeartbeat(msg, { key: o.key, clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION, now, maxAgeMs: Math.max(o.dropTime, MAX_CLOCK_SKEW_MS) });
       if (hb.member.id === o.self().id) return;
       const newest = this.#newest.get(hb.member.id);
-      if (newest !== undefined && hb.timestamp < newest) throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'heartbeat older than one already received');
+      if (newest !== undefined && hb.timestamp < newest.ts) throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'heartbeat older than one already received');
     } catch (err) {
       // Never throw out of a socket handler: anything unexpected is a malformed datagram.
       const reason = err instanceof HeartbeatError ? heartbeatDropReason(err) : 'malformed';
@@ -140,8 +149,9 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
       return;
     }
     o.metrics.heartbeatsReceived += 1;
-    this.#newest.set(hb.member.id, hb.timestamp);
-    if (now - this.#lastPrune > o.dropTime) this.#prune(now);
+    this.#newest.set(hb.member.id, { ts: hb.timestamp, at: performance.now() });
+    const heardAt = performance.now();
+    if (heardAt - this.#lastPrune > o.dropTime) this.#prune(heardAt);
     if (hb.kind === 'leave') {
       o.logger.debug({ peer: hb.member.route, id: shortId(hb.member.id) }, 'leave heartbeat');
       this.emit('leave', hb.member);
@@ -150,9 +160,10 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     }
   }
 
-  #prune(now: number): void {
-    this.#lastPrune = now;
-    for (const [id, ts] of this.#newest) if (now - ts > 2 * this.#opts.dropTime) this.#newest.delete(id);
+  /** Forgets members not heard for two drop times (by when each was heard here, not by its clock). */
+  #prune(heardAt: number): void {
+    this.#lastPrune = heardAt;
+    for (const [id, n] of this.#newest) if (heardAt - n.at > 2 * this.#opts.dropTime) this.#newest.delete(id);
   }
 
   #warnOnce(key: string, fields: object, msg: string): void {
