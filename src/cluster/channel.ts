@@ -13,7 +13,7 @@ import { FailureDetector, type MemberState } from './failure-detector.js';
 import { LogLimiter } from './log-limiter.js';
 import { deriveClusterKeys } from './keys.js';
 import type { ClusterKeys } from './keys.js';
-import { shortId } from './messages.js';
+import { PROBE_TYPE, decodeProbeReply, decodeProbeRequest, encodeProbeReply, encodeProbeRequest, shortId } from './messages.js';
 import { createMetrics, recordLatency, snapshotMetrics } from './metrics.js';
 import { MulticastMembership } from './multicast-membership.js';
 import { PeerConnection } from './peer-connection.js';
@@ -26,6 +26,8 @@ const EMPTY = Buffer.alloc(0);
 const MAX_IN_FLIGHT = 256;
 /** How long a graceful stop waits for peers to acknowledge the leave. */
 const LEAVE_TIMEOUT_MS = 500;
+/** Other members asked in an indirect check (SWIM uses three). */
+const INDIRECT_HELPERS = 3;
 
 type State = 'new' | 'starting' | 'started' | 'stopping' | 'stopped';
 
@@ -98,6 +100,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       startTime: Date.now(),
     });
     this.#pool = new ConnectionPool((h, p) => this.#createConnection(h, p));
+    this.#handlers.set(PROBE_TYPE, (_from, body) => this.#answerProbe(body));
     this.#receiver = new Receiver({
       host: opts.receiver.host,
       port: opts.receiver.port,
@@ -128,6 +131,12 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
         const ok = c === undefined ? false : await c.check(member.id, timeoutMs);
         if (!ok && c?.lastAttemptRefused === true) this.#refused.add(member.id);
         return ok;
+      },
+      indirect: async (member, _address, timeoutMs) => {
+        const verdict = await this.#askOthers(member, timeoutMs);
+        // Refused only if every member asked was refused too: one refusal from here proves nothing.
+        if (!verdict.refused) this.#refused.delete(member.id);
+        return verdict;
       },
       lastActivity: (member, address) => {
         const c = this.#pool.get(address);
@@ -329,6 +338,37 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     });
     c.on('attempt-failed', (err) => this.#transportLog.debug({ address: c.address, err: err?.message }, 'could not connect to peer'));
     return c;
+  }
+
+  /**
+   * The indirect check: up to three other live members (chosen at random) are asked whether they reach
+   * `member` themselves. Reached by any: it stays. Refused: our attempt and every answer were refused
+   * (with nobody to ask, our own verdict stands).
+   */
+  async #askOthers(member: MemberInfo, timeoutMs: number): Promise<{ reached: boolean; refused: boolean }> {
+    const helpers = this.#fd
+      .admitted()
+      .filter((r) => r.info.id !== member.id && r.state === 'alive')
+      .map((r) => r.info)
+      .sort(() => Math.random() - 0.5)
+      .slice(0, INDIRECT_HELPERS);
+    if (helpers.length === 0) return { reached: false, refused: true };
+    // The asked member gets most of the time; its answer needs the rest to come back.
+    const body = encodeProbeRequest({ id: member.id, timeoutMs: Math.max(1, Math.floor(timeoutMs * 0.75)) });
+    const answers = await Promise.all(
+      helpers.map((h) => this.request(h.id, PROBE_TYPE, body, { timeoutMs }).then(decodeProbeReply, () => undefined)),
+    );
+    return { reached: answers.some((a) => a?.reached === true), refused: answers.every((a) => a?.refused === true) };
+  }
+
+  /** Another member asks whether we reach `id`: the direct check, from here. */
+  async #answerProbe(body: Buffer): Promise<Buffer> {
+    const p = decodeProbeRequest(body);
+    const r = this.#fd.get(p.id);
+    const c = r === undefined || r.state === 'joining' ? undefined : this.#pool.get(r.address);
+    if (c === undefined) return encodeProbeReply({ reached: false, refused: false }); // not ours to tell
+    const reached = await c.check(p.id, p.timeoutMs);
+    return encodeProbeReply({ reached, refused: !reached && c.lastAttemptRefused });
   }
 
   /**

@@ -36,6 +36,12 @@ export interface FailureDetectorOptions {
   now(): number;
   /** Direct check: does the member answer over TCP within `timeoutMs`? Must not reject. */
   probe(member: MemberInfo, address: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Indirect check, when the direct one failed: do other members reach it within `timeoutMs` (SWIM's
+   * ping-req)? `reached`: one did, so it stays (the fault is on our path only). Must not reject.
+   * Without it, the direct check decides alone.
+   */
+  indirect?(member: MemberInfo, address: string, timeoutMs: number): Promise<{ reached: boolean }>;
   /** Monotonic ms of the last authenticated frame from the member (TCP traffic is life too), 0 if none. */
   lastActivity(member: MemberInfo, address: string): number;
   metrics: ClusterMetrics;
@@ -172,12 +178,31 @@ export class FailureDetector extends EventEmitter<FailureDetectorEvents> {
     if (this.#stopped || this.#records.get(r.info.id) !== r || r.state !== 'suspect') return;
     const ms = Math.round(this.#opts.now() - started);
     if (ok) {
-      r.state = 'alive';
-      r.lastHeard = this.#opts.now();
-      this.#opts.logger.info({ peer: r.info.route, id: shortId(r.info.id), checkMs: ms }, 'member answered the direct check; suspicion cleared');
-    } else {
-      this.#remove(r, 'failed', ms);
+      this.#clear(r, { checkMs: ms }, 'member answered the direct check; suspicion cleared');
+      return;
     }
+    if (this.#opts.indirect === undefined) {
+      this.#remove(r, 'failed', ms);
+      return;
+    }
+    // One reset, one full accept queue or one bad path is not a death: the others are asked first.
+    void this.#opts.indirect(r.info, r.address, this.#opts.checkTimeoutMs).then(
+      (v) => this.#indirectly(r, v.reached, started),
+      () => this.#indirectly(r, false, started),
+    );
+  }
+
+  #indirectly(r: MemberRecord, reached: boolean, started: number): void {
+    if (this.#stopped || this.#records.get(r.info.id) !== r || r.state !== 'suspect') return;
+    const ms = Math.round(this.#opts.now() - started);
+    if (reached) this.#clear(r, { checkMs: ms }, 'member failed our direct check but another member reached it; it stays');
+    else this.#remove(r, 'failed', ms);
+  }
+
+  #clear(r: MemberRecord, fields: object, msg: string): void {
+    r.state = 'alive';
+    r.lastHeard = this.#opts.now();
+    this.#opts.logger.info({ peer: r.info.route, id: shortId(r.info.id), ...fields }, msg);
   }
 
   #remove(r: MemberRecord, reason: RemovalReason, checkMs?: number): void {

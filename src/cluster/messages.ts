@@ -71,6 +71,60 @@ const helloType = avro.Type.forSchema({
   ],
 });
 
+/**
+ * The channel's own request type for an indirect check (SWIM's ping-req): "do you reach this member?".
+ * A member of an older release has no handler for it, which counts as "cannot tell".
+ */
+export const PROBE_TYPE = 'cluster.probe';
+
+/** Body of a `cluster.probe` request: the suspect, and how long the asked member may try. */
+export interface ProbeRequest {
+  id: string;
+  timeoutMs: number;
+}
+
+/** Its answer: `reached` it, or not, and whether its own attempt was refused (not just silent). */
+export interface ProbeReply {
+  reached: boolean;
+  refused: boolean;
+}
+
+const probeRequestType = avro.Type.forSchema({
+  type: 'record',
+  name: 'ProbeRequest',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'timeoutMs', type: 'int' },
+  ],
+});
+
+const probeReplyType = avro.Type.forSchema({
+  type: 'record',
+  name: 'ProbeReply',
+  fields: [
+    { name: 'reached', type: 'boolean' },
+    { name: 'refused', type: 'boolean' },
+  ],
+});
+
+export function encodeProbeRequest(p: ProbeRequest): Buffer {
+  return probeRequestType.toBuffer(p);
+}
+
+export function decodeProbeRequest(bytes: Buffer): ProbeRequest {
+  const p = decodeWith<ProbeRequest>(probeRequestType, bytes, 'probe request');
+  return { id: p.id, timeoutMs: Math.max(1, Math.min(p.timeoutMs, 10_000)) };
+}
+
+export function encodeProbeReply(p: ProbeReply): Buffer {
+  return probeReplyType.toBuffer(p);
+}
+
+export function decodeProbeReply(bytes: Buffer): ProbeReply {
+  const p = decodeWith<ProbeReply>(probeReplyType, bytes, 'probe reply');
+  return { reached: p.reached, refused: p.refused };
+}
+
 const remoteErrorType = avro.Type.forSchema({
   type: 'record',
   name: 'RemoteError',

@@ -113,3 +113,40 @@ test('a joining member that goes silent is forgotten without events', () => {
   advance(3100);
   assert.deepEqual(events, ['discovered a', 'released a']);
 });
+
+test('a failed direct check is followed by an indirect one: a member another member reaches stays; one nobody reaches goes', async () => {
+  let now = 0;
+  const probes: ((ok: boolean) => void)[] = [];
+  const asked: ((reached: boolean) => void)[] = [];
+  const events: string[] = [];
+  const fd = new FailureDetector({
+    self,
+    dropTimeMs: 3000,
+    checkTimeoutMs: 1000,
+    now: () => now,
+    probe: () => new Promise<boolean>((resolve) => probes.push(resolve)),
+    indirect: () => new Promise<{ reached: boolean }>((resolve) => asked.push((reached) => resolve({ reached }))),
+    lastActivity: () => 0,
+    metrics: createMetrics(),
+    logger: pino({ level: 'silent' }),
+  });
+  fd.on('member-removed', (m) => events.push(`removed ${m.route}`));
+  fd.heard(member('a'), 'a:1');
+  fd.reachable(member('a'));
+  fd.connectionLost(member('a').id); // a reset on our path
+  probes[0](false);
+  await settle();
+  assert.equal(asked.length, 1, 'the others are asked before any verdict');
+  assert.equal(fd.get(member('a').id)?.state, 'suspect');
+  asked[0](true);
+  await settle();
+  assert.equal(fd.get(member('a').id)?.state, 'alive', 'another member reached it: it stays');
+  assert.deepEqual(events, []);
+  now += 3100;
+  fd.tick(); // silent to us again
+  probes[1](false);
+  await settle();
+  asked[1](false);
+  await settle();
+  assert.deepEqual(events, ['removed a'], 'nobody reaches it: removed');
+});
