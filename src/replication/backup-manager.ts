@@ -110,6 +110,10 @@ export class BackupManager extends Replicator {
     return this.#fanOut.replicate(e, delta, next);
   }
 
+  protected async resyncCopies(e: SessionEntry): Promise<void> {
+    await this.#protection.protectEntry(e);
+  }
+
   protected takeOver(base: string): Promise<boolean> {
     return takeOver(this.#ctx, this.#protection, base);
   }
@@ -145,6 +149,7 @@ export class BackupManager extends Replicator {
   /** Graceful leave: see `backup/leave.ts`. */
   async leave(): Promise<void> {
     this.stopping = true;
+    await this.drained(2 * this.options.ackTimeout);
     await handOffAll(this.#ctx, this.#protection);
   }
 }

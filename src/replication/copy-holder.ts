@@ -115,7 +115,7 @@ export abstract class CopyHolder {
   protected readonly log: Logger;
   protected readonly options: ReplicatorOptions;
   protected readonly clock: Clock;
-  protected readonly locks = new KeyLock();
+  protected readonly locks: KeyLock;
   protected readonly isolation: Isolation;
   protected readonly schemas: SchemaSync;
   protected readonly removals: RemovalQueue;
@@ -145,6 +145,10 @@ export abstract class CopyHolder {
     this.codec = options.codec;
     this.route = options.route;
     this.clock = options.clock ?? systemClock;
+    this.locks = new KeyLock({
+      clock: this.clock,
+      busy: (base, why) => this.unavailable(base, `too busy (${why})`),
+    });
     this.table = new SessionTable(this.clock);
     this.log = options.logger.child({ component: 'replication' });
     this.isolation = new Isolation({

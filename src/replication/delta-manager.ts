@@ -144,12 +144,18 @@ export class DeltaManager extends Replicator {
     for (const r of results) {
       if (r.status === 'rejected') {
         const err: unknown = r.reason;
-        if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') continue;
         if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.recentlySilent().length === 0) continue;
         throw new ReplicationError(`session ${shortId(base)}…: a copy holder did not acknowledge: ${String(err)}`, { cause: err });
       }
       if (r.value.status === 'STALE') throw this.staleError(base, r.value);
     }
+  }
+
+  protected async resyncCopies(e: SessionEntry): Promise<void> {
+    // At a version of its own: a member that applied the failed write late must not keep it.
+    e.version++;
+    await this.#toAll(e.base, Buffer.alloc(0), e, true);
+    e.resync = false;
   }
 
   protected async replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
@@ -590,9 +596,10 @@ export class DeltaManager extends Replicator {
   }
 
   async leave(): Promise<void> {
-    // Every member holds every session already; nothing to hand off.
+    // Every member holds every session already; nothing to hand off. Writes in flight finish first:
+    // stopping refuses new ones (503), and the channel closes only after these were acknowledged.
     this.stopping = true;
-    await Promise.resolve();
+    await this.drained(2 * this.options.ackTimeout);
   }
 }
 

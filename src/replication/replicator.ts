@@ -31,6 +31,9 @@ const NEGATIVE_CACHE_MS = 5000;
 export const DEFAULT_DECODED_CACHE = 10_000;
 
 export abstract class Replicator extends CopyHolder {
+  /** Store calls under way (acquire, write, remove): a graceful stop waits for them before it leaves. */
+  #inFlight = 0;
+  #drained: (() => void)[] = [];
   /** Bases recently found nowhere: a bad cookie must not cost a broadcast per request. */
   readonly #missing = new Map<string, number>();
   /** Decoded values of the sessions read most recently here (primary only). */
@@ -46,6 +49,11 @@ export abstract class Replicator extends CopyHolder {
    * cannot be told now. Called with the session's lock held.
    */
   protected abstract takeOver(base: string): Promise<boolean>;
+  /**
+   * After a write failed: the copy holders get the whole session as the primary holds it, at a version
+   * of its own (`resyncCopy`), so none keeps the failed write under a version the primary reuses.
+   */
+  protected abstract resyncCopies(e: SessionEntry): Promise<void>;
   /** Members a destroy must reach before the request is answered (the rest get it in the background). */
   protected abstract mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[];
   /** The live members that should hold `base` (its id naming `route`) where nothing has moved it. */
@@ -68,6 +76,11 @@ export abstract class Replicator extends CopyHolder {
       ),
     );
     return answers.some((r) => r !== undefined && (r.found || r.removed || r.owner !== ''));
+  }
+
+  /** How long a request waits for its session's lock before it answers 503 (a takeover may hold it). */
+  #lockWait(): number {
+    return 2 * this.options.ackTimeout;
   }
 
   /** Throws when this member must not serve sessions now (stopping, or without a majority). */
@@ -99,14 +112,44 @@ export abstract class Replicator extends CopyHolder {
    * when that cannot be told now.
    */
   async acquire(base: string): Promise<boolean> {
+    return this.#tracked(() => this.#acquire(base));
+  }
+
+  /**
+   * Counts a store call while it runs. `stop()` sets `stopping` (new calls get 503), then waits for the
+   * counted ones: a write in flight at SIGTERM is answered as it ends, never acknowledged unreplicated.
+   */
+  async #tracked<T>(fn: () => Promise<T>): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
+    }
+  }
+
+  /** Resolves when no store call runs, or after `maxMs` (a stop must not hang on a stuck call). */
+  protected drained(maxMs: number): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained.push(resolve);
+      this.clock.setTimeout(resolve, maxMs);
+    });
+  }
+
+  async #acquire(base: string): Promise<boolean> {
     this.checkServing(base);
     if (this.isPrimary(base)) return true;
     const missUntil = this.#missing.get(base);
     if (missUntil !== undefined && missUntil > this.clock.monotonic()) return false;
-    const ok = await this.locks.run(base, () => {
-      this.checkServing(base);
-      return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
-    });
+    const ok = await this.locks.run(
+      base,
+      () => {
+        this.checkServing(base);
+        return this.isPrimary(base) ? Promise.resolve(true) : this.takeOver(base);
+      },
+      this.#lockWait(),
+    );
     if (ok) {
       this.counters.takeovers++;
       this.#missing.delete(base);
@@ -162,6 +205,15 @@ export abstract class Replicator extends CopyHolder {
     meta: { expire: number; maxAge: number | 'session' },
     snapshot: Packed | undefined,
   ): Promise<SessionEntry> {
+    return this.#tracked(() => this.#write(base, written, meta, snapshot));
+  }
+
+  async #write(
+    base: string,
+    written: SessionData,
+    meta: { expire: number; maxAge: number | 'session' },
+    snapshot: Packed | undefined,
+  ): Promise<SessionEntry> {
     return this.locks.run(base, async () => {
       this.checkServing(base);
       let e = this.table.get(base);
@@ -199,8 +251,11 @@ export abstract class Replicator extends CopyHolder {
       } catch (err) {
         if (!fresh && this.table.get(base) === e) {
           // The holders may have applied it: never reuse its version, and resend everything next time.
+          // Resent now, at a version of its own: a holder that applied the failed write late (it was
+          // paused) must not keep it under a version the primary holds other content at.
           e.version = plan.next.version;
           e.resync = true;
+          if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
         } else if (fresh && this.table.get(base) === undefined) {
           // A session whose creation failed never reached its client: take back any copy that was made.
           const until = Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime);
@@ -217,13 +272,16 @@ export abstract class Replicator extends CopyHolder {
       this.counters.ackLatencyMs.sum += performance.now() - started;
       this.counters.ackLatencyMs.count++;
       this.counters.writes++;
+      // A pause or a lost lease while the write was on its way marked the entry to be checked before it
+      // is served again: the committed entry keeps that mark.
+      if (!fresh && e.unverified === true) plan.next.unverified = true;
       this.table.set(plan.next);
       // A session created here after a look-up found it nowhere (a store's own `set` of a new id) exists now.
       if (fresh) this.#missing.delete(base);
       // A session read recently stays decoded (a read-modify-write request then decodes nothing).
       if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
       return plan.next;
-    });
+    }, this.#lockWait());
   }
 
   /**
@@ -232,6 +290,10 @@ export abstract class Replicator extends CopyHolder {
    * Resolves with the entry destroyed, or undefined when the session existed nowhere.
    */
   async remove(base: string): Promise<SessionEntry | undefined> {
+    return this.#tracked(() => this.#remove(base));
+  }
+
+  async #remove(base: string): Promise<SessionEntry | undefined> {
     return this.locks.run(base, async () => {
       this.checkServing(base);
       if (!this.isPrimary(base) && !(await this.takeOver(base))) return undefined; // exists nowhere: nothing to do
@@ -259,7 +321,7 @@ export abstract class Replicator extends CopyHolder {
       if (this.options.ack === 'sync') await check;
       else check.catch((err: unknown) => this.log.warn({ err, session: shortId(base) }, 'asynchronous removal not acknowledged; retrying'));
       return e;
-    });
+    }, this.#lockWait());
   }
 
 }

@@ -60,3 +60,24 @@ test('RateQueue keeps to its rate and concurrency, replaces queued duplicates, a
   assert.ok(peak <= 2);
   assert.ok(Date.now() - started >= 900, 'the 11th item waited for the next second');
 });
+
+test('KeyLock bounds its line: past maxWaiting callers are refused at once, and a caller gives up after its waitMs without running', async (t) => {
+  // The lock's timers are unref()ed, as every timer of a member: keep this test's loop alive.
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keepAlive));
+  const lock = new KeyLock({ maxWaiting: 2, busy: (key, why) => Object.assign(new Error(`${key}: ${why}`), { code: 'BUSY' }) });
+  let open!: () => void;
+  const held = lock.run('s', () => new Promise<void>((resolve) => (open = resolve)));
+  await new Promise((resolve) => setImmediate(resolve)); // the holder runs: it waits no more
+  const ran: string[] = [];
+  const w1 = lock.run('s', () => Promise.resolve(void ran.push('w1')));
+  const w2 = lock.run('s', () => Promise.resolve(void ran.push('w2')), 20);
+  await assert.rejects(lock.run('s', () => Promise.resolve(void ran.push('w3'))), /2 callers already wait/);
+  await assert.rejects(w2, /not free within 20 ms/);
+  assert.equal(ran.length, 0, 'a caller that gave up never runs');
+  const w4 = lock.run('s', () => Promise.resolve(void ran.push('w4')));
+  open();
+  await Promise.all([held, w1, w4]);
+  assert.deepEqual(ran, ['w1', 'w4'], 'the rest keep their order; the refused turn passed at once');
+  assert.equal(lock.busy('s'), false);
+});

@@ -79,6 +79,9 @@ export class Reprotection {
   /** Sends the whole entry to its ring backup, if it has none there yet. */
   async protectEntry(e: SessionEntry): Promise<ProtectOutcome> {
     const ctx = this.#ctx;
+    // After a failed write a holder may hold that write under the version it burnt: the whole session
+    // goes at a version of its own, or the holder would answer "I have it" and keep the failed write.
+    if (e.resync === true) e.version++;
     // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
     const reached: MemberInfo[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {

@@ -27,10 +27,16 @@ const MAX_RELEASE_WAITS = 2;
 export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {
   let force: string | undefined;
   let mine: SessionEntry | undefined;
+  /** The member whose grant made it ours: it kept the data as a copy of ours. */
+  let grantedBy: MemberInfo | undefined;
   let holders: MemberInfo[] = [];
   let askedAfterMove = false;
   let waits = 0;
+  // Every step waits on the network under the session's lock: the whole takeover is bounded, so the
+  // requests queued behind it (each waits at most 2 ackTimeouts for the lock) are answered.
+  let deadline = ctx.clock.monotonic() + 3 * ctx.options.ackTimeout;
   for (let hop = 0; hop < MAX_HOPS + waits && mine === undefined; hop++) {
+    if (ctx.clock.monotonic() > deadline) throw ctx.unavailable(base, 'the takeover took too long');
     // Each hop waits on the network: a majority seen when the request came may be gone by now.
     if (!ctx.isolation.hasQuorum()) throw ctx.unavailable(base, 'this member lost the majority of the cluster during a takeover');
     const { replies, failed, promised } = (await ctx.survey([base])).get(base)!;
@@ -73,14 +79,22 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       return false;
     }
     if (localBest && local.role === 'primary' && local.owner === ctx.route) {
-      local.unverified = false; // checked after a possible cut-off: nobody took it over meanwhile
-      return true;
+      // Checked after a possible cut-off: nobody took it over meanwhile. Served once it has a live
+      // backup; else it is protected (and strays dropped) first, as a takeover would.
+      if (local.backup !== undefined && ctx.memberByRoute(local.backup) !== undefined) {
+        local.unverified = false;
+        return true;
+      }
+      mine = local;
+      break;
     }
     const owner = top.owner === ctx.route ? undefined : ctx.memberByRoute(top.owner);
     if (owner === undefined && top.owner !== ctx.route && (ctx.ownerMayServe(top.owner) || promised.has(top.owner))) {
       // A killed owner's sessions are released a lease after its last answer: one slow request, not 503s.
+      const waitedFrom = ctx.clock.monotonic();
       if (waits < MAX_RELEASE_WAITS && (await ctx.awaitRelease(top.owner, promised))) {
         waits++;
+        deadline += ctx.clock.monotonic() - waitedFrom;
         continue;
       }
       throw ctx.unavailable(base, `its owner ${top.owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
@@ -119,6 +133,7 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       const granted = { ...reply.copy, owner: ctx.route };
       if (fence(ctx.table, base, granted.epoch, granted.owner) !== undefined) throw ctx.unavailable(base, 'a newer owner appeared during the takeover');
       mine = installGranted(ctx.table, granted);
+      grantedBy = grantor;
     } else if (reply.removed) {
       return false;
     } else if (grantor.route === top.owner) {
@@ -129,8 +144,20 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
   }
   if (mine === undefined) throw ctx.unavailable(base, 'the session kept moving during the takeover');
   ctx.log.info({ session: shortId(base), epoch: mine.epoch }, 'took over session');
+  mine.unverified = false;
   // The newest version must be on a backup before the request goes on.
-  if ((await protection.protectEntry(mine)) === 'lost') throw ctx.unavailable(base, 'lost the session to a newer owner during the takeover');
+  const protectedBy = await protection.protectEntry(mine);
+  if (protectedBy === 'lost') throw ctx.unavailable(base, 'lost the session to a newer owner during the takeover');
+  if (protectedBy === 'failed') {
+    // No new backup acknowledged it. The grantor kept the data as a copy of ours at this very version:
+    // it is the backup for now (re-protection moves it where the ring says). Without one, nothing is
+    // dropped: the session must not be served from one copy while others hold it.
+    if (grantedBy === undefined || ctx.memberByRoute(grantedBy.route) === undefined) {
+      mine.unverified = true;
+      throw ctx.unavailable(base, 'took the session over, but no member acknowledged a copy of it');
+    }
+    mine.backup = grantedBy.route;
+  }
   // Every member that held a copy drops it before we serve: a copy left behind would be a stale
   // stray that the other side of a partition could take over. The others are told in passing.
   const others = ctx.channel.members().filter((m) => m.route !== mine.backup);
