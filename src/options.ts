@@ -228,6 +228,22 @@ export const optionsSchema = z
       .enum(['destroy-oldest', 'refuse'], { errorMap: () => ({ message: 'expected "destroy-oldest" or "refuse"' }) })
       .default('destroy-oldest'),
     /**
+     * Backup mode: each session has one primary and this many backups, on distinct members (and zones
+     * first). Sessions survive this many simultaneous member failures. More than the live members can
+     * hold is a warning and `sessions.underReplicated`, not an error.
+     */
+    backups: z
+      .number({ invalid_type_error: 'expected the number of backups per session as an integer from 1 to 8' })
+      .int('expected the number of backups per session as an integer from 1 to 8')
+      .min(1, 'expected the number of backups per session as an integer from 1 to 8 (delta mode holds every session everywhere)')
+      .max(8, 'expected the number of backups per session as an integer from 1 to 8')
+      .default(1),
+    /** This member's failure domain (a zone, a rack, a host): a session's copies go to distinct zones first. */
+    zone: z
+      .string({ invalid_type_error: 'expected the zone as a string, e.g. "eu-west-1a" or the node name' })
+      .regex(/^[\x21-\x7e]{1,64}$/, 'expected 1 to 64 printable characters without spaces, e.g. "eu-west-1a"')
+      .optional(),
+    /**
      * The cluster's size: a member serves only while a strict majority of it answers, so no partition,
      * however long, lets two sides serve, and a member started cut off serves nothing. Derived from a
      * static list when not given; without it (multicast, DNS) the majority is of the members seen.
@@ -241,6 +257,10 @@ export const optionsSchema = z
       .optional(),
   })
   .strict()
+  .refine((o) => o.backups === 1 || o.mode === 'backup', {
+    message: 'expected backups only in backup mode: delta mode holds every session on every member',
+    path: ['backups'],
+  })
   .refine((o) => o.maxSessionsPerPrincipal === undefined || o.principal !== undefined, {
     message: 'expected the principal option too: the cap counts the sessions of each principal',
     path: ['maxSessionsPerPrincipal'],

@@ -27,7 +27,7 @@ import { createStatusRouter, parseStatusRouterOptions, renderMetrics, statusOf, 
 import { createStatusHandler, type StatusHandler } from './koa/status-handler.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
 import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
-import { census } from './replication/census.js';
+import { census, type Census } from './replication/census.js';
 import { SessionAccess } from './adapter/session-access.js';
 import { RouteBinding } from './adapter/route-binding.js';
 // The framework adapters import their frameworks only when used (adapter/optional-peer.ts).
@@ -140,6 +140,8 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       // unknown session may be on a member not seen yet.
       discoveryMs: (options.membership.multicast?.frequency ?? options.membership.frequency) * 4,
       ...clusterSize(options),
+      backups: options.backups,
+      ...(options.zone !== undefined ? { zone: options.zone } : {}),
       logger: this.#logger,
     };
     this.#manager = options.mode === 'backup' ? new BackupManager(deps) : new DeltaManager(deps);
@@ -413,10 +415,10 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     };
   }
 
-  #sessions(): { primary: number; backup: number; unprotected: number } {
+  #sessions(): Census {
     const live = this.#channel.members().map((m) => m.route);
     const table = this.#manager.table;
-    return census(this.mode, this.route, table.held(), live, table.now());
+    return census(this.mode, this.route, table.held(), live, table.now(), this.#options.backups);
   }
 
   /** What this member tells the others' status pages about itself. */

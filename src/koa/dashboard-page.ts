@@ -117,7 +117,7 @@ function memberRows(status) {
   for (const d of status.departed || []) rows.push({ ...d, self: false });
   const body = $('members');
   body.replaceChildren();
-  let unprotected = 0, primary = 0, alive = 0;
+  let unprotected = 0, under = 0, primary = 0, alive = 0;
   for (const m of rows) {
     const c = counts.get(m.id);
     const tr = el('tr');
@@ -126,14 +126,18 @@ function memberRows(status) {
     tr.appendChild(el('td', m.route + (notes.length > 0 ? ' (' + notes.join(', ') + ')' : ''), 'mono'));
     const st = el('td'); st.appendChild(el('span', m.state, 'badge state ' + m.state)); tr.appendChild(st);
     tr.appendChild(el('td', m.host + ':' + m.port, 'mono'));
+    tr.appendChild(el('td', m.zone || '', 'zone'));
     if (c === undefined || c.error !== undefined) {
       const why = c === undefined ? (m.state === 'left' || m.state === 'failed' ? '' : '…') : 'no counts: ' + c.error;
-      const td = el('td', why); td.colSpan = 3; tr.appendChild(td);
+      const td = el('td', why); td.colSpan = 4; tr.appendChild(td);
     } else {
+      const u = num(c.sessions.underReplicated);
       tr.appendChild(el('td', c.sessions.primary, 'num primary'));
       tr.appendChild(el('td', c.sessions.backup, 'num backup'));
       tr.appendChild(el('td', c.sessions.unprotected, 'num unprotected' + (c.sessions.unprotected > 0 ? ' bad' : '')));
+      tr.appendChild(el('td', u, 'num under-replicated' + (u > 0 ? ' bad' : '')));
       unprotected += num(c.sessions.unprotected);
+      under += u;
       primary += num(c.sessions.primary);
     }
     tr.appendChild(el('td', m.since ? m.state + ' at ' + time(m.since) : m.startTime ? 'up since ' + time(m.startTime) : ''));
@@ -145,7 +149,11 @@ function memberRows(status) {
   const u = $('unprotected-total');
   u.textContent = unprotected;
   u.closest('.tile').classList.toggle('alarm', unprotected > 0);
-  $('unprotected-note').textContent = unprotected > 0 ? 'sessions with one copy: re-protection running' : 'every session has two copies';
+  $('unprotected-note').textContent = unprotected > 0 ? 'sessions with one copy: re-protection running' : 'every session has a backup';
+  const w = $('under-total');
+  w.textContent = under;
+  w.closest('.tile').classList.toggle('alarm', under > 0);
+  $('under-note').textContent = under > 0 ? 'sessions with fewer copies than asked' : 'every session has all its copies';
 }
 
 function eventRows(status) {
@@ -243,11 +251,12 @@ export function dashboardPage(route: string): string {
     <div class="tile"><div class="v" id="alive-total">…</div><div class="k">members alive / shown</div></div>
     <div class="tile"><div class="v" id="sessions-total">…</div><div class="k">sessions (primaries)</div></div>
     <div class="tile"><div class="v" id="unprotected-total">…</div><div class="k">unprotected: <span id="unprotected-note"></span></div></div>
+    <div class="tile"><div class="v" id="under-total">…</div><div class="k">under-replicated: <span id="under-note"></span></div></div>
   </div>
 </section>
 <section class="wide">
   <h2>Members</h2>
-  <table><thead><tr><th>route</th><th>state</th><th>address</th><th class="num">primary</th><th class="num">backup</th><th class="num">unprotected</th><th>since</th></tr></thead>
+  <table><thead><tr><th>route</th><th>state</th><th>address</th><th>zone</th><th class="num">primary</th><th class="num">backup</th><th class="num">unprotected</th><th class="num">under-replicated</th><th>since</th></tr></thead>
   <tbody id="members"></tbody></table>
 </section>
 <section class="wide">

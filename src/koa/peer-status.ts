@@ -21,7 +21,7 @@ const PEER_TIMEOUT_MS = 1000;
 export interface MemberCounts {
   id: string;
   route: string;
-  sessions: { primary: number; backup: number; unprotected: number };
+  sessions: { primary: number; backup: number; unprotected: number; underReplicated: number };
   writes: number;
   takeovers: number;
   reprotected: number;
@@ -37,7 +37,10 @@ const count = z.number().finite().nonnegative();
 const countsSchema = z.object({
   id: z.string().max(64),
   route: z.string().max(32),
-  sessions: z.object({ primary: count, backup: count, unprotected: count }),
+  // underReplicated: absent from a member of an older release, which keeps two copies: as unprotected.
+  sessions: z
+    .object({ primary: count, backup: count, unprotected: count, underReplicated: count.optional() })
+    .transform((s) => ({ ...s, underReplicated: s.underReplicated ?? s.unprotected })),
   writes: count,
   takeovers: count,
   reprotected: count,

@@ -30,8 +30,11 @@ export interface StatusSource {
   mode: 'backup' | 'delta';
   ack: 'sync' | 'async';
   members(): (MemberInfo & { self: boolean })[];
-  /** `unprotected`: sessions held here with one live copy (see the README's status section). */
-  sessions(): { primary: number; backup: number; unprotected: number };
+  /**
+   * `unprotected`: sessions held here with one live copy; `underReplicated`: with fewer than
+   * `backups` + 1 (see the README's status section).
+   */
+  sessions(): { primary: number; backup: number; unprotected: number; underReplicated: number };
   /** Whether this member sees a majority of the cluster, and of what size. */
   majority(): Majority;
   clusterMetrics(): ClusterMetrics;
@@ -122,6 +125,9 @@ export function renderMetrics(s: StatusSource): string {
       family(`${p}sessions_unprotected`, 'gauge', 'Sessions held by this member with one live copy (re-protection pending).', [
         [{}, sessions.unprotected],
       ]),
+      family(`${p}sessions_under_replicated`, 'gauge', 'Sessions held by this member with fewer than backups + 1 live copies.', [
+        [{}, sessions.underReplicated],
+      ]),
       family(`${p}messages_sent_total`, 'counter', 'Cluster messages sent.', [[{}, c.messagesSent]]),
       family(`${p}messages_received_total`, 'counter', 'Cluster messages received.', [[{}, c.messagesReceived]]),
       family(`${p}bytes_sent_total`, 'counter', 'Bytes sent to other members.', [[{}, c.bytesSent]]),
@@ -160,6 +166,7 @@ export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, 
       id: m.id,
       self: m.self,
       startTime: m.startTime,
+      ...(m.zone !== undefined ? { zone: m.zone } : {}),
       state: m.self ? 'alive' : s.memberState(m.id),
     })),
     ring: members.map((m) => m.route).sort(),

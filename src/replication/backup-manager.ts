@@ -16,7 +16,9 @@
  */
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type SessionDeltaMessage } from '../codec/messages.js';
-import { backupFor } from '../ring/index.js';
+import { backupsFor } from '../ring/index.js';
+import { backupList } from './backups.js';
+import { backupRoutes } from './backup/placement.js';
 import { Replicator, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
@@ -94,16 +96,19 @@ export class BackupManager extends Replicator {
   }
 
   protected mustAcknowledgeRemoval(e: SessionEntry): MemberInfo[] {
-    // The acknowledged backup, and where the ring puts it now (with ack 'async' a removal can come
+    // The acknowledged backups, and where placement puts them now (with ack 'async' a removal can come
     // before the first copy's acknowledgement).
-    const routes = new Set([e.backup, backupFor(e.base, this.route, this.liveRoutes())]);
+    const routes = new Set([...backupList(e.backup), ...backupRoutes(this.#ctx, e.base)]);
     return this.channel.members().filter((m) => routes.has(m.route));
   }
 
   protected expectedHolders(base: string, route: string): MemberInfo[] {
-    const live = this.liveRoutes();
-    const where = new Set([route, backupFor(base, route, live)]);
-    return this.channel.members().filter((m) => where.has(m.route));
+    // Its primary, and where placement would put its backups had that member made them.
+    const members = this.channel.members();
+    const primary = members.find((m) => m.route === route) ?? { route };
+    const all = [{ route: this.route, ...(this.options.zone !== undefined ? { zone: this.options.zone } : {}) }, ...members];
+    const where = new Set([route, ...backupsFor(base, primary, all, this.options.backups ?? 1)]);
+    return members.filter((m) => where.has(m.route));
   }
 
   protected replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {

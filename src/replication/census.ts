@@ -3,6 +3,7 @@
  * live copy (what re-protection still owes after a member was lost). Read-only and pure (no I/O,
  * nothing changed), for the status page and metrics.
  */
+import { backupList } from './backups.js';
 import type { SessionEntry } from './session-table.js';
 
 /** The session counts of one member's status. */
@@ -11,6 +12,11 @@ export interface Census {
   backup: number;
   /** Sessions held here that have one live copy (this member's), counted once across the cluster. */
   unprotected: number;
+  /**
+   * Sessions held here with fewer than `backups` + 1 copies on live members (re-protection still owes
+   * them copies, or fewer members live than the copies asked for). Backup mode; delta: as unprotected.
+   */
+  underReplicated: number;
 }
 
 /**
@@ -34,6 +40,7 @@ export function census(
   entries: Iterable<Pick<SessionEntry, 'role' | 'owner' | 'backup' | 'expire'>>,
   live: Iterable<string>,
   now: number,
+  backups = 1,
 ): Census {
   const alive = new Set(live);
   alive.add(self);
@@ -41,6 +48,7 @@ export function census(
   let primary = 0;
   let backup = 0;
   let unprotected = 0;
+  let under = 0;
   for (const e of entries) {
     if (e.expire <= now) continue;
     if (e.role === 'primary') primary++;
@@ -48,8 +56,14 @@ export function census(
     if (mode === 'delta') {
       if (alone) unprotected++;
     } else if (e.role === 'primary' && e.owner === self) {
-      if (e.backup === undefined || e.backup === self || !alive.has(e.backup)) unprotected++;
-    } else if (!alive.has(e.owner)) unprotected++;
+      let copies = 0;
+      for (const r of backupList(e.backup)) if (r !== self && alive.has(r)) copies++;
+      if (copies === 0) unprotected++;
+      if (copies < backups) under++;
+    } else if (!alive.has(e.owner)) {
+      unprotected++;
+      under++;
+    }
   }
-  return { primary, backup, unprotected };
+  return { primary, backup, unprotected, underReplicated: mode === 'delta' ? unprotected : under };
 }

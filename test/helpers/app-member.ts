@@ -75,6 +75,8 @@ const cluster = createSessionCluster({
   ...(env.ON_LIMIT !== undefined ? { onSessionLimit: env.ON_LIMIT as 'refuse' | 'destroy-oldest' } : {}),
   ...(env.ABSOLUTE_MAX_AGE !== undefined ? { absoluteMaxAge: Number(env.ABSOLUTE_MAX_AGE) } : {}),
   ...(env.EXPECTED_MEMBERS !== undefined ? { expectedMembers: Number(env.EXPECTED_MEMBERS) } : {}),
+  ...(env.BACKUPS !== undefined ? { backups: Number(env.BACKUPS) } : {}),
+  ...(env.ZONE !== undefined ? { zone: env.ZONE } : {}),
 });
 // Every session event, one JSON line: tests count them across members.
 for (const name of ['sessionCreated', 'sessionDestroyed', 'sessionExpired'] as const) {

@@ -12,7 +12,7 @@ const member = (route: string): MemberInfo => ({ id: `id-${route}`, route, host:
 const counts = (route: string, history?: boolean): MemberCounts => ({
   id: `id-${route}`,
   route,
-  sessions: { primary: 1, backup: 2, unprotected: 0 },
+  sessions: { primary: 1, backup: 2, unprotected: 0, underReplicated: 0 },
   writes: 3,
   takeovers: 0,
   reprotected: 0,

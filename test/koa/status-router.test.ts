@@ -81,7 +81,7 @@ test('status: member states, peers\' counts, the unprotected count, and a depart
     departed: unknown[];
   };
   assert.deepEqual(status.members.map((m) => [m.route, m.state]).sort(), [['a', 'alive'], ['b', 'alive']]);
-  assert.deepEqual(status.sessions, { primary: 0, backup: 0, unprotected: 0 });
+  assert.deepEqual(status.sessions, { primary: 0, backup: 0, unprotected: 0, underReplicated: 0 });
   assert.deepEqual(status.peers.map((p) => p.route), ['a', 'b'], 'this member first, then every live member');
   for (const p of status.peers) {
     assert.equal(p.error, undefined, `${p.route} answered`);

@@ -22,20 +22,30 @@ test('backup mode: a primary without a live acknowledged backup, and a copy whos
     entry('backup', 'b'),
     entry('backup', 'c'), // its primary was lost: adoption owed
   ];
-  assert.deepEqual(census('backup', 'a', held, ['a', 'b'], NOW), { primary: 3, backup: 2, unprotected: 3 });
-  assert.deepEqual(census('backup', 'a', held, ['b', 'c'], NOW), { primary: 3, backup: 2, unprotected: 1 }, 'self counts as live even when not listed');
-  assert.deepEqual(census('backup', 'a', [], ['a', 'b'], NOW), { primary: 0, backup: 0, unprotected: 0 });
+  assert.deepEqual(census('backup', 'a', held, ['a', 'b'], NOW), { primary: 3, backup: 2, unprotected: 3, underReplicated: 3 });
+  assert.deepEqual(census('backup', 'a', held, ['b', 'c'], NOW), { primary: 3, backup: 2, unprotected: 1, underReplicated: 1 }, 'self counts as live even when not listed');
+  assert.deepEqual(census('backup', 'a', [], ['a', 'b'], NOW), { primary: 0, backup: 0, unprotected: 0, underReplicated: 0 });
 });
 
 test('delta mode: every member holds everything, so sessions have one copy only while this member is alone', () => {
   const held = [entry('primary', 'a'), entry('backup', 'b'), entry('backup', 'c')];
-  assert.deepEqual(census('delta', 'a', held, ['a', 'b'], NOW), { primary: 1, backup: 2, unprotected: 0 });
+  assert.deepEqual(census('delta', 'a', held, ['a', 'b'], NOW), { primary: 1, backup: 2, unprotected: 0, underReplicated: 0 });
   assert.equal(census('delta', 'a', held, ['a'], NOW).unprotected, 3);
   assert.equal(census('delta', 'a', held, [], NOW).unprotected, 3);
 });
 
 test('expired entries still in the table count for nothing', () => {
   const held = [entry('primary', 'a', undefined, NOW), entry('backup', 'c', undefined, NOW - 5), entry('backup', 'b')];
-  assert.deepEqual(census('backup', 'a', held, ['a', 'b'], NOW), { primary: 0, backup: 1, unprotected: 0 });
-  assert.deepEqual(census('delta', 'a', held, ['a'], NOW), { primary: 0, backup: 1, unprotected: 1 });
+  assert.deepEqual(census('backup', 'a', held, ['a', 'b'], NOW), { primary: 0, backup: 1, unprotected: 0, underReplicated: 0 });
+  assert.deepEqual(census('delta', 'a', held, ['a'], NOW), { primary: 0, backup: 1, unprotected: 1, underReplicated: 1 });
+});
+
+test('backup mode with two backups: a session with one live backup is protected but under-replicated', () => {
+  const held = [
+    entry('primary', 'a', 'b,c'), // both backups live
+    entry('primary', 'a', 'b,d'), // d was lost: one copy short
+    entry('primary', 'a', 'd,e'), // both lost: one copy left
+    entry('primary', 'a', 'b'), // too few members when it was written
+  ];
+  assert.deepEqual(census('backup', 'a', held, ['a', 'b', 'c'], NOW, 2), { primary: 4, backup: 0, unprotected: 1, underReplicated: 3 });
 });

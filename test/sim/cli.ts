@@ -24,6 +24,8 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: '1' },
     // Replays a schedule found before sessions by user (the regression seeds) exactly.
     'no-principals': { type: 'boolean', default: false },
+    backups: { type: 'string' },
+    'expected-members': { type: 'boolean', default: false },
   },
 });
 
@@ -40,6 +42,8 @@ const common = {
   ...(values.clients !== undefined ? { clients: Number(values.clients) } : {}),
   ...(values['drop-time'] !== undefined ? { dropTime: Number(values['drop-time']) } : {}),
   ...(values['no-principals'] ? { principals: false } : {}),
+  ...(values.backups !== undefined ? { backups: Number(values.backups) } : {}),
+  ...(values['expected-members'] ? { expectedMembers: true } : {}),
 };
 
 function report(r: SimResult, tail: boolean): void {

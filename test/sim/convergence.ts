@@ -15,7 +15,7 @@ export interface ConvergenceResult {
   skippedBusy: number;
 }
 
-export function checkConvergence(h: History, members: SimMember[], mode: 'backup' | 'delta', at: number, label: string): ConvergenceResult {
+export function checkConvergence(h: History, members: SimMember[], mode: 'backup' | 'delta', at: number, label: string, backups = 1): ConvergenceResult {
   const live = members.filter((m) => m.phase === 'running' && m.proc.state === 'running');
   const out: ConvergenceResult = { violations: [], checked: 0, skippedBusy: 0 };
   for (const [base, calls] of h.byBase) {
@@ -28,7 +28,7 @@ export function checkConvergence(h: History, members: SimMember[], mode: 'backup
     const destroyAcked = calls.some((c) => c.kind === 'destroy' && c.ok === true && c.op.status === 'acked');
     const copies = live.map((m) => ({ m, e: m.manager.table.get(base) })).filter((x) => x.e !== undefined);
     const primaries = copies.filter((x) => x.e!.role === 'primary').length;
-    const wantBackups = mode === 'backup' ? Math.min(1, live.length - 1) : live.length - 1;
+    const wantBackups = mode === 'backup' ? Math.min(backups, live.length - 1) : live.length - 1;
     // Delta mode promises a copy on every member; a session whose owner is gone may have no primary
     // until a request takes it over (any member can), but never two.
     const whole = mode === 'backup' ? primaries === 1 && copies.length === 1 + wantBackups : primaries <= 1 && copies.length === live.length;

@@ -53,6 +53,10 @@ export interface MemberConfig {
   olderRelease: readonly string[];
   /** The members' log (silent unless a replay asks for it). */
   logger?: Logger;
+  /** Backup mode: backups per session (option `backups`). */
+  backups?: number;
+  /** The cluster's size (option `expectedMembers`). */
+  expectedMembers?: number;
 }
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed';
@@ -139,6 +143,8 @@ export class SimMember {
       dropTime: cfg.dropTime,
       logger: (cfg.logger ?? silent).child({ m: this.proc.name }),
       clock,
+      ...(cfg.backups !== undefined ? { backups: cfg.backups } : {}),
+      ...(cfg.expectedMembers !== undefined ? { expectedMembers: cfg.expectedMembers } : {}),
     };
     this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);
     if (cfg.principals) this.manager.policy = { principal: (s) => (typeof s.u === 'string' ? s.u : undefined) };

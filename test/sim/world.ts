@@ -49,6 +49,10 @@ export interface SimOptions {
    * `NEWER_MESSAGES` (a newer member must fall back to what they have).
    */
   olderRelease?: readonly string[];
+  /** Backup mode: backups per session (option `backups`, default 1). */
+  backups?: number;
+  /** Members run with `expectedMembers` set to the number of routes. */
+  expectedMembers?: boolean;
   /** Keep every trace line (replay). */
   traceAll?: boolean;
   echo?: (line: string) => void;
@@ -126,6 +130,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     stateTransferBatch: 3,
     principals: withPrincipals,
     olderRelease: o.olderRelease ?? [],
+    ...(o.backups !== undefined ? { backups: o.backups } : {}),
+    ...(o.expectedMembers === true ? { expectedMembers: n } : {}),
     ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
@@ -234,7 +240,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     const at = faultEnd + dropTime + 2000;
     quietFrom = at - 1500;
     await sleepUntil(at);
-    const r = reference === undefined ? checkConvergence(history, all, mode, at, label) : { checked: 0, skippedBusy: 0, violations: [] };
+    const r = reference === undefined ? checkConvergence(history, all, mode, at, label, o.backups ?? 1) : { checked: 0, skippedBusy: 0, violations: [] };
     trace.add(`checkpoint ${label}: ${r.checked} sessions, ${r.skippedBusy} busy, ${r.violations.length} not converged`);
     if (r.skippedBusy > 0) cover('sessions busy at a checkpoint (not counted)');
     violations.push(...r.violations);

@@ -9,6 +9,7 @@ import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js'
 import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
+import { backupList } from '../backups.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
@@ -167,7 +168,8 @@ export class AntiEntropy {
     // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
     const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
     const settledCopy = owner !== undefined && (owner.r.version > e.version || ctx.clock.monotonic() - (e.touchedAt ?? 0) > ctx.options.dropTime);
-    if (owner !== undefined && settledCopy && owner.r.backup !== '' && owner.r.backup !== ctx.route && ctx.memberByRoute(owner.r.backup) !== undefined) {
+    const ownerBackups = owner === undefined ? [] : backupList(owner.r.backup);
+    if (owner !== undefined && settledCopy && ownerBackups.length > 0 && !ownerBackups.includes(ctx.route) && ownerBackups.every((r) => ctx.memberByRoute(r) !== undefined)) {
       ctx.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       ctx.table.moved(base, e.epoch, e.owner);
       return;

@@ -10,13 +10,15 @@ import { MSG } from '../message-types.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
-import { backupTarget } from './placement.js';
+import { backupList, joinBackups } from '../backups.js';
+import { backupTargets, wantedBackups } from './placement.js';
 import type { Reprotection } from './reprotection.js';
 
 export class FanOut {
   readonly #ctx: BackupContext;
   readonly #protection: Reprotection;
   #warnedAlone = false;
+  #warnedFew = false;
 
   constructor(ctx: BackupContext, protection: Reprotection) {
     this.#ctx = ctx;
@@ -40,18 +42,22 @@ export class FanOut {
 
   async #replicateTo(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
     const ctx = this.#ctx;
-    let backup = e.resync === true ? undefined : e.backup;
-    // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
+    // Holders of the version this write builds on get the delta; the others (a join, a loss, a failed
+    // write) get the whole session.
+    const current = e.resync === true ? [] : backupList(e.backup);
+    // Holders an attempt may have reached (its answer was lost): told to drop what they got.
     const reached: MemberInfo[] = [];
+    const acked = new Set<string>();
+    const body = messages.delta.encode(delta);
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt > 0 && ctx.options.ack === 'async') {
         // Without the lock (async acks), a removal or a newer write may have come meanwhile: resending
         // this copy after the removal reached the backup would bring the session back there.
-        const current = ctx.table.get(e.base);
-        if (current === undefined || current.version > next.version) return;
+        const now = ctx.table.get(e.base);
+        if (now === undefined || now.version > next.version) return;
       }
-      const target = backupTarget(ctx, e.base);
-      if (target === undefined) {
+      const targets = backupTargets(ctx, e.base);
+      if (targets.length === 0) {
         if (!this.#warnedAlone) {
           this.#warnedAlone = true;
           ctx.log.warn('no other member is alive: sessions are held in one copy until a member joins');
@@ -59,40 +65,58 @@ export class FanOut {
         next.backup = undefined;
         return;
       }
-      if (e.backup !== undefined && e.backup !== target.route && ctx.memberByRoute(e.backup) === undefined && !ctx.isolation.ownerReleased(e.backup)) {
-        // The backup went silent a moment ago: we may be the cut-off side, where a backup chosen now
-        // would acknowledge writes the other side never sees. Wait out its grace (503 until then).
-        throw ctx.unavailable(e.base, `its backup ${e.backup} went silent a moment ago`);
+      if (targets.length < wantedBackups(ctx) && !this.#warnedFew) {
+        this.#warnedFew = true;
+        ctx.log.warn({ backups: wantedBackups(ctx), members: targets.length + 1 }, 'fewer members live than backups + 1: sessions have fewer copies than asked (sessions.underReplicated)');
       }
-      try {
-        // Where the backup moved (a join, a loss) or may differ (a failed write), it gets the whole session.
-        let reply: ApplyReply =
-          backup === target.route ? await ctx.requestApply(target, MSG.delta, messages.delta.encode(delta)) : await ctx.sendCopy(target, next);
-        if (reply.status === 'NEED_FULL') reply = await ctx.sendCopy(target, next);
-        if (reply.status === 'STALE') throw ctx.staleError(e.base, reply);
-        if (reply.status !== 'OK') throw new ReplicationError(`session ${shortId(e.base)}…: backup answered ${reply.status}`);
-        // The old holder must let go before the write counts: a copy left behind would be a stale
-        // stray that a partition's other side could take over.
-        if (e.backup !== undefined && e.backup !== target.route && !(await this.#protection.dropAt(e.backup, next))) {
-          throw new ReplicationError(`session ${shortId(e.base)}…: its former backup ${e.backup} did not drop its copy`);
+      for (const old of backupList(e.backup)) {
+        if (targets.some((t) => t.route === old) || ctx.memberByRoute(old) !== undefined || ctx.isolation.ownerReleased(old)) continue;
+        // A backup went silent a moment ago: we may be the cut-off side, where a backup chosen now
+        // would acknowledge writes the other side never sees. Wait out its promise (503 until then).
+        throw ctx.unavailable(e.base, `its backup ${old} went silent a moment ago`);
+      }
+      const pending = targets.filter((t) => !acked.has(t.route));
+      const results = await Promise.allSettled(
+        pending.map(async (t) => {
+          let reply: ApplyReply = current.includes(t.route) && !reached.includes(t) ? await ctx.requestApply(t, MSG.delta, body) : await ctx.sendCopy(t, next);
+          if (reply.status === 'NEED_FULL') reply = await ctx.sendCopy(t, next);
+          return reply;
+        }),
+      );
+      let again = false;
+      for (const [i, r] of results.entries()) {
+        const t = pending[i];
+        if (r.status === 'fulfilled') {
+          if (r.value.status === 'STALE') throw ctx.staleError(e.base, r.value);
+          if (r.value.status !== 'OK') throw new ReplicationError(`session ${shortId(e.base)}…: backup ${t.route} answered ${r.value.status}`);
+          acked.add(t.route);
+          continue;
         }
-        next.backup = target.route;
-        const strays = reached.filter((m) => m.route !== target.route);
-        if (strays.length > 0) void ctx.removals.start({ base: e.base, owner: ctx.route, epoch: e.epoch, destroy: false, until: next.expire }, strays, true);
-        return;
-      } catch (err) {
-        // The backup died under us: choose the next one and send it everything.
+        const err: unknown = r.reason;
+        // A backup died under us: the next attempt chooses again and sends the new one everything.
         if (err instanceof ClusterRequestError && ['ERR_MEMBER_GONE', 'ERR_NOT_CONNECTED'].includes(err.code)) {
-          reached.push(target);
-          backup = undefined;
+          reached.push(t);
+          again = true;
           continue;
         }
         throw err instanceof ReplicationError || err instanceof StaleOwnerError
           ? err
-          : new ReplicationError(`session ${shortId(e.base)}…: backup ${target.route} did not acknowledge the write: ${String(err)}`, {
-              cause: err,
-            });
+          : new ReplicationError(`session ${shortId(e.base)}…: backup ${t.route} did not acknowledge the write: ${String(err)}`, { cause: err });
       }
+      if (again) continue;
+      const chosen = targets.map((t) => t.route);
+      // The old holders must let go before the write counts: a copy left behind would be a stale
+      // stray that a partition's other side could take over.
+      for (const old of backupList(e.backup)) {
+        if (chosen.includes(old)) continue;
+        if (!(await this.#protection.dropAt(old, next))) {
+          throw new ReplicationError(`session ${shortId(e.base)}…: its former backup ${old} did not drop its copy`);
+        }
+      }
+      next.backup = joinBackups(chosen);
+      const strays = [...reached, ...ctx.channel.members().filter((m) => acked.has(m.route))].filter((m) => !chosen.includes(m.route));
+      if (strays.length > 0) void ctx.removals.start({ base: e.base, owner: ctx.route, epoch: e.epoch, destroy: false, until: next.expire }, strays, true);
+      return;
     }
     throw new ReplicationError(`session ${shortId(e.base)}…: no backup acknowledged the write after 3 attempts`);
   }

@@ -6,6 +6,7 @@
 import type { MemberInfo } from '../../cluster/types.js';
 import { messages, type SessionCopy } from '../../codec/messages.js';
 import { owners } from '../../ring/index.js';
+import { backupList } from '../backups.js';
 import { fence, installGranted, toCopy } from '../copies.js';
 import { MSG } from '../message-types.js';
 import { shortId } from '../session-id.js';
@@ -28,7 +29,9 @@ export async function handOffAll(ctx: BackupContext, protection: Reprotection): 
         const entry = ctx.table.get(base);
         if (entry === undefined || entry.role !== 'primary' || entry.owner !== ctx.route) return;
         const live = ctx.liveRoutes().filter((r) => r !== ctx.route); // not those leaving too
-        const heir = ctx.memberByRoute(entry.backup !== undefined && live.includes(entry.backup) ? entry.backup : (owners(base, live)[0] ?? ''));
+        // A backup inherits it (it holds this version already); else the ring's first.
+        const holder = backupList(entry.backup).find((r) => live.includes(r));
+        const heir = ctx.memberByRoute(holder ?? owners(base, live)[0] ?? '');
         if (heir === undefined) {
           failed++;
           return;

@@ -6,13 +6,13 @@
 import type { MemberInfo } from '../../cluster/types.js';
 import { messages } from '../../codec/messages.js';
 import { ClusterRequestError } from '../../errors.js';
-import { backupFor } from '../../ring/index.js';
 import { MSG } from '../message-types.js';
 import { RateQueue } from '../rate-queue.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
-import { backupTarget } from './placement.js';
+import { backupList, joinBackups, sameBackups } from '../backups.js';
+import { backupRoutes, backupTargets, wantedBackups } from './placement.js';
 
 /** Entries the scan looks at per turn of the event loop. */
 const SCAN_SLICE = 2000;
@@ -64,8 +64,7 @@ export class Reprotection {
     await ctx.locks.run(base, async () => {
       const e = ctx.table.get(base);
       if (e === undefined || e.role !== 'primary' || e.owner !== ctx.route || !ctx.isolation.hasQuorum()) return;
-      const target = backupTarget(ctx, base);
-      if (target?.route === e.backup && e.resync !== true) return;
+      if (e.resync !== true && sameBackups(e.backup, backupRoutes(ctx, base)) && backupList(e.backup).every((r) => ctx.memberByRoute(r) !== undefined)) return;
       await this.protectEntry(e);
       ctx.counters.reprotected++;
       this.#count++;
@@ -76,7 +75,11 @@ export class Reprotection {
     }
   }
 
-  /** Sends the whole entry to its ring backup, if it has none there yet. */
+  /**
+   * Sends the whole entry to each member that should hold a backup and does not yet, then has the
+   * former holders drop theirs. 'failed' leaves the backups recorded as they were (the next repair
+   * tries again); 'lost': a newer owner refused it.
+   */
   async protectEntry(e: SessionEntry): Promise<ProtectOutcome> {
     const ctx = this.#ctx;
     // After a failed write a holder may hold that write under the version it burnt: the whole session
@@ -85,36 +88,45 @@ export class Reprotection {
     // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
     const reached: MemberInfo[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
-      const target = backupTarget(ctx, e.base);
-      if (target === undefined) {
+      const targets = backupTargets(ctx, e.base);
+      if (targets.length === 0) {
         e.backup = undefined;
         return 'ok';
       }
-      try {
-        const reply = await ctx.sendCopy(target, e);
-        if (reply.status === 'OK') {
-          const old = e.backup;
-          // Until the former backup let go, it stays recorded: the next repair drops it again.
-          if (old !== undefined && old !== target.route && !(await this.dropAt(old, e))) return 'failed';
-          e.backup = target.route;
-          e.resync = false;
-          const strays = reached.filter((m) => m.route !== target.route);
-          if (strays.length > 0) void ctx.removals.start({ base: e.base, owner: ctx.route, epoch: e.epoch, destroy: false, until: e.expire }, strays, true);
-          return 'ok';
+      const have = e.resync === true ? [] : backupList(e.backup);
+      const missing = targets.filter((t) => !have.includes(t.route));
+      const results = await Promise.allSettled(missing.map((t) => ctx.sendCopy(t, e)));
+      let failed = false;
+      for (const [i, r] of results.entries()) {
+        const t = missing[i];
+        if (r.status === 'fulfilled') {
+          if (r.value.status === 'STALE') {
+            ctx.log.warn({ session: shortId(e.base), owner: r.value.owner }, 'lost a session to a newer owner while protecting it');
+            // Only if it is still ours here: the winner's copy may have replaced it meanwhile.
+            if (ctx.table.get(e.base) === e) ctx.table.moved(e.base, r.value.epoch, r.value.owner);
+            return 'lost';
+          }
+          if (r.value.status !== 'OK') failed = true;
+          continue;
         }
-        if (reply.status === 'STALE') {
-          ctx.log.warn({ session: shortId(e.base), owner: reply.owner }, 'lost a session to a newer owner while protecting it');
-          // Only if it is still ours here: the winner's copy may have replaced it meanwhile.
-          if (ctx.table.get(e.base) === e) ctx.table.moved(e.base, reply.epoch, reply.owner);
-          return 'lost';
-        }
-      } catch (err) {
-        if (!(err instanceof ClusterRequestError)) throw err;
-        reached.push(target);
-        ctx.log.warn({ err, session: shortId(e.base), backup: target.route }, 'backup copy failed; trying again');
+        if (!(r.reason instanceof ClusterRequestError)) throw r.reason;
+        reached.push(t);
+        failed = true;
+        ctx.log.warn({ err: r.reason, session: shortId(e.base), backup: t.route }, 'backup copy failed; trying again');
       }
+      if (failed) continue;
+      const chosen = targets.map((t) => t.route);
+      // Until a former backup let go, it stays recorded: the next repair drops it again.
+      for (const old of backupList(e.backup)) {
+        if (!chosen.includes(old) && !(await this.dropAt(old, e))) return 'failed';
+      }
+      e.backup = joinBackups(chosen);
+      e.resync = false;
+      const strays = reached.filter((m) => !chosen.includes(m.route));
+      if (strays.length > 0) void ctx.removals.start({ base: e.base, owner: ctx.route, epoch: e.epoch, destroy: false, until: e.expire }, strays, true);
+      return 'ok';
     }
-    ctx.log.error({ session: shortId(e.base) }, 'session has one copy: no backup acknowledged it');
+    ctx.log.error({ session: shortId(e.base) }, 'session has fewer copies than asked: no backup acknowledged it');
     return 'failed';
   }
 
@@ -164,6 +176,8 @@ export class Reprotection {
     if (this.#scanning !== scan || ctx.stopping()) return;
     const live = ctx.liveRoutes();
     const alive = new Set(live);
+    // Fewer backups than asked, where members enough are live: a copy failed, re-protection owes one.
+    const wanted = Math.min(wantedBackups(ctx), live.length - 1);
     const now = ctx.clock.now();
     for (let n = 0; n < slice; n++) {
       const next = scan.entries.next();
@@ -175,7 +189,13 @@ export class Reprotection {
       if (e.expire <= now) continue;
       if (e.role === 'primary' && e.owner === ctx.route) {
         if (e.unverified === true) this.#audit(e.base);
-        else if (e.backup === undefined || !alive.has(e.backup) || e.resync === true || (scan.ring && backupFor(e.base, ctx.route, live) !== e.backup)) {
+        else if (
+          e.backup === undefined ||
+          e.resync === true ||
+          backupList(e.backup).length < wanted ||
+          backupList(e.backup).some((r) => !alive.has(r)) ||
+          (scan.ring && !sameBackups(e.backup, backupRoutes(ctx, e.base)))
+        ) {
           if (live.length > 1) this.push(e.base);
         }
       } else if (!alive.has(e.owner) && ctx.isolation.ownerReleased(e.owner)) {

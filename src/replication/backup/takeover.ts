@@ -13,6 +13,7 @@ import { describeReplies } from '../copy-holder.js';
 import { MSG } from '../message-types.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
+import { backupList } from '../backups.js';
 import type { BackupContext } from './context.js';
 import type { Reprotection } from './reprotection.js';
 
@@ -81,7 +82,8 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
     if (localBest && local.role === 'primary' && local.owner === ctx.route) {
       // Checked after a possible cut-off: nobody took it over meanwhile. Served once it has a live
       // backup; else it is protected (and strays dropped) first, as a takeover would.
-      if (local.backup !== undefined && ctx.memberByRoute(local.backup) !== undefined) {
+      const backups = backupList(local.backup);
+      if (backups.length > 0 && backups.every((r) => ctx.memberByRoute(r) !== undefined)) {
         local.unverified = false;
         return true;
       }
@@ -160,7 +162,8 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
   }
   // Every member that held a copy drops it before we serve: a copy left behind would be a stale
   // stray that the other side of a partition could take over. The others are told in passing.
-  const others = ctx.channel.members().filter((m) => m.route !== mine.backup);
+  const backups = backupList(mine.backup);
+  const others = ctx.channel.members().filter((m) => !backups.includes(m.route));
   const dropped = await Promise.all(others.filter((m) => holders.includes(m)).map((m) => protection.drop(m, mine)));
   const rest = others.filter((m) => !holders.includes(m));
   // Retried in the background until each has it: a member that missed it may get a stray copy late.
