@@ -406,6 +406,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       members: () => this.members(),
       sessions: () => this.#sessions(),
       majority: () => this.#manager.majority(),
+      tombstones: () => this.#manager.table.tombstoneCount(),
       clusterMetrics: (): ClusterMetrics => this.#channel.metrics(),
       replicationMetrics: (): ReplicationMetrics => this.#manager.metrics(),
       memberState: (id) => this.#watch.stateOf(id),

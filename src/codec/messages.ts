@@ -93,6 +93,11 @@ export interface AuditReply {
   items: LocateReply[];
 }
 
+/** Destructions every member acknowledged: their tombstones may go (`Forget`, no reply). */
+export interface ForgetMessage {
+  items: { base: string; epoch: number; owner: string }[];
+}
+
 /** A route the answering member has a running lease promise to, and for how much longer. */
 export interface Promised {
   route: string;
@@ -315,6 +320,27 @@ export const messages = {
     type: 'record',
     name: 'AuditReply',
     fields: [{ name: 'items', type: { type: 'array', items: locateReplySchema } }],
+  }),
+  forget: defineMessage<ForgetMessage>({
+    type: 'record',
+    name: 'Forget',
+    fields: [
+      {
+        name: 'items',
+        type: {
+          type: 'array',
+          items: {
+            type: 'record',
+            name: 'Forgotten',
+            fields: [
+              { name: 'base', type: 'string' },
+              { name: 'epoch', type: 'long' },
+              { name: 'owner', type: 'string' },
+            ],
+          },
+        },
+      },
+    ],
   }),
   surveyReply: defineMessage<SurveyReply>({
     type: 'record',

@@ -37,6 +37,8 @@ export interface StatusSource {
   sessions(): { primary: number; backup: number; unprotected: number; underReplicated: number };
   /** Whether this member sees a majority of the cluster, and of what size. */
   majority(): Majority;
+  /** Destructions remembered (`removed`), moves remembered (`moved`), and the bytes the first take. */
+  tombstones(): { removed: number; moved: number; bytes: number };
   clusterMetrics(): ClusterMetrics;
   replicationMetrics(): ReplicationMetrics;
   /** A live member's state: suspected while a direct check is under way. */
@@ -128,6 +130,10 @@ export function renderMetrics(s: StatusSource): string {
       family(`${p}sessions_under_replicated`, 'gauge', 'Sessions held by this member with fewer than backups + 1 live copies.', [
         [{}, sessions.underReplicated],
       ]),
+      family(`${p}tombstones`, 'gauge', 'Destroyed or moved sessions this member remembers (to fence stray copies), by kind.', [
+        [{ kind: 'removed' }, s.tombstones().removed],
+        [{ kind: 'moved' }, s.tombstones().moved],
+      ]),
       family(`${p}messages_sent_total`, 'counter', 'Cluster messages sent.', [[{}, c.messagesSent]]),
       family(`${p}messages_received_total`, 'counter', 'Cluster messages received.', [[{}, c.messagesReceived]]),
       family(`${p}bytes_sent_total`, 'counter', 'Bytes sent to other members.', [[{}, c.bytesSent]]),
@@ -171,6 +177,7 @@ export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, 
     })),
     ring: members.map((m) => m.route).sort(),
     majority: s.majority(),
+    tombstones: s.tombstones(),
     sessions: s.sessions(),
     replication: s.replicationMetrics(),
     departed: s.departed(),

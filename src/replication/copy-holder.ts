@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { ClusterChannel, MemberInfo } from '../cluster/types.js';
 import type { SessionCodec, SessionData } from '../codec/types.js';
-import { messages, type ApplyReply, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
+import { messages, type ApplyReply, type ForgetMessage, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, toCopy } from './copies.js';
@@ -134,6 +134,9 @@ export abstract class CopyHolder {
   /** Routes that announced a graceful leave: never chosen for a new copy. */
   protected readonly leaving = new Set<string>();
   #timers: unknown[] = [];
+  /** Destructions done everywhere, and when their tombstones may go. */
+  #forgets: { item: { base: string; epoch: number; owner: string }; at: number }[] = [];
+  #lastWake = 0;
   /** Lease lapses already acted on (`markUnverified`). */
   #lapses = 0;
   #hadQuorum = false;
@@ -161,7 +164,10 @@ export abstract class CopyHolder {
       ...(options.expectedMembers !== undefined ? { expectedMembers: options.expectedMembers } : {}),
     });
     this.schemas = new SchemaSync(options.channel, options.codec, this.log, options.ackTimeout);
-    this.removals = new RemovalQueue((m, message) => this.requestApply(m, MSG.remove, messages.remove.encode(message)));
+    this.removals = new RemovalQueue(
+      (m, message) => this.requestApply(m, MSG.remove, messages.remove.encode(message)),
+      (message) => this.#forgets.push({ item: { base: message.base, epoch: message.epoch, owner: message.owner }, at: this.clock.monotonic() + this.#forgetGrace() }),
+    );
   }
 
   /**
@@ -214,7 +220,16 @@ export abstract class CopyHolder {
       const copy = messages.copy.decode(body);
       return this.#afterSchemas(copy.entries, from, () => this.applyIncomingCopy(copy));
     });
-    c.handle(MSG.remove, (_from, body) => messages.applyReply.encode(applyRemove(this.table, messages.remove.decode(body))));
+    c.handle(MSG.remove, (_from, body) => {
+      const m = messages.remove.decode(body);
+      const reply = applyRemove(this.table, m);
+      if (m.destroy && reply.status === 'OK') this.onRemoved(m.base);
+      return messages.applyReply.encode(reply);
+    });
+    c.handle(MSG.forget, (_from, body) => {
+      for (const x of messages.forget.decode(body).items) this.table.forget(x.base, x.epoch, x.owner);
+      return EMPTY;
+    });
     c.handle(MSG.locate, (_from, body) => messages.locateReply.encode(describeHeld(this.table, messages.locate.decode(body).base)));
     c.handle(MSG.audit, (_from, body) =>
       messages.auditReply.encode({ items: messages.audit.decode(body).bases.map((b) => describeHeld(this.table, b)) }),
@@ -232,6 +247,7 @@ export abstract class CopyHolder {
     });
     c.on('member-added', (m) => {
       this.isolation.memberAdded(m.route);
+      this.removals.wake(); // what waited for a member out of reach goes out again
       this.#ping(m); // its answer may be what this member's lease waits for
       this.onMemberAdded(m);
       this.#membershipChange();
@@ -281,7 +297,12 @@ export abstract class CopyHolder {
           this.counters.expired += this.table.sweep(now);
         }
         if (!this.stopping) {
+          if (mono - this.#lastWake > 60_000) {
+            this.#lastWake = mono; // a seat forgotten makes no event: look at what was parked now and then
+            this.removals.wake();
+          }
           this.removals.retry(this.channel.members(), now, this.isolation.unreachable() > 0);
+          this.#forgetDue(mono);
           this.maintain();
         }
       }, TICK_MS),
@@ -377,6 +398,27 @@ export abstract class CopyHolder {
   protected sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
   }
+
+  /**
+   * How long a destruction every member acknowledged is still remembered: longer than any copy of the
+   * session can still be on its way (a state page is answered within 4 ackTimeouts, a copy within one).
+   */
+  #forgetGrace(): number {
+    return 8 * this.options.ackTimeout;
+  }
+
+  /** Tombstones whose grace is over: forgotten here, and every member told (best effort: they expire anyway). */
+  #forgetDue(now: number): void {
+    if (this.#forgets.length === 0 || this.#forgets[0].at > now) return;
+    const due: ForgetMessage['items'] = [];
+    while (this.#forgets.length > 0 && this.#forgets[0].at <= now && due.length < 1000) due.push(this.#forgets.shift()!.item);
+    for (const x of due) this.table.forget(x.base, x.epoch, x.owner);
+    const body = messages.forget.encode({ items: due });
+    for (const m of this.channel.members()) this.channel.request(m.id, MSG.forget, body, { timeoutMs: this.options.ackTimeout }).catch(() => undefined);
+  }
+
+  /** A destruction arrived (delta mode drops the writes it queued for that session meanwhile). */
+  protected onRemoved(_base: string): void {}
 
   /** A lease ping: its answer renews this member's lease, and the member's promise to us. */
   #ping(m: MemberInfo): void {

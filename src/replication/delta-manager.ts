@@ -118,6 +118,12 @@ export class DeltaManager extends Replicator {
     return this.#holders().slice(0, 1);
   }
 
+  protected override onRemoved(base: string): void {
+    // Writes queued during our state transfer are older than a destruction of their session: applied
+    // after it, once its tombstone is forgotten, they would bring the session back.
+    if (this.#queued !== undefined) this.#queued = this.#queued.filter((m) => m.base !== base);
+  }
+
   protected override applyIncomingDelta(m: SessionDeltaMessage): ApplyReply {
     if (this.#queued !== undefined && this.table.get(m.base) === undefined) {
       this.#queued.push(m);

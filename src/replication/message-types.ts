@@ -35,6 +35,11 @@ export const MSG = {
    * member of an older release has no handler: it is asked `audit`, and makes no promises).
    */
   survey: 'session.survey',
+  /**
+   * Forget → empty: destructions every member acknowledged a while ago; their tombstones may go (a
+   * member of an older release has no handler, and keeps them until the session's expiry).
+   */
+  forget: 'session.forget',
   /** empty → empty: a lease ping; its answer counts toward the sender's lease, and promises it one. */
   lease: 'member.lease',
   /** IndexAnnounce → ApplyReply: a session owner lists, unlists or ends sessions in a principal's index. */

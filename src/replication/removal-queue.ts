@@ -1,7 +1,10 @@
 /**
  * Destroyed sessions whose tombstone some live member has not acknowledged yet. A removal is
  * replicated like a write; the members that did not answer (slow, paused, just joined) are sent it
- * again on every tick until each live member has it, or until the tombstone itself expires.
+ * again on every tick until each live member has it, or until the tombstone itself expires. One that
+ * waits only for members out of reach is parked, not looked at every tick, until a member comes
+ * back (`wake`). A destruction every member of the cluster acknowledged is reported done (`onDone`):
+ * no copy it fences is left anywhere, and its tombstones can go.
  */
 import type { MemberInfo } from '../cluster/types.js';
 import type { ApplyReply, RemoveMessage } from '../codec/messages.js';
@@ -21,13 +24,24 @@ export class RemovalQueue {
   /** Keys of `#pending` by session: `cancelDrops` runs for every copy sent, and must not walk them all. */
   readonly #keysByBase = new Map<string, Set<string>>();
   readonly #send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>;
+  readonly #onDone: (message: RemoveMessage) => void;
+  /** Waiting only for members out of reach: looked at again when one comes back, or when expired. */
+  readonly #parked = new Map<string, Pending>();
+  #lastPrune = 0;
 
-  constructor(send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>) {
+  constructor(send: (m: MemberInfo, message: RemoveMessage) => Promise<ApplyReply>, onDone: (message: RemoveMessage) => void = () => undefined) {
     this.#send = send;
+    this.#onDone = onDone;
   }
 
   get size(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#parked.size;
+  }
+
+  /** A member came back (or one out of reach was forgotten): what was parked is looked at again. */
+  wake(): void {
+    for (const [key, p] of this.#parked) this.#pending.set(key, p);
+    this.#parked.clear();
   }
 
   /**
@@ -71,7 +85,7 @@ export class RemovalQueue {
     const keys = this.#keysByBase.get(base);
     if (keys === undefined) return;
     for (const key of [...keys]) {
-      const p = this.#pending.get(key)!;
+      const p = (this.#pending.get(key) ?? this.#parked.get(key))!;
       if (p.message.destroy || p.only === undefined || !p.only.has(memberId)) continue;
       p.only.delete(memberId);
       if ([...p.only].every((id) => p.acked.has(id))) this.#delete(key);
@@ -79,6 +93,7 @@ export class RemovalQueue {
   }
 
   #set(key: string, p: Pending): void {
+    this.#parked.delete(key);
     this.#pending.set(key, p);
     let keys = this.#keysByBase.get(p.message.base);
     if (keys === undefined) this.#keysByBase.set(p.message.base, (keys = new Set()));
@@ -86,9 +101,10 @@ export class RemovalQueue {
   }
 
   #delete(key: string): void {
-    const p = this.#pending.get(key);
+    const p = this.#pending.get(key) ?? this.#parked.get(key);
     if (p === undefined) return;
     this.#pending.delete(key);
+    this.#parked.delete(key);
     const keys = this.#keysByBase.get(p.message.base);
     keys?.delete(key);
     if (keys?.size === 0) this.#keysByBase.delete(p.message.base);
@@ -100,18 +116,30 @@ export class RemovalQueue {
    * come back across a healed partition with a copy.
    */
   retry(members: MemberInfo[], now: number, silent = false): void {
+    if (now - this.#lastPrune > 60_000) {
+      this.#lastPrune = now;
+      for (const [key, p] of this.#parked) if (p.message.until <= now) this.#delete(key);
+    }
     for (const [key, p] of this.#pending) {
       if (p.message.until <= now) {
         this.#delete(key);
         continue;
       }
       const missing = members.filter((m) => !p.acked.has(m.id) && (p.only === undefined || p.only.has(m.id)));
-      // A drop waits for its member to come back (it may be across a partition), until it expires.
-      if (missing.length === 0 && (p.only === undefined ? !silent : [...p.only].every((id) => p.acked.has(id)))) {
-        this.#delete(key);
+      if (missing.length > 0) {
+        for (const m of missing) if (!p.sending.has(m.id)) void this.#attempt(p, m);
         continue;
       }
-      for (const m of missing) if (!p.sending.has(m.id)) void this.#attempt(p, m);
+      if (p.sending.size > 0) continue;
+      if (p.only === undefined ? !silent : [...p.only].every((id) => p.acked.has(id))) {
+        this.#delete(key);
+        if (p.only === undefined) this.#onDone(p.message);
+        continue;
+      }
+      // A drop waits for its member to come back (it may be across a partition), a destruction for
+      // the members out of reach, until it expires: parked until then.
+      this.#pending.delete(key);
+      this.#parked.set(key, p);
     }
   }
 }

@@ -5,6 +5,7 @@
  * most recently read ones decoded besides (`decoded-cache.ts`).
  */
 import { systemClock, type Clock } from './clock.js';
+import { Tombstones } from './tombstones.js';
 import type { Packed } from './packed-entries.js';
 
 /** How this member holds a session. */
@@ -64,7 +65,10 @@ const MOVED_TOMBSTONE_MS = 10 * 60 * 1000;
 /** The session table of one member. */
 export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
-  readonly #tombstones = new Map<string, Tombstone>();
+  /** Sessions that moved to another owner (kept minutes): few, as objects. */
+  readonly #moved = new Map<string, Tombstone>();
+  /** Sessions destroyed (kept until no copy can exist): many, kept compact. */
+  readonly #removed = new Tombstones();
   readonly #clock: Clock;
   /** Told of each entry dropped because it expired (session events, the principal index). */
   onExpire: ((e: SessionEntry) => void) | undefined;
@@ -86,17 +90,18 @@ export class SessionTable {
   /** Installs an entry; a tombstone it supersedes (fencing let it through) goes. */
   set(entry: SessionEntry): void {
     this.#entries.set(entry.base, entry);
-    this.#tombstones.delete(entry.base);
+    this.#moved.delete(entry.base);
+    this.#removed.delete(entry.base);
   }
 
   /** Lets go of a session another member owns from `epoch` on. */
   moved(base: string, epoch: number, owner: string): void {
     const e = this.#entries.get(base);
     this.#entries.delete(base);
-    const t = this.#tombstones.get(base);
-    if (t?.kind === 'removed') return; // a destroyed session stays destroyed
+    if (this.#removed.get(base) !== undefined) return; // a destroyed session stays destroyed
+    const t = this.#moved.get(base);
     const until = Math.min(e?.expire ?? Infinity, this.#clock.now() + MOVED_TOMBSTONE_MS);
-    if (t === undefined || t.epoch <= epoch) this.#tombstones.set(base, { kind: 'moved', epoch, owner, until });
+    if (t === undefined || t.epoch <= epoch) this.#moved.set(base, { kind: 'moved', epoch, owner, until });
   }
 
   /**
@@ -106,28 +111,47 @@ export class SessionTable {
   destroy(base: string, epoch: number, owner: string, until: number): void {
     const e = this.#entries.get(base);
     this.#entries.delete(base);
-    const t = this.#tombstones.get(base);
-    const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0);
-    if (t?.kind === 'removed' && t.epoch > epoch) {
-      t.until = keep;
-      return;
-    }
-    this.#tombstones.set(base, { kind: 'removed', epoch, owner, until: keep });
+    const moved = this.#moved.get(base);
+    this.#moved.delete(base);
+    const t = this.#removed.get(base);
+    const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);
+    if (t !== undefined && t.epoch > epoch) this.#removed.set(base, { ...t, until: keep });
+    else this.#removed.set(base, { epoch, owner, until: keep });
   }
 
   tombstone(base: string, now = this.#clock.now()): Tombstone | undefined {
-    const t = this.#tombstones.get(base);
+    const r = this.#removed.get(base);
+    if (r !== undefined) {
+      if (r.until > now) return { kind: 'removed', ...r };
+      this.#removed.delete(base);
+    }
+    const t = this.#moved.get(base);
     if (t !== undefined && t.until <= now) {
-      this.#tombstones.delete(base);
+      this.#moved.delete(base);
       return undefined;
     }
     return t;
   }
 
+  /**
+   * Forgets the destruction of `base` made at `epoch` by `owner` (and no newer one): every member
+   * acknowledged it and no copy it fences can still exist (`removal-queue.ts`). True when it did.
+   */
+  forget(base: string, epoch: number, owner: string): boolean {
+    const r = this.#removed.get(base);
+    if (r === undefined || r.epoch !== epoch || r.owner !== owner) return false;
+    return this.#removed.delete(base);
+  }
+
+  /** Destructions remembered, and the bytes they take (for the bench and the status). */
+  tombstoneCount(): { removed: number; moved: number; bytes: number } {
+    return { removed: this.#removed.size, moved: this.#moved.size, bytes: this.#removed.bytes };
+  }
+
   /** The destructions `owner` made that still fence (base and tombstone). */
   *destroyedBy(owner: string): IterableIterator<[string, Tombstone]> {
     const now = this.#clock.now();
-    for (const [base, t] of this.#tombstones) if (t.kind === 'removed' && t.owner === owner && t.until > now) yield [base, t];
+    for (const [base, d] of this.#removed.entries()) if (d.owner === owner && d.until > now) yield [base, { kind: 'removed', ...d }];
   }
 
   /** Drops expired sessions and tombstones; returns how many sessions expired. */
@@ -140,7 +164,8 @@ export class SessionTable {
         this.onExpire?.(e);
       }
     }
-    for (const [base, t] of this.#tombstones) if (t.until <= now) this.#tombstones.delete(base);
+    for (const [base, t] of this.#moved) if (t.until <= now) this.#moved.delete(base);
+    this.#removed.sweep(now);
     return expired;
   }
 
@@ -175,6 +200,7 @@ export class SessionTable {
 
   clear(): void {
     this.#entries.clear();
-    this.#tombstones.clear();
+    this.#moved.clear();
+    this.#removed.clear();
   }
 }

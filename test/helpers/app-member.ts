@@ -76,6 +76,7 @@ const cluster = createSessionCluster({
   ...(env.ABSOLUTE_MAX_AGE !== undefined ? { absoluteMaxAge: Number(env.ABSOLUTE_MAX_AGE) } : {}),
   ...(env.EXPECTED_MEMBERS !== undefined ? { expectedMembers: Number(env.EXPECTED_MEMBERS) } : {}),
   ...(env.BACKUPS !== undefined ? { backups: Number(env.BACKUPS) } : {}),
+  ...(env.ACK_TIMEOUT !== undefined ? { ackTimeout: Number(env.ACK_TIMEOUT) } : {}),
   ...(env.ZONE !== undefined ? { zone: env.ZONE } : {}),
 });
 // Every session event, one JSON line: tests count them across members.

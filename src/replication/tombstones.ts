@@ -1,0 +1,201 @@
+/**
+ * The destructions a member remembers (logout, regenerate, expiry of a session it destroyed): a
+ * tombstone per session, which fences every older copy until no copy can still exist. A member of a
+ * busy site keeps many (every logout leaves one on every member), so they are kept compact: in one
+ * typed array, 32 bytes a slot (about 46 a tombstone at the table's fill), instead of a JavaScript
+ * object and a map entry and the base's string (about 150). Pure: no I/O, no clock.
+ *
+ *   slot: | base, 18 bytes | used | - | epoch u32 | until, s u32 | owner u16 | - |
+ *          0              18     19   20          24             28          30  32
+ *
+ * Bases of 24 characters (the 18 random bytes every member makes) go there, found by open addressing
+ * on their first bytes (random already); any other base (an id made elsewhere) in a plain map.
+ */
+
+/** A remembered destruction. */
+export interface Destruction {
+  epoch: number;
+  owner: string;
+  /** Epoch ms until which it fences (rounded up to the second). */
+  until: number;
+}
+
+const STRIDE = 32;
+const KEY = 18;
+const USED = 18;
+const EPOCH = 20;
+const UNTIL = 24;
+const OWNER = 28;
+const MAX_FILL = 0.7;
+
+export class Tombstones {
+  #slots: Buffer;
+  #capacity: number;
+  #size = 0;
+  /** Bases that are not 24 characters of base64url. */
+  readonly #other = new Map<string, Destruction>();
+  /** Owner routes by index (a member keeps tombstones of a few routes). */
+  readonly #routes: string[] = [];
+  readonly #routeIndex = new Map<string, number>();
+  readonly #scratch = Buffer.alloc(KEY);
+
+  constructor(initialCapacity = 1024) {
+    this.#capacity = 1 << Math.ceil(Math.log2(Math.max(16, initialCapacity)));
+    this.#slots = Buffer.alloc(this.#capacity * STRIDE);
+  }
+
+  get size(): number {
+    return this.#size + this.#other.size;
+  }
+
+  /** Bytes held by the table itself (the bench's figure per tombstone divides this by `size`). */
+  get bytes(): number {
+    return this.#slots.length;
+  }
+
+  get(base: string): Destruction | undefined {
+    const key = this.#key(base);
+    if (key === undefined) return this.#other.get(base);
+    const slot = this.#find(key);
+    return slot < 0 ? undefined : this.#read(slot);
+  }
+
+  set(base: string, d: Destruction): void {
+    const key = this.#key(base);
+    if (key === undefined) {
+      this.#other.set(base, { ...d });
+      return;
+    }
+    let slot = this.#find(key);
+    if (slot < 0) {
+      if ((this.#size + 1) / this.#capacity > MAX_FILL) this.#grow();
+      slot = this.#free(key);
+      key.copy(this.#slots, slot * STRIDE);
+      this.#slots[slot * STRIDE + USED] = 1;
+      this.#size++;
+    }
+    this.#write(slot, d);
+  }
+
+  delete(base: string): boolean {
+    const key = this.#key(base);
+    if (key === undefined) return this.#other.delete(base);
+    const slot = this.#find(key);
+    if (slot < 0) return false;
+    this.#remove(slot);
+    return true;
+  }
+
+  /** Every tombstone (a snapshot: safe to change the table while going through it). */
+  entries(): [string, Destruction][] {
+    const out: [string, Destruction][] = [...this.#other].map(([b, d]) => [b, { ...d }]);
+    for (let slot = 0; slot < this.#capacity; slot++) {
+      if (this.#slots[slot * STRIDE + USED] === 1) out.push([this.#slots.toString('base64url', slot * STRIDE, slot * STRIDE + KEY), this.#read(slot)]);
+    }
+    return out;
+  }
+
+  /** Drops those whose `until` is past; returns how many. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const [b, d] of this.#other) {
+      if (d.until > now) continue;
+      this.#other.delete(b);
+      n++;
+    }
+    for (let slot = 0; slot < this.#capacity; ) {
+      if (this.#slots[slot * STRIDE + USED] === 1 && this.#slots.readUInt32LE(slot * STRIDE + UNTIL) * 1000 <= now) {
+        this.#remove(slot); // the next slot may have shifted into this one: look at it again
+        n++;
+      } else slot++;
+    }
+    return n;
+  }
+
+  clear(): void {
+    this.#slots.fill(0);
+    this.#size = 0;
+    this.#other.clear();
+  }
+
+  /** The 18 bytes of a 24-character base64url base, in a scratch buffer; undefined for any other. */
+  #key(base: string): Buffer | undefined {
+    if (base.length !== 24) return undefined;
+    return this.#scratch.write(base, 'base64url') === KEY ? this.#scratch : undefined;
+  }
+
+  #home(key: Buffer, capacity = this.#capacity): number {
+    return key.readUInt32LE(0) & (capacity - 1);
+  }
+
+  #find(key: Buffer): number {
+    for (let slot = this.#home(key); ; slot = (slot + 1) & (this.#capacity - 1)) {
+      const at = slot * STRIDE;
+      if (this.#slots[at + USED] !== 1) return -1;
+      if (this.#slots.compare(key, 0, KEY, at, at + KEY) === 0) return slot;
+    }
+  }
+
+  #free(key: Buffer): number {
+    let slot = this.#home(key);
+    while (this.#slots[slot * STRIDE + USED] === 1) slot = (slot + 1) & (this.#capacity - 1);
+    return slot;
+  }
+
+  #read(slot: number): Destruction {
+    const at = slot * STRIDE;
+    return {
+      epoch: this.#slots.readUInt32LE(at + EPOCH),
+      until: this.#slots.readUInt32LE(at + UNTIL) * 1000,
+      owner: this.#routes[this.#slots.readUInt16LE(at + OWNER)],
+    };
+  }
+
+  #write(slot: number, d: Destruction): void {
+    const at = slot * STRIDE;
+    this.#slots.writeUInt32LE(Math.min(d.epoch, 0xffffffff), at + EPOCH);
+    this.#slots.writeUInt32LE(Math.min(Math.ceil(d.until / 1000), 0xffffffff), at + UNTIL);
+    this.#slots.writeUInt16LE(this.#route(d.owner), at + OWNER);
+  }
+
+  #route(route: string): number {
+    let i = this.#routeIndex.get(route);
+    if (i === undefined) {
+      i = this.#routes.length;
+      // Routes are few (members, past and present); a bug that made thousands would wrap, not grow.
+      if (i > 0xffff) throw new RangeError('more than 65536 routes own tombstones');
+      this.#routes.push(route);
+      this.#routeIndex.set(route, i);
+    }
+    return i;
+  }
+
+  /** Empties a slot, and moves later ones of its run back so that lookups still find them. */
+  #remove(slot: number): void {
+    const mask = this.#capacity - 1;
+    this.#slots.fill(0, slot * STRIDE, slot * STRIDE + STRIDE);
+    this.#size--;
+    for (let hole = slot, next = (slot + 1) & mask; this.#slots[next * STRIDE + USED] === 1; next = (next + 1) & mask) {
+      const home = this.#home(this.#slots.subarray(next * STRIDE, next * STRIDE + KEY));
+      // The entry at `next` may fill the hole when its home is not cyclically within (hole, next].
+      const between = hole <= next ? home > hole && home <= next : home > hole || home <= next;
+      if (between) continue;
+      this.#slots.copy(this.#slots, hole * STRIDE, next * STRIDE, next * STRIDE + STRIDE);
+      this.#slots.fill(0, next * STRIDE, next * STRIDE + STRIDE);
+      hole = next;
+    }
+  }
+
+  #grow(): void {
+    const old = this.#slots;
+    const oldCapacity = this.#capacity;
+    this.#capacity *= 2;
+    this.#slots = Buffer.alloc(this.#capacity * STRIDE);
+    for (let slot = 0; slot < oldCapacity; slot++) {
+      const at = slot * STRIDE;
+      if (old[at + USED] !== 1) continue;
+      const to = this.#free(old.subarray(at, at + KEY));
+      old.copy(this.#slots, to * STRIDE, at, at + STRIDE);
+    }
+  }
+}
