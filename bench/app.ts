@@ -94,6 +94,7 @@ async function makeVariant(): Promise<Variant> {
     },
     receiver: { host: '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0), ...(env.ADVERTISE !== undefined ? { advertise: env.ADVERTISE } : {}) },
     ...(env.SESSION_SCHEMA === '1' ? { sessionSchema: benchSessionSchema } : {}),
+    ...(env.BACKUPS !== undefined ? { backups: Number(env.BACKUPS) } : {}),
     logger: pino({ level: env.LOG_LEVEL ?? 'warn', base: { member: route } }),
   });
   await cluster.start();
@@ -132,7 +133,7 @@ async function fill(n: number, concurrency: number): Promise<{ ms: number; retri
       try {
         return await variant.store.set(id, data, MAX_AGE, { rolling: false, changed: true });
       } catch (err) {
-        if ((err as { status?: number }).status !== 503 || attempt >= 5) throw err;
+        if ((err as { status?: number }).status !== 503 || attempt >= 50) throw err; // 10 s: a busy machine can cost a member its lease for a moment
         retries++;
         await new Promise((r) => setTimeout(r, 200));
       }
