@@ -130,14 +130,9 @@ export class Isolation {
     return this.#lapses;
   }
 
-  /**
-   * The cluster's size as this member counts it: its seats, and never fewer than `expectedMembers`.
-   * Members beyond `expectedMembers` count as soon as they are seen (a scale-up before the option
-   * caught up), so two halves of a grown cluster cannot both be a majority of the old size.
-   */
+  /** The cluster's size as this member counts it (`expectedMembers`, or its seats). */
   size(): number {
-    const { seats } = this.#countSeats();
-    return Math.max(this.#o.expectedMembers ?? 0, seats);
+    return this.#o.expectedMembers ?? this.#countSeats().seats;
   }
 
   memberAdded(route: string): void {
@@ -207,10 +202,10 @@ export class Isolation {
   /** Whether the members this member sees alive make a strict majority (its view, not its lease). */
   seesMajority(): boolean {
     const { alive, seats } = this.#countSeats();
-    return alive * 2 > Math.max(this.#o.expectedMembers ?? 0, seats);
+    return alive * 2 > (this.#o.expectedMembers ?? seats);
   }
 
-  /** Members seen beyond `expectedMembers` (counted in the size; the option is out of date, and said so). */
+  /** Live routes beyond `expectedMembers` (a misconfiguration: the majority rule then protects nothing). */
   excess(): number {
     const n = this.#o.expectedMembers;
     return n === undefined ? 0 : Math.max(0, this.#countSeats().alive - n);
