@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { BENCH_DIR } from './servers.js';
 
 /** The scenarios, in the order a full run measures them (one file each: bench/<name>.bench.ts). */
-export const SECTIONS = ['throughput', 'bytes', 'codec', 'failover', 'transfer', 'memory', 'rtt', 'reprotect', 'backups'] as const;
+export const SECTIONS = ['throughput', 'bytes', 'codec', 'failover', 'transfer', 'memory', 'rtt', 'reprotect', 'backups', 'tombstones'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({

@@ -45,6 +45,7 @@ export const INFO: { ratio: string; section: Section }[] = [
   { ratio: 'delta_read_rps_vs_redis', section: 'throughput' },
   { ratio: 'delta_cpu_per_write_vs_redis', section: 'throughput' },
   { ratio: 'reprotect_100k_idle_seconds', section: 'reprotect' },
+  { ratio: 'tombstone_bytes', section: 'tombstones' },
 ];
 
 const ratio = (a: unknown, b: unknown, digits = 3) => (typeof a !== 'number' || typeof b !== 'number' || b === 0 ? null : round(a / b, digits));
@@ -79,5 +80,6 @@ export function ratios(sections: Results['sections'], sessionSchema: boolean): R
     delta_read_rps_vs_redis: ratio(t?.delta?.read?.rps, t?.redis?.read?.rps),
     delta_cpu_per_write_vs_redis: ratio(t?.delta?.write?.cpuSecondsPer1000, t?.redis?.write?.cpuSecondsPer1000),
     reprotect_100k_idle_seconds: num(rp?.idle?.seconds),
+    tombstone_bytes: num(s.tombstones?.tableBytesPerTombstone),
   };
 }
