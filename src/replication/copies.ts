@@ -136,10 +136,10 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
     e = fromCopy({ ...m, version: 0, entries: [] }, role);
     table.set(e);
   } else if (m.epoch > e.epoch || m.owner !== e.owner) {
-    // A new owner took over: the copy is the same data under a new epoch (and never ours to serve).
-    e.epoch = m.epoch;
-    e.owner = route(m.owner);
-    e.role = role;
+    // A new owner took over and this copy missed its whole copy: the same version number here may hold
+    // other content (a write the old owner failed, its version burnt; the new owner numbered its own
+    // writes from the copy it took over). Only a whole copy makes them equal again.
+    return { status: 'NEED_FULL', epoch: 0, owner: '' };
   }
   if (m.version <= e.version) return OK; // a repeat of what we hold already
   if (m.baseVersion !== e.version) return { status: 'NEED_FULL', epoch: 0, owner: '' };

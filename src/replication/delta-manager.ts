@@ -41,6 +41,13 @@ export class DeltaManager extends Replicator {
   /** A pause or a partition happened: pull the state again and check every copy. */
   #resyncWanted = false;
   #advised = false;
+  /**
+   * Sessions served here whose copies may differ from ours: a failed write's content (its resend
+   * failed too), or a takeover whose broadcast some members missed. Resent whole in the background
+   * until every member has them, not only at the session's next request.
+   */
+  readonly #unsynced = new Set<string>();
+  #resending = false;
   /** Base lists frozen per transfer, so that a joiner's pages do not skip or repeat sessions. */
   readonly #snapshots = new Map<string, { bases: string[]; until: number }>();
   readonly #ready: Promise<void>;
@@ -160,8 +167,47 @@ export class DeltaManager extends Replicator {
   protected async resyncCopies(e: SessionEntry): Promise<void> {
     // At a version of its own: a member that applied the failed write late must not keep it.
     e.version++;
-    await this.#toAll(e.base, Buffer.alloc(0), e, true);
+    try {
+      await this.#toAll(e.base, Buffer.alloc(0), e, true);
+    } catch (err) {
+      // Until it is resent, a crash of this member would let a copy serve the failed write.
+      this.#unsynced.add(e.base);
+      throw err;
+    }
     e.resync = false;
+    this.#unsynced.delete(e.base);
+  }
+
+  /** Resends the sessions left unsynced, one at a time under each one's lock. */
+  async #resendUnsynced(): Promise<void> {
+    for (const base of [...this.#unsynced]) {
+      if (!this.isolation.hasQuorum() || this.isolation.recovering()) return;
+      await this.locks
+        .run(
+          base,
+          async () => {
+            const e = this.table.get(base);
+            // Destroyed, taken over, or written since (a write that succeeded resent it whole): done.
+            if (e === undefined || e.resync !== true || e.owner !== this.route || e.role !== 'primary') {
+              this.#unsynced.delete(base);
+              return;
+            }
+            try {
+              await this.resyncCopies(e);
+            } catch (err) {
+              if (err instanceof StaleOwnerError && err.owner !== undefined && this.table.get(base) === e) {
+                this.lostTo(e, err.owner, err.epoch ?? e.epoch + 1);
+                this.#unsynced.delete(base);
+              }
+              throw err;
+            }
+            // Every live member took the whole session at our epoch and none knew a newer owner.
+            e.unverified = false;
+          },
+          2 * this.options.ackTimeout,
+        )
+        .catch((err: unknown) => this.log.debug({ err, session: shortId(base) }, 'resending a session after a failed write failed again; retrying'));
+    }
   }
 
   protected async replicate(e: SessionEntry, delta: SessionDeltaMessage, next: SessionEntry): Promise<void> {
@@ -278,7 +324,12 @@ export class DeltaManager extends Replicator {
         // epoch: it stays ours, checked again (a takeover of our own) before it is served, and granted
         // to any member that asks meanwhile, never left with nobody to grant it.
         if (err instanceof StaleOwnerError && err.owner !== undefined) this.lostTo(mine, err.owner, err.epoch ?? mine.epoch + 1);
-        else mine.unverified = true;
+        else {
+          // Resent whole in the background too: members that missed the new epoch hold other copies.
+          mine.unverified = true;
+          mine.resync = true;
+          this.#unsynced.add(base);
+        }
       }
       throw this.unavailable(base, 'the takeover was not acknowledged by every member', err);
     }
@@ -287,6 +338,10 @@ export class DeltaManager extends Replicator {
   }
 
   protected maintain(): void {
+    if (this.#unsynced.size > 0 && !this.#resending && this.isolation.hasQuorum() && !this.isolation.recovering()) {
+      this.#resending = true;
+      void this.#resendUnsynced().finally(() => (this.#resending = false));
+    }
     // Not while recovering from a pause or a cut-off: until the others have admitted us again they may
     // still take our sessions over, and a check made before that would pass a copy that is stale a
     // moment later.
