@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns] [--framework koa|express|fastify]
- * [--clients N] [--faults kill,pause,...] [--backups K] [--zones Z] [--expected-members N]`: one fault-injection run against real member processes
+ * [--clients N] [--faults kill,pause,...] [--backups K] [--zones Z] [--expected-members N] [--clock-max SECONDS]`: one fault-injection run against real member processes
  * (`--faults` takes any of FAULT_KINDS; without it, the one-member faults and two against three). Prints one table, then the
  * first violations with the member log lines that explain them; exits 1 on any violation.
  * `--net` defaults to netns when namespaces and nftables are available (root), loopback otherwise.
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     backups: { type: 'string' },
     zones: { type: 'string' },
     'expected-members': { type: 'string' },
+    'clock-max': { type: 'string' },
     quiet: { type: 'boolean', default: false },
   },
 });
@@ -59,7 +60,9 @@ function count(name: string, value: string | undefined, max: number): number | u
 const backups = count('backups', values.backups, 8);
 if (backups !== undefined && mode !== 'backup') fail('--backups is for backup mode: delta mode holds every session on every member');
 const zones = count('zones', values.zones, members);
-const expectedMembers = count('expected-members', values['expected-members'], 1000);
+// 0: none (the majority of the members seen, what a cluster without the option does).
+const clockMaxS = count('clock-max', values['clock-max'], 3600);
+const expectedMembers = values['expected-members'] === '0' ? 0 : count('expected-members', values['expected-members'], 1000);
 const why = systemTestsUnavailable() ?? nftUnavailable();
 const net = values.net ?? (why === undefined ? 'netns' : 'loopback');
 if (net !== 'loopback' && net !== 'netns') fail(`--net must be loopback or netns, not ${net}`);
@@ -90,6 +93,7 @@ const result = await runChaos({
   backups,
   zones,
   expectedMembers,
+  clockMaxS,
   // Absent, not undefined, when quiet: runChaos's own default (no progress) must not be overridden.
   ...(values.quiet ? {} : { log: (line: string) => process.stderr.write(`chaos: ${line}\n`) }),
 });

@@ -53,7 +53,16 @@ interface Destroyed {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sends one request with `jar`'s cookies; never throws. `jar` takes the response's cookies. */
-async function send(world: ClientWorld, jar: CookieJar, member: string, method: string, path: string, req: string, body?: unknown): Promise<Outcome> {
+async function send(
+  world: ClientWorld,
+  jar: CookieJar,
+  member: string,
+  method: string,
+  path: string,
+  req: string,
+  body?: unknown,
+  timeoutMs = world.requestTimeoutMs,
+): Promise<Outcome> {
   world.history.sent();
   const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json', 'x-chaos-req': req };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -63,7 +72,7 @@ async function send(world: ClientWorld, jar: CookieJar, member: string, method: 
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(world.requestTimeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
       redirect: 'manual',
     });
   } catch (err) {
@@ -170,16 +179,16 @@ export class ChaosClient {
 
   /**
    * Once quiet: reads the live session at `member` (the cookie names its owner; a balancer may send
-   * it anywhere). Anything but an answer (no answer in time, a 503, another error) is a violation;
-   * the answer is judged as every read is.
+   * it anywhere). Anything but an answer (no answer within `timeoutMs`, a 503, another error) is a
+   * violation; the answer is judged as every read is.
    */
-  async probe(member: string): Promise<void> {
+  async probe(member: string, timeoutMs: number): Promise<void> {
     const s = this.#session;
     if (s === undefined || s.state !== 'live') return;
     const req = this.#req();
     const h = this.#world.history;
     const sentAt = this.#world.now();
-    const out = await send(this.#world, this.#jar, member, 'GET', '/get', req);
+    const out = await send(this.#world, this.#jar, member, 'GET', '/get', req, undefined, timeoutMs);
     if (out.kind === 'answer') this.#after(h.answered(s, 'get', req, sentAt, s.incrsSent, out.answer));
     else h.unavailable(this.name, s.token, s.base, member, req, out.kind === 'refused' ? 'refused (connection refused, or failed before the handler)' : out.why);
   }

@@ -59,6 +59,8 @@ export interface FaultSetting {
   faketime: boolean;
   /** Members killed together by kill-many. */
   killMany: number;
+  /** clock-step: the largest offset from true time, seconds (default 30). */
+  clockMaxS?: number;
 }
 
 /** The faults a run may inject, each with why it cannot when it cannot. */
@@ -87,9 +89,9 @@ export function faultKinds(s: FaultSetting): { kinds: FaultKind[]; why: Map<Faul
   return { kinds: FAULT_KINDS.filter((k) => need[k] === undefined), why };
 }
 
-/** A wall-clock offset of libfaketime, `sign * 1..30` seconds. */
-function offset(rng: Random): string {
-  const s = rng.int(1, 30);
+/** A wall-clock offset of libfaketime, `sign * 1..max` seconds. */
+function offset(rng: Random, max: number): string {
+  const s = rng.int(1, max);
   return rng.chance(0.5) ? `+${s}s` : `-${s}s`;
 }
 
@@ -120,7 +122,7 @@ export function planFault(rng: Random, kinds: readonly FaultKind[], routes: read
     'cut-restart': rng.int(2000, 5000),
     'clock-step': rng.int(5000, 12_000),
   };
-  return { kind, targets, holdMs: holdMs[kind], gapMs: rng.int(1000, 4000), ...(kind === 'clock-step' ? { clock: [offset(rng), offset(rng)] } : {}) };
+  return { kind, targets, holdMs: holdMs[kind], gapMs: rng.int(1000, 4000), ...(kind === 'clock-step' ? { clock: [offset(rng, s.clockMaxS ?? 30), offset(rng, s.clockMaxS ?? 30)] } : {}) };
 }
 
 export interface Convergence {
@@ -154,6 +156,8 @@ export interface NemesisOptions {
   faults?: readonly FaultKind[];
   /** A directory for the fake clocks' files. */
   tmpDir: string;
+  /** clock-step: the largest offset from true time, seconds (default 30). */
+  clockMaxS?: number;
   log(line: string): void;
 }
 
@@ -200,6 +204,7 @@ export class Nemesis {
       faketime: LIBFAKETIME !== undefined,
       // kill-many kills `backups` members (what the promises cover), 2 with one backup or in delta mode.
       killMany: Math.max(2, killMany),
+      clockMaxS: options.clockMaxS,
     };
   }
 
@@ -375,7 +380,7 @@ export class Nemesis {
       while (this.#o.now() - endedAt < this.#o.capMs) {
         const live = this.#cluster.live();
         const statuses = await Promise.all(live.map((m) => this.#cluster.status(m.route)));
-        why = notConverged(this.#o.mode, live, statuses, this.#history.liveRange());
+        why = notConverged(this.#o.mode, live, statuses, this.#history.liveRange(), this.#o.backups);
         if (why === undefined) break;
         await sleep(100);
       }

@@ -34,8 +34,10 @@ export interface ChaosOptions {
   backups?: number;
   /** Members get option `zone` round-robin over this many zones (default: none). */
   zones?: number;
-  /** Option `expectedMembers` of every member (default: `members`). */
+  /** Option `expectedMembers` of every member (default: `members`; 0: none, the majority of the members seen). */
   expectedMembers?: number;
+  /** clock-step: the largest offset from true time, seconds (default 30). */
+  clockMaxS?: number;
   /** Progress lines (faults, convergence); silent if absent. */
   log?: (line: string) => void;
 }
@@ -67,7 +69,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     logDir,
     backups: o.backups,
     zones: o.zones,
-    expectedMembers,
+    expectedMembers: expectedMembers === 0 ? undefined : expectedMembers,
   });
   running.add(cluster);
   try {
@@ -111,6 +113,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       lifecycle: (open) => (lifecycle = open),
       hold,
       tmpDir: logDir,
+      clockMaxS: o.clockMaxS,
       capMs: 30_000,
       faults: o.faults,
       log: o.log,
@@ -142,8 +145,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (let i = 0; i < replays.length; i += 20) {
       await Promise.all(replays.slice(i, i + 20).map(({ c, d }) => c.replay(d, rng.pick(routes))));
     }
-    // Once quiet, every live session is served by every live member (a balancer may send it anywhere).
-    for (const m of cluster.live()) await Promise.all(clients.map((c) => c.probe(m.route)));
+    // Once quiet, every live session is served by every live member (a balancer may send it anywhere):
+    // five at a time, each within 5 s (each read at a member that does not own the session moves it).
+    for (const m of cluster.live()) {
+      for (let i = 0; i < clients.length; i += 5) await Promise.all(clients.slice(i, i + 5).map((c) => c.probe(m.route, 5000)));
+    }
     await nemesis.converge('final', now());
 
     return {
@@ -158,7 +164,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         dropTime: o.dropTime,
         backups: o.backups ?? 1,
         zones: o.zones,
-        expectedMembers,
+        expectedMembers: expectedMembers === 0 ? undefined : expectedMembers,
         faults: kinds,
       },
       totals: history.totals,
