@@ -1,6 +1,7 @@
 /**
  * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns] [--framework koa|express|fastify]
- * [--clients N] [--faults kill,pause,term,partition-one,partition-two]`: one fault-injection run against real member processes. Prints one table, then the
+ * [--clients N] [--faults kill,pause,...] [--backups K] [--zones Z] [--expected-members N] [--clock-max SECONDS]`: one fault-injection run against real member processes
+ * (`--faults` takes any of FAULT_KINDS; without it, the one-member faults and two against three). Prints one table, then the
  * first violations with the member log lines that explain them; exits 1 on any violation.
  * `--net` defaults to netns when namespaces and nftables are available (root), loopback otherwise.
  */
@@ -9,7 +10,7 @@ import { systemTestsUnavailable } from '../helpers/netns.js';
 import { nftUnavailable } from './partition.js';
 import { table, violationDetails } from './report.js';
 import { abortRuns, runChaos } from './run.js';
-import type { FaultKind } from './nemesis.js';
+import { FAULT_KINDS, type FaultKind } from './nemesis.js';
 
 function fail(message: string): never {
   process.stderr.write(`chaos: ${message}\n`);
@@ -26,6 +27,10 @@ const { values } = parseArgs({
     net: { type: 'string' },
     clients: { type: 'string', default: '30' },
     faults: { type: 'string' },
+    backups: { type: 'string' },
+    zones: { type: 'string' },
+    'expected-members': { type: 'string' },
+    'clock-max': { type: 'string' },
     quiet: { type: 'boolean', default: false },
   },
 });
@@ -42,10 +47,22 @@ const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : N
 if (!Number.isInteger(seed)) fail(`--seed must be an integer, not ${values.seed}`);
 const clients = Number(values.clients);
 if (!Number.isInteger(clients) || clients < 1) fail(`--clients must be a positive integer, not ${values.clients}`);
-const KINDS: FaultKind[] = ['kill', 'pause', 'term', 'partition-one', 'partition-two'];
 const faults = values.faults?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
-const unknown = faults?.filter((k) => !KINDS.includes(k));
-if (unknown !== undefined && unknown.length > 0) fail(`--faults takes a comma-separated list of ${KINDS.join(', ')}; unknown: ${unknown.join(', ')}`);
+const unknown = faults?.filter((k) => !FAULT_KINDS.includes(k));
+if (unknown !== undefined && unknown.length > 0) fail(`--faults takes a comma-separated list of ${FAULT_KINDS.join(', ')}; unknown: ${unknown.join(', ')}`);
+/** A positive integer option, or undefined when absent. */
+function count(name: string, value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) fail(`--${name} must be an integer from 1 to ${max}, not ${value}`);
+  return n;
+}
+const backups = count('backups', values.backups, 8);
+if (backups !== undefined && mode !== 'backup') fail('--backups is for backup mode: delta mode holds every session on every member');
+const zones = count('zones', values.zones, members);
+// 0: none (the majority of the members seen, what a cluster without the option does).
+const clockMaxS = count('clock-max', values['clock-max'], 3600);
+const expectedMembers = values['expected-members'] === '0' ? 0 : count('expected-members', values['expected-members'], 1000);
 const why = systemTestsUnavailable() ?? nftUnavailable();
 const net = values.net ?? (why === undefined ? 'netns' : 'loopback');
 if (net !== 'loopback' && net !== 'netns') fail(`--net must be loopback or netns, not ${net}`);
@@ -60,7 +77,10 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
-process.stderr.write(`chaos: mode ${mode}, ${framework}, ${members} members, net ${net}, ${duration} s, seed ${seed} (replay with --seed ${seed})\n`);
+process.stderr.write(
+  `chaos: mode ${mode}, ${framework}, ${members} members, net ${net}, ${duration} s, seed ${seed}` +
+    `${backups === undefined ? '' : `, backups ${backups}`}${zones === undefined ? '' : `, ${zones} zones`} (replay with --seed ${seed})\n`,
+);
 const result = await runChaos({
   mode,
   framework,
@@ -70,6 +90,10 @@ const result = await runChaos({
   seed,
   clients,
   faults,
+  backups,
+  zones,
+  expectedMembers,
+  clockMaxS,
   // Absent, not undefined, when quiet: runChaos's own default (no progress) must not be overridden.
   ...(values.quiet ? {} : { log: (line: string) => process.stderr.write(`chaos: ${line}\n`) }),
 });

@@ -29,6 +29,10 @@ export interface ClientWorld {
   lifecycleOpen(): boolean;
   readonly requestTimeoutMs: number;
   readonly stopping: () => boolean;
+  /** Resolves when the client may send its next request (the nemesis holds clients still to compare copies). */
+  go(): Promise<void>;
+  /** Steps under way (requests out), for the nemesis's hold. */
+  busy: number;
 }
 
 type Outcome =
@@ -49,7 +53,16 @@ interface Destroyed {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sends one request with `jar`'s cookies; never throws. `jar` takes the response's cookies. */
-async function send(world: ClientWorld, jar: CookieJar, member: string, method: string, path: string, req: string, body?: unknown): Promise<Outcome> {
+async function send(
+  world: ClientWorld,
+  jar: CookieJar,
+  member: string,
+  method: string,
+  path: string,
+  req: string,
+  body?: unknown,
+  timeoutMs = world.requestTimeoutMs,
+): Promise<Outcome> {
   world.history.sent();
   const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json', 'x-chaos-req': req };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -59,7 +72,7 @@ async function send(world: ClientWorld, jar: CookieJar, member: string, method: 
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(world.requestTimeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
       redirect: 'manual',
     });
   } catch (err) {
@@ -70,6 +83,8 @@ async function send(world: ClientWorld, jar: CookieJar, member: string, method: 
       return { kind: 'refused' };
     }
     world.history.indeterminate(undefined);
+    // Never answered within the timeout: a failure (the table counts it), the request abandoned.
+    if ((err as Error).name === 'TimeoutError') world.history.unanswered();
     return { kind: 'indeterminate', why: code ?? (err as Error).name };
   }
   let text: string;
@@ -77,6 +92,7 @@ async function send(world: ClientWorld, jar: CookieJar, member: string, method: 
     text = await res.text();
   } catch (err) {
     world.history.indeterminate(undefined);
+    if ((err as Error).name === 'TimeoutError') world.history.unanswered();
     return { kind: 'indeterminate', why: `body: ${(err as Error).name}` };
   }
   if (res.status !== 200) {
@@ -150,9 +166,31 @@ export class ChaosClient {
 
   async run(): Promise<void> {
     while (!this.#world.stopping()) {
-      await this.step();
+      await this.#world.go();
+      this.#world.busy++;
+      try {
+        await this.step();
+      } finally {
+        this.#world.busy--;
+      }
       await sleep(this.#rng.int(20, 120));
     }
+  }
+
+  /**
+   * Once quiet: reads the live session at `member` (the cookie names its owner; a balancer may send
+   * it anywhere). Anything but an answer (no answer within `timeoutMs`, a 503, another error) is a
+   * violation; the answer is judged as every read is.
+   */
+  async probe(member: string, timeoutMs: number): Promise<void> {
+    const s = this.#session;
+    if (s === undefined || s.state !== 'live') return;
+    const req = this.#req();
+    const h = this.#world.history;
+    const sentAt = this.#world.now();
+    const out = await send(this.#world, this.#jar, member, 'GET', '/get', req, undefined, timeoutMs);
+    if (out.kind === 'answer') this.#after(h.answered(s, 'get', req, sentAt, s.incrsSent, out.answer));
+    else h.unavailable(this.name, s.token, s.base, member, req, out.kind === 'refused' ? 'refused (connection refused, or failed before the handler)' : out.why);
   }
 
   async step(): Promise<void> {

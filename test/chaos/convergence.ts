@@ -1,7 +1,8 @@
 /**
  * Promise 5, as `/cluster/status` shows it: after a fault ends, every live member sees exactly the
  * live members (with their current ids), and the session counts match the live sessions: backup
- * mode, the primaries and the backups each sum to the live count; delta mode, every member holds
+ * mode, the primaries sum to the live count and the backups to `backups` times that (fewer while
+ * fewer members live); delta mode, every member holds
  * every live session once. The live count is a range (see History.liveRange): the check asks for
  * one value inside it, which is all that indeterminate requests let anyone assert.
  */
@@ -13,6 +14,7 @@ export function notConverged(
   live: readonly { route: string; id: string }[],
   statuses: readonly (MemberStatus | undefined)[],
   range: { min: number; max: number },
+  backups = 1,
 ): string | undefined {
   const want = live
     .map((m) => `${m.route}:${m.id}`)
@@ -38,7 +40,10 @@ export function notConverged(
   if (mode === 'backup') {
     const primary = all.reduce((n, s) => n + s.sessions.primary, 0);
     const backup = all.reduce((n, s) => n + s.sessions.backup, 0);
-    if (primary !== backup || !inRange(primary)) return `${primary} primaries and ${backup} backups for ${live_} live sessions (primary/backup: ${counts})`;
+    const k = Math.min(backups, live.length - 1);
+    if (backup !== k * primary || !inRange(primary)) {
+      return `${primary} primaries and ${backup} backups (want ${k} per primary) for ${live_} live sessions (primary/backup: ${counts})`;
+    }
     return undefined;
   }
   const held = all.map((s) => s.sessions.primary + s.sessions.backup);

@@ -109,8 +109,8 @@ export class SessionHistory {
   }
 }
 
-/** Why a "no session" answer is not a violation (a double failure), or undefined. */
-export type Excuse = (answeredBy: string, sentAt: number, answeredAt: number) => string | undefined;
+/** Why a "no session" answer for session `base` is not a violation (every copy cut off), or undefined. */
+export type Excuse = (answeredBy: string, base: string, sentAt: number, answeredAt: number) => string | undefined;
 
 export interface Answer {
   status: number;
@@ -132,6 +132,8 @@ export interface Totals {
   sent: number;
   ok: number;
   indeterminate: number;
+  /** Requests that never finished: the client gave up after its timeout (failures, not "busy"). */
+  unanswered: number;
   refused: number;
   unavailable503: number;
   acked: { login: number; incr: number; regenerate: number; logout: number };
@@ -151,6 +153,7 @@ export class History {
     sent: 0,
     ok: 0,
     indeterminate: 0,
+    unanswered: 0,
     refused: 0,
     unavailable503: 0,
     acked: { login: 0, incr: 0, regenerate: 0, logout: 0 },
@@ -206,6 +209,21 @@ export class History {
   indeterminate(status: number | undefined): void {
     this.totals.indeterminate++;
     if (status === 503) this.totals.unavailable503++;
+  }
+
+  /** A request that never finished: abandoned at the client's timeout (also counted indeterminate). */
+  unanswered(): void {
+    this.totals.unanswered++;
+  }
+
+  /** Sessions known live: acknowledged, and no logout, regenerate or revocation sent since. */
+  definiteBases(): string[] {
+    return [...this.#bases].filter(([, b]) => b.status === 'definite').map(([base]) => base);
+  }
+
+  /** Once quiet, a live session that a member could not serve (no answer, or an error): promise 5. */
+  unavailable(client: string, login: string, base: string, member: string, req: string, why: string): void {
+    this.#violate({ promise: 5, client, login, base, member, req, related: [req], detail: `once quiet, a live session was not served by ${member}: ${why}` });
   }
 
   #violate(v: Omit<Violation, 'at'>): void {
@@ -333,7 +351,7 @@ export class History {
     if (s.state === 'live') {
       const running = this.#revocationsRunning.get(s.client);
       const why =
-        this.#excuse(member, sentAt, this.#now()) ??
+        this.#excuse(member, s.base, sentAt, this.#now()) ??
         (running !== undefined && sentAt <= running ? 'a revocation this client gave up on may still have been running (it ends the sessions of the user created meanwhile)' : undefined);
       this.#markMaybe(s.base, why === undefined ? 'answered as missing (a violation)' : 'answered as missing (excused)');
       if (why !== undefined) {

@@ -23,8 +23,13 @@ function nft(host: NetnsHost, args: string[], input?: string): void {
   execFileSync(host.exec[0], [...host.exec.slice(1), 'nft', ...args], { input, stdio: ['pipe', 'ignore', 'pipe'] });
 }
 
-/** Cuts the hosts of `groups` (indexes into `hosts`) apart from each other's groups. */
-export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly number[])[]): void {
+/**
+ * Cuts the hosts of `groups` (indexes into `hosts`) apart from each other's groups. `reset`: TCP is
+ * rejected with a TCP reset both ways (a firewall that rejects: each side sees ECONNRESET or
+ * ECONNREFUSED at once, as if the other had died), the rest (multicast heartbeats) dropped.
+ */
+export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly number[])[], reset = false): void {
+  const tcp = (dir: 'saddr' | 'daddr') => (reset ? `ip ${dir} @cut meta l4proto tcp reject with tcp reset; ` : '');
   for (const group of groups) {
     const others = hosts.filter((_, i) => !group.includes(i)).map((h) => h.address);
     for (const i of group) {
@@ -33,8 +38,8 @@ export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly numb
         ['-f', '-'],
         `table inet ${TABLE} {
   set cut { type ipv4_addr; elements = { ${others.join(', ')} } }
-  chain in { type filter hook input priority 0; policy accept; ip saddr @cut drop; }
-  chain out { type filter hook output priority 0; policy accept; ip daddr @cut drop; }
+  chain in { type filter hook input priority 0; policy accept; ${tcp('saddr')}ip saddr @cut drop; }
+  chain out { type filter hook output priority 0; policy accept; ${tcp('daddr')}ip daddr @cut drop; }
 }
 `,
       );

@@ -7,7 +7,21 @@ import { fmt, PROMISES, type PromiseNo, type Totals, type Violation } from './hi
 import type { Convergence, Fault } from './nemesis.js';
 
 export interface ChaosResult {
-  options: { mode: string; framework?: string; members: number; net: string; duration: number; seed: number; clients: number; dropTime: number };
+  options: {
+    mode: string;
+    framework?: string;
+    members: number;
+    net: string;
+    duration: number;
+    seed: number;
+    clients: number;
+    dropTime: number;
+    backups?: number;
+    zones?: number;
+    expectedMembers?: number;
+    /** The kinds of fault the run drew from. */
+    faults?: string[];
+  };
   totals: Totals;
   violations: Violation[];
   faults: (Fault & { at: number })[];
@@ -15,6 +29,8 @@ export interface ChaosResult {
   liveAtEnd: { min: number; max: number; maybe: Record<string, number> };
   stoppedBecause: string | undefined;
   excuses: string[];
+  /** Excused "no session" answers per kind of fault. */
+  excusedBy?: Record<string, number>;
   logDir: string;
   logFiles: Record<string, string>;
   t0: number;
@@ -35,6 +51,10 @@ export function table(r: ChaosResult): string {
   for (const f of r.faults) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
   const measured = r.convergences.filter((c) => c.fault !== 'final');
   const worst = measured.reduce<Convergence | undefined>((w, c) => (w === undefined || (c.ms ?? Infinity) > (w.ms ?? Infinity) ? c : w), undefined);
+  const copies = measured.filter((c) => c.copiesMs !== undefined);
+  const slowestCopies = copies.reduce<Convergence | undefined>((w, c) => (w === undefined || c.copiesMs! > w.copiesMs! ? c : w), undefined);
+  const copyFailures = r.violations.filter((v) => v.promise === 5 && v.detail.includes('copies of')).length;
+  const excusedBy = Object.entries(r.excusedBy ?? {}).map(([k, n]) => `${k} ${n}`);
   const perPromise = ([1, 2, 3, 4, 5] as PromiseNo[]).map((p) => {
     const vs = r.violations.filter((v) => v.promise === p);
     const sessions = new Set(vs.map((v) => v.login).filter((l) => l !== undefined)).size;
@@ -44,18 +64,32 @@ export function table(r: ChaosResult): string {
   const live = `${r.liveAtEnd.min === r.liveAtEnd.max ? r.liveAtEnd.min : `${r.liveAtEnd.min}..${r.liveAtEnd.max}`}${maybe.length > 0 ? ` (maybe: ${maybe.join(', ')})` : ''}`;
   const rows: Row[] = [
     row('framework', o.framework ?? 'koa'),
+    row(
+      'options',
+      `backups ${o.backups ?? 1}, zones ${o.zones ?? 'none'}, expectedMembers ${o.expectedMembers ?? 'none'}; faults drawn from ${o.faults?.join(', ') ?? '?'}`,
+    ),
     row('faults', `${r.faults.length}: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`),
     row('requests sent', `${t.sent} (answered 200: ${t.ok})`),
     row('acknowledged writes', `${t.acked.incr + t.acked.login + t.acked.regenerate + t.acked.logout} (incr ${t.acked.incr}, login ${t.acked.login}, regenerate ${t.acked.regenerate}, logout ${t.acked.logout})`),
     row('indeterminate requests', `${t.indeterminate} (timeouts, connection errors, 5xx after the handler started)`),
+    row('requests never answered', `${t.unanswered} (failures: no answer within the client's timeout; counted in the line above too)`),
     row('requests without effect', `${t.refused} (connection refused, or failed before the handler started); 503 answers in all: ${t.unavailable503}`),
     row('reads / replays', `${t.reads} reads; ${t.replays} replays of destroyed ids (${t.replaysNoSession} "no session")`),
     row('log out everywhere but here', `${t.revocations} answered, ${t.revoked} other sessions ended (their ids are replayed above)`),
-    row('excused', `${t.excused} "no session" answers: during a two-against-three partition (a double failure), or while a revocation the client gave up on may still run`),
+    row(
+      'excused',
+      `${t.excused} "no session" answers: for a session whose every copy a partition cut off${excusedBy.length > 0 ? ` (${excusedBy.join(', ')})` : ''}, or while a revocation the client gave up on may still run`,
+    ),
     row('live sessions at the end', live),
     row(
       'worst convergence',
       worst === undefined ? 'none measured' : `${worst.ms === undefined ? 'never' : `${worst.ms} ms`} after ${worst.fault} (limit ${o.dropTime + 2000} ms, ${measured.length} measured)`,
+    ),
+    row(
+      'copies per session',
+      slowestCopies === undefined
+        ? `never compared${copyFailures > 0 ? `; ${copyFailures} checks found copies that never agreed` : ''}`
+        : `agreed at ${copies.length} of ${measured.length} quiet points, slowest ${slowestCopies.copiesMs} ms after the clients were still (${slowestCopies.fault}); ${copyFailures} never agreed`,
     ),
     row('violations, all promises', `${r.violations.length}`),
     ...perPromise,

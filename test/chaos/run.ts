@@ -1,8 +1,8 @@
 /**
  * One chaos run: start the members, let the clients work while the nemesis injects faults for
  * `duration` seconds, then stop the clients, read every live session once more, replay every
- * destroyed id the clients kept, check convergence a last time, and clean everything up (also on
- * failure). The caller prints `table(result)` and fails on `result.violations`.
+ * destroyed id the clients kept, read every live session at every member (all must answer),
+ * check convergence a last time, and clean everything up (also on failure). The caller prints `table(result)` and fails on `result.violations`.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,8 +28,16 @@ export interface ChaosOptions {
   frequency?: number;
   /** A client abandons a request after this long and moves to another member. */
   requestTimeoutMs?: number;
-  /** Only these kinds of fault (default: all the network allows). */
+  /** Only these kinds of fault (default: DEFAULT_FAULTS, those the network allows). */
   faults?: FaultKind[];
+  /** Backup mode: option `backups` of every member (default: the library's, 1). */
+  backups?: number;
+  /** Members get option `zone` round-robin over this many zones (default: none). */
+  zones?: number;
+  /** Option `expectedMembers` of every member (default: `members`; 0: none, the majority of the members seen). */
+  expectedMembers?: number;
+  /** clock-step: the largest offset from true time, seconds (default 30). */
+  clockMaxS?: number;
   /** Progress lines (faults, convergence); silent if absent. */
   log?: (line: string) => void;
 }
@@ -50,25 +58,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const now = () => Date.now() - t0;
   const logDir = mkdtempSync(join(tmpdir(), `ksc-chaos-${o.mode}-`));
   const rng = new Random(o.seed);
-  const cluster = await ChaosCluster.start({ mode: o.mode, framework: o.framework, members: o.members, net: o.net, frequency: o.frequency, dropTime: o.dropTime, logDir });
+  const expectedMembers = o.expectedMembers ?? o.members;
+  const cluster = await ChaosCluster.start({
+    mode: o.mode,
+    framework: o.framework,
+    members: o.members,
+    net: o.net,
+    frequency: o.frequency,
+    dropTime: o.dropTime,
+    logDir,
+    backups: o.backups,
+    zones: o.zones,
+    expectedMembers: expectedMembers === 0 ? undefined : expectedMembers,
+  });
   running.add(cluster);
   try {
     let lifecycle = true;
     let stopping = false;
     // The nemesis knows the partitions that excuse an answer; the history asks it only later.
-    const history: History = new History(now, (member: string, sentAt: number, answeredAt: number): string | undefined =>
-      nemesis.excuse(member, sentAt, answeredAt),
+    const history: History = new History(now, (member: string, base: string, sentAt: number, answeredAt: number): string | undefined =>
+      nemesis.excuse(member, base, sentAt, answeredAt),
     );
-    const nemesis: Nemesis = new Nemesis(cluster, history, rng.fork('nemesis'), {
-      mode: o.mode,
-      dropTime: o.dropTime,
-      now,
-      t0,
-      lifecycle: (open) => (lifecycle = open),
-      capMs: 30_000,
-      faults: o.faults,
-      log: o.log,
-    });
+    // The nemesis holds the clients still (no request out) while it compares copies.
+    let still: { promise: Promise<void>; release: () => void } | undefined;
     const world: ClientWorld = {
       urls: cluster.urls,
       history,
@@ -76,9 +88,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       lifecycleOpen: () => lifecycle,
       requestTimeoutMs: o.requestTimeoutMs,
       stopping: () => stopping,
+      go: () => still?.promise ?? Promise.resolve(),
+      busy: 0,
     };
+    const hold = async (on: boolean): Promise<void> => {
+      if (!on) {
+        still?.release();
+        still = undefined;
+        return;
+      }
+      let release = () => {};
+      still ??= { promise: new Promise<void>((r) => (release = r)), release: () => release() };
+      // A step is at most two requests, each at most the timeout plus a 503's wait (1 s).
+      const until = Date.now() + 2 * (o.requestTimeoutMs + 1000) + 1000;
+      while (world.busy > 0 && Date.now() < until) await sleep(20);
+    };
+    const nemesis: Nemesis = new Nemesis(cluster, history, rng.fork('nemesis'), {
+      mode: o.mode,
+      dropTime: o.dropTime,
+      backups: o.backups ?? 1,
+      now,
+      t0,
+      endsAt: o.duration * 1000,
+      lifecycle: (open) => (lifecycle = open),
+      hold,
+      tmpDir: logDir,
+      clockMaxS: o.clockMaxS,
+      capMs: 30_000,
+      faults: o.faults,
+      log: o.log,
+    });
     const clients = Array.from({ length: o.clients }, (_, i) => new ChaosClient(`c${i + 1}`, world, rng.fork(`client${i + 1}`), i));
 
+    const kinds = nemesis.kinds(); // fails now, not after the start, when a fault asked for cannot run
+    o.log(`faults: ${kinds.join(', ')}`);
     await nemesis.converge('start', now());
     const working = clients.map((c) => c.run());
     await nemesis.run(() => now() > o.duration * 1000);
@@ -102,10 +145,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (let i = 0; i < replays.length; i += 20) {
       await Promise.all(replays.slice(i, i + 20).map(({ c, d }) => c.replay(d, rng.pick(routes))));
     }
+    // Once quiet, every live session is served by every live member (a balancer may send it anywhere):
+    // five at a time, each within 5 s (each read at a member that does not own the session moves it).
+    for (const m of cluster.live()) {
+      for (let i = 0; i < clients.length; i += 5) await Promise.all(clients.slice(i, i + 5).map((c) => c.probe(m.route, 5000)));
+    }
     await nemesis.converge('final', now());
 
     return {
-      options: { mode: o.mode, framework: o.framework ?? 'koa', members: o.members, net: o.net, duration: o.duration, seed: o.seed, clients: o.clients, dropTime: o.dropTime },
+      options: {
+        mode: o.mode,
+        framework: o.framework ?? 'koa',
+        members: o.members,
+        net: o.net,
+        duration: o.duration,
+        seed: o.seed,
+        clients: o.clients,
+        dropTime: o.dropTime,
+        backups: o.backups ?? 1,
+        zones: o.zones,
+        expectedMembers: expectedMembers === 0 ? undefined : expectedMembers,
+        faults: kinds,
+      },
       totals: history.totals,
       violations: history.violations,
       faults: nemesis.faults,
@@ -113,6 +174,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       liveAtEnd: history.liveRange(),
       stoppedBecause: nemesis.stoppedBecause,
       excuses: history.excuses,
+      excusedBy: Object.fromEntries(nemesis.excusedBy),
       logDir,
       logFiles: Object.fromEntries(routes.map((r) => [r, cluster.logFile(r)])),
       t0,
