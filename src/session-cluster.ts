@@ -8,6 +8,7 @@ import type Koa from 'koa';
 import type { Middleware } from 'koa';
 import type Router from '@koa/router';
 import { createClusterChannel } from './cluster/index.js';
+import { secretList } from './cluster/keys.js';
 import type { ClusterChannel, ClusterMetrics, MemberInfo } from './cluster/types.js';
 import { createSessionCodec } from './codec/index.js';
 import { ClusterStateError } from './errors.js';
@@ -152,7 +153,8 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       route: options.route,
       clock: systemClock,
       logger: this.#logger,
-      handleKey: deriveHandleKey(options.secret),
+      // Handles are made with the first secret: they change when a rotation moves a new one first.
+      handleKey: deriveHandleKey(secretList(options.secret)[0]),
       ackTimeout: options.ackTimeout,
       maxSessionsPerPrincipal: options.maxSessionsPerPrincipal,
       onSessionLimit: options.onSessionLimit,

@@ -180,6 +180,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
           ...mc,
           clusterName: o.clusterName,
           key: this.#keys.heartbeatMac,
+          acceptKeys: this.#keys.accepted.map((k) => k.heartbeatMac),
           self: () => this.#self,
           metrics: this.#metrics,
           logger: this.#membershipLog,

@@ -76,7 +76,8 @@ export function encodeHeartbeat(hb: Heartbeat, key: Buffer): Buffer {
 
 /** What the receiving member checks a heartbeat against. */
 export interface HeartbeatCheck {
-  key: Buffer;
+  /** MAC key, or the keys of every accepted secret (a rotation). */
+  key: Buffer | readonly Buffer[];
   clusterName: string;
   protocolVersion: number;
   /** Receiver's clock, epoch ms. */
@@ -112,7 +113,9 @@ export function decodeHeartbeat(datagram: Buffer, check: HeartbeatCheck): Heartb
   if (r.protocolVersion !== check.protocolVersion) {
     throw new HeartbeatError('ERR_HEARTBEAT_FOREIGN', `heartbeat of protocol version ${r.protocolVersion}`);
   }
-  if (!timingSafeEqual(mac(check.key, signed), datagram.subarray(datagram.length - MAC_BYTES))) {
+  const tag = datagram.subarray(datagram.length - MAC_BYTES);
+  const keys = Buffer.isBuffer(check.key) ? [check.key] : check.key;
+  if (!keys.some((key) => timingSafeEqual(mac(key, signed), tag))) {
     throw new HeartbeatError('ERR_HEARTBEAT_AUTH', 'heartbeat MAC does not match: another secret, or tampered');
   }
   if (Math.abs(check.now - r.timestamp) > check.maxAgeMs) {

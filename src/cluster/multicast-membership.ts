@@ -26,8 +26,10 @@ export interface MulticastMembershipOptions {
   frequency: number;
   dropTime: number;
   clusterName: string;
-  /** Heartbeat MAC key. */
+  /** Heartbeat MAC key (of the first secret: what this member signs with). */
   key: Buffer;
+  /** MAC keys of every accepted secret; just `key` unless given. */
+  acceptKeys?: readonly Buffer[];
   self(): MemberInfo;
   metrics: ClusterMetrics;
   logger: Logger;
@@ -137,7 +139,7 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     const now = this.#now();
     let hb: Heartbeat;
     try {
-      hb = decodeHeartbeat(msg, { key: o.key, clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION, now, maxAgeMs: Math.max(o.dropTime, MAX_CLOCK_SKEW_MS) });
+      hb = decodeHeartbeat(msg, { key: o.acceptKeys ?? o.key, clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION, now, maxAgeMs: Math.max(o.dropTime, MAX_CLOCK_SKEW_MS) });
       if (hb.member.id === o.self().id) return;
       const newest = this.#newest.get(hb.member.id);
       if (newest !== undefined && hb.timestamp < newest.ts) throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'heartbeat older than one already received');

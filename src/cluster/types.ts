@@ -83,7 +83,8 @@ export interface ClusterMetrics {
 export interface ClusterChannelOptions {
   route: string;
   clusterName: string;
-  secret: string | Buffer;
+  /** The secret, or the secrets of a rotation: sends with the first, accepts every one. */
+  secret: string | Buffer | readonly (string | Buffer)[];
   encrypt: boolean;
   membership: {
     multicast?: { address: string; port: number; interface: string; frequency: number; dropTime: number; ttl: number };

@@ -55,3 +55,12 @@ test('a forged timestamp does not count as stale: the MAC is checked first', () 
   const forged = encodeHeartbeat({ ...hb, timestamp: 0 }, deriveClusterKeys('another-secret-of-16+').heartbeatMac);
   assert.equal(reason(() => decodeHeartbeat(forged, check)), 'auth');
 });
+
+test('secret rotation: a heartbeat signed with any accepted secret counts, one signed with no accepted secret does not', () => {
+  const older = deriveClusterKeys('the-old-cluster-secret-0123').heartbeatMac;
+  const newer = deriveClusterKeys('the-new-cluster-secret-4567').heartbeatMac;
+  const both = { ...check, key: [newer, older] };
+  assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, older), both), hb);
+  assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, newer), both), hb);
+  assert.equal(reason(() => decodeHeartbeat(encodeHeartbeat(hb, keys.heartbeatMac), both)), 'auth');
+});

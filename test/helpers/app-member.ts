@@ -53,7 +53,8 @@ const cluster = createSessionCluster({
   route,
   mode: (env.MODE ?? 'backup') as 'backup' | 'delta',
   ack: (env.ACK ?? 'sync') as 'sync' | 'async',
-  secret: env.CLUSTER_SECRET ?? 'test-secret-0123456789',
+  // CLUSTER_SECRETS=a,b: a rotation's list (sends with a, accepts both).
+  secret: env.CLUSTER_SECRETS !== undefined ? env.CLUSTER_SECRETS.split(',') : (env.CLUSTER_SECRET ?? 'test-secret-0123456789'),
   encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
