@@ -415,6 +415,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       departed: () => this.#watch.departed(),
       events: () => this.#watch.events.list(),
       peers: (history) => this.#peers.gather(history),
+      protocol: () => this.#channel.protocolStatus?.(),
     };
   }
 
