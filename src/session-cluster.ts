@@ -10,7 +10,8 @@ import type Router from '@koa/router';
 import { createClusterChannel } from './cluster/index.js';
 import { secretList } from './cluster/keys.js';
 import type { ClusterChannel, ClusterMetrics, MemberInfo } from './cluster/types.js';
-import { createSessionCodec } from './codec/index.js';
+import { compactCopy, compactDelta, createSessionCodec } from './codec/index.js';
+import { MSG } from './replication/message-types.js';
 import { ClusterStateError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { BackupManager } from './replication/backup-manager.js';
@@ -119,6 +120,11 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       maxFrameBytes: options.maxFrameBytes,
       requestTimeout: options.ackTimeout,
       logger: this.#logger,
+      // Protocol version 2's compact write: a write's body without what the holder already knows.
+      packers: new Map([
+        [MSG.delta, compactDelta],
+        [MSG.copy, compactCopy],
+      ]),
     });
     const codec = createSessionCodec({
       types: options.types,

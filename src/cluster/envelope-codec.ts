@@ -59,6 +59,8 @@ const SAME_BODY_MAX = 64;
  * direction (created by `state()`). `pack` may decline (undefined): the body then travels as is.
  */
 export interface BodyPacker<S = unknown> {
+  /** Packers with the same key share one state per direction (else each type has its own). */
+  stateKey?: string;
   state(): S;
   /** `route` is the sender's (this member's) route. */
   pack(body: Buffer, state: S, route: string): Buffer | undefined;
@@ -128,10 +130,11 @@ class Direction {
   protected packer(type: string): { packer: BodyPacker; state: unknown } | undefined {
     const packer = (this.ctx.packers ?? NO_PACKERS).get(type);
     if (packer === undefined) return undefined;
-    let state = this.#states.get(type);
+    const key = packer.stateKey ?? type;
+    let state = this.#states.get(key);
     if (state === undefined) {
       state = packer.state();
-      this.#states.set(type, state);
+      this.#states.set(key, state);
     }
     return { packer, state };
   }
