@@ -63,7 +63,8 @@ const cluster = createSessionCluster({
     port: Number(env.RECEIVER_PORT ?? 0),
     ...(env.RECEIVER_ADVERTISE !== undefined ? { advertise: env.RECEIVER_ADVERTISE } : {}),
   },
-  types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
+  // REGISTER_AVATAR=1: a newer release of the app that registered Avatar (older members have not).
+  types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }, ...(env.REGISTER_AVATAR === '1' ? [{ name: 'Avatar', type: Avatar, fields: ['url'] }] : [])],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),
   stateTransferBatch: Number(env.STATE_TRANSFER_BATCH ?? 500),
