@@ -199,6 +199,8 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
           // Its connections get members' slots on our receiver; only from the address it advertises,
           // since a heartbeat replayed from elsewhere also passes the MAC.
           if (from === m.host) this.#receiver.trustSource(from);
+          // Its version-1 heartbeat may have come first and been refused: its range says otherwise.
+          this.#incompatible.delete(m.id);
           this.#fd.heard(m, addressOf(m, from));
         });
         this.#multicast.on('leave', (m) => this.#fd.left(m.id));

@@ -28,7 +28,7 @@ import { waitFor } from '../helpers/wait.js';
 import { FrameSession, PREAMBLE_BYTES, unbatch } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
 import { EnvelopeReader } from '../../src/cluster/envelope-codec.js';
-import { compactDelta } from '../../src/codec/compact-delta.js';
+import { compactCopy, compactDelta } from '../../src/codec/compact-delta.js';
 import { decodeHello } from '../../src/cluster/messages.js';
 
 const ATTACKER = fileURLToPath(new URL('./hostile-attacker.ts', import.meta.url));
@@ -121,7 +121,10 @@ async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typ
     });
     let frames: string[] = [];
     // After the hello, envelopes are in the version both speak (the welcome, toward the client, says which).
-    const envelopes = new EnvelopeReader({ route: () => 'capx', packers: new Map([['session.delta', compactDelta]]) });
+    const envelopes = new EnvelopeReader({ route: () => 'capx', packers: new Map([
+      ['session.delta', compactDelta],
+      ['session.copy', compactCopy],
+    ]) });
     try {
       // Members batch the messages of one turn in one frame.
       frames = reader.receive(bytes).flatMap((p) => (reader.batched ? unbatch(p) : [p])).map((p) => {
