@@ -62,7 +62,10 @@ export interface BodyPacker<S = unknown> {
   /** Packers with the same key share one state per direction (else each type has its own). */
   stateKey?: string;
   state(): S;
-  /** `route` is the sender's (this member's) route. */
+  /**
+   * `route` is the sender's (this member's) route. Returns a body no longer than `body`, or undefined
+   * with `state` unchanged (the other end changes its state only for what it unpacks).
+   */
   pack(body: Buffer, state: S, route: string): Buffer | undefined;
   /** `route` is the sender's (the peer's) route. The original body, byte for byte. */
   unpack(bytes: Buffer, state: S, route: string): Buffer;
@@ -166,8 +169,10 @@ export class EnvelopeWriter extends Direction {
       const p = this.packer(e.type);
       if (p !== undefined) {
         const packed = p.packer.pack(body, p.state, this.ctx.route());
-        // Never longer than the body: `envelopeBound` holds, and the frame limit is checked before encoding.
-        if (packed !== undefined && packed.length <= body.length) {
+        if (packed !== undefined) {
+          // A packer's state has moved with what it packed: dropping it now would part the two ends.
+          // Longer than the body would break `envelopeBound` (the frame limit is checked before encoding).
+          if (packed.length > body.length) throw new Error(`the packer of "${e.type}" made ${packed.length} bytes of ${body.length}`);
           head[0] |= PACKED;
           body = packed;
         }

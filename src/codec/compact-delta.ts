@@ -211,7 +211,10 @@ function packerOf<T extends Common>(shape: Shape<T>) {
       return { bySlot: [], byBase: new Map(), next: 0, keys: [], keySlots: new Map(), header: undefined };
     },
 
-    /** The compact form, or undefined when the body would not come back byte for byte (then it travels as is). */
+    /**
+     * The compact form, or undefined (the table unchanged) when the body would not come back byte for
+     * byte or would not be shorter: then it travels as is.
+     */
     pack(body: Buffer, state: CompactDeltaState, sender: string): Buffer | undefined {
       let d: T;
       try {
@@ -221,6 +224,10 @@ function packerOf<T extends Common>(shape: Shape<T>) {
       }
       // Only what unpacks to the same bytes: the body must be the canonical encoding of its fields.
       if (!shape.codec.encode(d).equals(body)) return undefined;
+      // Writing changes the table (keys, the header); kept only if the compact form is used, since
+      // the other end changes its table only for what it unpacks.
+      const keysBefore = state.keySlots.size;
+      const headerBefore = state.header;
       const slot = state.byBase.get(d.base);
       const known = slot !== undefined ? state.bySlot[slot] : undefined;
       const sameMeta = known !== undefined && known.createdAt === (d.createdAt ?? 0) && known.maxAge === d.maxAge && known.principal === (d.principal ?? '');
@@ -248,8 +255,14 @@ function packerOf<T extends Common>(shape: Shape<T>) {
         w.long(removed.length);
         for (const k of removed) writeKey(w, state, k);
       }
+      const packed = w.done();
+      if (packed.length > body.length) {
+        for (const key of state.keys.splice(keysBefore)) state.keySlots.delete(key);
+        state.header = headerBefore;
+        return undefined;
+      }
       remember(state, d);
-      return w.done();
+      return packed;
     },
 
     /** The body `pack` was given. @throws Error on bytes that are not a compact body. */
