@@ -84,13 +84,17 @@ export class FrameError extends SessionClusterError {
   }
 }
 
-/** A heartbeat datagram was dropped: stale, foreign cluster, malformed or wrongly signed. */
+/** A heartbeat datagram was dropped: stale, foreign cluster, no common protocol version, malformed or wrongly signed. */
 export class HeartbeatError extends SessionClusterError {
+  /** With `ERR_HEARTBEAT_VERSION`: the member (authenticated) and the protocol versions it speaks. */
+  declare readonly peer?: { readonly id: string; readonly route: string; readonly host: string; readonly port: number; readonly min: number; readonly max: number };
   constructor(
-    code: 'ERR_HEARTBEAT_STALE' | 'ERR_HEARTBEAT_FOREIGN' | 'ERR_HEARTBEAT_MALFORMED' | 'ERR_HEARTBEAT_AUTH',
+    code: 'ERR_HEARTBEAT_STALE' | 'ERR_HEARTBEAT_FOREIGN' | 'ERR_HEARTBEAT_VERSION' | 'ERR_HEARTBEAT_MALFORMED' | 'ERR_HEARTBEAT_AUTH',
     message: string,
+    peer?: HeartbeatError['peer'],
   ) {
     super(code, message);
+    if (peer !== undefined) this.peer = peer;
   }
 }
 

@@ -161,13 +161,28 @@ const loggerSchema = z.custom<Logger>(
   { message: 'expected a pino logger (an object with info, warn, error, debug and child)' },
 );
 
-const secretSchema = z
+const oneSecretSchema = z
   .union([z.string(), z.instanceof(Buffer)], {
-    errorMap: () => ({ message: 'expected a string or Buffer of at least 16 bytes (set CLUSTER_SECRET)' }),
+    errorMap: () => ({ message: 'expected a string or Buffer of at least 16 bytes, or a list of them (set CLUSTER_SECRET)' }),
   })
   .refine((s) => Buffer.byteLength(s) >= 16, {
     message: 'expected at least 16 bytes; use a long random secret shared by every member',
   });
+
+/**
+ * One secret, or the secrets of a rotation: the first signs what this member sends, every one is
+ * accepted (README "Operations": rotate in three rolling restarts).
+ */
+const secretSchema = z.union(
+  [
+  oneSecretSchema,
+  z
+    .array(oneSecretSchema, { errorMap: () => ({ message: 'expected a string or Buffer of at least 16 bytes, or a list of them (set CLUSTER_SECRET)' }) })
+    .min(1, 'expected at least one secret in the list (the first is sent with)')
+    .max(4, 'expected at most 4 secrets (the current one, the next, and old ones being retired)'),
+  ],
+  { errorMap: () => ({ message: 'expected a string or Buffer of at least 16 bytes, or a list of them (set CLUSTER_SECRET)' }) },
+);
 
 /** The zod schema of every option; exported for tooling, use `parseOptions` in code. */
 export const optionsSchema = z

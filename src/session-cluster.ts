@@ -8,8 +8,10 @@ import type Koa from 'koa';
 import type { Middleware } from 'koa';
 import type Router from '@koa/router';
 import { createClusterChannel } from './cluster/index.js';
+import { secretList } from './cluster/keys.js';
 import type { ClusterChannel, ClusterMetrics, MemberInfo } from './cluster/types.js';
-import { createSessionCodec } from './codec/index.js';
+import { compactCopy, compactDelta, createSessionCodec } from './codec/index.js';
+import { MSG } from './replication/message-types.js';
 import { ClusterStateError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { BackupManager } from './replication/backup-manager.js';
@@ -118,6 +120,11 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       maxFrameBytes: options.maxFrameBytes,
       requestTimeout: options.ackTimeout,
       logger: this.#logger,
+      // Protocol version 2's compact write: a write's body without what the holder already knows.
+      packers: new Map([
+        [MSG.delta, compactDelta],
+        [MSG.copy, compactCopy],
+      ]),
     });
     const codec = createSessionCodec({
       types: options.types,
@@ -152,7 +159,8 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       route: options.route,
       clock: systemClock,
       logger: this.#logger,
-      handleKey: deriveHandleKey(options.secret),
+      // Handles are made with the first secret: they change when a rotation moves a new one first.
+      handleKey: deriveHandleKey(secretList(options.secret)[0]),
       ackTimeout: options.ackTimeout,
       maxSessionsPerPrincipal: options.maxSessionsPerPrincipal,
       onSessionLimit: options.onSessionLimit,
@@ -415,6 +423,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       departed: () => this.#watch.departed(),
       events: () => this.#watch.events.list(),
       peers: (history) => this.#peers.gather(history),
+      protocol: () => this.#channel.protocolStatus?.(),
     };
   }
 

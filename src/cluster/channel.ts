@@ -13,19 +13,22 @@ import { FailureDetector, type MemberState } from './failure-detector.js';
 import { LogLimiter } from './log-limiter.js';
 import { deriveClusterKeys } from './keys.js';
 import type { ClusterKeys } from './keys.js';
-import { PROBE_TYPE, decodeProbeReply, decodeProbeRequest, encodeProbeReply, encodeProbeRequest, shortId } from './messages.js';
+import { PROBE_TYPE, PROTOCOL_RANGE, decodeProbeReply, decodeProbeRequest, encodeProbeReply, encodeProbeRequest, shortId } from './messages.js';
 import { createMetrics, recordLatency, snapshotMetrics } from './metrics.js';
 import { MulticastMembership } from './multicast-membership.js';
 import { PeerConnection } from './peer-connection.js';
 import { Receiver } from './receiver.js';
 import { StaticMembership } from './static-membership.js';
-import type { ClusterChannel, ClusterChannelOptions, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler } from './types.js';
+import type { VersionRange } from './messages.js';
+import type { ClusterChannel, ClusterChannelOptions, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, ProtocolStatus } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Unanswered requests per inbound connection before we stop reading from it. */
 const MAX_IN_FLIGHT = 256;
 /** How long a graceful stop waits for peers to acknowledge the leave. */
 const LEAVE_TIMEOUT_MS = 500;
+/** How long a member refused for its protocol versions stays on the status page. */
+const INCOMPATIBLE_KEPT_MS = 10 * 60_000;
 /** Other members asked in an indirect check (SWIM uses three). */
 const INDIRECT_HELPERS = 3;
 
@@ -81,6 +84,8 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
   #tcpHeartbeat: NodeJS.Timeout | undefined;
   /** Members with a TCP heartbeat ping in flight (one at a time each). */
   readonly #pinging = new Set<string>();
+  /** Members refused for speaking none of our protocol versions, by id, with when. */
+  readonly #incompatible = new Map<string, ProtocolStatus['incompatible'][number]>();
 
   constructor(opts: ClusterChannelOptions) {
     super();
@@ -111,6 +116,9 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       self: () => this.#self,
       preauth: opts.receiver.preauth,
       maxInFlight: MAX_IN_FLIGHT,
+      protocol: opts.protocol,
+      packers: opts.packers,
+      onIncompatible: (m, range) => this.#noteIncompatible(m, range),
       dispatch: (from, type, body) => this.#dispatch(from, type, body),
       // A new member connects to us as soon as it hears of us; its hello tells us of it just as
       // early, instead of at its next heartbeat.
@@ -180,14 +188,19 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
           ...mc,
           clusterName: o.clusterName,
           key: this.#keys.heartbeatMac,
+          acceptKeys: this.#keys.accepted.map((k) => k.heartbeatMac),
           self: () => this.#self,
+          protocol: o.protocol,
           metrics: this.#metrics,
           logger: this.#membershipLog,
         });
+        this.#multicast.on('incompatible', (p) => this.#noteIncompatible(p, { min: p.min, max: p.max }));
         this.#multicast.on('alive', (m, from) => {
           // Its connections get members' slots on our receiver; only from the address it advertises,
           // since a heartbeat replayed from elsewhere also passes the MAC.
           if (from === m.host) this.#receiver.trustSource(from);
+          // Its version-1 heartbeat may have come first and been refused: its range says otherwise.
+          this.#incompatible.delete(m.id);
           this.#fd.heard(m, addressOf(m, from));
         });
         this.#multicast.on('leave', (m) => this.#fd.left(m.id));
@@ -275,6 +288,24 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     });
   }
 
+  /** Protocol versions: ours, each live connection's, and the members refused for having none in common. */
+  protocolStatus(): ProtocolStatus {
+    const horizon = Date.now() - INCOMPATIBLE_KEPT_MS;
+    for (const [id, r] of this.#incompatible) if (r.at < horizon) this.#incompatible.delete(id);
+    const peers: ProtocolStatus['peers'] = [];
+    for (const r of this.#fd.admitted()) {
+      const version = this.#pool.get(r.address)?.version;
+      if (version !== undefined) peers.push({ route: r.info.route, id: r.info.id, version });
+    }
+    const v = this.#opts.protocol ?? PROTOCOL_RANGE;
+    return { versions: { min: v.min, max: v.max }, peers, incompatible: [...this.#incompatible.values()] };
+  }
+
+  #noteIncompatible(m: Pick<MemberInfo, 'id' | 'route' | 'host' | 'port'>, versions: VersionRange): void {
+    if (!this.#incompatible.has(m.id) && this.#incompatible.size >= 64) this.#incompatible.delete(this.#incompatible.keys().next().value!);
+    this.#incompatible.set(m.id, { route: m.route, id: m.id, host: m.host, port: m.port, versions: { min: versions.min, max: versions.max }, at: Date.now() });
+  }
+
   /** A copy of the counters. */
   metrics(): ClusterMetrics {
     return snapshotMetrics(this.#metrics);
@@ -330,6 +361,9 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       metrics: this.#metrics,
       logger: this.#transportLog,
       rejectLog: this.#rejectLog,
+      protocol: o.protocol,
+      packers: o.packers,
+      onIncompatible: (m, range) => this.#noteIncompatible(m, range),
     });
     c.on('ready', (remote) => this.#fd.reachable(remote));
     c.on('down', (remote, err) => {

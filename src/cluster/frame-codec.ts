@@ -72,6 +72,8 @@ export class FrameSession {
   readonly #opts: FrameSessionOptions;
   readonly #nonce: Buffer;
   #keys: ConnectionKeys | undefined;
+  /** Keys of every accepted secret until the first frame verified under one of them. */
+  #candidates: ConnectionKeys[] = [];
   #chunks: Buffer[] = [];
   #buffered = 0;
   #sendSeq = 0;
@@ -192,30 +194,31 @@ export class FrameSession {
     this.#peerBatches = (preamble[MAGIC.length + 1] & FLAG_BATCH) !== 0;
     const peerNonce = preamble.subarray(MAGIC.length + 2);
     const [client, server] = this.#opts.role === 'client' ? [this.#nonce, peerNonce] : [peerNonce, this.#nonce];
-    this.#keys = deriveConnectionKeys(this.#opts.keys, this.#opts.encrypt, this.#opts.role, client, server);
+    const accepted = this.#opts.keys.accepted.length > 0 ? this.#opts.keys.accepted : [this.#opts.keys];
+    this.#candidates = accepted.map((k) => deriveConnectionKeys(k, this.#opts.encrypt, this.#opts.role, client, server));
+    this.#keys = this.#candidates[0];
     return true;
   }
 
   #open(sealed: Buffer): Buffer {
-    const k = this.#keys!.receive;
     const seq = this.#receiveSeq++;
     const payload = sealed.subarray(0, sealed.length - TAG_BYTES);
     const tag = sealed.subarray(sealed.length - TAG_BYTES);
-    if (!k.encrypt) {
-      if (!timingSafeEqual(hmacTag(k, seq, payload), tag)) {
-        throw new FrameError('ERR_FRAME_AUTH', 'frame MAC does not match: another secret, tampered or replayed');
-      }
-      return payload;
-    }
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', k.key, gcmIv(seq), { authTagLength: TAG_BYTES });
-      decipher.setAuthTag(tag);
-      const plain = decipher.update(payload);
-      decipher.final();
+    if (this.#authenticated || this.#candidates.length <= 1) {
+      const plain = openWith(this.#keys!.receive, seq, payload, tag);
+      if (plain === undefined) throw authError(this.#keys!.receive.encrypt);
       return plain;
-    } catch {
-      throw new FrameError('ERR_FRAME_AUTH', 'frame does not decrypt: another secret, tampered or replayed');
     }
+    // The first frame: whichever accepted secret it verifies under is this connection's, both ways
+    // (the peer sends with its first secret; answering with the same one lets it verify us).
+    for (const candidate of this.#candidates) {
+      const plain = openWith(candidate.receive, seq, payload, tag);
+      if (plain === undefined) continue;
+      this.#keys = candidate;
+      this.#candidates = [];
+      return plain;
+    }
+    throw authError(this.#opts.encrypt);
   }
 
   #take(n: number): Buffer {
@@ -225,6 +228,26 @@ export class FrameSession {
     this.#buffered = rest.length;
     return all.subarray(0, n);
   }
+}
+
+/** The payload of a frame sealed under `k` at `seq`, or undefined when it does not verify. */
+function openWith(k: DirectionKeys, seq: number, payload: Buffer, tag: Buffer): Buffer | undefined {
+  if (!k.encrypt) return timingSafeEqual(hmacTag(k, seq, payload), tag) ? payload : undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', k.key, gcmIv(seq), { authTagLength: TAG_BYTES });
+    decipher.setAuthTag(tag);
+    const plain = decipher.update(payload);
+    decipher.final();
+    return plain;
+  } catch {
+    return undefined;
+  }
+}
+
+function authError(encrypt: boolean): FrameError {
+  return encrypt
+    ? new FrameError('ERR_FRAME_AUTH', 'frame does not decrypt: another secret, tampered or replayed')
+    : new FrameError('ERR_FRAME_AUTH', 'frame MAC does not match: another secret, tampered or replayed');
 }
 
 /** Bytes one message adds to a batch (its length prefix included). */

@@ -9,7 +9,8 @@ import { FrameError } from '../errors.js';
 import { FrameSession, TAG_BYTES, batchItemBytes, frameRejectReason, unbatch } from './frame-codec.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { decodeEnvelope, encodeEnvelope } from './messages.js';
+import { EnvelopeReader, EnvelopeWriter, envelopeBound } from './envelope-codec.js';
+import type { BodyPackers } from './envelope-codec.js';
 import type { Envelope } from './messages.js';
 import { countReason } from './metrics.js';
 import type { ClusterMetrics } from './types.js';
@@ -25,6 +26,10 @@ export interface FramedSocketOptions {
   maxPreauthFrameBytes?: number;
   /** Offer batched frames (default true; false speaks as an older member, for tests). */
   batch?: boolean;
+  /** Body packers of protocol version 2, by message type. */
+  packers?: BodyPackers;
+  /** This member's route (the writer's, for body packers). */
+  route?: string;
   metrics: ClusterMetrics;
   logger: Logger;
   /** Limits the rejection warnings, per remote address and reason. */
@@ -52,11 +57,16 @@ export class FramedSocket {
   /** Messages waiting for the end of this turn, to leave as one batched frame. */
   #batch: Buffer[] = [];
   #batchBytes = 0;
+  readonly #writer: EnvelopeWriter;
+  readonly #reader: EnvelopeReader;
+  #remoteRoute = '';
 
   constructor(opts: FramedSocketOptions) {
     this.#opts = opts;
     this.socket = opts.socket;
     this.remote = `${opts.socket.remoteAddress ?? '?'}:${opts.socket.remotePort ?? '?'}`;
+    this.#writer = new EnvelopeWriter({ packers: opts.packers, route: () => opts.route ?? '' });
+    this.#reader = new EnvelopeReader({ packers: opts.packers, route: () => this.#remoteRoute });
     this.#session = new FrameSession({
       keys: opts.keys,
       encrypt: opts.encrypt,
@@ -98,6 +108,21 @@ export class FramedSocket {
     return this.#session.authenticated;
   }
 
+  /** The protocol version envelopes are written and read in (1 until the handshake chose another). */
+  get version(): number {
+    return this.#writer.version;
+  }
+
+  /**
+   * The handshake chose `version` with the member of route `remoteRoute`: envelopes after the
+   * hello and welcome (which are always version 1) are written and read in it.
+   */
+  setVersion(version: number, remoteRoute: string): void {
+    this.#writer.version = version;
+    this.#reader.version = version;
+    this.#remoteRoute = remoteRoute;
+  }
+
   /** True when the socket's buffer is over its high-water mark: queue instead of writing. */
   get congested(): boolean {
     return this.socket.writableNeedDrain;
@@ -112,10 +137,15 @@ export class FramedSocket {
    */
   send(envelope: Envelope | Buffer): boolean {
     if (!this.open) return false;
-    const payload = Buffer.isBuffer(envelope) ? envelope : encodeEnvelope(envelope);
+    const room = this.#opts.maxFrameBytes - TAG_BYTES;
+    // Checked before encoding: a version-2 writer's state moves with each envelope it encodes, so
+    // one refused after encoding would leave the reader a step behind.
+    if (!Buffer.isBuffer(envelope) && envelopeBound(envelope) + 5 > room) {
+      throw new FrameError('ERR_FRAME_TOO_LARGE', `message of about ${envelopeBound(envelope) + TAG_BYTES} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`);
+    }
+    const payload = Buffer.isBuffer(envelope) ? envelope : this.#writer.encode(envelope);
     if (!this.#session.batched) return this.#writeRaw(this.#session.seal(payload));
     const bytes = batchItemBytes(payload);
-    const room = this.#opts.maxFrameBytes - TAG_BYTES;
     if (bytes > room) {
       throw new FrameError('ERR_FRAME_TOO_LARGE', `message of ${bytes + TAG_BYTES} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`);
     }
@@ -178,7 +208,7 @@ export class FramedSocket {
       if (this.socket.destroyed) return;
       this.lastReceivedAt = performance.now();
       if (!this.#session.batched) {
-        this.#guard(() => this.#opts.onEnvelope(decodeEnvelope(p)));
+        this.#guard(() => this.#opts.onEnvelope(this.#reader.decode(p)));
         continue;
       }
       let messages: Buffer[];
@@ -190,7 +220,7 @@ export class FramedSocket {
       }
       for (const m of messages) {
         if (this.socket.destroyed) return;
-        this.#guard(() => this.#opts.onEnvelope(decodeEnvelope(m)));
+        this.#guard(() => this.#opts.onEnvelope(this.#reader.decode(m)));
       }
     }
   }

@@ -8,14 +8,24 @@ import { hkdfSync } from 'node:crypto';
 /** HKDF salt: names the protocol, so keys never collide with another use of the same secret. */
 const SALT = Buffer.from('koa-session-cluster/v1');
 
-/** The long-lived keys every member derives from the shared secret at start. */
-export interface ClusterKeys {
+/** The long-lived keys of one secret. */
+export interface SecretKeys {
   /** HMAC-SHA256 key of multicast heartbeats. */
   readonly heartbeatMac: Buffer;
   /** Master key from which each connection's frame MAC keys are derived. */
   readonly frameMac: Buffer;
   /** Master key from which each connection's AES-256-GCM keys are derived (`encrypt: true`). */
   readonly frameEnc: Buffer;
+}
+
+/**
+ * The keys every member derives from its secrets at start: those of the first secret (what it sends
+ * with) and, in `accepted`, those of every secret it accepts, the first included. Secrets rotate by
+ * rolling restarts: a member accepting old and new talks with members that know only one of them.
+ */
+export interface ClusterKeys extends SecretKeys {
+  /** Keys of every accepted secret, the first (sending) one first. */
+  readonly accepted: readonly SecretKeys[];
 }
 
 /** Keys of one direction of one TCP connection. */
@@ -35,8 +45,15 @@ function derive(ikm: Buffer, salt: Buffer, info: string): Buffer {
   return Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from(info), 32));
 }
 
-/** Derives the heartbeat and frame master keys from the cluster secret. */
-export function deriveClusterKeys(secret: string | Buffer): ClusterKeys {
+/** A cluster secret, or the list of them during a rotation (the first is sent with). */
+export type ClusterSecret = string | Buffer | readonly (string | Buffer)[];
+
+/** The secrets of `secret` in order, the sending one first. */
+export function secretList(secret: ClusterSecret): readonly (string | Buffer)[] {
+  return typeof secret === 'string' || Buffer.isBuffer(secret) ? [secret] : secret;
+}
+
+function deriveSecretKeys(secret: string | Buffer): SecretKeys {
   const ikm = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
   return {
     heartbeatMac: derive(ikm, SALT, 'heartbeat-mac'),
@@ -45,13 +62,20 @@ export function deriveClusterKeys(secret: string | Buffer): ClusterKeys {
   };
 }
 
+/** Derives the heartbeat and frame master keys from the cluster secret (or secrets, the first sent with). */
+export function deriveClusterKeys(secret: ClusterSecret): ClusterKeys {
+  const accepted = secretList(secret).map(deriveSecretKeys);
+  if (accepted.length === 0) throw new Error('deriveClusterKeys: no secret');
+  return { ...accepted[0], accepted };
+}
+
 /**
  * Derives one connection's keys from both sides' nonces. Each direction has its own key, so the
  * implicit per-direction sequence number (and the GCM nonce built from it) is never reused under
  * one key, and a frame reflected back to its sender fails authentication.
  */
 export function deriveConnectionKeys(
-  keys: ClusterKeys,
+  keys: SecretKeys,
   encrypt: boolean,
   role: 'client' | 'server',
   clientNonce: Buffer,

@@ -7,8 +7,51 @@ import avro from 'avsc';
 import { FrameError } from '../errors.js';
 import type { MemberInfo } from './types.js';
 
-/** Wire protocol version, carried in heartbeats and handshakes; members of other versions are not admitted. */
+/**
+ * Protocol version 1, as release 0.1.0 speaks it: the one value of the `protocolVersion` fields of the
+ * v1 heartbeat and hello, which such a member requires to equal its own.
+ */
 export const PROTOCOL_VERSION = 1;
+
+/** A range of protocol versions a member speaks (hashicorp/memberlist's ProtocolMin and ProtocolMax). */
+export interface VersionRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * The versions this release speaks. 1: release 0.1.0's wire; 2: the compact envelope
+ * (`envelope-codec.ts`). Per connection the highest version both ends speak is used.
+ */
+export const PROTOCOL_RANGE: VersionRange = Object.freeze({ min: 1, max: 2 });
+
+/** The highest version both ranges hold, or undefined when they have none in common. */
+export function highestCommon(a: VersionRange, b: VersionRange): number | undefined {
+  const v = Math.min(a.max, b.max);
+  return v >= Math.max(a.min, b.min) ? v : undefined;
+}
+
+/** `1-2`: a range as logs, the status page and the hello's envelope `type` carry it. */
+export function formatRange(r: VersionRange): string {
+  return `${r.min}-${r.max}`;
+}
+
+/**
+ * The range a hello or welcome advertises in its envelope's `type` (a field release 0.1.0 ignores
+ * there); a member that advertises none speaks just the body's `protocolVersion`.
+ */
+export function parseRange(type: string, protocolVersion: number): VersionRange {
+  const m = /^v(\d{1,4})-(\d{1,4})$/.exec(type);
+  if (m === null) return { min: protocolVersion, max: protocolVersion };
+  const min = Number(m[1]);
+  const max = Number(m[2]);
+  return min <= max ? { min, max } : { min: protocolVersion, max: protocolVersion };
+}
+
+/** The envelope `type` of a hello or welcome advertising `r`. */
+export function rangeType(r: VersionRange): string {
+  return `v${formatRange(r)}`;
+}
 
 /** Kinds of frames. Changing this list changes the wire format: bump `PROTOCOL_VERSION`. */
 export const FRAME_KINDS = ['hello', 'welcome', 'request', 'reply', 'error', 'ping', 'pong', 'leave'] as const;

@@ -10,7 +10,7 @@ export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 250
 /**
  * Every reason a frame or connection is rejected for (`framesRejected`), started at zero:
  * auth (MAC or decryption failed), too_large (over maxFrameBytes), malformed, foreign (another
- * cluster name or protocol version); and before authentication: preauth_too_large (a first frame
+ * cluster name), version (a member that speaks no protocol version we speak); and before authentication: preauth_too_large (a first frame
  * over receiver.preauth.maxFrameBytes), preauth_timeout (no valid hello in time), per_source_limit
  * and unauth_limit (refused at accept: too many unauthenticated connections).
  */
@@ -19,6 +19,7 @@ export const FRAME_REJECT_REASONS = [
   'too_large',
   'malformed',
   'foreign',
+  'version',
   'preauth_too_large',
   'preauth_timeout',
   'per_source_limit',
@@ -37,7 +38,7 @@ export function createMetrics(): ClusterMetrics {
     bytesReceived: 0,
     heartbeatsSent: 0,
     heartbeatsReceived: 0,
-    heartbeatsDropped: { stale: 0, foreign: 0, malformed: 0, auth: 0 },
+    heartbeatsDropped: { stale: 0, foreign: 0, version: 0, malformed: 0, auth: 0 },
     framesRejected: Object.fromEntries(FRAME_REJECT_REASONS.map((r) => [r, 0])),
     requestsTimedOut: 0,
     requestsRejectedBackpressure: 0,

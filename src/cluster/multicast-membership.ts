@@ -8,9 +8,10 @@ import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ClusterOptionsError, HeartbeatError } from '../errors.js';
-import { decodeHeartbeat, encodeHeartbeat, heartbeatDropReason } from './heartbeat.js';
+import { decodeHeartbeat, encodeHeartbeats, heartbeatDropReason } from './heartbeat.js';
 import type { Heartbeat, HeartbeatKind } from './heartbeat.js';
-import { PROTOCOL_VERSION, shortId } from './messages.js';
+import { PROTOCOL_RANGE, shortId } from './messages.js';
+import type { VersionRange } from './messages.js';
 import { LogLimiter } from './log-limiter.js';
 import { countReason } from './metrics.js';
 import type { ClusterMetrics, MemberInfo } from './types.js';
@@ -26,9 +27,13 @@ export interface MulticastMembershipOptions {
   frequency: number;
   dropTime: number;
   clusterName: string;
-  /** Heartbeat MAC key. */
+  /** Heartbeat MAC key (of the first secret: what this member signs with). */
   key: Buffer;
+  /** MAC keys of every accepted secret; just `key` unless given. */
+  acceptKeys?: readonly Buffer[];
   self(): MemberInfo;
+  /** Protocol versions this member speaks; `PROTOCOL_RANGE` unless given. */
+  protocol?: VersionRange;
   metrics: ClusterMetrics;
   logger: Logger;
   /** Wall clock, epoch ms (heartbeat timestamps). */
@@ -41,6 +46,8 @@ export interface MulticastMembershipEvents {
   alive: [member: MemberInfo, from: string];
   /** A valid `leave` heartbeat from another member. */
   leave: [member: MemberInfo];
+  /** An authenticated heartbeat from a member that speaks none of our protocol versions. */
+  incompatible: [peer: NonNullable<HeartbeatError['peer']>];
 }
 
 /**
@@ -107,7 +114,9 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     if (s === undefined) return;
     await new Promise<void>((resolve) => {
       try {
-        s.send(this.#datagram('leave'), this.#opts.port, this.#opts.address, () => resolve());
+        const datagrams = this.#datagrams('leave');
+        let left = datagrams.length;
+        for (const d of datagrams) s.send(d, this.#opts.port, this.#opts.address, () => --left === 0 && resolve());
       } catch {
         resolve();
       }
@@ -115,9 +124,9 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
-  #datagram(kind: HeartbeatKind): Buffer {
-    const hb: Heartbeat = { clusterName: this.#opts.clusterName, member: this.#opts.self(), protocolVersion: PROTOCOL_VERSION, timestamp: this.#now(), kind };
-    return encodeHeartbeat(hb, this.#opts.key);
+  #datagrams(kind: HeartbeatKind): Buffer[] {
+    const hb = { clusterName: this.#opts.clusterName, member: this.#opts.self(), timestamp: this.#now(), kind };
+    return encodeHeartbeats(hb, this.#opts.protocol ?? PROTOCOL_RANGE, this.#opts.key);
   }
 
   #send(kind: HeartbeatKind): void {
@@ -128,7 +137,7 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
       else this.#opts.metrics.heartbeatsSent += 1;
     };
     try {
-      s.send(this.#datagram(kind), this.#opts.port, this.#opts.address, onSent);
+      for (const d of this.#datagrams(kind)) s.send(d, this.#opts.port, this.#opts.address, onSent);
     } catch (err) {
       onSent(err instanceof Error ? err : new Error(String(err)));
     }
@@ -139,7 +148,7 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     const now = this.#now();
     let hb: Heartbeat;
     try {
-      hb = decodeHeartbeat(msg, { key: o.key, clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION, now, maxAgeMs: Math.max(o.dropTime, MAX_CLOCK_SKEW_MS) });
+      hb = decodeHeartbeat(msg, { key: o.acceptKeys ?? o.key, clusterName: o.clusterName, protocol: o.protocol ?? PROTOCOL_RANGE, now, maxAgeMs: Math.max(o.dropTime, MAX_CLOCK_SKEW_MS) });
       if (hb.member.id === o.self().id) return;
       const newest = this.#newest.get(hb.member.id);
       if (newest !== undefined && hb.timestamp < newest.ts) throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'heartbeat older than one already received');
@@ -147,6 +156,11 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
       // its TCP hello alone) may be a recording, and its real leave also comes over TCP, authenticated.
       if (newest === undefined && hb.kind === 'leave') throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'leave from a member never heard alive here');
     } catch (err) {
+      if (err instanceof HeartbeatError && err.peer !== undefined) {
+        // The version-1 heartbeat a member sends beside its range: the range already counted.
+        if (this.#newest.has(err.peer.id)) return;
+        this.emit('incompatible', err.peer);
+      }
       // Never throw out of a socket handler: anything unexpected is a malformed datagram.
       const reason = err instanceof HeartbeatError ? heartbeatDropReason(err) : 'malformed';
       countReason(o.metrics.heartbeatsDropped, reason);

@@ -11,7 +11,11 @@ import { FramedSocket } from './framed-socket.js';
 import { TAG_BYTES } from './frame-codec.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { PROTOCOL_VERSION, decodeHello, decodeRemoteError, encodeEnvelope, encodeHello, shortId } from './messages.js';
+import { PROTOCOL_RANGE, PROTOCOL_VERSION, decodeHello, decodeRemoteError, encodeHello, formatRange, highestCommon, parseRange, rangeType, shortId } from './messages.js';
+import type { VersionRange } from './messages.js';
+import { countReason } from './metrics.js';
+import { envelopeBound } from './envelope-codec.js';
+import type { BodyPackers } from './envelope-codec.js';
 import type { Envelope, FrameKind } from './messages.js';
 import type { ClusterMetrics, MemberInfo } from './types.js';
 
@@ -34,6 +38,12 @@ export interface PeerConnectionOptions {
   logger: Logger;
   /** Limits warnings peers can trigger. */
   rejectLog: LogLimiter;
+  /** Protocol versions this member speaks; `PROTOCOL_RANGE` unless given. */
+  protocol?: VersionRange;
+  /** Body packers of protocol version 2. */
+  packers?: BodyPackers;
+  /** The member that answered speaks none of our versions (authenticated: it proved the secret). */
+  onIncompatible?(member: MemberInfo, range: VersionRange): void;
 }
 
 /** Events of a peer connection. */
@@ -56,8 +66,14 @@ interface Pending {
   resolve(body: Buffer): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
-  /** Encoded envelope while queued; undefined once written. */
-  queued: Buffer | undefined;
+  /** The envelope while queued (encoded when written: the version is the connection's); undefined once written. */
+  queued: QueuedEnvelope | undefined;
+}
+
+/** A queued envelope and an upper bound of its size in any version. */
+interface QueuedEnvelope {
+  envelope: Envelope;
+  length: number;
 }
 
 /** The outgoing connection to one `host:port`. */
@@ -109,6 +125,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     return this.#lastAttemptError !== undefined && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'CLOSED_BY_PEER'].includes(this.#lastAttemptError);
   }
 
+  /** The protocol version of the current connection, once handshaken. */
+  get version(): number | undefined {
+    return this.#state === 'ready' ? this.#socket?.version : undefined;
+  }
+
   get lastReceivedAt(): number {
     return this.#socket?.lastReceivedAt ?? 0;
   }
@@ -130,7 +151,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   send(kind: OutgoingKind, memberId: string, type: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
     if (this.#state === 'closed') return Promise.reject(this.#closeError ?? stopped());
     const id = this.#nextId++;
-    const payload = encodeEnvelope({ kind, id, type, body });
+    const envelope: Envelope = { kind, id, type, body };
+    const payload: QueuedEnvelope = { envelope, length: envelopeBound(envelope) };
     if (payload.length + TAG_BYTES > this.#opts.maxFrameBytes) {
       return Promise.reject(
         new FrameError('ERR_FRAME_TOO_LARGE', `message "${type}" of ${payload.length + TAG_BYTES} bytes over the limit of ${this.#opts.maxFrameBytes} (maxFrameBytes)`),
@@ -233,12 +255,17 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       metrics: o.metrics,
       logger: o.logger,
       rejectLog: o.rejectLog,
+      packers: o.packers,
+      route: o.self().route,
       onReady: () => {
+        // Release 0.1.0 reads the body's protocolVersion (it must be 1) and ignores the type, where
+        // our range goes: it answers version 1, a newer member the highest both speak.
+        const range = o.protocol ?? PROTOCOL_RANGE;
         framed.send({
           kind: 'hello',
           id: 0,
-          type: '',
-          body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION }),
+          type: rangeType(range),
+          body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: Math.max(range.min, PROTOCOL_VERSION) }),
         });
       },
       onEnvelope: (e) => this.#onEnvelope(framed, e),
@@ -255,9 +282,18 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (this.#state === 'connecting') {
       if (e.kind !== 'welcome') throw new FrameError('ERR_FRAME_MALFORMED', `expected welcome, got ${e.kind}`);
       const hello = decodeHello(e.body);
-      if (hello.clusterName !== this.#opts.clusterName || hello.protocolVersion !== PROTOCOL_VERSION) {
-        throw new FrameError('ERR_FRAME_MALFORMED', `peer is of cluster "${hello.clusterName}" protocol ${hello.protocolVersion}`);
+      if (hello.clusterName !== this.#opts.clusterName) {
+        throw new FrameError('ERR_FRAME_MALFORMED', `peer is of cluster "${hello.clusterName}"`);
       }
+      // The welcome's protocolVersion is the version the receiver chose (release 0.1.0: its only one).
+      const ours = this.#opts.protocol ?? PROTOCOL_RANGE;
+      const theirs = parseRange(e.type, hello.protocolVersion);
+      const chosen = hello.protocolVersion;
+      if (highestCommon(ours, theirs) === undefined || chosen < Math.max(ours.min, theirs.min) || chosen > Math.min(ours.max, theirs.max)) {
+        this.#refuseVersion(framed, hello.member, theirs);
+        return;
+      }
+      framed.setVersion(chosen, hello.member.route);
       clearTimeout(this.#handshakeTimer);
       this.#state = 'ready';
       this.#failures = 0;
@@ -290,6 +326,22 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       default:
         throw new FrameError('ERR_FRAME_MALFORMED', `unexpected ${e.kind} frame from a receiver`);
     }
+  }
+
+  /** The member at this address speaks none of our versions: count, say so, close (and retry later). */
+  #refuseVersion(framed: FramedSocket, member: MemberInfo, theirs: VersionRange): void {
+    const o = this.#opts;
+    const ours = o.protocol ?? PROTOCOL_RANGE;
+    countReason(o.metrics.framesRejected, 'version');
+    const suppressed = o.rejectLog.allow(`${this.address} version`);
+    if (suppressed !== false) {
+      o.logger.warn(
+        { address: this.address, peer: member.route, id: shortId(member.id), versions: formatRange(theirs), ours: formatRange(ours), suppressed },
+        'refused a member that speaks no protocol version this member speaks; upgrade through a release that speaks both',
+      );
+    }
+    o.onIncompatible?.(member, theirs);
+    framed.destroy(new Error(`member ${member.route} speaks protocol versions ${formatRange(theirs)}, this member ${formatRange(ours)}`));
   }
 
   #onClose(framed: FramedSocket, err: Error | undefined): void {
@@ -331,9 +383,9 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }, delay);
   }
 
-  #write(id: number, p: Pending, payload: Buffer): void {
+  #write(id: number, p: Pending, payload: QueuedEnvelope): void {
     try {
-      this.#socket!.send(payload);
+      this.#socket!.send(payload.envelope);
       p.queued = undefined;
       if (p.kind === 'request') this.#opts.metrics.messagesSent += 1;
     } catch (err) {

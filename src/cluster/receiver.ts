@@ -17,7 +17,9 @@ import type { PreauthLimits } from './admission.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { PROTOCOL_VERSION, decodeHello, encodeHello, encodeRemoteError, shortId } from './messages.js';
+import { PROTOCOL_RANGE, decodeHello, encodeHello, encodeRemoteError, formatRange, highestCommon, parseRange, rangeType, shortId } from './messages.js';
+import type { VersionRange } from './messages.js';
+import type { BodyPackers } from './envelope-codec.js';
 import type { Envelope } from './messages.js';
 import { countReason } from './metrics.js';
 import type { ClusterMetrics, MemberInfo } from './types.js';
@@ -48,6 +50,12 @@ export interface ReceiverOptions {
   logger: Logger;
   /** Limits warnings peers can trigger. */
   rejectLog: LogLimiter;
+  /** Protocol versions this member speaks; `PROTOCOL_RANGE` unless given. */
+  protocol?: VersionRange;
+  /** Body packers of protocol version 2. */
+  packers?: BodyPackers;
+  /** A member (its hello verified) speaks none of our versions. */
+  onIncompatible?(member: MemberInfo, range: VersionRange): void;
 }
 
 /** The TCP server peers send to. */
@@ -176,28 +184,40 @@ export class Receiver {
       metrics: o.metrics,
       logger: o.logger,
       rejectLog: o.rejectLog,
+      packers: o.packers,
+      route: o.self().route,
       onReady: () => {},
       onEnvelope: (e) => {
         if (from === undefined) {
           if (e.kind !== 'hello') throw new FrameError('ERR_FRAME_MALFORMED', `expected hello, got ${e.kind}`);
           const hello = decodeHello(e.body);
-          if (hello.clusterName !== o.clusterName || hello.protocolVersion !== PROTOCOL_VERSION) {
-            // Same secret, other cluster or version: authenticated, but not one of us.
-            countReason(o.metrics.framesRejected, 'foreign');
-            const suppressed = o.rejectLog.allow(`${socket.remoteAddress ?? '?'} foreign`);
+          const ours = o.protocol ?? PROTOCOL_RANGE;
+          const theirs = parseRange(e.type, hello.protocolVersion);
+          const version = highestCommon(ours, theirs);
+          if (hello.clusterName !== o.clusterName || version === undefined) {
+            // Same secret, other cluster or no common version: authenticated, but not one of us.
+            const reason = hello.clusterName !== o.clusterName ? 'foreign' : 'version';
+            countReason(o.metrics.framesRejected, reason);
+            const suppressed = o.rejectLog.allow(`${socket.remoteAddress ?? '?'} ${reason}`);
             if (suppressed !== false) {
               o.logger.warn(
-                { remote: framed.remote, clusterName: hello.clusterName, protocolVersion: hello.protocolVersion, suppressed },
-                'refused a member of another cluster name or protocol version',
+                { remote: framed.remote, peer: hello.member.route, clusterName: hello.clusterName, versions: formatRange(theirs), ours: formatRange(ours), suppressed },
+                reason === 'foreign'
+                  ? 'refused a member of another cluster name'
+                  : 'refused a member that speaks no protocol version this member speaks; upgrade through a release that speaks both',
               );
             }
+            if (reason === 'version') o.onIncompatible?.(hello.member, theirs);
             framed.destroy();
             return;
           }
           clearTimeout(handshakeTimer);
           this.#admission.authenticated(ticket);
           from = hello.member;
-          framed.send({ kind: 'welcome', id: e.id, type: '', body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: PROTOCOL_VERSION }) });
+          // The welcome is version 1 (release 0.1.0 requires its protocolVersion to be 1, what it
+          // asked for); its protocolVersion is the version chosen, every envelope after it is in it.
+          framed.send({ kind: 'welcome', id: e.id, type: rangeType(ours), body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: version }) });
+          framed.setVersion(version, from.route);
           o.logger.debug({ remote: framed.remote, route: from.route, id: shortId(from.id) }, 'peer connected');
           o.onHello(from, socket.remoteAddress ?? '');
           return;

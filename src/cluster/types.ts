@@ -6,6 +6,8 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { PreauthLimits } from './admission.js';
 import type { MemberState } from './failure-detector.js';
+import type { BodyPackers } from './envelope-codec.js';
+import type { VersionRange } from './messages.js';
 
 /** Which records of `membership.dns` hold the members: A (4), AAAA (6), or both ('any', a dual-stack Service). */
 export type DnsFamily = 4 | 6 | 'any';
@@ -83,7 +85,8 @@ export interface ClusterMetrics {
 export interface ClusterChannelOptions {
   route: string;
   clusterName: string;
-  secret: string | Buffer;
+  /** The secret, or the secrets of a rotation: sends with the first, accepts every one. */
+  secret: string | Buffer | readonly (string | Buffer)[];
   encrypt: boolean;
   membership: {
     multicast?: { address: string; port: number; interface: string; frequency: number; dropTime: number; ttl: number };
@@ -111,6 +114,23 @@ export interface ClusterChannelOptions {
    */
   resolve4?: DnsLookup;
   resolve6?: DnsLookup;
+  /** Protocol versions this member speaks: `PROTOCOL_RANGE` unless given (tests give others). */
+  protocol?: VersionRange;
+  /** Rewrites of message bodies in protocol version 2, by message type (`envelope-codec.ts`). */
+  packers?: BodyPackers;
+}
+
+/** What a member knows of protocol versions: its own, each connection's, and who was refused. */
+export interface ProtocolStatus {
+  /** The versions this member speaks. */
+  versions: VersionRange;
+  /** The version of each outgoing connection to a live member. */
+  peers: { route: string; id: string; version: number }[];
+  /**
+   * Members refused (in the last 10 minutes) because they speak none of our versions, as their
+   * authenticated heartbeat or handshake said: `at` is when, epoch ms.
+   */
+  incompatible: { route: string; id: string; host: string; port: number; versions: VersionRange; at: number }[];
 }
 
 /** The cluster layer as the replication layer sees it. */
@@ -137,6 +157,8 @@ export interface ClusterChannel extends EventEmitter<ClusterEvents> {
    * peer's handler threw.
    */
   request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer>;
+  /** Protocol versions: ours, each connection's, and the members refused for having none in common. */
+  protocolStatus?(): ProtocolStatus;
   /** Counters for metrics. */
   metrics(): ClusterMetrics;
 }

@@ -7,5 +7,6 @@
 export type { SessionCodec, SessionData, MessageCodec } from './types.js';
 export { createSessionCodec, FORMAT_VERSION, HEADER_BYTES, type SessionCodecOptions } from './session-codec.js';
 export { defineMessage } from './message-codec.js';
+export { compactCopy, compactDelta, type CompactDeltaState } from './compact-delta.js';
 export { SESSION_VALUE_TYPE } from './dynamic-schema.js';
 export { MAX_DEPTH } from './value-check.js';

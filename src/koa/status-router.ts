@@ -5,7 +5,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type { ClusterMetrics, MemberInfo } from '../cluster/types.js';
+import type { ClusterMetrics, MemberInfo, ProtocolStatus } from '../cluster/types.js';
 import type { ReplicationMetrics } from '../replication/replicator.js';
 import { ClusterOptionsError } from '../errors.js';
 import type { DepartedMember, MemberStatus } from './cluster-watch.js';
@@ -49,6 +49,8 @@ export interface StatusSource {
   events(): ClusterEvent[];
   /** Every live member's counts, asked over the cluster channel; `history`: with their last ten minutes. */
   peers(history: boolean): Promise<PeerCounts[]>;
+  /** Protocol versions: this member's, each connection's, and members refused for having none in common. */
+  protocol?(): ProtocolStatus | undefined;
 }
 
 /** Options of `cluster.statusRouter()`. */
@@ -182,6 +184,7 @@ export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, 
     replication: s.replicationMetrics(),
     departed: s.departed(),
     events: s.events(),
+    ...(s.protocol?.() !== undefined ? { protocol: s.protocol() } : {}),
     ...(peers === undefined ? {} : { peers }),
   };
 }

@@ -7,22 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ClusterRequestError, FrameError } from '../../src/errors.js';
-import { createClusterChannel } from '../../src/cluster/index.js';
 import type { ClusterChannel, ClusterChannelOptions, MemberInfo } from '../../src/cluster/index.js';
-import { channelOptions, freePort, randomMulticast, until, waitForEvent } from '../helpers/cluster-harness.js';
+import { channelHarness, channelOptions, freePort, randomMulticast, until, waitForEvent } from '../helpers/cluster-harness.js';
 
-/** Starts channels, stops them when the test ends. */
-function harness(t: { after(fn: () => Promise<void>): void }) {
-  const channels: ClusterChannel[] = [];
-  t.after(async () => {
-    await Promise.all(channels.map((c) => c.stop()));
-  });
-  return (opts: ClusterChannelOptions): ClusterChannel => {
-    const c = createClusterChannel(opts);
-    channels.push(c);
-    return c;
-  };
-}
+const harness = channelHarness;
 
 /** Resolves when `c` lists members with every route in `routes`. */
 async function sees(c: ClusterChannel, routes: string[], timeoutMs = 3000): Promise<void> {

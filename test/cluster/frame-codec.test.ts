@@ -165,3 +165,32 @@ test('a batch item counts its length prefix: one byte up to 127, two up to 16,38
     assert.equal(batchItemBytes(m), sealed.length - 4 - TAG_BYTES, `${n} bytes`);
   }
 });
+
+test('secret rotation: a member accepting [new, old] talks with one that knows only old, and one that knows only new', () => {
+  const OLD = 'the-old-cluster-secret-0123';
+  const NEW = 'the-new-cluster-secret-4567';
+  const cases: [string[], string[], boolean][] = [
+    [[OLD], [OLD, NEW], true], // first restart: new added second
+    [[OLD, NEW], [NEW, OLD], true], // second: new moved first
+    [[NEW, OLD], [NEW], true], // third: old dropped
+    [[OLD], [NEW], false], // never: no common secret
+  ];
+  for (const encrypt of [false, true]) {
+    for (const [a, b, talks] of cases) {
+      for (const [clientSecrets, serverSecrets] of [[a, b], [b, a]]) {
+        const client = new FrameSession({ keys: deriveClusterKeys(clientSecrets), encrypt, role: 'client', maxFrameBytes: MAX });
+        const server = new FrameSession({ keys: deriveClusterKeys(serverSecrets), encrypt, role: 'server', maxFrameBytes: MAX });
+        server.receive(client.preamble);
+        client.receive(server.preamble);
+        const hello = client.seal(Buffer.from('hello'));
+        if (!talks) {
+          rejects(() => server.receive(hello), 'ERR_FRAME_AUTH');
+          continue;
+        }
+        assert.deepEqual(server.receive(hello), [Buffer.from('hello')], `${clientSecrets.join('+')} -> ${serverSecrets.join('+')}`);
+        assert.deepEqual(client.receive(server.seal(Buffer.from('welcome'))), [Buffer.from('welcome')]);
+        assert.deepEqual(server.receive(client.seal(Buffer.from('next'))), [Buffer.from('next')]);
+      }
+    }
+  }
+});

@@ -15,7 +15,7 @@ const hb: Heartbeat = {
   timestamp: now,
   kind: 'alive',
 };
-const check = { key: keys.heartbeatMac, clusterName: 'shop', protocolVersion: 1, now, maxAgeMs: 3000 };
+const check = { key: keys.heartbeatMac, clusterName: 'shop', protocol: { min: 1, max: 1 }, now, maxAgeMs: 3000 };
 
 function reason(fn: () => unknown): string {
   try {
@@ -38,7 +38,7 @@ test('stale, future, foreign, malformed and wrongly signed heartbeats are told a
   assert.equal(reason(() => decodeHeartbeat(enc({ ...hb, timestamp: now - 3001 }), check)), 'stale');
   assert.equal(reason(() => decodeHeartbeat(enc({ ...hb, timestamp: now + 3001 }), check)), 'stale');
   assert.equal(reason(() => decodeHeartbeat(enc({ ...hb, clusterName: 'other' }), check)), 'foreign');
-  assert.equal(reason(() => decodeHeartbeat(enc({ ...hb, protocolVersion: 2 }), check)), 'foreign');
+  assert.equal(reason(() => decodeHeartbeat(enc({ ...hb, protocolVersion: 2 }), check)), 'version');
   assert.equal(reason(() => decodeHeartbeat(enc(hb, deriveClusterKeys('another-secret-of-16+').heartbeatMac), check)), 'auth');
   assert.equal(reason(() => decodeHeartbeat(randomBytes(80), check)), 'malformed');
   assert.equal(reason(() => decodeHeartbeat(Buffer.alloc(0), check)), 'malformed');
@@ -54,4 +54,13 @@ test('stale, future, foreign, malformed and wrongly signed heartbeats are told a
 test('a forged timestamp does not count as stale: the MAC is checked first', () => {
   const forged = encodeHeartbeat({ ...hb, timestamp: 0 }, deriveClusterKeys('another-secret-of-16+').heartbeatMac);
   assert.equal(reason(() => decodeHeartbeat(forged, check)), 'auth');
+});
+
+test('secret rotation: a heartbeat signed with any accepted secret counts, one signed with no accepted secret does not', () => {
+  const older = deriveClusterKeys('the-old-cluster-secret-0123').heartbeatMac;
+  const newer = deriveClusterKeys('the-new-cluster-secret-4567').heartbeatMac;
+  const both = { ...check, key: [newer, older] };
+  assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, older), both), hb);
+  assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, newer), both), hb);
+  assert.equal(reason(() => decodeHeartbeat(encodeHeartbeat(hb, keys.heartbeatMac), both)), 'auth');
 });

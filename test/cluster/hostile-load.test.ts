@@ -27,7 +27,9 @@ import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { FrameSession, PREAMBLE_BYTES, unbatch } from '../../src/cluster/frame-codec.js';
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
-import { decodeEnvelope } from '../../src/cluster/messages.js';
+import { EnvelopeReader } from '../../src/cluster/envelope-codec.js';
+import { compactCopy, compactDelta } from '../../src/codec/compact-delta.js';
+import { decodeHello } from '../../src/cluster/messages.js';
 
 const ATTACKER = fileURLToPath(new URL('./hostile-attacker.ts', import.meta.url));
 /** Largest RSS growth of any member under attack (the issue measured 556 MiB without limits). */
@@ -118,11 +120,17 @@ async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typ
       nonce: Buffer.concat(c.toClient).subarray(PREAMBLE_BYTES - 16, PREAMBLE_BYTES),
     });
     let frames: string[] = [];
+    // After the hello, envelopes are in the version both speak (the welcome, toward the client, says which).
+    const envelopes = new EnvelopeReader({ route: () => 'capx', packers: new Map([
+      ['session.delta', compactDelta],
+      ['session.copy', compactCopy],
+    ]) });
     try {
       // Members batch the messages of one turn in one frame.
       frames = reader.receive(bytes).flatMap((p) => (reader.batched ? unbatch(p) : [p])).map((p) => {
-        const e = decodeEnvelope(p);
-        return e.type === '' ? e.kind : `${e.kind}:${e.type}`;
+        const e = envelopes.decode(p);
+        if (e.kind === 'hello') envelopes.version = decodeHello(e.body).protocolVersion === 1 && e.type === '' ? 1 : 2;
+        return e.kind === 'hello' || e.type === '' ? e.kind : `${e.kind}:${e.type}`;
       });
     } catch {
       // a connection cut short: its frames do not count

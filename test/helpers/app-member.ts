@@ -53,7 +53,8 @@ const cluster = createSessionCluster({
   route,
   mode: (env.MODE ?? 'backup') as 'backup' | 'delta',
   ack: (env.ACK ?? 'sync') as 'sync' | 'async',
-  secret: env.CLUSTER_SECRET ?? 'test-secret-0123456789',
+  // CLUSTER_SECRETS=a,b: a rotation's list (sends with a, accepts both).
+  secret: env.CLUSTER_SECRETS !== undefined ? env.CLUSTER_SECRETS.split(',') : (env.CLUSTER_SECRET ?? 'test-secret-0123456789'),
   encrypt: env.ENCRYPT === '1',
   clusterName: env.CLUSTER_NAME ?? 'test',
   membership,
@@ -62,7 +63,8 @@ const cluster = createSessionCluster({
     port: Number(env.RECEIVER_PORT ?? 0),
     ...(env.RECEIVER_ADVERTISE !== undefined ? { advertise: env.RECEIVER_ADVERTISE } : {}),
   },
-  types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }],
+  // REGISTER_AVATAR=1: a newer release of the app that registered Avatar (older members have not).
+  types: [{ name: 'TestUser', type: TestUser, fields: ['id', 'name'] }, ...(env.REGISTER_AVATAR === '1' ? [{ name: 'Avatar', type: Avatar, fields: ['url'] }] : [])],
   reprotectRate: Number(env.REPROTECT_RATE ?? 5000),
   maxSessionBytes: Number(env.MAX_SESSION_BYTES ?? 1024 * 1024),
   stateTransferBatch: Number(env.STATE_TRANSFER_BATCH ?? 500),

@@ -10,7 +10,8 @@ import type { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import type { ClusterChannelOptions } from '../../src/cluster/index.js';
+import { createClusterChannel } from '../../src/cluster/index.js';
+import type { ClusterChannel, ClusterChannelOptions } from '../../src/cluster/index.js';
 
 export const SECRET = 'test-cluster-secret-0123456789';
 export const FIXTURE = fileURLToPath(new URL('./cluster-member.ts', import.meta.url));
@@ -44,6 +45,19 @@ export async function freePort(): Promise<number> {
   const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
   await new Promise((r) => srv.close(r));
   return port;
+}
+
+/** Makes in-process channels, and stops them when the test ends. */
+export function channelHarness(t: { after(fn: () => Promise<void>): void }): (opts: ClusterChannelOptions) => ClusterChannel {
+  const channels: ClusterChannel[] = [];
+  t.after(async () => {
+    await Promise.all(channels.map((c) => c.stop()));
+  });
+  return (opts) => {
+    const c = createClusterChannel(opts);
+    channels.push(c);
+    return c;
+  };
 }
 
 /** Complete channel options for an in-process member. */

@@ -57,6 +57,8 @@ const cases: [string, string, unknown, RegExp][] = [
   ['missing secret', 'secret', undefined, /16 bytes/],
   ['secret shorter than 16 bytes', 'secret', 'short', /at least 16 bytes/],
   ['secret of the wrong type', 'secret', 1234567890123456, /string or Buffer/],
+  ['empty list of secrets', 'secret', [], /at least one secret/],
+  ['five secrets', 'secret', Array.from({ length: 5 }, (_, i) => `secret-number-${i}-of-five`), /at most 4/],
   ['encrypt not a boolean', 'encrypt', 'yes', /boolean/],
   ['unknown ack', 'ack', 'never', /"sync" or "async"/],
   ['multicast address outside 224.0.0.0/4', 'membership.multicast.address', '10.0.0.1', /224\.0\.0\.0\/4/],
@@ -163,4 +165,12 @@ test('sessions by user: principal, maxSessionsPerPrincipal, onSessionLimit and a
   expectOptionError({ ...valid, principal: () => 'x', onSessionLimit: 'kick' }, 'onSessionLimit', /"destroy-oldest" or "refuse"/);
   expectOptionError({ ...valid, absoluteMaxAge: -5 }, 'absoluteMaxAge', /positive integer/);
   expectOptionError({ ...valid, absoluteMaxAge: 1.5 }, 'absoluteMaxAge', /positive integer/);
+});
+
+test('secret: a list of secrets (a rotation) is accepted; a short one in it is named by its index', () => {
+  assert.deepEqual(parseOptions({ ...valid, secret: ['the-new-cluster-secret-4567', 'the-old-cluster-secret-0123'] }).secret, [
+    'the-new-cluster-secret-4567',
+    'the-old-cluster-secret-0123',
+  ]);
+  expectOptionError({ ...valid, secret: ['the-new-cluster-secret-4567', 'short'] }, 'secret.1', /at least 16 bytes/);
 });
