@@ -112,6 +112,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     });
     this.#channel = createClusterChannel({
       route: options.route,
+      ...(options.zone !== undefined ? { zone: options.zone } : {}),
       clusterName: options.clusterName,
       secret: options.secret,
       encrypt: options.encrypt,

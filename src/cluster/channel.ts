@@ -103,6 +103,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       host,
       port: opts.receiver.port,
       startTime: Date.now(),
+      ...(opts.zone !== undefined ? { zone: opts.zone } : {}),
     });
     this.#pool = new ConnectionPool((h, p) => this.#createConnection(h, p));
     this.#handlers.set(PROBE_TYPE, (_from, body) => this.#answerProbe(body));

@@ -8,7 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import avro from 'avsc';
 import { HeartbeatError } from '../errors.js';
-import { PROTOCOL_VERSION, formatRange, highestCommon, isValidMemberInfo } from './messages.js';
+import { PROTOCOL_VERSION, ZONE, formatRange, highestCommon, isValidMemberInfo } from './messages.js';
 import type { VersionRange } from './messages.js';
 import type { MemberInfo } from './types.js';
 
@@ -46,11 +46,11 @@ const HEARTBEAT_FIELDS: { name: string; type: avro.Schema }[] = [
 
 const heartbeatType = avro.Type.forSchema({ type: 'record', name: 'Heartbeat', fields: HEARTBEAT_FIELDS });
 
-/** KSH2: the same fields, and the highest version the sender speaks. */
+/** KSH2: the same fields, the highest version the sender speaks, and its zone ('' for none). */
 const heartbeat2Type = avro.Type.forSchema({
   type: 'record',
   name: 'Heartbeat2',
-  fields: [...HEARTBEAT_FIELDS, { name: 'protocolMax', type: 'int' }],
+  fields: [...HEARTBEAT_FIELDS, { name: 'protocolMax', type: 'int' }, { name: 'zone', type: 'string', default: '' }],
 });
 
 interface HeartbeatRecord {
@@ -64,6 +64,7 @@ interface HeartbeatRecord {
   timestamp: number;
   kind: HeartbeatKind;
   protocolMax?: number;
+  zone?: string;
 }
 
 function mac(key: Buffer, signed: Buffer): Buffer {
@@ -86,7 +87,7 @@ export function encodeHeartbeat(hb: Heartbeat, key: Buffer): Buffer {
   const signed =
     hb.protocolMax === undefined
       ? Buffer.concat([MAGIC, heartbeatType.toBuffer(record)])
-      : Buffer.concat([MAGIC2, heartbeat2Type.toBuffer({ ...record, protocolMax: hb.protocolMax })]);
+      : Buffer.concat([MAGIC2, heartbeat2Type.toBuffer({ ...record, protocolMax: hb.protocolMax, zone: hb.member.zone ?? '' })]);
   return Buffer.concat([signed, mac(key, signed)]);
 }
 
@@ -132,7 +133,8 @@ export function decodeHeartbeat(datagram: Buffer, check: HeartbeatCheck): Heartb
   } catch (err) {
     throw new HeartbeatError('ERR_HEARTBEAT_MALFORMED', `malformed heartbeat: ${(err as Error).message}`);
   }
-  const member: MemberInfo = { id: r.memberId, route: r.route, host: r.host, port: r.port, startTime: r.startTime };
+  const zone = v2 && r.zone !== undefined && ZONE.test(r.zone) ? { zone: r.zone } : {};
+  const member: MemberInfo = { id: r.memberId, route: r.route, host: r.host, port: r.port, startTime: r.startTime, ...zone };
   if (!isValidMemberInfo(member) || !Number.isSafeInteger(r.timestamp)) {
     throw new HeartbeatError('ERR_HEARTBEAT_MALFORMED', 'malformed heartbeat: implausible member record');
   }

@@ -36,21 +36,33 @@ export function formatRange(r: VersionRange): string {
   return `${r.min}-${r.max}`;
 }
 
+/** A zone as option `zone` allows it: printable ASCII without spaces. */
+export const ZONE = /^[\x21-\x7e]{1,64}$/;
+
 /**
  * The range a hello or welcome advertises in its envelope's `type` (a field release 0.1.0 ignores
  * there); a member that advertises none speaks just the body's `protocolVersion`.
  */
 export function parseRange(type: string, protocolVersion: number): VersionRange {
-  const m = /^v(\d{1,4})-(\d{1,4})$/.exec(type);
+  const m = /^v(\d{1,4})-(\d{1,4})(?: \S+)?$/.exec(type);
   if (m === null) return { min: protocolVersion, max: protocolVersion };
   const min = Number(m[1]);
   const max = Number(m[2]);
   return min <= max ? { min, max } : { min: protocolVersion, max: protocolVersion };
 }
 
-/** The envelope `type` of a hello or welcome advertising `r`. */
-export function rangeType(r: VersionRange): string {
-  return `v${formatRange(r)}`;
+/**
+ * The envelope `type` of a hello or welcome advertising `r`, and the sender's zone after a space (the
+ * hello's body is what release 0.1.0 decodes, so nothing can be added there).
+ */
+export function rangeType(r: VersionRange, zone?: string): string {
+  return zone === undefined ? `v${formatRange(r)}` : `v${formatRange(r)} ${zone}`;
+}
+
+/** `member` with the zone a hello's or welcome's `type` names, when it names a valid one. */
+export function withZoneOf(member: MemberInfo, type: string): MemberInfo {
+  const zone = /^v\d{1,4}-\d{1,4} (\S+)$/.exec(type)?.[1];
+  return zone !== undefined && ZONE.test(zone) ? { ...member, zone } : member;
 }
 
 /** Kinds of frames. Changing this list changes the wire format: bump `PROTOCOL_VERSION`. */

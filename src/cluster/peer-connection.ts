@@ -11,7 +11,7 @@ import { FramedSocket } from './framed-socket.js';
 import { TAG_BYTES } from './frame-codec.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { PROTOCOL_RANGE, PROTOCOL_VERSION, decodeHello, decodeRemoteError, encodeHello, formatRange, highestCommon, parseRange, rangeType, shortId } from './messages.js';
+import { PROTOCOL_RANGE, PROTOCOL_VERSION, decodeHello, decodeRemoteError, encodeHello, formatRange, highestCommon, parseRange, rangeType, shortId, withZoneOf } from './messages.js';
 import type { VersionRange } from './messages.js';
 import { countReason } from './metrics.js';
 import { envelopeBound } from './envelope-codec.js';
@@ -264,7 +264,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         framed.send({
           kind: 'hello',
           id: 0,
-          type: rangeType(range),
+          type: rangeType(range, o.self().zone),
           body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: Math.max(range.min, PROTOCOL_VERSION) }),
         });
       },
@@ -297,7 +297,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       clearTimeout(this.#handshakeTimer);
       this.#state = 'ready';
       this.#failures = 0;
-      this.remote = hello.member;
+      this.remote = withZoneOf(hello.member, e.type);
       framed.socket.on('drain', () => this.#flush());
       // Requests queued for a member no longer at this address (it restarted) cannot be delivered.
       for (const [id, p] of this.#pending) {

@@ -17,7 +17,7 @@ import type { PreauthLimits } from './admission.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { PROTOCOL_RANGE, decodeHello, encodeHello, encodeRemoteError, formatRange, highestCommon, parseRange, rangeType, shortId } from './messages.js';
+import { PROTOCOL_RANGE, decodeHello, encodeHello, encodeRemoteError, formatRange, highestCommon, parseRange, rangeType, shortId, withZoneOf } from './messages.js';
 import type { VersionRange } from './messages.js';
 import type { BodyPackers } from './envelope-codec.js';
 import type { Envelope } from './messages.js';
@@ -213,10 +213,10 @@ export class Receiver {
           }
           clearTimeout(handshakeTimer);
           this.#admission.authenticated(ticket);
-          from = hello.member;
+          from = withZoneOf(hello.member, e.type);
           // The welcome is version 1 (release 0.1.0 requires its protocolVersion to be 1, what it
           // asked for); its protocolVersion is the version chosen, every envelope after it is in it.
-          framed.send({ kind: 'welcome', id: e.id, type: rangeType(ours), body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: version }) });
+          framed.send({ kind: 'welcome', id: e.id, type: rangeType(ours, o.self().zone), body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: version }) });
           framed.setVersion(version, from.route);
           o.logger.debug({ remote: framed.remote, route: from.route, id: shortId(from.id) }, 'peer connected');
           o.onHello(from, socket.remoteAddress ?? '');

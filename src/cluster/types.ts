@@ -84,6 +84,8 @@ export interface ClusterMetrics {
 /** Options the channel needs (already validated by `parseOptions`). */
 export interface ClusterChannelOptions {
   route: string;
+  /** This member's failure domain (option `zone`), told to the others in hellos and heartbeats. */
+  zone?: string;
   clusterName: string;
   /** The secret, or the secrets of a rotation: sends with the first, accepts every one. */
   secret: string | Buffer | readonly (string | Buffer)[];

@@ -209,3 +209,27 @@ test('DNS membership: resolved addresses become peers; re-resolution finds new o
   assert.equal(removed, 0);
   assert.deepEqual(d1.members().map((m) => m.route), ['d2']);
 });
+
+test('each member\'s zone reaches the others: in multicast heartbeats, and in the hello and welcome of a static list', async (t) => {
+  const make = harness(t);
+  const multicast = randomMulticast();
+  const a = make(channelOptions('a', { multicast }, { zone: 'zone-a' }));
+  const b = make(channelOptions('b', { multicast }, { zone: 'zone-b' }));
+  const c = make(channelOptions('c', { multicast }));
+  await Promise.all([a.start(), b.start(), c.start()]);
+  await Promise.all([sees(a, ['b', 'c']), sees(b, ['a', 'c']), sees(c, ['a', 'b'])]);
+  const zoneOn = (x: ClusterChannel, route: string) => x.members().find((m) => m.route === route)?.zone;
+  assert.equal(zoneOn(a, 'b'), 'zone-b');
+  assert.equal(zoneOn(b, 'a'), 'zone-a');
+  assert.equal(zoneOn(c, 'a'), 'zone-a');
+  assert.equal(zoneOn(a, 'c'), undefined, 'a member that names no zone has none');
+
+  // Static membership: no heartbeat, only the hello (x asks y) and the welcome (y answers).
+  const [px, py] = [await freePort(), await freePort()];
+  const x = make(channelOptions('x', { static: [`127.0.0.1:${py}`] }, { zone: 'zone-x', receiver: { host: '127.0.0.1', port: px } }));
+  const y = make(channelOptions('y', { static: [`127.0.0.1:${px}`] }, { zone: 'zone-y', receiver: { host: '127.0.0.1', port: py } }));
+  await Promise.all([x.start(), y.start()]);
+  await Promise.all([sees(x, ['y']), sees(y, ['x'])]);
+  assert.equal(zoneOn(x, 'y'), 'zone-y');
+  assert.equal(zoneOn(y, 'x'), 'zone-x');
+});
