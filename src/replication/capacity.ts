@@ -28,6 +28,9 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
+
+/** Heap in use now (cheaper than `process.memoryUsage()`, which reads the RSS too). */
+const heapUsed = (): number => getHeapStatistics().used_heap_size;
 import type { Logger } from 'pino';
 import { LogLimiter } from '../cluster/log-limiter.js';
 import { ClusterRequestError, SessionCapacityError, type CapacityReason } from '../errors.js';
@@ -45,9 +48,15 @@ export const HEAP_SHARE = 0.5;
 export const INITIAL_COST_BYTES = 2048;
 /** The measured cost never goes below this (heap growth can lag behind the sessions it holds). */
 const MIN_COST_BYTES = 512;
-/** Sessions held before the cost per session is measured from the heap (fewer measure noise). */
+/**
+ * The cost per session is measured from the heap's growth since start once it is signal, not noise:
+ * at least this many sessions held, and a growth of at least `MEASURE_SHARE` of the heap limit (large
+ * sessions) or `MEASURE_FROM` sessions held (small ones).
+ */
+const MEASURE_MIN = 100;
 const MEASURE_FROM = 1000;
-const MEASURE_MS = 5000;
+const MEASURE_SHARE = 0.05;
+const MEASURE_MS = 1000;
 const LOOP_MS = 500;
 const LRU_SWEEP_MS = 30_000;
 /** How long a member that refused a copy for capacity is taken as full (no copy is sent meanwhile). */
@@ -211,7 +220,7 @@ export class Capacity {
 
   /** Starts the event-loop monitor and the heap measurement; logs the bounds in force. */
   start(): void {
-    this.#baselineHeap = process.memoryUsage().heapUsed;
+    this.#baselineHeap = heapUsed();
     const mib = (b: number) => Math.round(b / 1048576);
     if (this.#o.maxSessions === undefined) {
       this.#log.info(
@@ -347,10 +356,13 @@ export class Capacity {
   /** Measures the heap one held session costs, and derives `maxSessions` from it (when not set). */
   #measure(): void {
     const held = this.#o.held();
-    if (held < MEASURE_FROM) return;
-    const measured = (process.memoryUsage().heapUsed - this.#baselineHeap) / held;
-    // Smoothed: the heap holds garbage between collections; too high errs on the safe side.
-    this.#cost = Math.max(MIN_COST_BYTES, Math.round(0.7 * this.#cost + 0.3 * measured));
+    const growth = heapUsed() - this.#baselineHeap;
+    if (held < MEASURE_MIN || (held < MEASURE_FROM && growth < this.#heapLimit * MEASURE_SHARE)) return;
+    const measured = growth / held;
+    // Up at once (a flood of large sessions must not outrun the measurement), down slowly: the heap
+    // holds garbage between collections, and too high a cost errs on the safe side.
+    const next = measured > this.#cost ? measured : 0.7 * this.#cost + 0.3 * measured;
+    this.#cost = Math.max(MIN_COST_BYTES, Math.round(next));
     const max = derivedMaxSessions(this.#heapLimit, this.#cost);
     if (Math.abs(max - this.#max) > this.#max * 0.1) {
       this.#log.info({ maxSessions: max, was: this.#max, costPerSessionBytes: this.#cost, held }, 'capacity: maxSessions derived again from the measured cost per session');
