@@ -53,6 +53,11 @@ interface User {
   home: number;
   /** The counter value of the last increment the cluster acknowledged (its response said so). */
   acked: number;
+  /**
+   * Increments whose outcome the user never learnt since the last acknowledged one (a timeout, a
+   * member killed under the request): each may have been applied, or not.
+   */
+  unknown: number;
   failures: number;
 }
 
@@ -109,9 +114,16 @@ function work(users: User[], members: () => AppMember[], all: AppMember[]): { st
       const res = await request(u.jar, 'POST', `${m.url}/incr`, undefined, 10_000, 20_000).catch(() => undefined);
       if (res?.status === 200) {
         const n = (res.body as { session: { n: number } }).session.n;
-        assert.equal(n, u.acked + 1, `a user's counter went from ${u.acked} to ${n} on ${m.route}: an acknowledged increment was lost or repeated`);
+        assert.ok(
+          n > u.acked && n <= u.acked + 1 + u.unknown,
+          `a user's counter went from ${u.acked} to ${n} on ${m.route} (${u.unknown} increments of unknown outcome): an acknowledged increment was lost`,
+        );
         u.acked = n;
-      } else u.failures++;
+        u.unknown = 0;
+      } else {
+        u.failures++;
+        u.unknown++;
+      }
       await sleep(150);
     }
   });
@@ -139,7 +151,7 @@ async function run(t: TestContext, s: Scenario): Promise<void> {
   });
   const killed = new Set<AppMember>();
   const live = () => all.filter((m) => !killed.has(m));
-  const users: User[] = Array.from({ length: USERS }, (_, i) => ({ jar: new CookieJar(), home: i % MEMBERS, acked: 0, failures: 0 }));
+  const users: User[] = Array.from({ length: USERS }, (_, i) => ({ jar: new CookieJar(), home: i % MEMBERS, acked: 0, unknown: 0, failures: 0 }));
   for (const [i, u] of users.entries()) {
     const res = await request(u.jar, 'POST', `${all[u.home].url}/login`, { id: i, name: `user${i}` });
     assert.equal(res.status, 200, `user ${i} logs in`);
@@ -206,7 +218,8 @@ async function run(t: TestContext, s: Scenario): Promise<void> {
     assert.equal(res.status, 200, `user ${i} is served`);
     const session = (res.body as { session: { n?: number; user?: unknown } }).session;
     assert.ok(session.user !== undefined, `user ${i} is still logged in`);
-    assert.equal(session.n ?? 0, u.acked, `user ${i}'s counter is its last acknowledged value`);
+    const n = session.n ?? 0;
+    assert.ok(n >= u.acked && n <= u.acked + u.unknown, `user ${i}'s counter is ${n}: its last acknowledged value is ${u.acked} (${u.unknown} of unknown outcome since)`);
     assert.ok(u.acked > 0, `user ${i} kept working during the flood`);
   }
   if (s.env.ON_CAPACITY === 'evict-idle') {
