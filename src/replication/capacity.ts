@@ -26,7 +26,7 @@
  * (4 members, one backup: 75 % of maxSessions). Delta mode holds every session on every member, so a
  * failure adds nothing: the planned level is `maxSessions` itself.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perf, monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 
 /** Heap in use now (cheaper than `process.memoryUsage()`, which reads the RSS too). */
@@ -35,6 +35,7 @@ import type { Logger } from 'pino';
 import { LogLimiter } from '../cluster/log-limiter.js';
 import { ClusterRequestError, SessionCapacityError, type CapacityReason } from '../errors.js';
 import { shortId } from './session-id.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
 /** What `onCapacity` may say. */
 export type OnCapacity = 'refuse' | 'evict-idle';
@@ -49,8 +50,10 @@ export const INITIAL_COST_BYTES = 2048;
 /** The measured cost never goes below this (heap growth can lag behind the sessions it holds). */
 const MIN_COST_BYTES = 512;
 /**
- * The cost per session is measured from the heap's growth since start once it is signal, not noise:
- * at least this many sessions held, and a growth of at least `MEASURE_SHARE` of the heap limit (large
+ * The cost per session is the live heap's growth since start over the sessions held, read right after
+ * a major GC (the heap in use at any other moment is mostly garbage while requests run: a bench fill
+ * measured 50 KB a session that way, and refused its own sessions), once it is signal, not noise: at
+ * least this many sessions held, and a growth of at least `MEASURE_SHARE` of the heap limit (large
  * sessions) or `MEASURE_FROM` sessions held (small ones).
  */
 const MEASURE_MIN = 100;
@@ -118,8 +121,8 @@ export class FullMembers {
   readonly #until = new Map<string, number>();
   readonly #now: () => number;
 
-  constructor(now: () => number = () => performance.now()) {
-    this.#now = now;
+  constructor(clock: Clock = systemClock) {
+    this.#now = () => clock.monotonic();
   }
 
   mark(route: string): void {
@@ -189,6 +192,8 @@ export interface CapacityOptions {
   logger: Logger;
   /** For tests: the heap limit instead of V8's. */
   heapLimitBytes?: number;
+  /** Timers and idle times (the event-loop delay and the heap are the process's own, never simulated). */
+  clock?: Clock;
 }
 
 /**
@@ -206,13 +211,18 @@ export class Capacity {
   #cost = INITIAL_COST_BYTES;
   #max: number;
   #baselineHeap = 0;
+  /** The heap in use right after the last major GC (live data), and whether it was measured since. */
+  #liveHeap: number | undefined;
+  #gc: PerformanceObserver | undefined;
   #loop: IntervalHistogram | undefined;
   #delayMs = 0;
   #overloaded = false;
-  #timers: NodeJS.Timeout[] = [];
+  #timers: TimerHandle[] = [];
+  readonly #clock: Clock;
 
   constructor(o: CapacityOptions) {
     this.#o = o;
+    this.#clock = o.clock ?? systemClock;
     this.#log = o.logger;
     this.#heapLimit = o.heapLimitBytes ?? getHeapStatistics().heap_size_limit;
     this.#max = o.maxSessions ?? derivedMaxSessions(this.#heapLimit, this.#cost);
@@ -235,20 +245,31 @@ export class Capacity {
       this.#loop.enable();
       this.#every(LOOP_MS, () => this.#sampleLoop());
     }
-    if (this.#o.maxSessions === undefined) this.#every(MEASURE_MS, () => this.#measure());
+    if (this.#o.maxSessions === undefined) {
+      this.#gc = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          if ((entry as unknown as { detail?: { kind?: number } }).detail?.kind !== perf.NODE_PERFORMANCE_GC_MAJOR) continue;
+          const live = heapUsed();
+          // A collection before sessions arrive is a cleaner baseline than the reading at start.
+          if (this.#o.held() < MEASURE_MIN) this.#baselineHeap = Math.min(this.#baselineHeap, live);
+          this.#liveHeap = live;
+        }
+      });
+      this.#gc.observe({ entryTypes: ['gc'] });
+      this.#every(MEASURE_MS, () => this.#measure());
+    }
     if (this.#o.onCapacity === 'evict-idle') this.#every(LRU_SWEEP_MS, () => this.#sweepLru());
   }
 
   stop(): void {
-    for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timers) this.#clock.clearInterval(t);
     this.#timers = [];
     this.#loop?.disable();
+    this.#gc?.disconnect();
   }
 
   #every(ms: number, fn: () => void): void {
-    const t = setInterval(fn, ms);
-    t.unref(); // never holds the process open
-    this.#timers.push(t);
+    this.#timers.push(this.#clock.setInterval(fn, ms));
   }
 
   get maxSessions(): number {
@@ -263,7 +284,7 @@ export class Capacity {
   touched(base: string): void {
     if (this.#o.onCapacity !== 'evict-idle') return;
     this.#lru.delete(base);
-    this.#lru.set(base, performance.now());
+    this.#lru.set(base, this.#clock.monotonic());
   }
 
   /**
@@ -322,7 +343,7 @@ export class Capacity {
 
   /** The least recently used session served here and idle longer than `idleMs`, if any. */
   #idlest(): string | undefined {
-    const cutoff = performance.now() - this.#o.idleMs;
+    const cutoff = this.#clock.monotonic() - this.#o.idleMs;
     for (const [base, at] of this.#lru) {
       if (!this.#o.isPrimary(base)) {
         this.#lru.delete(base); // moved away, destroyed or expired: no longer ours to evict
@@ -356,7 +377,9 @@ export class Capacity {
   /** Measures the heap one held session costs, and derives `maxSessions` from it (when not set). */
   #measure(): void {
     const held = this.#o.held();
-    const growth = heapUsed() - this.#baselineHeap;
+    if (this.#liveHeap === undefined) return; // no major GC since the last measurement
+    const growth = this.#liveHeap - this.#baselineHeap;
+    this.#liveHeap = undefined;
     if (held < MEASURE_MIN || (held < MEASURE_FROM && growth < this.#heapLimit * MEASURE_SHARE)) return;
     const measured = growth / held;
     // Up at once (a flood of large sessions must not outrun the measurement), down slowly: the heap

@@ -135,7 +135,7 @@ export abstract class CopyHolder {
   /** This member's capacity (`capacity.ts`), when the cluster set one: bounds new sessions and copies. */
   capacity: Capacity | undefined;
   /** Members that refused a copy for capacity a moment ago: no new copy goes to them meanwhile. */
-  readonly fullMembers = new FullMembers();
+  readonly fullMembers: FullMembers;
   /** Routes that announced a graceful leave: never chosen for a new copy. */
   protected readonly leaving = new Set<string>();
   #timers: unknown[] = [];
@@ -158,6 +158,7 @@ export abstract class CopyHolder {
       busy: (base, why) => this.unavailable(base, `too busy (${why})`),
     });
     this.table = new SessionTable(this.clock);
+    this.fullMembers = new FullMembers(this.clock);
     this.log = options.logger.child({ component: 'replication' });
     this.isolation = new Isolation({
       self: options.route,
