@@ -56,7 +56,7 @@ const MIN_COST_BYTES = 512;
  * least this many sessions held, and a growth of at least `MEASURE_SHARE` of the heap limit (large
  * sessions) or `MEASURE_FROM` sessions held (small ones).
  */
-const MEASURE_MIN = 100;
+const MEASURE_MIN = 10;
 const MEASURE_FROM = 1000;
 const MEASURE_SHARE = 0.05;
 const MEASURE_MS = 1000;
@@ -79,9 +79,14 @@ export function plannedLevel(max: number, live: number, mode: 'backup' | 'delta'
   return Math.floor((max * (live - f)) / live);
 }
 
-/** The default `maxSessions`: `HEAP_SHARE` of the heap limit over the cost of one held session. */
-export function derivedMaxSessions(heapLimitBytes: number, costPerSessionBytes: number): number {
-  return Math.max(100, Math.floor((heapLimitBytes * HEAP_SHARE) / Math.max(MIN_COST_BYTES, costPerSessionBytes)));
+/**
+ * The default `maxSessions`: `HEAP_SHARE` of the heap the process has not used before its first session
+ * (`baselineBytes`: the application, the libraries, the cluster) over the cost of one held session.
+ * The other half is room for requests' garbage, the decoded cache and the tombstones.
+ */
+export function derivedMaxSessions(heapLimitBytes: number, costPerSessionBytes: number, baselineBytes = 0): number {
+  const budget = Math.max(0, heapLimitBytes - baselineBytes) * HEAP_SHARE;
+  return Math.max(100, Math.floor(budget / Math.max(MIN_COST_BYTES, costPerSessionBytes)));
 }
 
 /** Whether `err` (or what caused it) is a capacity refusal: a copy holder's, as it crosses the wire, or our own. */
@@ -231,11 +236,12 @@ export class Capacity {
   /** Starts the event-loop monitor and the heap measurement; logs the bounds in force. */
   start(): void {
     this.#baselineHeap = heapUsed();
+    if (this.#o.maxSessions === undefined) this.#max = derivedMaxSessions(this.#heapLimit, this.#cost, this.#baselineHeap);
     const mib = (b: number) => Math.round(b / 1048576);
     if (this.#o.maxSessions === undefined) {
       this.#log.info(
-        { maxSessions: this.#max, heapLimitMiB: mib(this.#heapLimit), costPerSessionBytes: this.#cost, onCapacity: this.#o.onCapacity },
-        `capacity: maxSessions not set; ${this.#max} sessions held at most, from ${HEAP_SHARE * 100} % of the heap limit over the cost per session (measured again as sessions arrive; set maxSessions to fix it)`,
+        { maxSessions: this.#max, heapLimitMiB: mib(this.#heapLimit), baselineHeapMiB: mib(this.#baselineHeap), costPerSessionBytes: this.#cost, onCapacity: this.#o.onCapacity },
+        `capacity: maxSessions not set; ${this.#max} sessions held at most, from ${HEAP_SHARE * 100} % of the heap left by the application over the cost per session (measured again as sessions arrive; set maxSessions to fix it)`,
       );
     } else {
       this.#log.info({ maxSessions: this.#max, onCapacity: this.#o.onCapacity }, `capacity: at most ${this.#max} sessions held`);
@@ -386,7 +392,7 @@ export class Capacity {
     // holds garbage between collections, and too high a cost errs on the safe side.
     const next = measured > this.#cost ? measured : 0.7 * this.#cost + 0.3 * measured;
     this.#cost = Math.max(MIN_COST_BYTES, Math.round(next));
-    const max = derivedMaxSessions(this.#heapLimit, this.#cost);
+    const max = derivedMaxSessions(this.#heapLimit, this.#cost, this.#baselineHeap);
     if (Math.abs(max - this.#max) > this.#max * 0.1) {
       this.#log.info({ maxSessions: max, was: this.#max, costPerSessionBytes: this.#cost, held }, 'capacity: maxSessions derived again from the measured cost per session');
     }

@@ -24,8 +24,9 @@ test('plannedLevel = floor(maxSessions · (N - f) / N), f = min(backups, N - 1);
   for (const n of [2, 3, 4, 8, 16]) assert.ok((plannedLevel(10_000, n, 'backup') * n) / (n - 1) <= 10_000);
 });
 
-test('the default maxSessions is half the heap limit over the cost of one session', () => {
+test('the default maxSessions is half the heap the application left over the cost of one session', () => {
   assert.equal(derivedMaxSessions(1024 * 1024 * 1024, 2048), 262_144);
+  assert.equal(derivedMaxSessions(1024 * 1024 * 1024, 2048, 512 * 1024 * 1024), 131_072, 'a baseline of half the heap halves it');
   assert.equal(derivedMaxSessions(128 * 1024 * 1024, 100), 131_072, 'a cost below 512 bytes counts as 512');
   assert.equal(derivedMaxSessions(1000, 2048), 100, 'never below 100');
 });

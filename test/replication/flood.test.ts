@@ -69,9 +69,10 @@ interface FloodOutcome {
 
 /**
  * Creates sessions of `bytes` bytes from `FLOOD_CLIENTS` clients without cookies, until `count`
- * attempts or `ms` passed; a 503 tries the next member, as a balancer does.
+ * attempts, `ms`, or `enough()` says the flood met what the case looks for; a 503 tries the next
+ * member, as a balancer does.
  */
-async function flood(members: () => AppMember[], count: number, ms: number, bytes: number): Promise<FloodOutcome> {
+async function flood(members: () => AppMember[], count: number, ms: number, bytes: number, enough: () => boolean): Promise<FloodOutcome> {
   const out: FloodOutcome = { created: 0, refused: 0, other: 0 };
   const blob = 'x'.repeat(bytes);
   const deadline = Date.now() + ms;
@@ -79,7 +80,7 @@ async function flood(members: () => AppMember[], count: number, ms: number, byte
   await Promise.all(
     Array.from({ length: FLOOD_CLIENTS }, async (_, c) => {
       let i = c;
-      while (attempts < count && Date.now() < deadline) {
+      while (attempts < count && Date.now() < deadline && !enough()) {
         attempts++;
         const live = members();
         const m = live[i++ % live.length];
@@ -139,7 +140,9 @@ interface Scenario {
   name: string;
   env: Record<string, string>;
   floodCount: number;
+  /** At most this long; it stops sooner once `enough` holds of the members' capacity counters. */
   floodMs: number;
+  enough: (caps: Capacity[]) => boolean;
   bytes: number;
   /** SIGKILL this member (index) this long into the flood. */
   killAt?: { member: number; afterMs: number };
@@ -179,7 +182,18 @@ async function run(t: TestContext, s: Scenario): Promise<void> {
         }, 200);
       }, kill.afterMs);
   t.after(() => clearTimeout(killer));
-  const outcome = await flood(live, s.floodCount, s.floodMs, s.bytes);
+  // The members' counters, polled: the flood goes on until it met what the case looks for (the machine
+  // may be slow, or shared), within floodMs.
+  let enough = false;
+  const poller = setInterval(() => {
+    void Promise.all(live().map(capacityOf)).then(
+      (caps) => (enough = (kill === undefined || killed.size > 0) && s.enough(caps)),
+      () => undefined,
+    );
+  }, 1000);
+  t.after(() => clearInterval(poller));
+  const outcome = await flood(live, s.floodCount, s.floodMs, s.bytes, () => enough);
+  clearInterval(poller);
   // The users go on a while after the flood: re-protection and takeovers run under them.
   await sleep(3000);
   await workers.stop();
@@ -229,24 +243,33 @@ async function run(t: TestContext, s: Scenario): Promise<void> {
     assert.ok(events.length > 0, 'each eviction fired sessionDestroyed with reason evicted');
     assert.ok(events.every((l) => !l.includes('"principal"')), 'no evicted session belonged to a user (users have a principal)');
   } else {
-    assert.ok(outcome.refused > 0 && refusedByMembers > 0, 'the flood met capacity and was refused');
+    assert.ok(outcome.refused > 0 && caps.some((c) => c.refusedFull > 0), 'the flood met the planned level and was refused');
     assert.equal(evicted, 0, "'refuse' drops nothing that exists");
   }
 }
 
-test('a session flood is refused at the heap-derived capacity; no member dies, no user loses a write', { timeout: 120_000 }, async (t) => {
-  // Large sessions: the heap-derived bound (half the heap over the measured cost) is met within the
-  // flood's time even on a loaded machine.
-  await run(t, { name: 'refuse, heap-derived maxSessions', env: {}, floodCount: 20_000, floodMs: 20_000, bytes: 100_000 });
+// maxSessions is set: on two cores shared with other work a flood creates a few dozen sessions a
+// second, too few to reach the heap-derived bound (tens of thousands) within the test's time. That
+// bound is checked in capacity.test.ts and status-router.test.ts.
+test("'refuse': a session flood is refused at the planned level; no member dies, no user loses a write", { timeout: 120_000 }, async (t) => {
+  await run(t, {
+    name: 'refuse, maxSessions 200',
+    env: { CAPACITY: '200' },
+    floodCount: 20_000,
+    floodMs: 40_000,
+    bytes: 4000,
+    enough: (caps) => caps.reduce((n, c) => n + c.refusedFull, 0) >= 100,
+  });
 });
 
 test('evict-idle with a member SIGKILLed during the flood: only idle sessions go, every user keeps its counter', { timeout: 120_000 }, async (t) => {
   await run(t, {
-    name: 'evict-idle, maxSessions 600, node4 SIGKILLed',
-    env: { CAPACITY: '600', ON_CAPACITY: 'evict-idle', EVICT_IDLE_AFTER: '5000', PRINCIPAL: '1' },
+    name: 'evict-idle, maxSessions 200, node4 SIGKILLed',
+    env: { CAPACITY: '200', ON_CAPACITY: 'evict-idle', EVICT_IDLE_AFTER: '4000', PRINCIPAL: '1' },
     floodCount: 20_000,
-    floodMs: 20_000,
+    floodMs: 40_000,
+    enough: (caps) => caps.reduce((n, c) => n + c.evicted, 0) >= 100,
     bytes: 4000,
-    killAt: { member: 3, afterMs: 8000 },
+    killAt: { member: 3, afterMs: 6000 },
   });
 });
