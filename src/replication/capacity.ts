@@ -192,7 +192,7 @@ export interface CapacityOptions {
   liveMembers(): number;
   /** Whether this member serves `base` now (only those are evicted). */
   isPrimary(base: string): boolean;
-  /** Destroys `base` as a logout does, firing `sessionDestroyed` with reason `evicted`; false when it was gone. */
+  /** Destroys `base` as a logout does, firing `sessionDestroyed` with reason `evicted`; false when it was gone (rejects when the removal failed). */
   evict(base: string): Promise<boolean>;
   logger: Logger;
   /** For tests: the heap limit instead of V8's. */
@@ -302,9 +302,16 @@ export class Capacity {
     if (this.#overloaded) throw this.#refuse('overloaded', base);
     if (holderFull !== undefined) throw this.#refuse('copy-holder-full', base, holderFull);
     if (this.#o.held() < this.plannedLevel()) return;
-    if (this.#o.onCapacity === 'evict-idle') {
+    // A few tries: a victim may be gone meanwhile (logged out, moved, expired).
+    for (let tries = 0; this.#o.onCapacity === 'evict-idle' && tries < 3; tries++) {
       const victim = this.#idlest();
-      if (victim !== undefined && (await this.#o.evict(victim))) {
+      if (victim === undefined) break;
+      // A removal that failed (a copy holder did not acknowledge it) counts as no room made.
+      const gone = await this.#o.evict(victim).catch((err: unknown) => {
+        this.#log.debug({ err, session: shortId(victim) }, 'capacity: an eviction failed; trying the next idle session');
+        return false;
+      });
+      if (gone) {
         this.counters.evicted++;
         const allowed = this.#limiter.allow('evicted');
         if (allowed !== false) {
@@ -356,7 +363,9 @@ export class Capacity {
         continue;
       }
       // Least recently used first: if this one is not idle long enough, none is.
-      return at <= cutoff ? base : undefined;
+      if (at > cutoff) return undefined;
+      this.#lru.delete(base); // taken: a concurrent creation picks the next one
+      return base;
     }
     return undefined;
   }
