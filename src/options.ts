@@ -270,12 +270,15 @@ export const optionsSchema = z
       .int('expected evictIdleAfter in whole milliseconds, at least 1000')
       .min(1000, 'expected evictIdleAfter of at least 1000 ms: a session in use between two clicks must not be evicted')
       .default(10 * 60 * 1000),
-    /** Median event-loop delay (ms) past which new sessions are refused (503) so existing ones keep being served; 0: never. */
+    /**
+     * Median event-loop delay (ms, over half a second, for a second in a row) past which new sessions
+     * are refused (503) so existing ones keep being served; 0: never.
+     */
     maxEventLoopDelay: z
       .number({ invalid_type_error: 'expected maxEventLoopDelay in milliseconds (0 turns load shedding off)' })
       .int('expected maxEventLoopDelay in whole milliseconds (0 turns load shedding off)')
       .min(0, 'expected maxEventLoopDelay of 0 (off) or more milliseconds')
-      .default(100),
+      .default(250),
     /** A session ends this many ms after its creation, however active. */
     absoluteMaxAge: z
       .number({ invalid_type_error: 'expected the absolute session lifetime in milliseconds (a positive integer)' })

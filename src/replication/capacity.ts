@@ -182,7 +182,7 @@ export interface CapacityOptions {
   onCapacity: OnCapacity;
   /** `'evict-idle'`: only sessions unused this long (ms) are evicted. */
   idleMs: number;
-  /** Median event-loop delay (ms) past which new sessions are refused; 0: never. */
+  /** Median event-loop delay (ms, over half a second, two windows in a row) past which new sessions are refused; 0: never. */
   maxEventLoopDelay: number;
   mode: 'backup' | 'delta';
   backups: number;
@@ -222,6 +222,8 @@ export class Capacity {
   #loop: IntervalHistogram | undefined;
   #delayMs = 0;
   #overloaded = false;
+  /** Consecutive half-second windows with the median delay over the bound. */
+  #overWindows = 0;
   #timers: TimerHandle[] = [];
   readonly #clock: Clock;
 
@@ -380,7 +382,9 @@ export class Capacity {
     this.#delayMs = h.count > 0 ? h.percentile(50) / 1e6 : 0;
     h.reset();
     const was = this.#overloaded;
-    this.#overloaded = this.#delayMs > this.#o.maxEventLoopDelay;
+    // Saturated for two windows in a row (a second): one long GC or one slow request is not overload.
+    this.#overWindows = this.#delayMs > this.#o.maxEventLoopDelay ? this.#overWindows + 1 : 0;
+    this.#overloaded = this.#overWindows >= 2;
     if (this.#overloaded !== was) {
       this.#log.warn(
         { eventLoopDelayMs: Math.round(this.#delayMs), maxEventLoopDelay: this.#o.maxEventLoopDelay },

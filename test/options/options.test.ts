@@ -170,7 +170,7 @@ test('capacity: maxSessions, onCapacity, evictIdleAfter and maxEventLoopDelay ar
   assert.equal(dflt.maxSessions, undefined); // derived from the heap at start
   assert.equal(dflt.onCapacity, 'refuse');
   assert.equal(dflt.evictIdleAfter, 600_000);
-  assert.equal(dflt.maxEventLoopDelay, 100);
+  assert.equal(dflt.maxEventLoopDelay, 250);
   const ok = parseOptions({ ...valid, maxSessions: 50_000, onCapacity: 'evict-idle', evictIdleAfter: 5000, maxEventLoopDelay: 0 });
   assert.deepEqual([ok.maxSessions, ok.onCapacity, ok.evictIdleAfter, ok.maxEventLoopDelay], [50_000, 'evict-idle', 5000, 0]);
   expectOptionError({ ...valid, maxSessions: 10 }, 'maxSessions', /maxSessions of at least 100/);
