@@ -97,6 +97,7 @@ async function makeVariant(): Promise<Variant> {
     // The bench's setup fills the store as fast as the loop goes (`/bench/fill`): load shedding would
     // refuse its own sessions. Measured as before, unless a scenario asks for it.
     maxEventLoopDelay: Number(env.MAX_EVENT_LOOP_DELAY ?? 0),
+    ...(env.BACKUPS !== undefined ? { backups: Number(env.BACKUPS) } : {}),
     logger: pino({ level: env.LOG_LEVEL ?? 'warn', base: { member: route } }),
   });
   await cluster.start();
@@ -135,7 +136,7 @@ async function fill(n: number, concurrency: number): Promise<{ ms: number; retri
       try {
         return await variant.store.set(id, data, MAX_AGE, { rolling: false, changed: true });
       } catch (err) {
-        if ((err as { status?: number }).status !== 503 || attempt >= 5) throw err;
+        if ((err as { status?: number }).status !== 503 || attempt >= 50) throw err; // 10 s: a busy machine can cost a member its lease for a moment
         retries++;
         await new Promise((r) => setTimeout(r, 200));
       }

@@ -6,7 +6,8 @@
  *
  * Options:
  *   --quick                 short phases (3 s), smaller fills
- *   --only a,b              scenarios: throughput, bytes, codec, failover, transfer, memory, rtt, reprotect
+ *   --only a,b              scenarios: throughput, bytes, codec, failover, transfer, memory, rtt, reprotect,
+ *                           backups, tombstones
  *   --profile               app processes run with --cpu-prof and allocation sampling; the top self-time
  *                           functions per phase and the top allocation sites are printed (results.json
  *                           and README.md are not rewritten: the profilers skew figures)
@@ -42,6 +43,8 @@ const scenarios: Record<Section, () => Promise<{ default: () => Promise<Record<s
   memory: () => import('./memory.bench.js'),
   rtt: () => import('./rtt.bench.js'),
   reprotect: () => import('./reprotect.bench.js'),
+  backups: () => import('./backups.bench.js'),
+  tombstones: () => import('./tombstones.bench.js'),
 };
 
 function rewriteReadme(results: Results): void {

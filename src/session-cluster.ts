@@ -259,7 +259,9 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
    * Log out everywhere: destroys every session of `principal` but `except` (a handle from `sessionsOf`,
    * or a session id such as the current request's), each as durably as a logout (promise 2).
    * Resolves to how many it destroyed; fires `sessionDestroyed` with reason `revoked` for each.
-   * Idempotent: call it again after a `SessionUnavailableError`.
+   * Asks every live member, and rejects with `SessionUnavailableError` when it cannot be sure to find
+   * every session (a member silent, or as many cut off as a session has copies). Idempotent: call it
+   * again after that error.
    */
   async destroySessions(principal: string, options: { except?: string } = {}): Promise<number> {
     this.#ensureRunning();

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { BENCH_DIR } from './servers.js';
 
 /** The scenarios, in the order a full run measures them (one file each: bench/<name>.bench.ts). */
-export const SECTIONS = ['throughput', 'bytes', 'codec', 'failover', 'transfer', 'memory', 'rtt', 'reprotect'] as const;
+export const SECTIONS = ['throughput', 'bytes', 'codec', 'failover', 'transfer', 'memory', 'rtt', 'reprotect', 'backups', 'tombstones'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -50,6 +50,9 @@ export const settings = {
   reprotectRate: 400,
   reprotectConnections: 64,
   reprotectTimeoutSeconds: 120,
+  /** The price of backups: 2 next to 1, on 5 members (sessions filled for the memory figure). */
+  backupsMembers: 5,
+  backupsFill: quick ? 20_000 : 50_000,
   sessionSchema: args['no-schema'] !== true,
   /** A throughput phase is measured again when other processes used more cores than this. */
   noiseCores: 0.25,

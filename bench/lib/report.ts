@@ -142,6 +142,23 @@ export function renderTables(r: Json): string {
 
   out.push(...rttTables(s.rtt as Json | undefined, stamp), ...reprotectTables(s.reprotect as Json | undefined, stamp));
 
+  const kb = s.backups as Json | undefined;
+  out.push(`### The price of a second backup${stamp(kb)}`, '', `Command: ${code(kb?.command)}`, '');
+  out.push('| backups | copies per session | writes/s | CPU s per 1000 writes (all members) | bytes per write | cluster heap MiB per 10k sessions | cluster RSS MiB per 10k sessions |', '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  if (kb !== undefined) {
+    for (const k of [1, 2]) {
+      const x = kb[`backups${k}`] as Json;
+      out.push(`| ${k} | ${fmt(x.copiesPerSession)} | ${fmt(x.write?.rps)} | ${fmt(x.write?.cpuSecondsPer1000, 3)} | ${fmt(x.bytesPerWrite)} | ${fmt(x.clusterHeapPer10kMiB)} | ${fmt(x.clusterRssPer10kMiB)} |`);
+    }
+    out.push(`| 2 ÷ 1 | | | ${fmt(kb.ratios?.cpuPerWrite)} | ${fmt(kb.ratios?.bytesPerWrite)} | ${fmt(kb.ratios?.clusterHeap)} | ${fmt(kb.ratios?.clusterRss)} |`);
+    out.push(
+      '',
+      `${kb.members} members in backup mode, load on node1; heap (JS heap and Buffers) and RSS growth after a full GC from ${kb.sessionsFilled} sessions filled directly. ` +
+        'RSS moves with V8\'s page reservations and the machine\'s load; the heap is the steadier figure.',
+      '',
+    );
+  }
+
   out.push('### Ratios and goals', '', '| ratio | what | value | goal | met | command |', '| --- | --- | ---: | --- | --- | --- |');
   for (const g of GOALS) {
     const v = ratios[g.ratio] as number | null | undefined;

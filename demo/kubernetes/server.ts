@@ -23,6 +23,11 @@ const cluster = createSessionCluster({
   // The peers' headless Service lists every pod, this one too (skipped), ready or not.
   membership: { dns: { name: env('PEERS_DNS'), port: CLUSTER_PORT, interval: 2000 } },
   receiver: { host: env('POD_IP'), port: CLUSTER_PORT },
+  // The StatefulSet's replicas: a pod that starts cut off, or half of a partition, serves nothing.
+  expectedMembers: Number(env('EXPECTED_MEMBERS')),
+  // The node's zone label where the cluster copies it onto pods (Kubernetes 1.35+), else the node:
+  // a session's copies then go to other zones, or at least to other nodes.
+  zone: process.env.ZONE || env('NODE_NAME'),
 });
 
 const app = new Koa();

@@ -57,8 +57,10 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
   readonly #now: () => number;
   #socket: Socket | undefined;
   #timer: NodeJS.Timeout | undefined;
-  /** Newest timestamp accepted per member: an older (replayed or reordered) heartbeat is stale. */
-  /** Per member id: the newest heartbeat timestamp accepted (its clock) and when it came (ours, monotonic). */
+  /**
+   * Per member id: the newest heartbeat timestamp accepted (its clock) and when it came (ours,
+   * monotonic). An older (replayed or reordered) heartbeat is stale.
+   */
   readonly #newest = new Map<string, { ts: number; at: number }>();
   #lastPrune = 0;
   /** Drops are counted always, logged at most once a minute per reason: a foreign cluster on the group must not flood the log. */
@@ -141,6 +143,9 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
       if (hb.member.id === o.self().id) return;
       const newest = this.#newest.get(hb.member.id);
       if (newest !== undefined && hb.timestamp < newest.ts) throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'heartbeat older than one already received');
+      // Only a member heard alive here can be replayed against: a leave of one never heard (known by
+      // its TCP hello alone) may be a recording, and its real leave also comes over TCP, authenticated.
+      if (newest === undefined && hb.kind === 'leave') throw new HeartbeatError('ERR_HEARTBEAT_STALE', 'leave from a member never heard alive here');
     } catch (err) {
       // Never throw out of a socket handler: anything unexpected is a malformed datagram.
       const reason = err instanceof HeartbeatError ? heartbeatDropReason(err) : 'malformed';
@@ -160,10 +165,15 @@ export class MulticastMembership extends EventEmitter<MulticastMembershipEvents>
     }
   }
 
-  /** Forgets members not heard for two drop times (by when each was heard here, not by its clock). */
+  /**
+   * Forgets members not heard for longer than any of their heartbeats can stay acceptable (by when each
+   * was heard here, not by its clock): a record forgotten sooner would let a replay from within the
+   * skew window through (a recorded "leave" removing a live member after a few seconds of lost datagrams).
+   */
   #prune(heardAt: number): void {
     this.#lastPrune = heardAt;
-    for (const [id, n] of this.#newest) if (heardAt - n.at > 2 * this.#opts.dropTime) this.#newest.delete(id);
+    const keep = 2 * Math.max(this.#opts.dropTime, MAX_CLOCK_SKEW_MS) + 2 * this.#opts.dropTime;
+    for (const [id, n] of this.#newest) if (heardAt - n.at > keep) this.#newest.delete(id);
   }
 
   #warnOnce(key: string, fields: object, msg: string): void {

@@ -9,7 +9,8 @@
  * what it announced (new owners after takeovers and adoptions, principals that changed, sessions that
  * ended, expiries and last accesses that moved by `INDEX_REFRESH_MS`). After any membership change it
  * announces everything again to the holders of the new ring. A lookup asks both holders and merges:
- * after one member fails, the other still holds what was announced before.
+ * after one member fails, the other still holds what was announced before. `destroySessions` does
+ * not trust the index alone: it asks every live member (see `#scan`).
  */
 import type { Logger } from 'pino';
 import type { ClusterChannel } from '../cluster/types.js';
@@ -176,7 +177,7 @@ export class Principals {
     const tried = new Set<string>();
     let destroyed = 0;
     for (let round = 0; round < DESTROY_ROUNDS; round++) {
-      const targets = (await this.#find(principal)).filter((x) => !tried.has(x.base) && this.handleOf(x.base) !== keep);
+      const targets = (await this.#scan(principal)).filter((x) => !tried.has(x.base) && this.handleOf(x.base) !== keep);
       if (targets.length === 0) break;
       for (const x of targets) {
         tried.add(x.base);
@@ -222,6 +223,29 @@ export class Principals {
     if (found.length === 0) throw new SessionUnavailableError(`the sessions of a user cannot be listed now: no index holder answered; retry`);
     // A session destroyed here since the holders were told stays destroyed.
     return mergeItems([...found, this.#heldItems(principal)]).filter((x) => manager.table.tombstone(x.base)?.kind !== 'removed');
+  }
+
+  /**
+   * Every live member's answer (its index entries and the sessions it holds, copies included), for a
+   * destruction that must miss nothing: the index alone can lack a session whose announcement did not
+   * get through (its owner cut off the moment after the login). 503 when a member does not answer or
+   * when the members that cannot be asked may hold every copy of some session.
+   */
+  async #scan(principal: string): Promise<IndexItem[]> {
+    const { channel, ackTimeout, manager } = this.#o;
+    const doubt = manager.scanDoubt();
+    if (doubt !== undefined) throw new SessionUnavailableError(`the sessions of a user cannot all be found now: ${doubt}; retry`);
+    const body = messages.indexLookup.encode({ principal });
+    const answers = await Promise.all(
+      channel.members().map(async (m) => {
+        try {
+          return messages.indexLookupReply.decode(await channel.request(m.id, MSG.indexLookup, body, { timeoutMs: ackTimeout })).items;
+        } catch (err) {
+          throw new SessionUnavailableError(`the sessions of a user cannot all be found now: member ${m.route} did not answer; retry`, { cause: err });
+        }
+      }),
+    );
+    return mergeItems([...answers, this.#heldItems(principal)]).filter((x) => manager.table.tombstone(x.base)?.kind !== 'removed');
   }
 
   /** Destroys one session through the request path (durable as a logout); false when it existed nowhere. */

@@ -96,6 +96,19 @@ export abstract class Replicator extends CopyHolder {
     if (why !== undefined) throw this.unavailable(base, why);
   }
 
+  /**
+   * Why asking every live member for a user's sessions could miss one now (undefined: it cannot). A
+   * session acknowledged has its copies on members that were live then (all of them in delta mode,
+   * `backups` + 1 in backup mode); it escapes a scan only when every one of them is silent now.
+   */
+  scanDoubt(): string | undefined {
+    if (!this.isolation.hasQuorum()) return 'this member does not see a majority of the cluster';
+    const missing = this.isolation.unreachable();
+    const copies = this.mode === 'delta' ? this.isolation.size() : (this.options.backups ?? 1) + 1;
+    if (missing >= copies) return `${missing} members of the cluster cannot be asked now, and a session's ${copies} copies may all be on them`;
+    return undefined;
+  }
+
   /** The majority this member serves by (the status page's `majority`). */
   majority(): { size: number; expected: boolean; answering: string[]; holds: boolean } {
     return { size: this.isolation.size(), expected: this.options.expectedMembers !== undefined, answering: this.isolation.answering(), holds: this.isolation.hasQuorum() };

@@ -226,7 +226,7 @@ test('an attacker without the secret evicts no member, fails no request and cost
     });
   }, 100);
   t.after(() => clearInterval(sampler));
-  const summary = JSON.parse(await attacker.waitForLine(/"event":"done"/, 45_000)) as {
+  const summary = JSON.parse(await attacker.waitForLine(/"event":"done"/, 60_000)) as {
     opened: number;
     established: number;
     closedByMember: number;
@@ -257,7 +257,7 @@ test('an attacker without the secret evicts no member, fails no request and cost
   // The attack ran: thousands of connections reached node1, each closed by node1, none held.
   assert.ok(summary.established >= 3000, `only ${summary.established} attack connections established`);
   assert.equal(summary.closedByMember, summary.established, 'node1 closed every attack connection');
-  assert.equal(summary.heldTooLong, 0, 'no attack connection was held open for 5 s');
+  assert.equal(summary.heldTooLong, 0, 'no attack connection was held open for 15 s');
   // Counted: one rejection per connection, of every kind the attack provokes.
   assert.equal(counted, summary.established, `every attack connection counted once: ${JSON.stringify(delta)}`);
   for (const r of ['preauth_too_large', 'preauth_timeout', 'malformed', 'auth', 'per_source_limit', 'unauth_limit']) {

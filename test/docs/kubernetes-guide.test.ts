@@ -53,6 +53,10 @@ test('the guide\'s explanations give the values the app and the manifest use', (
     k8s.preStopSeconds,
     k8s.terminationGracePeriodSeconds - k8s.preStopSeconds,
   ]);
+  assert.equal(k8s.expectedMembers, k8s.replicas, 'EXPECTED_MEMBERS is the StatefulSet\'s replicas');
+  assert.ok(guide.includes(`\`EXPECTED_MEMBERS\`: \`${k8s.replicas}\`, the StatefulSet's \`replicas\``), 'the expectedMembers row');
+  assert.ok(guide.includes(`**\`EXPECTED_MEMBERS\` equals \`replicas\`** (${k8s.replicas})`), 'the scaling bullet');
+  assert.ok(server.includes("expectedMembers: Number(env('EXPECTED_MEMBERS'))") && server.includes("zone: process.env.ZONE || env('NODE_NAME')"), 'server.ts reads both');
   assert.ok(guide.includes(`\`GET ${k8s.readinessPath}\``), 'the readiness path');
   assert.ok(guide.includes(`${k8s.peersService}.<namespace>.svc.cluster.local`), 'the peers name');
   assert.equal(k8s.peersDns('default'), `${k8s.peersService}.default.svc.cluster.local`, 'PEERS_DNS names the peers Service');

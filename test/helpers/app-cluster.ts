@@ -57,11 +57,16 @@ export async function startAppMember(
   return { route, port, url: `http://127.0.0.1:${port}`, proc };
 }
 
-/** Starts `n` members (node1..nodeN) and waits until each sees all of them. */
+/**
+ * Starts `n` members (node1..nodeN) and waits until each sees all of them and is ready, as a balancer
+ * with a readiness probe would: a fresh delta cluster needs its discovery window before its members
+ * hold each other's sessions (deltas wait in a queue until then).
+ */
 export async function startAppCluster(t: TestContext, n: number, config: AppClusterConfig = {}): Promise<{ members: AppMember[]; config: Awaited<ReturnType<typeof clusterConfig>> }> {
   const c = await clusterConfig(config);
   const members = await Promise.all(Array.from({ length: n }, (_, i) => startAppMember(t, `node${i + 1}`, c)));
   await waitForMembership(members, n);
+  await Promise.all(members.map((m) => m.proc.waitForLine(/"event":"ready"/, 30_000)));
   return { members, config: c };
 }
 

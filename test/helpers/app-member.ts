@@ -1,6 +1,6 @@
 /**
  * A member process for the replication tests: a real Koa app with real koa-session and the cluster,
- * configured by environment. Prints `{"event":"listening",...}` when it serves; on SIGTERM it closes
+ * configured by environment. Prints `{"event":"listening",...}` when it serves and `{"event":"ready"}` once `cluster.ready()` resolved; on SIGTERM it closes
  * the HTTP server, leaves the cluster gracefully and prints `{"event":"stopped"}`.
  */
 import { createServer } from 'node:http';
@@ -189,6 +189,8 @@ server.listen(Number(env.PORT ?? 0), env.HTTP_HOST ?? '127.0.0.1', () => {
   const self = cluster.members().find((m) => m.self)!;
   process.stdout.write(JSON.stringify({ event: 'listening', route, port, receiver: self.port }) + '\n');
 });
+// What a readiness probe waits for: a majority met and, in delta mode, the state pulled.
+void cluster.ready().then(() => process.stdout.write(JSON.stringify({ event: 'ready', route }) + '\n'));
 
 process.on('SIGTERM', () => {
   server.close();

@@ -45,6 +45,9 @@ export interface ManifestValues {
   readinessPath: string;
   preStopSeconds: number;
   terminationGracePeriodSeconds: number;
+  /** The StatefulSet's replicas, and the EXPECTED_MEMBERS its pods get. */
+  replicas: number;
+  expectedMembers: number;
   /** The ingress-nginx annotations, as nginx text. */
   serverSnippet: string;
   configurationSnippet: string;
@@ -64,6 +67,8 @@ export function readManifest(text = readFileSync(MANIFEST_PATH, 'utf8')): Manife
     readinessPath: match(text, /readinessProbe:\n\s+httpGet:\n\s+path: (\S+)/, 'the readiness probe path')[1],
     preStopSeconds: Number(match(text, /preStop:\n\s+sleep:\n\s+seconds: (\d+)/, 'the preStop sleep')[1]),
     terminationGracePeriodSeconds: Number(match(text, /terminationGracePeriodSeconds: (\d+)/, 'terminationGracePeriodSeconds')[1]),
+    replicas: Number(match(text, /\n\s+replicas: (\d+)/, 'the StatefulSet replicas')[1]),
+    expectedMembers: Number(match(text, /- name: EXPECTED_MEMBERS\n\s+value: "(\d+)"/, 'the EXPECTED_MEMBERS env value')[1]),
     serverSnippet: blockScalar(text, 'nginx.ingress.kubernetes.io/server-snippet'),
     configurationSnippet: blockScalar(text, 'nginx.ingress.kubernetes.io/configuration-snippet'),
   };

@@ -252,3 +252,32 @@ test('delta mode, 4 members (every member holds every session): sessionsOf, a re
   assert.equal(all.filter((e) => e.name === 'sessionCreated').length, 4);
   assert.equal(all.filter((e) => e.name === 'sessionDestroyed' && e.reason === 'revoked').length, 2);
 });
+
+test('log out everywhere with both copies of some sessions cut off answers 503, never "done"; once they are back it ends every session', async (t) => {
+  const { members } = await startAppCluster(t, 5, { env: { PRINCIPAL: '1' } });
+  const [m1, m2, m3] = members as [AppMember, AppMember, AppMember];
+  // Twelve sessions of user 7 on m1: their backups spread over the other four, so some are on m2.
+  const jars = Array.from({ length: 12 }, () => new CookieJar());
+  for (const jar of jars) await login(jar, m1, 7);
+  // m1 and m2 stop answering (a partition, a paused node): the sessions backed up on m2 have no copy
+  // on the three members left, which still make a majority.
+  m1.proc.kill('SIGSTOP');
+  m2.proc.kill('SIGSTOP');
+  let resumed = false;
+  const resume = () => {
+    if (resumed) return;
+    resumed = true;
+    m1.proc.kill('SIGCONT');
+    m2.proc.kill('SIGCONT');
+  };
+  t.after(resume);
+  await waitForMembership(members.slice(2), 3);
+  const during = await request(new CookieJar(), 'POST', `${m3.url}/destroy-all?principal=7`, undefined, 20_000, 0);
+  assert.equal(during.status, 503, `log out everywhere while two members are cut off: ${during.status} ${JSON.stringify(during.body)}`);
+  resume();
+  await waitForMembership(members, 5);
+  const after = await request(new CookieJar(), 'POST', `${m3.url}/destroy-all?principal=7`, undefined, 20_000, 15_000);
+  assert.equal(after.status, 200, JSON.stringify(after.body));
+  assert.equal(after.body.destroyed, 12);
+  for (const jar of jars) for (const m of members) assert.equal(await userSeen(jar, m), undefined, `a revoked session served by ${m.route}`);
+});

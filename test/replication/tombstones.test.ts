@@ -46,7 +46,7 @@ test('until is kept to the second, rounded up: a tombstone never fences for less
   assert.deepEqual(t.get(b), { epoch: 7, owner: 'node2', until: 1_800_000_001_000 });
 });
 
-test('a tombstone costs about 46 bytes at the table\'s fill (32 a slot), not about 150 as an object in a map', () => {
+test('a tombstone costs 32 bytes a slot, 46 to 91 bytes by the table\'s fill (0.7 down to 0.35 after a doubling)', () => {
   const t = new Tombstones();
   for (let i = 0; i < 100_000; i++) t.set(base(), { epoch: 1, owner: 'node1', until: Date.now() + 86_400_000 });
   const perTombstone = t.bytes / t.size;
