@@ -1,4 +1,8 @@
-/** Resident memory per 10k sessions: the memory-store app, redis-server, and each member of a backup cluster. */
+/**
+ * Resident memory per 10k sessions: the memory-store app, redis-server, and each member of a backup
+ * cluster; and `sessionsPerGiB`, the sessions one GiB of member memory holds, copies included (issue
+ * 26: what `maxSessions` should be for a member's memory).
+ */
 import { commandFor, log, settings } from './lib/context.js';
 import { per10k, startVariant, steadyMemory, withProcesses } from './lib/phase.js';
 import { rssBytes } from './lib/processes.js';
@@ -35,6 +39,7 @@ export default async function memory(): Promise<Record<string, unknown>> {
       primaryPer10kMiB: per10k(growth[0], n),
       backupsPer10kMiB: per10k(sum(growth.slice(1)), n),
       clusterPer10kMiB: per10k(sum(growth), n),
+      sessionsPerGiB: sum(growth) > 0 ? Math.round(n / (sum(growth) / 1024 ** 3)) : null,
       heap: { primaryPer10kMiB: per10k(heap[0], n), backupsPer10kMiB: per10k(sum(heap.slice(1)), n) },
     };
   });

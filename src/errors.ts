@@ -158,8 +158,30 @@ export class SessionUnavailableError extends SessionClusterError {
    * Fastify's default error handler all send an error's `headers`, so a retry is asked for everywhere.
    */
   readonly headers: Readonly<Record<string, string>> = Object.freeze({ 'Retry-After': '1' });
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_SESSION_UNAVAILABLE', message, options);
+  /** `code`: a subclass's own (`SessionCapacityError`); every adapter answers them all alike. */
+  constructor(message: string, options?: { cause?: unknown }, code = 'ERR_SESSION_UNAVAILABLE') {
+    super(code, message, options);
+  }
+}
+
+/** Why a new session was refused: see `SessionCapacityError.reason`. */
+export type CapacityReason = 'full' | 'overloaded' | 'copy-holder-full';
+
+/**
+ * A new session was refused for capacity (options `maxSessions`, `onCapacity`, `maxEventLoopDelay`):
+ * this member is at its planned level, a member that would hold its copy is at its `maxSessions`, or
+ * the event loop is saturated. A `SessionUnavailableError`, so every adapter answers it the same way:
+ * 503 with `Retry-After: 1`, and the balancer tries another member. Sessions that exist are never
+ * refused with it.
+ */
+export class SessionCapacityError extends SessionUnavailableError {
+  /** The code, for callers that look for it on the wire (`err.remote.code`). */
+  static readonly CODE = 'ERR_SESSION_CAPACITY';
+  /** `full`, `overloaded` or `copy-holder-full`. */
+  readonly reason: CapacityReason;
+  constructor(reason: CapacityReason, message: string) {
+    super(message, undefined, SessionCapacityError.CODE);
+    this.reason = reason;
   }
 }
 

@@ -264,6 +264,36 @@ export const optionsSchema = z
      * static list when not given; without it (multicast, DNS) the majority is of the members seen.
      */
     expectedMembers: count('the number of members the cluster has', 1000).optional(),
+    /**
+     * Sessions this member holds at most, primaries and copies together (`replication/capacity.ts`).
+     * New primaries stop earlier, at the planned level that leaves room for a failed member's share.
+     * Default: half the heap limit over the measured heap cost of one session, logged at start.
+     */
+    maxSessions: z
+      .number({ invalid_type_error: 'expected maxSessions, the sessions one member holds (primaries and copies), as an integer from 100 to 100000000' })
+      .int('expected maxSessions as an integer from 100 to 100000000')
+      .min(100, 'expected maxSessions of at least 100: a member must hold its share of the sessions and the copies of a failed member\'s')
+      .max(100_000_000, 'expected maxSessions as an integer from 100 to 100000000')
+      .optional(),
+    /** At capacity: refuse the new session (503, Retry-After), or destroy the least recently used idle one first. */
+    onCapacity: z
+      .enum(['refuse', 'evict-idle'], { errorMap: () => ({ message: 'expected onCapacity "refuse" or "evict-idle"' }) })
+      .default('refuse'),
+    /** `onCapacity: 'evict-idle'`: only sessions unused for this many ms are evicted. */
+    evictIdleAfter: z
+      .number({ invalid_type_error: 'expected evictIdleAfter, the idle time before a session may be evicted, in milliseconds from 1000' })
+      .int('expected evictIdleAfter in whole milliseconds, at least 1000')
+      .min(1000, 'expected evictIdleAfter of at least 1000 ms: a session in use between two clicks must not be evicted')
+      .default(10 * 60 * 1000),
+    /**
+     * Median event-loop delay (ms, over half a second, for a second in a row) past which new sessions
+     * are refused (503) so existing ones keep being served; 0: never.
+     */
+    maxEventLoopDelay: z
+      .number({ invalid_type_error: 'expected maxEventLoopDelay in milliseconds (0 turns load shedding off)' })
+      .int('expected maxEventLoopDelay in whole milliseconds (0 turns load shedding off)')
+      .min(0, 'expected maxEventLoopDelay of 0 (off) or more milliseconds')
+      .default(250),
     /** A session ends this many ms after its creation, however active. */
     absoluteMaxAge: z
       .number({ invalid_type_error: 'expected the absolute session lifetime in milliseconds (a positive integer)' })

@@ -28,8 +28,9 @@ import { createClusterSession, type ClusterSessionOptions } from './koa/cluster-
 import { createStatusRouter, parseStatusRouterOptions, renderMetrics, statusOf, type StatusRouterOptions, type StatusSource } from './koa/status-router.js';
 import { createStatusHandler, type StatusHandler } from './koa/status-handler.js';
 import { ClusterWatch } from './koa/cluster-watch.js';
-import { CountsGatherer, answerCounts, type MemberCounts } from './koa/peer-status.js';
+import { CountsGatherer, answerCounts, capacityCounts, type MemberCounts } from './koa/peer-status.js';
 import { census, type Census } from './replication/census.js';
+import { Capacity } from './replication/capacity.js';
 import { SessionAccess } from './adapter/session-access.js';
 import { RouteBinding } from './adapter/route-binding.js';
 // The framework adapters import their frameworks only when used (adapter/optional-peer.ts).
@@ -96,6 +97,8 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
   readonly #watch: ClusterWatch;
   readonly #peers: CountsGatherer;
   readonly #principals: Principals;
+  /** How many sessions this member holds at most, and what a new one meets past that. */
+  readonly #capacity: Capacity;
   #state: State = 'new';
   #express: ExpressParts | undefined;
   #expressStore: ExpressStore | undefined;
@@ -168,6 +171,25 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       absoluteMaxAge: options.absoluteMaxAge,
       emit: (name, event) => this.emit(name, event),
     });
+    this.#capacity = new Capacity({
+      ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
+      onCapacity: options.onCapacity,
+      idleMs: options.evictIdleAfter,
+      maxEventLoopDelay: options.maxEventLoopDelay,
+      mode: options.mode,
+      backups: options.backups,
+      held: () => this.#manager.table.size,
+      liveMembers: () => this.#channel.members().length + 1,
+      isPrimary: (base) => this.#manager.isPrimary(base),
+      // Through the logout's path: durable on every copy holder, tombstoned, and announced once.
+      evict: async (base) => {
+        const e = await this.#manager.remove(base);
+        if (e !== undefined) await this.#principals.removed(e, 'evicted');
+        return e !== undefined;
+      },
+      logger: this.#logger.child({ component: 'capacity' }),
+    });
+    this.#manager.capacity = this.#capacity;
     const running = () => this.#state === 'running' || this.#state === 'stopping';
     this.store = createSessionStore(this.#manager, this.route, this.#logger, running, this.#principals);
     this.genid = () => formatSessionId(newBase(), this.route);
@@ -196,6 +218,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     }
     this.#state = 'running';
     this.#manager.started();
+    this.#capacity.start();
     this.#watch.start();
     const size = clusterSize(this.#options).expectedMembers;
     this.#logger.info(
@@ -217,6 +240,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       await this.#manager.leave();
     } finally {
       this.#watch.stop();
+      this.#capacity.stop();
       this.#manager.close();
       this.#principals.close();
       await this.#channel.stop();
@@ -425,6 +449,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       events: () => this.#watch.events.list(),
       peers: (history) => this.#peers.gather(history),
       protocol: () => this.#channel.protocolStatus?.(),
+      capacity: () => this.#capacity.status(),
     };
   }
 
@@ -445,6 +470,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
       takeovers: r.takeovers,
       reprotected: r.reprotected,
       ackLatencyMs: { ...r.ackLatencyMs },
+      capacity: capacityCounts(this.#capacity.status()),
       ...(history ? { history: this.#watch.history() } : {}),
     };
   }

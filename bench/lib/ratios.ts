@@ -45,6 +45,7 @@ export const INFO: { ratio: string; section: Section }[] = [
   { ratio: 'delta_read_rps_vs_redis', section: 'throughput' },
   { ratio: 'delta_cpu_per_write_vs_redis', section: 'throughput' },
   { ratio: 'reprotect_100k_idle_seconds', section: 'reprotect' },
+  { ratio: 'sessions_per_gib', section: 'memory' },
   { ratio: 'tombstone_bytes', section: 'tombstones' },
 ];
 
@@ -80,6 +81,8 @@ export function ratios(sections: Results['sections'], sessionSchema: boolean): R
     delta_read_rps_vs_redis: ratio(t?.delta?.read?.rps, t?.redis?.read?.rps),
     delta_cpu_per_write_vs_redis: ratio(t?.delta?.write?.cpuSecondsPer1000, t?.redis?.write?.cpuSecondsPer1000),
     reprotect_100k_idle_seconds: num(rp?.idle?.seconds),
+    // Sessions one GiB of member memory holds, copies included (a run before it was measured: from the MiB per 10k).
+    sessions_per_gib: num(m?.backup?.sessionsPerGiB) ?? (num(m?.backup?.clusterPer10kMiB) === null ? null : Math.round((10_000 * 1024) / m!.backup.clusterPer10kMiB)),
     tombstone_bytes: num(s.tombstones?.tableBytesPerTombstone),
   };
 }

@@ -135,6 +135,10 @@ export function renderTables(r: Json): string {
     );
   }
   out.push('', 'RSS (VmRSS) growth after a full GC, from filling the store with sessions directly (`POST /bench/fill`).', '');
+  if (mem !== undefined) {
+    const perGiB = mem.backup?.sessionsPerGiB ?? (typeof mem.backup?.clusterPer10kMiB === 'number' ? Math.round((10_000 * 1024) / mem.backup.clusterPer10kMiB) : undefined);
+    out.push(`Sessions one GiB of member memory holds, copies included (backup mode, \`sessions_per_gib\`): ${fmt(perGiB)}; a member holds about \`backups\` + 1 times as many copies per GiB, which is what \`maxSessions\` counts (README, "Capacity and load shedding").`, '');
+  }
 
   out.push(...rttTables(s.rtt as Json | undefined, stamp), ...reprotectTables(s.reprotect as Json | undefined, stamp));
 

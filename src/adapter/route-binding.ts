@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Replicator } from '../replication/replicator.js';
 import { formatSessionId, parseSessionId, shortId } from '../replication/session-id.js';
-import { SessionUnavailableError } from '../errors.js';
+import { SessionCapacityError, SessionUnavailableError } from '../errors.js';
 import { LookupBudget } from './lookup-budget.js';
 
 /** What a request's session became when this member took it over from another route. */
@@ -96,6 +96,8 @@ export class RouteBinding {
    * empty session would make the framework hand out a new cookie and log the user out for good.
    */
   unavailable(err: SessionUnavailableError): void {
+    // A flood's refusals are logged by the capacity, at most once per 10 s per reason.
+    if (err instanceof SessionCapacityError) return;
     this.log.warn({ err: { code: err.code, message: err.message } }, 'session unavailable right now: 503, retry');
   }
 }

@@ -13,7 +13,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { SessionUnavailableError } from '../errors.js';
+import { SessionCapacityError, SessionUnavailableError } from '../errors.js';
 import { UNAVAILABLE } from '../adapter/route-binding.js';
 
 type Held = ['head' | 'write' | 'end', unknown[]];
@@ -143,7 +143,9 @@ export class CommitGuard {
     s.answered = err;
     s.held.length = 0;
     const e = err as Error & { code?: string; path?: string; status?: number; headers?: Record<string, string> };
-    if (err instanceof SessionUnavailableError) {
+    if (err instanceof SessionCapacityError) {
+      // Logged by the capacity, at most once per 10 s per reason: a flood's refusals are not a line each.
+    } else if (err instanceof SessionUnavailableError) {
       this.#log.warn({ err: { code: e.code, message: e.message } }, 'session not committed, unavailable right now: 503, retry');
     } else {
       this.#log.error({ err: { code: e.code, message: e.message, path: e.path } }, 'session not committed: the request fails and nothing of it was replicated');

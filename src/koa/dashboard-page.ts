@@ -129,13 +129,22 @@ function memberRows(status) {
     tr.appendChild(el('td', m.zone || '', 'zone'));
     if (c === undefined || c.error !== undefined) {
       const why = c === undefined ? (m.state === 'left' || m.state === 'failed' ? '' : '…') : 'no counts: ' + c.error;
-      const td = el('td', why); td.colSpan = 4; tr.appendChild(td);
+      const td = el('td', why); td.colSpan = 7; tr.appendChild(td);
     } else {
       const u = num(c.sessions.underReplicated);
       tr.appendChild(el('td', c.sessions.primary, 'num primary'));
       tr.appendChild(el('td', c.sessions.backup, 'num backup'));
       tr.appendChild(el('td', c.sessions.unprotected, 'num unprotected' + (c.sessions.unprotected > 0 ? ' bad' : '')));
       tr.appendChild(el('td', u, 'num under-replicated' + (u > 0 ? ' bad' : '')));
+      // Capacity (absent from a member of an older release): fill against maxSessions, refusals, evictions.
+      const cap = c.capacity;
+      const fill = cap === undefined ? '' : Math.round(num(cap.fill) * 100) + ' %' + (cap.overloaded ? ' (overloaded)' : '');
+      const full = cap !== undefined && (cap.overloaded || num(cap.held) >= num(cap.plannedLevel));
+      const fillCell = el('td', fill, 'num fill' + (full ? ' bad' : ''));
+      if (cap !== undefined) fillCell.title = cap.held + ' of ' + cap.maxSessions + ' held; new sessions stop at ' + cap.plannedLevel;
+      tr.appendChild(fillCell);
+      tr.appendChild(el('td', cap === undefined ? '' : cap.refused, 'num refused'));
+      tr.appendChild(el('td', cap === undefined ? '' : cap.evicted, 'num evicted'));
       unprotected += num(c.sessions.unprotected);
       under += u;
       primary += num(c.sessions.primary);
@@ -256,7 +265,7 @@ export function dashboardPage(route: string): string {
 </section>
 <section class="wide">
   <h2>Members</h2>
-  <table><thead><tr><th>route</th><th>state</th><th>address</th><th>zone</th><th class="num">primary</th><th class="num">backup</th><th class="num">unprotected</th><th class="num">under-replicated</th><th>since</th></tr></thead>
+  <table><thead><tr><th>route</th><th>state</th><th>address</th><th>zone</th><th class="num">primary</th><th class="num">backup</th><th class="num">unprotected</th><th class="num">under-replicated</th><th class="num">fill</th><th class="num">refused</th><th class="num">evicted</th><th>since</th></tr></thead>
   <tbody id="members"></tbody></table>
 </section>
 <section class="wide">

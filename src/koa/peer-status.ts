@@ -7,6 +7,36 @@
 import { z } from 'zod';
 import type { ClusterChannel } from '../cluster/types.js';
 import type { HistoryBucket } from './cluster-watch.js';
+import type { CapacityStatus } from '../replication/capacity.js';
+
+/** A member's fill level and what its capacity refused and evicted, as the status page shows them. */
+export interface CapacityCounts {
+  held: number;
+  maxSessions: number;
+  plannedLevel: number;
+  /** `held / maxSessions`, 0 to 1. */
+  fill: number;
+  /** New sessions refused, for any reason (full, overloaded, a full copy holder). */
+  refused: number;
+  /** Copies refused at `maxSessions`. */
+  copiesRefused: number;
+  evicted: number;
+  overloaded: boolean;
+}
+
+/** The counts a member reports of its capacity. */
+export function capacityCounts(c: CapacityStatus): CapacityCounts {
+  return {
+    held: c.held,
+    maxSessions: c.maxSessions,
+    plannedLevel: c.plannedLevel,
+    fill: c.fill,
+    refused: c.refusedFull + c.refusedOverloaded + c.refusedCopyHolderFull,
+    copiesRefused: c.copiesRefused,
+    evicted: c.evicted,
+    overloaded: c.overloaded,
+  };
+}
 
 /**
  * The message type. WARNING: part of the protocol, never rename it. A member of an older version has
@@ -26,6 +56,8 @@ export interface MemberCounts {
   takeovers: number;
   reprotected: number;
   ackLatencyMs: { sum: number; count: number };
+  /** Fill level, refusals and evictions; absent from a member of an older release. */
+  capacity?: CapacityCounts;
   /** The last ten minutes in 5 s intervals; only when asked for (the page's first poll). */
   history?: HistoryBucket[];
 }
@@ -45,6 +77,9 @@ const countsSchema = z.object({
   takeovers: count,
   reprotected: count,
   ackLatencyMs: z.object({ sum: count, count }),
+  capacity: z
+    .object({ held: count, maxSessions: count, plannedLevel: count, fill: count, refused: count, copiesRefused: count, evicted: count, overloaded: z.boolean() })
+    .optional(),
   history: z.array(z.object({ at: count, writes: count, takeovers: count, ackMs: count, acks: count })).max(1000).optional(),
 });
 

@@ -7,6 +7,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { ClusterMetrics, MemberInfo, ProtocolStatus } from '../cluster/types.js';
 import type { ReplicationMetrics } from '../replication/replicator.js';
+import type { CapacityStatus } from '../replication/capacity.js';
 import { ClusterOptionsError } from '../errors.js';
 import type { DepartedMember, MemberStatus } from './cluster-watch.js';
 import { DASHBOARD_CSP, dashboardPage } from './dashboard-page.js';
@@ -41,6 +42,8 @@ export interface StatusSource {
   tombstones(): { removed: number; moved: number; bytes: number };
   clusterMetrics(): ClusterMetrics;
   replicationMetrics(): ReplicationMetrics;
+  /** Fill level, bounds, refusals and evictions (`replication/capacity.ts`). */
+  capacity(): CapacityStatus;
   /** A live member's state: suspected while a direct check is under way. */
   memberState(id: string): MemberStatus;
   /** Members removed in the last minutes (left or failed). */
@@ -113,6 +116,23 @@ function family(name: string, type: 'counter' | 'gauge', help: string, samples: 
 
 const byReason = (counts: Record<string, number>): Sample[] => Object.entries(counts).map(([reason, n]) => [{ reason }, n]);
 
+/** The capacity families: fill, bounds, refusals by reason, evictions, event-loop delay. */
+function capacityMetrics(p: string, c: CapacityStatus): string[] {
+  return [
+    family(`${p}capacity_sessions_max`, 'gauge', 'Sessions this member holds at most (maxSessions, or derived from the heap).', [[{}, c.maxSessions]]),
+    family(`${p}capacity_sessions_planned`, 'gauge', 'Sessions held past which new sessions are refused here (room for a failed member\'s share).', [[{}, c.plannedLevel]]),
+    family(`${p}capacity_fill_ratio`, 'gauge', 'Sessions held over maxSessions.', [[{}, c.fill]]),
+    family(`${p}sessions_refused_total`, 'counter', 'New sessions refused for capacity (503), by reason.', [
+      [{ reason: 'full' }, c.refusedFull],
+      [{ reason: 'overloaded' }, c.refusedOverloaded],
+      [{ reason: 'copy_holder_full' }, c.refusedCopyHolderFull],
+    ]),
+    family(`${p}copies_refused_total`, 'counter', 'Copies of sessions not held here refused at maxSessions.', [[{}, c.copiesRefused]]),
+    family(`${p}sessions_evicted_total`, 'counter', 'Idle sessions destroyed to make room (onCapacity evict-idle).', [[{}, c.evicted]]),
+    family(`${p}event_loop_delay_seconds`, 'gauge', 'Median event-loop delay over the last half second.', [[{}, c.eventLoopDelayMs / 1000]]),
+  ];
+}
+
 /** Renders every metric. */
 export function renderMetrics(s: StatusSource): string {
   const c = s.clusterMetrics();
@@ -156,6 +176,7 @@ export function renderMetrics(s: StatusSource): string {
       ]),
       family(`${p}ack_latency_seconds_count`, 'counter', 'Acknowledged writes measured.', [[{}, r.ackLatencyMs.count]]),
       family(`${p}sessions_expired_total`, 'counter', 'Session copies dropped at expiry.', [[{}, r.expired]]),
+      ...capacityMetrics(p, s.capacity()),
     ].join('\n') + '\n'
   );
 }
@@ -181,6 +202,7 @@ export function statusOf(s: StatusSource, peers?: PeerCounts[]): Record<string, 
     majority: s.majority(),
     tombstones: s.tombstones(),
     sessions: s.sessions(),
+    capacity: s.capacity(),
     replication: s.replicationMetrics(),
     departed: s.departed(),
     events: s.events(),

@@ -53,6 +53,7 @@ export class BackupManager extends Replicator {
       removals: this.removals,
       schemas: this.schemas,
       counters: this.counters,
+      fullMembers: this.fullMembers,
       stopping: () => this.stopping,
       liveRoutes: () => this.liveRoutes(),
       memberByRoute: (route) => this.memberByRoute(route),

@@ -11,6 +11,7 @@ import { messages, type ApplyReply, type ForgetMessage, type LocateReply, type S
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, toCopy } from './copies.js';
+import { FullMembers, type Capacity } from './capacity.js';
 import { Isolation } from './isolation.js';
 import { KeyLock } from './key-lock.js';
 import { MSG } from './message-types.js';
@@ -131,6 +132,10 @@ export abstract class CopyHolder {
     expired: 0,
     unavailable: 0,
   };
+  /** This member's capacity (`capacity.ts`), when the cluster set one: bounds new sessions and copies. */
+  capacity: Capacity | undefined;
+  /** Members that refused a copy for capacity a moment ago: no new copy goes to them meanwhile. */
+  readonly fullMembers: FullMembers;
   /** Routes that announced a graceful leave: never chosen for a new copy. */
   protected readonly leaving = new Set<string>();
   #timers: unknown[] = [];
@@ -153,6 +158,7 @@ export abstract class CopyHolder {
       busy: (base, why) => this.unavailable(base, `too busy (${why})`),
     });
     this.table = new SessionTable(this.clock);
+    this.fullMembers = new FullMembers(this.clock);
     this.log = options.logger.child({ component: 'replication' });
     this.isolation = new Isolation({
       self: options.route,
@@ -213,11 +219,13 @@ export abstract class CopyHolder {
     c.handle(MSG.delta, (from, body) => {
       this.refuseUnadmitted(from);
       const m = messages.delta.decode(body);
+      this.#admitCopy(m.base);
       return this.#afterSchemas(m.set, from, () => this.applyIncomingDelta(m, from));
     });
     c.handle(MSG.copy, (from, body) => {
       this.refuseUnadmitted(from);
       const copy = messages.copy.decode(body);
+      this.#admitCopy(copy.base);
       return this.#afterSchemas(copy.entries, from, () => this.applyIncomingCopy(copy));
     });
     c.handle(MSG.remove, (_from, body) => {
@@ -307,6 +315,14 @@ export abstract class CopyHolder {
         }
       }, TICK_MS),
     );
+  }
+
+  /**
+   * A write or copy of a session not held here is refused at `maxSessions` (the sender sees
+   * `ERR_REMOTE` with `remote.code` `ERR_SESSION_CAPACITY`); what is held already is always updated.
+   */
+  #admitCopy(base: string): void {
+    if (this.capacity !== undefined && this.table.get(base) === undefined) this.capacity.admitCopy(base);
   }
 
   protected abstract onMemberAdded(member: MemberInfo): void;

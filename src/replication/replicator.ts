@@ -9,7 +9,8 @@
 import type { SessionData } from '../codec/types.js';
 import { messages, type RemoveMessage, type SessionDeltaMessage } from '../codec/messages.js';
 import type { MemberInfo } from '../cluster/types.js';
-import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
+import { ClusterRequestError, SessionCapacityError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
+import { capacityRefusal } from './capacity.js';
 import { CopyHolder, type SessionRead } from './copy-holder.js';
 import type { SessionEntry } from './session-table.js';
 import { NO_ENTRIES, entryValues, type Packed } from './packed-entries.js';
@@ -182,6 +183,7 @@ export abstract class Replicator extends CopyHolder {
   async read(base: string): Promise<SessionRead | undefined> {
     const e = this.table.get(base);
     if (e !== undefined && e.role === 'primary' && e.owner === this.route) {
+      this.capacity?.touched(base);
       return { values: await this.#valuesForRequest(e), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
     }
     if (this.table.tombstone(base)?.kind === 'removed') return undefined;
@@ -240,6 +242,8 @@ export abstract class Replicator extends CopyHolder {
           this.counters.staleWritesRefused++;
           throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
         }
+        // A new session: refused (or room made) at capacity, before it costs a copy anywhere.
+        await this.capacity?.admitSession(base, this.expectedHolders(base, this.route).find((m) => this.fullMembers.has(m.route))?.route);
         e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0, createdAt: this.clock.now(), principal: undefined };
       }
       let plan;
@@ -275,6 +279,8 @@ export abstract class Replicator extends CopyHolder {
           this.table.destroy(base, e.epoch, this.route, until);
           void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
         }
+        // A new session a copy holder had no room for: refused for capacity, logged rate-limited there.
+        if (fresh && capacityRefusal(err) !== undefined) throw this.capacity?.copyHolderRefused(base) ?? new SessionCapacityError('copy-holder-full', 'a copy holder is full');
         if (err instanceof StaleOwnerError) {
           this.counters.staleWritesRefused++;
           if (this.table.get(base) === e && e.owner === this.route && err.owner !== undefined) this.lostTo(e, err.owner, err.epoch ?? e.epoch + 1);
@@ -289,6 +295,7 @@ export abstract class Replicator extends CopyHolder {
       // is served again: the committed entry keeps that mark.
       if (!fresh && e.unverified === true) plan.next.unverified = true;
       this.table.set(plan.next);
+      this.capacity?.touched(base);
       // A session created here after a look-up found it nowhere (a store's own `set` of a new id) exists now.
       if (fresh) this.#missing.delete(base);
       // A session read recently stays decoded (a read-modify-write request then decodes nothing).

@@ -8,7 +8,7 @@ import { owners } from '../ring/index.js';
 import type { SessionEntry } from './session-table.js';
 
 /** Why a session was destroyed. */
-export type DestroyReason = 'logout' | 'regenerate' | 'limit' | 'revoked';
+export type DestroyReason = 'logout' | 'regenerate' | 'limit' | 'revoked' | 'evicted';
 /** Why a session expired: unused for its maxAge, or `absoluteMaxAge` after its creation. */
 export type ExpiryReason = 'idle' | 'absolute';
 

@@ -112,6 +112,14 @@ for (const mode of ['backup', 'delta'] as const) {
     await watch(page, `4 alive members holding ${USERS} sessions, each with two copies`, 20_000, () => read(page, victim.route), (r) =>
       r.rows === 4 && r.victim === 'alive' && r.sessions === USERS && r.unprotected === 0,
     );
+    // Each member's fill level against its maxSessions, and what it refused and evicted (issue 26).
+    const fills = await page.locator('#members tr .fill').allTextContents();
+    assert.equal(fills.length, 4);
+    for (const f of fills) assert.match(f, /^\d+ %/, 'a fill level per member');
+    for (const cls of ['refused', 'evicted']) {
+      const cells = await page.locator(`#members tr .${cls}`).allTextContents();
+      assert.ok(cells.length === 4 && cells.every((c) => /^\d+$/.test(c)), `${cls} per member: ${cells.join(', ')}`);
+    }
     const answered = new Set<string>();
     await watch(page, 'answers from more than one member (round robin through the balancer)', 15_000, async () => {
       answered.add((await read(page, victim.route)).answeredBy);

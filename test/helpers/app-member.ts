@@ -80,6 +80,11 @@ const cluster = createSessionCluster({
   ...(env.BACKUPS !== undefined ? { backups: Number(env.BACKUPS) } : {}),
   ...(env.ACK_TIMEOUT !== undefined ? { ackTimeout: Number(env.ACK_TIMEOUT) } : {}),
   ...(env.ZONE !== undefined ? { zone: env.ZONE } : {}),
+  // Capacity (issue 26): CAPACITY unset leaves maxSessions to the heap-derived default.
+  ...(env.CAPACITY !== undefined ? { maxSessions: Number(env.CAPACITY) } : {}),
+  ...(env.ON_CAPACITY !== undefined ? { onCapacity: env.ON_CAPACITY as 'refuse' | 'evict-idle' } : {}),
+  ...(env.EVICT_IDLE_AFTER !== undefined ? { evictIdleAfter: Number(env.EVICT_IDLE_AFTER) } : {}),
+  ...(env.MAX_EVENT_LOOP_DELAY !== undefined ? { maxEventLoopDelay: Number(env.MAX_EVENT_LOOP_DELAY) } : {}),
 });
 // Every session event, one JSON line: tests count them across members.
 for (const name of ['sessionCreated', 'sessionDestroyed', 'sessionExpired'] as const) {

@@ -76,7 +76,8 @@ test('status: member states, peers\' counts, the unprotected count, and a depart
   const status = (await (await get(`${url}/ops/status?peers=1`)).json()) as {
     members: { route: string; id: string; self: boolean; state: string }[];
     sessions: { primary: number; backup: number; unprotected: number };
-    peers: { route: string; id: string; sessions?: { unprotected: number }; writes?: number; error?: string }[];
+    peers: { route: string; id: string; sessions?: { unprotected: number }; writes?: number; error?: string; capacity?: { fill: number; held: number; maxSessions: number; plannedLevel: number; refused: number; evicted: number } }[];
+    capacity: { maxSessions: number; source: string; plannedLevel: number; held: number; fill: number; refusedFull: number; evicted: number; heapLimitBytes: number };
     events: { seq: number; type: string; member?: string; at: number; detail: string }[];
     departed: unknown[];
   };
@@ -87,7 +88,14 @@ test('status: member states, peers\' counts, the unprotected count, and a depart
     assert.equal(p.error, undefined, `${p.route} answered`);
     assert.equal(p.sessions?.unprotected, 0);
     assert.equal(typeof p.writes, 'number');
+    // Each member's fill level, refusals and evictions (issue 26), for the page's columns.
+    assert.deepEqual(p.capacity && [p.capacity.held, p.capacity.refused, p.capacity.evicted, p.capacity.fill], [0, 0, 0, 0], `${p.route} reports its capacity`);
+    assert.ok(p.capacity!.plannedLevel > 0 && p.capacity!.plannedLevel < p.capacity!.maxSessions, 'two members in backup mode keep room for the other\'s share');
   }
+  // No maxSessions given: derived from the heap limit.
+  assert.equal(status.capacity.source, 'heap');
+  assert.ok(status.capacity.heapLimitBytes > 0 && status.capacity.maxSessions >= 100);
+  assert.equal(status.capacity.plannedLevel, Math.floor(status.capacity.maxSessions / 2), 'plannedLevel = floor(maxSessions · (N - 1) / N) with N = 2');
   assert.equal(status.peers[1].id, status.members.find((m) => m.route === 'b')!.id);
   assert.ok(status.events.some((e) => e.type === 'joined' && e.member === 'b'), 'b joining is an event');
   assert.deepEqual(status.departed, []);
@@ -98,6 +106,10 @@ test('status: member states, peers\' counts, the unprotected count, and a depart
   assert.equal(plain.peers, undefined, 'peers only when asked for: it costs a request to every member');
   const metrics = await (await get(`${url}/ops/metrics`)).text();
   assert.match(metrics, /^koa_session_cluster_sessions_unprotected 0$/m);
+  assert.match(metrics, /^koa_session_cluster_capacity_fill_ratio 0$/m);
+  assert.match(metrics, /^koa_session_cluster_sessions_refused_total\{reason="full"\} 0$/m);
+  assert.match(metrics, /^koa_session_cluster_sessions_evicted_total 0$/m);
+  assert.match(metrics, /^koa_session_cluster_capacity_sessions_max \d+$/m);
 
   await b.stop();
   await waitFor(

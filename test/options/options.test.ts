@@ -174,3 +174,19 @@ test('secret: a list of secrets (a rotation) is accepted; a short one in it is n
   ]);
   expectOptionError({ ...valid, secret: ['the-new-cluster-secret-4567', 'short'] }, 'secret.1', /at least 16 bytes/);
 });
+
+test('capacity: maxSessions, onCapacity, evictIdleAfter and maxEventLoopDelay are validated, each error naming its option', () => {
+  const dflt = parseOptions(valid);
+  assert.equal(dflt.maxSessions, undefined); // derived from the heap at start
+  assert.equal(dflt.onCapacity, 'refuse');
+  assert.equal(dflt.evictIdleAfter, 600_000);
+  assert.equal(dflt.maxEventLoopDelay, 250);
+  const ok = parseOptions({ ...valid, maxSessions: 50_000, onCapacity: 'evict-idle', evictIdleAfter: 5000, maxEventLoopDelay: 0 });
+  assert.deepEqual([ok.maxSessions, ok.onCapacity, ok.evictIdleAfter, ok.maxEventLoopDelay], [50_000, 'evict-idle', 5000, 0]);
+  expectOptionError({ ...valid, maxSessions: 10 }, 'maxSessions', /maxSessions of at least 100/);
+  expectOptionError({ ...valid, maxSessions: 1000.5 }, 'maxSessions', /maxSessions as an integer/);
+  expectOptionError({ ...valid, maxSessions: '1000' }, 'maxSessions', /expected maxSessions/);
+  expectOptionError({ ...valid, onCapacity: 'drop' }, 'onCapacity', /onCapacity "refuse" or "evict-idle"/);
+  expectOptionError({ ...valid, evictIdleAfter: 10 }, 'evictIdleAfter', /evictIdleAfter of at least 1000/);
+  expectOptionError({ ...valid, maxEventLoopDelay: -1 }, 'maxEventLoopDelay', /maxEventLoopDelay of 0/);
+});

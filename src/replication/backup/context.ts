@@ -9,6 +9,7 @@ import type { ClusterChannel, MemberInfo } from '../../cluster/types.js';
 import type { ApplyReply } from '../../codec/messages.js';
 import type { SessionUnavailableError, StaleOwnerError } from '../../errors.js';
 import type { Clock } from '../clock.js';
+import type { FullMembers } from '../capacity.js';
 import type { ReplicationMetrics, ReplicatorOptions, Survey } from '../copy-holder.js';
 import type { Isolation } from '../isolation.js';
 import type { KeyLock } from '../key-lock.js';
@@ -28,6 +29,8 @@ export interface BackupContext {
   readonly removals: RemovalQueue;
   readonly schemas: SchemaSync;
   readonly counters: ReplicationMetrics;
+  /** Members that refused a copy for capacity a moment ago (`capacity.ts`). */
+  readonly fullMembers: FullMembers;
   /** Whether this member is leaving (graceful stop): no new work starts. */
   stopping(): boolean;
   /** Routes of the live members, self included, minus those leaving. */

@@ -12,6 +12,7 @@ import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
 import { backupList, joinBackups } from '../backups.js';
 import { backupTargets, wantedBackups } from './placement.js';
+import { capacityRefusal, withRoom } from '../capacity.js';
 import type { Reprotection } from './reprotection.js';
 
 export class FanOut {
@@ -56,8 +57,12 @@ export class FanOut {
         const now = ctx.table.get(e.base);
         if (now === undefined || now.version > next.version) return;
       }
-      const targets = backupTargets(ctx, e.base);
-      if (targets.length === 0) {
+      // A member at its maxSessions gets no new copy: a new session (version 0) is refused, an existing
+      // one stays where it is held or keeps fewer copies (capacity.ts).
+      const holders = current.map((r) => ctx.memberByRoute(r)).filter((m): m is MemberInfo => m !== undefined);
+      const ring = backupTargets(ctx, e.base);
+      const targets = withRoom(ctx.fullMembers, ring, holders, e.version === 0);
+      if (ring.length === 0) {
         if (!this.#warnedAlone) {
           this.#warnedAlone = true;
           ctx.log.warn('no other member is alive: sessions are held in one copy until a member joins');
@@ -65,7 +70,7 @@ export class FanOut {
         next.backup = undefined;
         return;
       }
-      if (targets.length < wantedBackups(ctx) && !this.#warnedFew) {
+      if (ring.length < wantedBackups(ctx) && !this.#warnedFew) {
         this.#warnedFew = true;
         ctx.log.warn({ backups: wantedBackups(ctx), members: targets.length + 1 }, 'fewer members live than backups + 1: sessions have fewer copies than asked (sessions.underReplicated)');
       }
@@ -93,6 +98,11 @@ export class FanOut {
           continue;
         }
         const err: unknown = r.reason;
+        if (capacityRefusal(err) !== undefined) {
+          ctx.fullMembers.mark(t.route); // the next attempt leaves it out
+          again = true;
+          continue;
+        }
         // A backup died under us: the next attempt chooses again and sends the new one everything.
         if (err instanceof ClusterRequestError && ['ERR_MEMBER_GONE', 'ERR_NOT_CONNECTED'].includes(err.code)) {
           reached.push(t);

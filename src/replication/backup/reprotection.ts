@@ -13,6 +13,7 @@ import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
 import { backupList, joinBackups, sameBackups } from '../backups.js';
 import { backupRoutes, backupTargets, wantedBackups } from './placement.js';
+import { capacityRefusal, withRoom } from '../capacity.js';
 
 /** Entries the scan looks at per turn of the event loop. */
 const SCAN_SLICE = 2000;
@@ -65,7 +66,10 @@ export class Reprotection {
       const e = ctx.table.get(base);
       if (e === undefined || e.role !== 'primary' || e.owner !== ctx.route || !ctx.isolation.hasQuorum()) return;
       if (e.resync !== true && sameBackups(e.backup, backupRoutes(ctx, base)) && backupList(e.backup).every((r) => ctx.memberByRoute(r) !== undefined)) return;
-      await this.protectEntry(e);
+      const before = e.backup;
+      const resync = e.resync === true;
+      // Nothing copied (a full member kept it short of copies, capacity.ts): nothing to count.
+      if ((await this.protectEntry(e)) !== 'ok' || (e.backup === before && !resync)) return;
       ctx.counters.reprotected++;
       this.#count++;
     });
@@ -88,8 +92,11 @@ export class Reprotection {
     // Holders a failed attempt may have reached (its answer was lost): told to drop what they got.
     const reached: MemberInfo[] = [];
     for (let attempt = 0; attempt < 3; attempt++) {
-      const targets = backupTargets(ctx, e.base);
-      if (targets.length === 0) {
+      // Never past a member's maxSessions: a full member is left out (sessions.underReplicated).
+      const holders = backupList(e.backup).map((r) => ctx.memberByRoute(r)).filter((m): m is MemberInfo => m !== undefined);
+      const ring = backupTargets(ctx, e.base);
+      const targets = withRoom(ctx.fullMembers, ring, holders, false);
+      if (ring.length === 0) {
         e.backup = undefined;
         return 'ok';
       }
@@ -110,6 +117,11 @@ export class Reprotection {
           continue;
         }
         if (!(r.reason instanceof ClusterRequestError)) throw r.reason;
+        if (capacityRefusal(r.reason) !== undefined) {
+          ctx.fullMembers.mark(t.route); // holds nothing of it; the next attempt leaves it out
+          failed = true;
+          continue;
+        }
         reached.push(t);
         failed = true;
         ctx.log.warn({ err: r.reason, session: shortId(e.base), backup: t.route }, 'backup copy failed; trying again');
