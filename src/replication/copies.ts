@@ -136,9 +136,14 @@ export function applyDelta(table: SessionTable, m: SessionDeltaMessage, role: Ro
     e = fromCopy({ ...m, version: 0, entries: [] }, role);
     table.set(e);
   } else if (m.epoch > e.epoch || m.owner !== e.owner) {
-    // A new owner took over and this copy missed its whole copy: the same version number here may hold
-    // other content (a write the old owner failed, its version burnt; the new owner numbered its own
-    // writes from the copy it took over). Only a whole copy makes them equal again.
+    // A new owner took over and this copy missed its whole copy. The new ownership is recorded (it
+    // fences the old owner here), but the same version number here may hold other content (a write
+    // the old owner failed, its version burnt; the new owner numbered its own writes from the copy it
+    // took over): no version, so only a whole copy makes them equal again.
+    e.epoch = m.epoch;
+    e.owner = route(m.owner);
+    e.role = role;
+    e.version = -1;
     return { status: 'NEED_FULL', epoch: 0, owner: '' };
   }
   if (m.version <= e.version) return OK; // a repeat of what we hold already

@@ -479,9 +479,14 @@ export class DeltaManager extends Replicator {
   /** Called once the channel runs: if no older member shows up in the discovery window, we are first. */
   override started(): void {
     super.started();
-    this.clock.setTimeout(() => {
-      if (this.#transferring === undefined && !this.#transferDone) void this.#transferred();
-    }, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3));
+    const firstIfNobodyHadState = (): void => {
+      if (this.#transferDone) return;
+      // A transfer attempt under way when the window ends decides first: if it found nobody with a
+      // state, this member is first after it (skipping it left a member never ready).
+      if (this.#transferring !== undefined) void this.#transferring.then(firstIfNobodyHadState, firstIfNobodyHadState);
+      else void this.#transferred();
+    };
+    this.clock.setTimeout(firstIfNobodyHadState, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3));
   }
 
   /** Members to pull the state from: any, in the order they were admitted (those without a state say so). */

@@ -29,16 +29,21 @@ test('deltas apply in version order, repeats are acknowledged again, and a gap a
 test('a stale owner is fenced: lower epoch, a tie lost to a greater route, or after a takeover tombstone', () => {
   const t = new SessionTable();
   applyDelta(t, delta({}));
-  applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 1, baseVersion: 1 }));
+  // A new owner's delta onto a copy that missed its takeover: the ownership is recorded (it fences),
+  // the content is not trusted (no version: the same number may hold other content), a whole copy is asked for.
+  assert.equal(applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 2, baseVersion: 1 })).status, 'NEED_FULL');
   assert.equal(t.get('S')!.owner, 'n2');
+  assert.equal(t.get('S')!.version, -1);
   const stale = applyDelta(t, delta({ owner: 'n1', epoch: 1, version: 2, baseVersion: 1 }));
   assert.deepEqual(stale, { status: 'STALE', epoch: 2, owner: 'n2' });
   // A tie (two concurrent takeovers reaching one epoch) goes to the greater route on every holder.
   assert.equal(applyDelta(t, delta({ owner: 'n1', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE');
   assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 2, destroy: false, until: 0 }).status, 'STALE', 'the tie loser cannot drop the winner');
   assert.equal(applyRemove(t, { base: 'S', owner: 'n1', epoch: 1, destroy: false, until: 0 }).status, 'STALE');
-  assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'OK');
+  assert.equal(applyDelta(t, delta({ owner: 'n3', epoch: 2, version: 2, baseVersion: 1 })).status, 'NEED_FULL');
   assert.equal(t.get('S')!.owner, 'n3');
+  assert.equal(applyCopy(t, { base: 'S', owner: 'n3', epoch: 2, version: 2, expire: later(), maxAge: 1, entries: [] }).status, 'OK');
+  assert.equal(t.get('S')!.version, 2, 'the whole copy installs over the untrusted one');
   assert.equal(applyRemove(t, { base: 'S', owner: 'n3', epoch: 3, destroy: false, until: 0 }).status, 'OK');
   assert.equal(t.get('S'), undefined);
   assert.equal(applyDelta(t, delta({ owner: 'n2', epoch: 2, version: 2, baseVersion: 1 })).status, 'STALE', 'tombstone fences');
