@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     const regressions = REGRESSIONS[mode!];
     let bad = 0;
     for (const x of regressions) {
-      const r = await runSchedule({ ...common, features: LEGACY.filter((f) => features.includes(f)), seed: x.seed, principals: x.principals ?? false });
+      const r = await runSchedule({ ...common, features: x.features ?? LEGACY.filter((f) => features.includes(f)), seed: x.seed, principals: x.principals ?? false });
       if (r.violations.length > 0 || r.errors.length > 0) {
         bad++;
         console.log(`regression seed ${x.seed} (${x.bug}) FAILS:`);

@@ -63,7 +63,7 @@ for (const mode of ['backup', 'delta'] as const) {
     const coverage: Record<string, number> = {};
     const seeds = Array.from({ length: SEEDS }, (_, i) => i + 1);
     // The regression seeds replay the schedules that found their bug: those had no principal index.
-    const runs = [...seeds.map((seed) => ({ seed, mode, features: CI_FEATURES[mode] })), ...REGRESSIONS[mode].map((x) => ({ seed: x.seed, mode, features: ciLegacy(mode), principals: x.principals ?? false }))];
+    const runs = [...seeds.map((seed) => ({ seed, mode, features: CI_FEATURES[mode] })), ...REGRESSIONS[mode].map((x) => ({ seed: x.seed, mode, features: x.features ?? ciLegacy(mode), principals: x.principals ?? false }))];
     for (const run of runs) {
       const r = await runSchedule(run);
       ops += r.ops;
