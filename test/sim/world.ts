@@ -177,7 +177,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const clockSlack = (): number => {
     if (clocks === undefined) return 0;
     worstOffset = Math.max(worstOffset, ...Object.values(clocks).map((c) => Math.abs(c.offset)));
-    return worstOffset + 0.002 * (loop.now - t0);
+    // Twice: a creation time stamped by one member's clock is compared by another's.
+    return 2 * worstOffset + 0.004 * (loop.now - t0);
   };
   const expiryRules: ExpiryRules | undefined = shortLived ? { absoluteMaxAge, slack: 50 } : undefined;
   const cfg: MemberConfig = {
