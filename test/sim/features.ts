@@ -29,6 +29,7 @@ export const NEMESES = {
   'logout-crash': 'a primary killed right after a logout that failed or was faulted',
   clock: 'per-member clock offsets, drift and steps',
   'slow-link': 'links slow enough to miss ackTimeout, without eviction',
+  'even-split': 'partitions into two halves (2 against 2): no side holds a strict majority',
 } as const;
 
 export type OracleName = keyof typeof ORACLES;
@@ -75,7 +76,7 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * - delta mode `availability`: live sessions answer 503 long after connection resets between two
  *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`).
  */
-export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'logout-crash', 'clock', 'slow-link'];
+export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'logout-crash', 'clock', 'slow-link', 'even-split'];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
   backup: ['agreement', 'availability', 'lifetime', 'expiry', ...CI_NEMESES],
   delta: ['lifetime', 'expiry', ...CI_NEMESES],

@@ -1,21 +1,36 @@
 /**
  * `npm run mutate -- [--seeds N] [--only id,id] [--modes backup,delta] [--jobs J]`: applies each
  * deliberate bug of mutants.ts to a scratch copy of src/ (never to the working tree), runs the
- * simulator's sweep in each mode the bug touches for up to N seeds with the oracles and nemeses CI
- * runs (features.ts `CI_FEATURES`), and reports for each mutant and mode the seed that killed it (a
+ * simulator's sweep in each mode the bug touches for up to N seeds with every oracle and nemesis
+ * (features.ts; those that find open defects of src/ too, whose failing seeds are set aside by
+ * running them on the unmutated code), and reports for each mutant and mode the seed that killed it (a
  * seed that also fails on the unmutated code does not count) or that it survived, and the time. Exits
  * non-zero if any survived.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MUTANTS, type Mutant } from './mutants.js';
-import { CI_FEATURES } from './features.js';
+import { ALL_FEATURES } from './features.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+/** Sweeps running now, and the scratch trees: ended and removed on SIGINT/SIGTERM too. */
+const running = new Set<ChildProcess>();
+const scratch = new Set<string>();
+function cleanUp(): void {
+  for (const c of running) c.kill('SIGKILL');
+  for (const t of scratch) rmSync(t, { recursive: true, force: true });
+  scratch.clear();
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
 
 export interface MutantOutcome {
   id: string;
@@ -48,6 +63,7 @@ function scratchTree(): string {
   cpSync(join(ROOT, 'test/sim'), join(dir, 'test/sim'), { recursive: true });
   for (const f of ['package.json', 'tsconfig.json']) cpSync(join(ROOT, f), join(dir, f));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  scratch.add(dir);
   return dir;
 }
 
@@ -72,12 +88,13 @@ interface SweepResult {
 
 /** Runs mutant-run.ts in `tree`; kills the child (by pid) past `timeoutMs`. */
 function sweep(tree: string, mode: string, start: number, seeds: number, timeoutMs: number): Promise<SweepResult> {
-  const features = CI_FEATURES[mode as 'backup' | 'delta'].join(',');
+  const features = ALL_FEATURES.join(',');
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(tree, 'test/sim/mutant-run.ts'), '--mode', mode, '--start', String(start), '--seeds', String(seeds), '--features', features], {
       cwd: tree,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running.add(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -88,6 +105,7 @@ function sweep(tree: string, mode: string, start: number, seeds: number, timeout
       child.kill('SIGKILL');
     }, timeoutMs);
     child.on('exit', (code) => {
+      running.delete(child);
       clearTimeout(timer);
       if (hung) return done({ killed: true, hung: true, seedsRun: 0, oracle: 'hung', what: `the sweep did not finish within ${timeoutMs} ms` });
       const last = out.trim().split('\n').pop() ?? '';
@@ -104,12 +122,15 @@ function sweep(tree: string, mode: string, start: number, seeds: number, timeout
 
 export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
   const log = o.log ?? (() => undefined);
-  const chosen = MUTANTS.filter((m) => o.only === undefined || o.only.includes(m.id));
-  const unknown = (o.only ?? []).filter((id) => !MUTANTS.some((m) => m.id === id));
+  // `only`: mutant ids, each optionally with one mode (`id:delta`).
+  const wanted = (o.only ?? []).map((x) => x.split(':') as [string, string?]);
+  const picked = (id: string, mode: string) => o.only === undefined || wanted.some(([w, m]) => w === id && (m === undefined || m === mode));
+  const chosen = MUTANTS.filter((m) => o.only === undefined || wanted.some(([w]) => w === m.id));
+  const unknown = wanted.map(([id]) => id).filter((id) => !MUTANTS.some((m) => m.id === id));
   if (unknown.length > 0) throw new Error(`unknown mutant(s) ${unknown.join(', ')}; known: ${MUTANTS.map((m) => m.id).join(', ')}`);
   // Every patch must apply before anything runs.
   for (const m of chosen) applyMutant(m, readFileSync(join(ROOT, 'src/replication', m.file), 'utf8'));
-  const tasks = chosen.flatMap((m) => m.modes.filter((mode) => o.modes === undefined || o.modes.includes(mode)).map((mode) => ({ m, mode })));
+  const tasks = chosen.flatMap((m) => m.modes.filter((mode) => (o.modes === undefined || o.modes.includes(mode)) && picked(m.id, mode)).map((mode) => ({ m, mode })));
   const clean = scratchTree();
   const cleanVerdict = new Map<string, boolean>();
   const timeoutMs = o.timeoutMs ?? 20 * 60_000;
@@ -158,7 +179,10 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
       }),
     );
   } finally {
-    for (const t of [clean, ...trees]) rmSync(t, { recursive: true, force: true });
+    for (const t of [clean, ...trees]) {
+      rmSync(t, { recursive: true, force: true });
+      scratch.delete(t);
+    }
   }
   const order = (x: MutantOutcome) => tasks.findIndex((t) => t.m.id === x.id && t.mode === x.mode);
   return results.sort((a, b) => order(a) - order(b));

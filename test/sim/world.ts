@@ -101,7 +101,8 @@ type Fault =
   | 'cut-off-start'
   | 'logout-crash'
   | 'clock-step'
-  | 'slow-link';
+  | 'slow-link'
+  | 'even-split';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -275,6 +276,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const running = () => [...current.values()].filter((m) => m.phase === 'running');
   const sleepUntil = (t: number) => new Promise<void>((r) => loop.at(t, loop.world, r));
   let quietFrom = Infinity;
+  let killAfterLogout: { victim: SimMember; done: () => void } | undefined;
   let done = false;
 
   const world: ClientWorld = {
@@ -290,6 +292,13 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     trace: (s) => trace.add(s),
     cover,
     onOpEnd: (op: Op) => {
+      // The logout-crash nemesis: its primary dies the moment the client has the logout's answer.
+      if (killAfterLogout !== undefined && op.member === killAfterLogout.victim.proc.name && (op.kind === 'logout' || op.kind === 'regenerate') && op.status === 'acked') {
+        const k = killAfterLogout;
+        killAfterLogout = undefined;
+        kill([k.victim]);
+        k.done();
+      }
       if (op.status === 'unavailable') cover('503 session unavailable');
       if (op.status === 'acked' && op.kind === 'replay') cover('replayed an old cookie');
       if (op.status === 'acked' && op.kind === 'regenerate') cover('regenerate');
@@ -423,6 +432,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['logout-crash', on('logout-crash') && live.length >= 2 ? 2 : 0],
         ['clock-step', clocks !== undefined ? 2 : 0],
         ['slow-link', on('slow-link') && live.length >= 2 ? 2 : 0],
+        ['even-split', on('even-split') && live.length >= 4 && live.length % 2 === 0 ? 3 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -587,26 +597,45 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           break;
         }
         case 'logout-crash': {
-          // Wait for a logout (or the old id of a regenerate) on the victim, cut the victim from one
-          // other member so the removal cannot be acknowledged by all, and kill it as it answers.
-          const give = loop.now + 4000;
-          const destroyOn = () => history.calls.find((c) => c.kind === 'destroy' && c.member === victim.proc.name && c.end === undefined && c.code === undefined);
-          while (loop.now < give && destroyOn() === undefined) await sleepUntil(loop.now + plan.range(0.5, 3));
-          const d = destroyOn();
+          // Kill the victim the moment a client has the answer to a logout (or a regenerate) there, while
+          // the removal may still be on its way; in half the schedules the victim is also cut from one
+          // other member first, so the removal cannot reach every holder (the faulted logout).
           const other = plan.pick(live.filter((m) => m !== victim));
-          schedule.push(`${ts()} cut ${victim.route} from ${other.route}${d !== undefined ? ' during a logout' : ''}, then kill ${victim.proc.name}`);
-          trace.add(`NEMESIS partition ${other.route} from ${victim.route}`);
-          membership.partitioned(new Map(live.map((m) => [m.route, m === other ? 1 : 0])));
-          partitionSides = undefined;
-          const until = loop.now + 2 * cfg.ackTimeout + 500;
-          while (d !== undefined && d.end === undefined && loop.now < until) await sleepUntil(loop.now + 1);
-          if (d !== undefined && d.end !== undefined) cover(d.ok === true ? 'primary killed right after a logout (acknowledged)' : 'primary killed right after a logout that failed');
-          kill([victim]);
+          const cutOther = plan.chance(0.5);
+          schedule.push(`${ts()} kill ${victim.proc.name} right after a logout there${cutOther ? `, cut from ${other.route}` : ''}`);
+          if (cutOther) {
+            trace.add(`NEMESIS partition ${other.route} from ${victim.route}`);
+            membership.partitioned(new Map(live.map((m) => [m.route, m === other ? 1 : 0])));
+          }
+          const killed = new Promise<void>((done) => (killAfterLogout = { victim, done }));
+          await Promise.race([killed, sleepUntil(loop.now + 8000)]);
+          if (killAfterLogout !== undefined) {
+            killAfterLogout = undefined;
+            kill([victim]);
+          } else cover('primary killed the moment its logout was answered');
           await sleepUntil(loop.now + plan.range(100, 500));
-          trace.add('NEMESIS heal');
-          membership.healed();
+          if (cutOther) {
+            trace.add('NEMESIS heal');
+            membership.healed();
+          }
           await checkpoint(loop.now, `after killing ${victim.proc.name} after a logout`);
           await restart(victim.route);
+          break;
+        }
+        case 'even-split': {
+          // Two halves (2 against 2 with four members): neither holds a strict majority.
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          const order = [...live];
+          for (let i = 0; i < Math.floor(live.length / 2); i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const ms = faultLength(0.7);
+          const cutOff = [...side].filter(([, x]) => x === 1).map(([r]) => r);
+          schedule.push(`${ts()} split {${cutOff.join(',')}} from the rest for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms`);
+          membership.partitioned(side);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after a split of ${cutOff.join(',')}`);
           break;
         }
         case 'clock-step': {
