@@ -65,14 +65,20 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
 
 /**
  * The oracles and nemeses CI runs on seeds 1..SEEDS (features.ts); `npm run simulate` runs them all.
- * Kept out, because they find open defects of src/ (README "Proving it"; each with a seed):
+ * Kept out, because they find open defects of src/ (README "Proving it"; each with a seed to replay):
  * - `reset-partition` (both modes): a member cut off behind firewalls that reset acknowledges writes
- *   and creations in its lease's last moments that the majority then loses
- *   (`npm run simulate -- --mode backup --seed 64`);
- * - `cut-off-start` (both modes): a member restarted while cut off serves new sessions alone, and the
- *   others answer "no session" for them (`--mode backup --seed 5`);
- * - delta mode `agreement`: copies of one session at one version with different contents, and
- *   takeovers left half done (`--mode delta --members 3 --disable expiry --seed 152`);
+ *   and creations in its lease's last moments that the majority then loses: the silent-backup check
+ *   asks whether this member still promised the old backup, which lease pings do not keep up
+ *   (`npm run simulate -- --mode backup --seed 64`; 29, 76; creations: 32);
+ * - `cut-off-start` (both modes): a restarted member that met nobody counts a cluster of one, creates
+ *   and serves sessions alone, and the others answer "no session" for them (`--mode backup --seed 5`);
+ * - delta mode `agreement`: a cut-off member burns a version on a failed write; the majority's new
+ *   owner numbers its own writes from the older version, and after the heal the cut-off member applies
+ *   them onto its burnt version (an epoch change keeps version and content): same version, different
+ *   contents (`--mode delta --members 3 --enable agreement,availability,lifetime --disable
+ *   expiry,multi-kill,zone,long-partition,long-pause,one-way,non-transitive,reset-partition,cut-off-start,logout-crash,clock,slow-link,even-split --seed 152`);
+ *   with the same flags, seed 219: a grant to a taker that gave up leaves the grantor a backup of an
+ *   owner that never installed it, the others at the older epoch, and the session 503 everywhere;
  * - delta mode `availability`: live sessions answer 503 long after connection resets between two
  *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`).
  */
