@@ -14,8 +14,8 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // every other member as refused and, in its lease's last moments, acknowledged writes with no
     // backup at all (the early return for "no other member" skipped the check that the old backup went
     // silent only a moment ago); the majority took the session over from the stale backup.
-    { seed: 21, bug: 'a write acknowledged alone by a member cut off behind resetting firewalls', principals: true, features: ISSUE_24 },
-    { seed: 48, bug: 'the same, the cut-off member n1 alone', principals: true, features: ISSUE_24 },
+    // (Seed 21 found it too, but later in its schedule meets the open cut-off-start defect.)
+    { seed: 48, bug: 'a write acknowledged alone by a member cut off behind resetting firewalls', principals: true, features: ISSUE_24 },
     // Promise 1: a holder granted the session to n2 and, before n2's install arrived, its own check
     // saw n2 answer "not held" and adopted it back at a higher epoch: two owners, a write lost.
     { seed: 80, bug: 'a grant still on its way read as an owner that lost the session' },
