@@ -30,6 +30,7 @@ export const NEMESES = {
   clock: 'per-member clock offsets, drift and steps',
   'slow-link': 'links slow enough to miss ackTimeout, without eviction',
   'even-split': 'partitions into two halves (2 against 2): no side holds a strict majority',
+  'takeover-partition': 'a taker (and, from five members, the owner granting it) cut off the moment its takeover runs',
 } as const;
 
 export type OracleName = keyof typeof ORACLES;

@@ -102,7 +102,8 @@ type Fault =
   | 'logout-crash'
   | 'clock-step'
   | 'slow-link'
-  | 'even-split';
+  | 'even-split'
+  | 'takeover-partition';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -433,6 +434,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['clock-step', clocks !== undefined ? 2 : 0],
         ['slow-link', on('slow-link') && live.length >= 2 ? 2 : 0],
         ['even-split', on('even-split') && live.length >= 4 && live.length % 2 === 0 ? 3 : 0],
+        ['takeover-partition', on('takeover-partition') && live.length >= 3 ? 2 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -620,6 +622,31 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           }
           await checkpoint(loop.now, `after killing ${victim.proc.name} after a logout`);
           await restart(victim.route);
+          break;
+        }
+        case 'takeover-partition': {
+          // Cut a taker off the moment its takeover runs (with the owner granting it, from five members
+          // up): a grant on the smaller side in the instant before the partition shows, which the
+          // other side's adoption must outbid.
+          const give = loop.now + 4000;
+          const takerNow = () => [...taking.entries()].find(([, set]) => [...set].some((m) => m.phase === 'running'));
+          while (loop.now < give && takerNow() === undefined) await sleepUntil(loop.now + plan.range(0.2, 2));
+          const found = takerNow();
+          const taker = found === undefined ? victim : [...found[1]].find((m) => m.phase === 'running')!;
+          const owner = found === undefined ? undefined : live.find((m) => m !== taker && m.manager.table.get(found[0])?.role === 'primary');
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          side.set(taker.route, 1);
+          if (owner !== undefined && live.length >= 5) side.set(owner.route, 1);
+          const ms = faultLength(0.8);
+          const cutOff = [...side].filter(([, x]) => x === 1).map(([r]) => r);
+          if (found !== undefined) cover('partition during a takeover');
+          schedule.push(`${ts()} partition {${cutOff.join(',')}} ${found !== undefined ? 'during a takeover ' : ''}for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms`);
+          membership.partitioned(side);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after a partition of ${cutOff.join(',')} during a takeover`);
           break;
         }
         case 'even-split': {
