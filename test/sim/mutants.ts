@@ -240,7 +240,8 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'copies.ts',
     find: "  e.role = 'primary';\n  e.owner = route;\n  e.epoch += PAST_A_SILENT_OWNER;",
     replace: '  e.owner = route;\n  e.epoch += PAST_A_SILENT_OWNER;',
-    modes: both,
+    // adopt() serves backup mode's takeover and anti-entropy only.
+    modes: ['backup'],
     promise: '3, 5',
     what: 'an adopted session keeps the backup role: owner = self, role backup',
   },
