@@ -12,7 +12,7 @@
  * 6 two owners: two members accepted writes at the same ownership epoch, or a member accepted a
  *   write begun after another member had accepted one at a higher epoch.
  */
-import { ABSENT, effects, endedBefore, same, type Call, type History } from './history.js';
+import { ABSENT, effects, endedBefore, same, type Call, type History, type SessionValue } from './history.js';
 import { SIM_EPOCH } from './loop.js';
 
 export interface Violation {
@@ -20,9 +20,12 @@ export interface Violation {
   at: number;
   base: string;
   what: string;
+  /** The oracle that found it (features.ts), when not the original history or convergence check. */
+  oracle?: string;
 }
 
 const short = (b: string) => b.slice(0, 6);
+const routeOf = (member: string) => member.split('#')[0];
 const secs = (t: number) => `${((t - SIM_EPOCH) / 1000).toFixed(3)}s`;
 const show = (v: unknown) => (v === ABSENT ? 'absent' : JSON.stringify(v));
 
@@ -40,7 +43,41 @@ export interface AsyncAllowance {
   window: number;
 }
 
-export function check(h: History, allowance?: AsyncAllowance): Violation[] {
+/**
+ * The expiry profile (features.ts `expiry`): sessions end `maxAge` after their last write (every write
+ * sets `_expire`) or `absoluteMaxAge` after their creation. `slack` covers the members' clock offsets
+ * and the simulated network's hops.
+ */
+export interface ExpiryRules {
+  absoluteMaxAge: number | undefined;
+  slack: number;
+}
+
+export interface CheckOptions {
+  allowance?: AsyncAllowance;
+  /** A failed write's value may be read only by reads begun before its failure was answered. */
+  lifetime?: boolean;
+  expiry?: ExpiryRules;
+}
+
+/** When a session may end at the earliest (`soonest`) and at the latest (`latest`), as of `t`. */
+export function expiryBounds(sets: readonly Call[], t: number, rules: ExpiryRules): { soonest: number; latest: number } {
+  const creation = sets.find((c) => c.read === undefined);
+  const absolute = creation === undefined || rules.absoluteMaxAge === undefined ? Infinity : creation.inv + rules.absoluteMaxAge;
+  let soonest = -Infinity;
+  let latest = -Infinity;
+  for (const c of sets) {
+    if (c.expire === undefined || c.inv > t) continue;
+    latest = Math.max(latest, c.expire);
+    const ack = ackedAt(c);
+    if (ack !== undefined && ack <= t) soonest = Math.max(soonest, c.expire);
+  }
+  return { soonest: Math.min(soonest, absolute), latest: Math.min(latest, absolute) };
+}
+
+export function check(h: History, options: CheckOptions = {}): Violation[] {
+  const allowance = options.allowance;
+  const rules = options.expiry;
   const out: Violation[] = [];
   const mayBeLost = (c: Call): boolean => {
     if (allowance === undefined) return false;
@@ -58,6 +95,29 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
     const destroyedAt = destroys.map(ackedAt).filter((t): t is number => t !== undefined);
     const firstDestroyAck = destroyedAt.length === 0 ? undefined : Math.min(...destroyedAt);
     const effs = new Map(sets.map((s) => [s, effects(s)]));
+    /** The sets that could have produced `k` = `observed` in a read. */
+    const writersOf = (k: string, observed: unknown): Call[] =>
+      sets.filter((x) => {
+        const e = effs.get(x)!;
+        if (e.has(k)) return e.get(k) === ABSENT ? observed === ABSENT : observed !== ABSENT && same(e.get(k), observed);
+        return x.read === undefined && observed === ABSENT; // a new session without k
+      });
+    const valueIn = (r: SessionValue, k: string): unknown => (Object.hasOwn(r, k) ? r[k] : ABSENT);
+    /**
+     * A write that failed with an answer may take effect only within its lifetime: `x` (failed) is no
+     * source of what `g` read if a read `h`, begun after `x` failed and ended before `g` began, saw an
+     * older value of `k` (written only by calls that ended before `x` began): `x` had not taken effect
+     * by then, so it never may.
+     */
+    const cameBack = (x: Call, g: Call, k: string): Call | undefined => {
+      if (x.ok !== false || !endedBefore(x, g)) return undefined;
+      return gets.find((h) => {
+        if (h.result === null || h.result === undefined || !endedBefore(x, h) || !endedBefore(h, g)) return false;
+        const seen = valueIn(h.result, k);
+        const ws = writersOf(k, seen);
+        return ws.length > 0 && !ws.includes(x) && ws.every((w) => endedBefore(w, x));
+      });
+    };
 
     for (const g of gets) {
       const endG = g.end ?? Infinity;
@@ -66,7 +126,9 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
         // Calls of one simulated instant are ordered by their sequence (a paused member runs a queued
         // regenerate's destroy and then a queued read, both at the instant it resumes).
         const tried = destroys.some((d) => d.inv < endG || (d.inv === endG && d.invSeq < (g.endSeq ?? Infinity)));
-        if (createdAt !== undefined && createdAt < g.inv && !tried) {
+        // Expired (or may have, given the clocks) by the time the read ended: "no session" is right.
+        const expired = rules !== undefined && expiryBounds(sets, g.inv, rules).soonest <= endG + rules.slack;
+        if (createdAt !== undefined && createdAt < g.inv && !tried && !expired) {
           out.push({ promise: 3, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} answered "no session" for ${short(base)}, created and acknowledged at ${secs(createdAt)}, never destroyed` });
         }
         continue;
@@ -76,17 +138,29 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
       if (firstDestroyAck !== undefined && firstDestroyAck < g.inv) {
         out.push({ promise: 2, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} found ${short(base)} (n=${show(s.n)}) after its destroy was acknowledged at ${secs(firstDestroyAck)}` });
       }
+      // 2: found after it surely expired (every write that may have applied had set an earlier end).
+      if (rules !== undefined) {
+        const { latest } = expiryBounds(sets, endG, rules);
+        if (latest + rules.slack < g.inv) {
+          out.push({ promise: 2, oracle: 'expiry', at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} found ${short(base)} (n=${show(s.n)}) after it expired at ${secs(latest)} at the latest` });
+        }
+      }
       for (const k of new Set([...Object.keys(s), 'n', 't', 'x'])) {
         const observed = Object.hasOwn(s, k) ? s[k] : ABSENT;
         // Calls that could have produced what we see.
-        const cands = sets.filter((x) => {
-          const e = effs.get(x)!;
-          if (e.has(k)) return e.get(k) === ABSENT ? observed === ABSENT : observed !== ABSENT && same(e.get(k), observed);
-          return x.read === undefined && observed === ABSENT; // a new session without k
+        let back: [Call, Call] | undefined;
+        const cands = writersOf(k, observed).filter((x) => {
+          const h = options.lifetime === true ? cameBack(x, g, k) : undefined;
+          if (h !== undefined) back = [x, h];
+          return h === undefined;
         });
         if (cands.length === 0) {
           if (observed !== ABSENT || sets.some((x) => effs.get(x)!.has(k))) {
-            out.push({ promise: 4, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} read ${k}=${show(observed)} in ${short(base)}, which no request wrote` });
+            out.push(
+              back === undefined
+                ? { promise: 4, at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} read ${k}=${show(observed)} in ${short(base)}, which no request wrote` }
+                : { promise: 4, oracle: 'lifetime', at: g.inv, base, what: `get (request #${g.op.id}) on ${g.member} read ${k}=${show(observed)} in ${short(base)}, written only by set (request #${back[0].op.id}) on ${back[0].member}, which failed (${back[0].code ?? '?'}) at ${secs(back[0].end!)}; get (request #${back[1].op.id}) on ${back[1].member}, begun after, read the older ${k}=${show(valueIn(back[1].result!, k))}` },
+            );
           }
           continue;
         }
@@ -114,7 +188,9 @@ export function check(h: History, allowance?: AsyncAllowance): Violation[] {
     const accepted = sets.filter((c) => c.ok === true && c.epoch !== undefined);
     for (const a of accepted) {
       for (const b of accepted) {
-        if (a === b || a.member === b.member) continue;
+        // Incarnations of one route (a restart) never run at once, and epochs are per route: only
+        // different routes can be two owners.
+        if (a === b || routeOf(a.member) === routeOf(b.member)) continue;
         if (a.epoch === b.epoch && a.id < b.id) {
           out.push({ promise: 6, at: Math.max(a.end!, b.end!), base, what: `${a.member} (request #${a.op.id}) and ${b.member} (request #${b.op.id}) both accepted writes to ${short(base)} at epoch ${a.epoch}` });
         } else if (endedBefore(a, b) && b.epoch! < a.epoch!) {

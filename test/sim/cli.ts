@@ -7,6 +7,8 @@
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { runSchedule, type SimResult } from './world.js';
+import { DEFAULT_FEATURES, LEGACY, NEMESES, ORACLES, selectFeatures, type Feature } from './features.js';
+import { REGRESSIONS } from './regressions.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,9 +27,30 @@ const { values } = parseArgs({
     // Replays a schedule found before sessions by user (the regression seeds) exactly.
     'no-principals': { type: 'boolean', default: false },
     backups: { type: 'string' },
+    // Routes running the previous release (sim.test.ts's rolling upgrade: n1,n2 with --members 3).
+    'older-release': { type: 'string' },
     'expected-members': { type: 'boolean', default: false },
+    // Oracles and nemeses beyond the original ones (features.ts): all by default.
+    enable: { type: 'string' },
+    disable: { type: 'string' },
+    'list-features': { type: 'boolean', default: false },
+    // Skip the regression seeds a sweep runs first.
+    'no-regressions': { type: 'boolean', default: false },
   },
 });
+
+if (values['list-features']) {
+  for (const [k, v] of Object.entries(ORACLES)) console.log(`oracle   ${k.padEnd(16)} ${v}`);
+  for (const [k, v] of Object.entries(NEMESES)) console.log(`nemesis  ${k.padEnd(16)} ${v}`);
+  process.exit(0);
+}
+let features: Feature[];
+try {
+  features = selectFeatures(DEFAULT_FEATURES, values.enable, values.disable);
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(2);
+}
 
 const mode: 'backup' | 'delta' | undefined = values.mode === 'delta' ? 'delta' : values.mode === 'backup' ? 'backup' : undefined;
 if (mode === undefined) {
@@ -43,7 +66,9 @@ const common = {
   ...(values['drop-time'] !== undefined ? { dropTime: Number(values['drop-time']) } : {}),
   ...(values['no-principals'] ? { principals: false } : {}),
   ...(values.backups !== undefined ? { backups: Number(values.backups) } : {}),
+  ...(values['older-release'] !== undefined ? { olderRelease: values['older-release'].split(',') } : {}),
   ...(values['expected-members'] ? { expectedMembers: true } : {}),
+  features,
 };
 
 function report(r: SimResult, tail: boolean): void {
@@ -55,7 +80,7 @@ function report(r: SimResult, tail: boolean): void {
     const key = `${v.promise}:${v.base}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    console.log(`  promise ${v.promise} at ${((v.at - 1_800_000_000_000) / 1000).toFixed(3)}s: ${v.what}`);
+    console.log(`  promise ${v.promise}${v.oracle !== undefined ? ` (${v.oracle})` : ''} at ${((v.at - 1_800_000_000_000) / 1000).toFixed(3)}s: ${v.what}`);
   }
   if (tail && r.violations.length > 0) {
     console.log('  trace tail:');
@@ -106,6 +131,23 @@ async function main(): Promise<void> {
       console.log(`  ${completed}/${n} seeds, ${(completed / s).toFixed(1)} schedules/s, ${failing.length} failing`);
     }
   };
+  // The regression seeds are schedules of the default shape: only a sweep of that shape replays them.
+  const shaped = ['members', 'rounds', 'clients', 'drop-time', 'backups', 'older-release'].some((k) => values[k as keyof typeof values] !== undefined) || values.ack !== 'sync' || values['expected-members'];
+  if (!values['no-regressions'] && !shaped) {
+    // The seeds that found a bug, replayed as found (LEGACY features, principals as recorded).
+    const regressions = REGRESSIONS[mode!];
+    let bad = 0;
+    for (const x of regressions) {
+      const r = await runSchedule({ ...common, features: x.features ?? LEGACY.filter((f) => features.includes(f)), seed: x.seed, principals: x.principals ?? false });
+      if (r.violations.length > 0 || r.errors.length > 0) {
+        bad++;
+        console.log(`regression seed ${x.seed} (${x.bug}) FAILS:`);
+        report(r, true);
+      }
+    }
+    console.log(`${mode}: ${regressions.length} regression seeds, ${bad} failing`);
+    if (bad > 0) process.exitCode = 1;
+  }
   const jobs = Math.max(1, Number(values.jobs));
   if (jobs === 1) {
     for (let seed = start; seed < start + n; seed++) take(await runSchedule({ ...common, seed }));
@@ -142,7 +184,7 @@ async function main(): Promise<void> {
   if (failing.length > 0) console.log(`  all failing: ${failing.map((r) => r.seed).join(' ')}`);
   const max = Number(values['max-report']);
   for (const r of failing.slice(0, max)) report(r, r === failing[0]);
-  process.exitCode = failing.length > 0 ? 1 : 0;
+  if (failing.length > 0) process.exitCode = 1;
 }
 
 await main();

@@ -25,6 +25,10 @@ export interface ClientWorld {
   targets(): SimMember[];
   memberByRoute(route: string): SimMember | undefined;
   quiet(): boolean;
+  /** koa-session's maxAge for every session (`MAX_AGE` unless the expiry profile runs). */
+  maxAge: number;
+  /** Ids found expired ("no session") are kept and replayed later, like logged-out ones. */
+  replayExpired: boolean;
   trace(s: string): void;
   cover(what: string): void;
   onOpEnd(op: Op): void;
@@ -88,7 +92,15 @@ export class Client {
     return this.w.rng.pick(targets);
   }
 
-  #send(kind: OpKind, cookie: string | undefined, member = this.#choose(cookie)): void {
+  /**
+   * A read of `cookie` at `member` (the availability oracle's probe): a request like any other, in the
+   * history, that waits `patience` ms before its client gives up.
+   */
+  probe(member: SimMember, cookie: string, patience: number): Op {
+    return this.#send('read', cookie, member, patience);
+  }
+
+  #send(kind: OpKind, cookie: string | undefined, member = this.#choose(cookie), patience?: number): Op {
     const { loop, rng, history } = this.w;
     const op = history.op({ client: this.id, kind, member: member.proc.name, inv: loop.now, cookieIn: cookie });
     this.inFlight++;
@@ -104,7 +116,7 @@ export class Client {
       this.w.trace(`c${this.id} #${op.id} ${status}${cookieOut !== undefined ? ` ${cookieOut.slice(0, 6)}` : ''}`);
       this.w.onOpEnd(op);
     };
-    const timeout = rng.range(1500, 6000);
+    const timeout = patience ?? rng.range(1500, 6000);
     loop.after(timeout, loop.world, () => {
       if (!answered) this.w.cover('client abandoned a request that kept running');
       answer('abandoned');
@@ -117,13 +129,14 @@ export class Client {
         () => loop.after(rng.range(0.1, 2), loop.world, () => answer('failed')),
       );
     });
+    return op;
   }
 
   #learn(op: Op, cookieOut: string | undefined): void {
     if (op.kind === 'replay') return;
     const before = this.cookie;
     if (op.kind === 'logout' || op.kind === 'revoke' || op.status === 'no-session') {
-      if (before !== undefined && (op.kind === 'logout' || op.kind === 'revoke')) this.oldIds.push(before);
+      if (before !== undefined && (op.kind === 'logout' || op.kind === 'revoke' || (this.w.replayExpired && op.cookieIn === before))) this.oldIds.push(before);
       if (op.cookieIn === this.cookie) this.cookie = undefined;
       return;
     }
@@ -155,7 +168,7 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
     const base = parseSessionId(key)!.base;
     const call = history.call(op, { kind: 'get', base, inv: loop.now });
     try {
-      const s = (await track(base, () => m.store.get(key, MAX_AGE, { rolling: false, ctx }))) as Record<string, unknown> | undefined;
+      const s = (await track(base, () => m.store.get(key, w.maxAge, { rolling: false, ctx }))) as Record<string, unknown> | undefined;
       history.ended(call, loop.now);
       call.ok = true;
       call.result = s === undefined ? null : userKeys(s);
@@ -172,9 +185,10 @@ async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: s
   const set = async (key: string, read: SessionValue | undefined, wrote: SessionValue): Promise<void> => {
     const base = parseSessionId(key)!.base;
     const call = history.call(op, { kind: 'set', base, inv: loop.now, read, wrote });
-    const sess = { ...wrote, _expire: Math.floor(loop.now) + MAX_AGE, _maxAge: MAX_AGE };
+    const sess = { ...wrote, _expire: Math.floor(loop.now) + w.maxAge, _maxAge: w.maxAge };
+    call.expire = sess._expire;
     try {
-      await track(base, () => m.store.set(key, sess, MAX_AGE, { rolling: false, changed: true, ctx }));
+      await track(base, () => m.store.set(key, sess, w.maxAge, { rolling: false, changed: true, ctx }));
       history.ended(call, loop.now);
       call.ok = true;
       const e = m.manager.table.get(base);

@@ -5,7 +5,7 @@
  * has no copy; one in doubt (its creation or destroy was not acknowledged) has one of the two.
  * Sessions with a store call still running somewhere are left out (counted).
  */
-import type { Violation } from './checker.js';
+import { expiryBounds, type ExpiryRules, type Violation } from './checker.js';
 import type { History } from './history.js';
 import type { SimMember } from './member.js';
 
@@ -15,7 +15,7 @@ export interface ConvergenceResult {
   skippedBusy: number;
 }
 
-export function checkConvergence(h: History, members: SimMember[], mode: 'backup' | 'delta', at: number, label: string, backups = 1): ConvergenceResult {
+export function checkConvergence(h: History, members: SimMember[], mode: 'backup' | 'delta', at: number, label: string, backups = 1, expiry?: ExpiryRules): ConvergenceResult {
   const live = members.filter((m) => m.phase === 'running' && m.proc.state === 'running');
   const out: ConvergenceResult = { violations: [], checked: 0, skippedBusy: 0 };
   for (const [base, calls] of h.byBase) {
@@ -33,8 +33,14 @@ export function checkConvergence(h: History, members: SimMember[], mode: 'backup
     // until a request takes it over (any member can), but never two.
     const whole = mode === 'backup' ? primaries === 1 && copies.length === 1 + wantBackups : primaries <= 1 && copies.length === live.length;
     const none = copies.length === 0;
-    const state = destroyAcked ? 'destroyed' : creationAcked && !destroyTried ? 'live' : 'in doubt';
-    const ok = state === 'destroyed' ? none : state === 'live' ? whole : none || whole;
+    // The expiry profile: a session surely expired counts as destroyed, one that may have as in doubt.
+    const ends = expiry === undefined ? undefined : expiryBounds(calls.filter((c) => c.kind === 'set'), at, expiry);
+    const expired = ends !== undefined && ends.latest + expiry!.slack < at;
+    const mayHaveExpired = ends !== undefined && ends.soonest <= at + expiry!.slack;
+    const state = destroyAcked || expired ? 'destroyed' : creationAcked && !destroyTried && !mayHaveExpired ? 'live' : 'in doubt';
+    // Copies expire by their member's clock: while a session may have expired, some may be gone already.
+    const partial = mayHaveExpired && primaries <= 1 && copies.length <= (mode === 'backup' ? 1 + wantBackups : live.length);
+    const ok = state === 'destroyed' ? none : state === 'live' ? whole : none || whole || partial;
     out.checked++;
     if (!ok) {
       const where = copies.map((x) => `${x.m.proc.name}:${x.e!.role}@${x.e!.epoch}v${x.e!.version}${x.e!.unverified === true ? '?' : ''}`).join(' ') || 'nowhere';

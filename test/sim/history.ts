@@ -45,6 +45,8 @@ export interface Call {
   wrote?: SessionValue;
   /** set: the ownership epoch of the entry on the member right after the write was accepted. */
   epoch?: number;
+  /** set: the `_expire` it wrote (epoch ms, by the client's clock). */
+  expire?: number;
 }
 
 export class History {

@@ -169,15 +169,31 @@ export class SimLoop {
     }
   }
 
-  /** A `Clock` for the replication layer of one process: its timers freeze while it is paused. */
-  clockFor(proc: Proc): Clock {
+  /**
+   * A `Clock` for the replication layer of one process: its timers freeze while it is paused. With
+   * `skew` (the clock nemesis), its wall time is off by `offset` (stepped by changing it) and both its
+   * clocks run `drift` fast (timers too: a clock that runs fast fires them early).
+   */
+  clockFor(proc: Proc, skew?: ClockSkew): Clock {
+    if (skew === undefined) {
+      return {
+        // Integer ms, as Date.now gives: times go on the wire as Avro longs.
+        now: () => Math.floor(this.now),
+        monotonic: () => this.now,
+        setTimeout: (fn, ms) => this.after(Math.max(0, ms), proc, fn, true),
+        clearTimeout: (h: TimerHandle) => cancel(h),
+        setInterval: (fn, ms) => this.interval(proc, fn, ms),
+        clearInterval: (h: TimerHandle) => cancel(h),
+      };
+    }
+    const t0 = this.now;
+    const local = () => this.now + skew.drift * (this.now - t0);
     return {
-      // Integer ms, as Date.now gives: times go on the wire as Avro longs.
-      now: () => Math.floor(this.now),
-      monotonic: () => this.now,
-      setTimeout: (fn, ms) => this.after(Math.max(0, ms), proc, fn, true),
+      now: () => Math.floor(local() + skew.offset),
+      monotonic: local,
+      setTimeout: (fn, ms) => this.after(Math.max(0, ms) / (1 + skew.drift), proc, fn, true),
       clearTimeout: (h: TimerHandle) => cancel(h),
-      setInterval: (fn, ms) => this.interval(proc, fn, ms),
+      setInterval: (fn, ms) => this.interval(proc, fn, ms / (1 + skew.drift)),
       clearInterval: (h: TimerHandle) => cancel(h),
     };
   }
@@ -196,6 +212,14 @@ export class SimLoop {
     arm();
     return handle;
   }
+}
+
+/** How a member's clocks are off (mutable: a step changes `offset`). */
+export interface ClockSkew {
+  /** Wall time minus true time, ms. */
+  offset: number;
+  /** Rate error of both clocks (0.01: 1 % fast). */
+  drift: number;
 }
 
 export interface IntervalHandle {

@@ -15,7 +15,7 @@ import { createRouteBinder } from '../../src/koa/route-binder.js';
 import { Principals } from '../../src/replication/principals.js';
 import { deriveHandleKey } from '../../src/replication/session-handle.js';
 import { MSG } from '../../src/replication/message-types.js';
-import { Proc, type SimLoop } from './loop.js';
+import { Proc, type ClockSkew, type SimLoop } from './loop.js';
 import { SimChannel, type ChannelObserver } from './channel.js';
 import type { Membership } from './membership.js';
 import type { SimNetwork } from './network.js';
@@ -57,6 +57,12 @@ export interface MemberConfig {
   backups?: number;
   /** The cluster's size (option `expectedMembers`). */
   expectedMembers?: number;
+  /** Option `absoluteMaxAge` (the expiry profile). */
+  absoluteMaxAge?: number;
+  /** Option `zone` of each route (the zone nemesis). */
+  zones?: Readonly<Record<string, string>>;
+  /** Each route's clock error (the clock nemesis); a restart keeps its machine's clock. */
+  clocks?: Readonly<Record<string, ClockSkew>>;
 }
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed';
@@ -68,6 +74,12 @@ export class FakeContext {
   readonly headers: Record<string, string> = {};
   /** Cookie the response set (a rebound id). */
   setCookie: string | undefined;
+  /** Koa's `ctx.app.proxy`, `ctx.ip` and `ctx.get(header)`, which the route binder reads. */
+  readonly app = { proxy: false };
+  readonly ip = '10.0.0.100';
+  get(_header: string): string {
+    return '';
+  }
   readonly request: { headers: { cookie?: string } };
   readonly cookies: { get(name: string): string | undefined; set(name: string, value: string): void };
   constructor(
@@ -119,9 +131,10 @@ export class SimMember {
     peers: (id: string) => SimChannel | undefined,
   ) {
     this.proc = new Proc(`${route}#${incarnation}`);
-    const clock = loop.clockFor(this.proc);
+    const clock = loop.clockFor(this.proc, cfg.clocks?.[route]);
+    const zone = cfg.zones?.[route];
     this.channel = new SimChannel(
-      { id: rng.token(12), route, host: '10.0.0.1', port: 4000 + incarnation, startTime: loop.now },
+      { id: rng.token(12), route, host: '10.0.0.1', port: 4000 + incarnation, startTime: loop.now, ...(zone !== undefined ? { zone } : {}) },
       this.proc,
       net,
       clock,
@@ -145,9 +158,11 @@ export class SimMember {
       clock,
       ...(cfg.backups !== undefined ? { backups: cfg.backups } : {}),
       ...(cfg.expectedMembers !== undefined ? { expectedMembers: cfg.expectedMembers } : {}),
+      ...(zone !== undefined ? { zone } : {}),
     };
     this.manager = cfg.mode === 'backup' ? new BackupManager(options) : new DeltaManager(options);
     if (cfg.principals) this.manager.policy = { principal: (s) => (typeof s.u === 'string' ? s.u : undefined) };
+    if (cfg.absoluteMaxAge !== undefined) this.manager.policy = { ...this.manager.policy, absoluteMaxAge: cfg.absoluteMaxAge };
     this.principals = !cfg.principals ? undefined : new Principals({
       manager: this.manager,
       channel: this.channel,
@@ -158,7 +173,7 @@ export class SimMember {
       ackTimeout: cfg.ackTimeout,
       maxSessionsPerPrincipal: undefined,
       onSessionLimit: 'destroy-oldest',
-      absoluteMaxAge: undefined,
+      absoluteMaxAge: cfg.absoluteMaxAge,
       emit: () => undefined,
     });
     this.store = createSessionStore(this.manager, route, silent, () => this.phase === 'running' || this.phase === 'stopping', this.principals);

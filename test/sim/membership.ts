@@ -160,6 +160,42 @@ export class Membership {
     }
   }
 
+  /**
+   * Directed cuts (`[a, b]`: nothing from a reaches b): b stops hearing a's heartbeats, suspects it,
+   * and its direct check (a connect whose answer cannot come back) fails. a goes on hearing b.
+   */
+  cut(pairs: readonly (readonly [SimChannel, SimChannel])[]): void {
+    this.net.cut(pairs.map(([a, b]) => [a.route, b.route] as const));
+    for (const [a, b] of pairs) {
+      if (!this.up.has(a) || !this.up.has(b) || !b.has(a.id)) continue;
+      this.#silence(b, a, () => this.net.blocked(a.route, b.route));
+    }
+  }
+
+  /**
+   * A partition behind firewalls that reject: each side's connections across are reset at once, and
+   * the direct check is refused, exactly as for a killed process (the failure detector cannot tell).
+   */
+  resetPartitioned(side: Map<string, number>): void {
+    this.net.partition(side, true);
+    for (const a of this.up) {
+      for (const b of this.up) {
+        if (a === b || !this.net.crossing(a.route, b.route) || !a.has(b.id)) continue;
+        this.loop.after(this.net.delay(), a.proc, () => {
+          if (a.connectedTo(b.id)) a.connectionBroke(b.id, 50);
+          if (!a.has(b.id) || !this.net.crossing(a.route, b.route)) return;
+          a.suspect(b.id);
+          this.loop.after(this.rng.range(0.2, 3), a.proc, () => {
+            if (a.stateOf(b.id) === 'suspect' && this.net.crossing(a.route, b.route)) {
+              this.log(`${a.route}: removes ${b.route}#${b.id.slice(0, 4)} (connection refused by a firewall)`);
+              a.remove(b.id, 'failed', { refused: true });
+            }
+          });
+        });
+      }
+    }
+  }
+
   healed(): void {
     this.net.heal();
     for (const a of this.up) {

@@ -21,6 +21,14 @@ export interface LatencyModel {
 
 export const DEFAULT_LATENCY: LatencyModel = { base: [0.05, 1.5], slow: 0.04, slowRange: [5, 120] };
 
+/** A connection's end as the network knows it (the requesting end is told of resets). */
+export interface ConnEnd {
+  id: string;
+  route: string;
+  proc: Proc;
+  connectionBroke?(memberId: string, reconnectAfter: number): void;
+}
+
 /** One simulated TCP connection, from `from`'s outgoing side to `to`'s receiver. */
 export class Conn {
   open = true;
@@ -32,8 +40,8 @@ export class Conn {
   readonly readyAt: number;
   constructor(
     readonly id: number,
-    readonly from: { id: string; route: string; proc: Proc },
-    readonly to: { id: string; route: string; proc: Proc },
+    readonly from: ConnEnd,
+    readonly to: ConnEnd,
     readyAt: number,
   ) {
     this.readyAt = readyAt;
@@ -43,6 +51,12 @@ export class Conn {
 export class SimNetwork {
   /** Partition: route → side; routes on different sides cannot talk. */
   #side: Map<string, number> | undefined;
+  /** Directed cuts (`a>b`: nothing from a reaches b), beside the partition: one-way and non-transitive ones. */
+  readonly #cuts = new Set<string>();
+  /** The cuts answer with TCP resets (a firewall's reject) instead of dropping silently. */
+  #resets = false;
+  /** Slow directions (`a>b`) until a time, with the extra delay range (a link missing ackTimeout). */
+  readonly #slow = new Map<string, { until: number; extra: [number, number] }>();
   #connIds = 0;
   readonly #conns = new Set<Conn>();
   messages = 0;
@@ -76,22 +90,44 @@ export class SimNetwork {
     this.#conns.delete(c);
   }
 
+  /** Whether `a` and `b` cannot talk both ways (a partition, or a cut in either direction). */
   crossing(a: string, b: string): boolean {
     const s = this.#side;
-    return s !== undefined && (s.get(a) ?? 0) !== (s.get(b) ?? 0);
+    if (s !== undefined && (s.get(a) ?? 0) !== (s.get(b) ?? 0)) return true;
+    return this.#cuts.size > 0 && (this.#cuts.has(`${a}>${b}`) || this.#cuts.has(`${b}>${a}`));
+  }
+
+  /** Whether what `from` sends does not reach `to`. */
+  blocked(from: string, to: string): boolean {
+    const s = this.#side;
+    if (s !== undefined && (s.get(from) ?? 0) !== (s.get(to) ?? 0)) return true;
+    return this.#cuts.size > 0 && this.#cuts.has(`${from}>${to}`);
   }
 
   get partitioned(): boolean {
-    return this.#side !== undefined;
+    return this.#side !== undefined || this.#cuts.size > 0;
   }
 
-  partition(side: Map<string, number>): void {
+  partition(side: Map<string, number>, resets = false): void {
     this.#side = side;
+    this.#resets = resets;
+  }
+
+  /** Directed cuts: nothing from `a` reaches `b`, for each `[a, b]`. */
+  cut(pairs: readonly (readonly [string, string])[]): void {
+    for (const [a, b] of pairs) this.#cuts.add(`${a}>${b}`);
+  }
+
+  /** What `from` sends reaches `to` `extra` ms late (random in the range), until `until`. */
+  slow(from: string, to: string, until: number, extra: [number, number]): void {
+    this.#slow.set(`${from}>${to}`, { until, extra });
   }
 
   /** Ends the partition; what it held is retransmitted, in order. */
   heal(): void {
     this.#side = undefined;
+    this.#cuts.clear();
+    this.#resets = false;
     for (const c of this.#conns) {
       for (const dir of [0, 1] as const) {
         const held = c.held[dir].splice(0);
@@ -111,7 +147,13 @@ export class SimNetwork {
   }
 
   #schedule(c: Conn, dir: Dir, deliver: () => void): void {
-    const at = Math.max(this.loop.now + this.delay(), c.lastAt[dir], c.readyAt + this.delay());
+    const sender = dir === 0 ? c.from : c.to;
+    let extra = 0;
+    if (this.#slow.size > 0) {
+      const slow = this.#slow.get(`${sender.route}>${(dir === 0 ? c.to : c.from).route}`);
+      if (slow !== undefined && slow.until > this.loop.now) extra = this.rng.range(slow.extra[0], slow.extra[1]);
+    }
+    const at = Math.max(this.loop.now + this.delay() + extra, c.lastAt[dir], c.readyAt + this.delay());
     c.lastAt[dir] = at;
     const receiver = dir === 0 ? c.to : c.from;
     // Arrival is the world's event (the kernel takes the bytes even from a paused process); the
@@ -121,7 +163,13 @@ export class SimNetwork {
         this.dropped++;
         return;
       }
-      if (this.crossing(c.from.route, c.to.route)) {
+      if (this.#resets && this.blocked(sender.route, receiver.route)) {
+        // A firewall that rejects: the requesting end sees its connection reset, nothing is held.
+        this.close(c);
+        this.loop.at(this.loop.now, c.from.proc, () => c.from.connectionBroke?.(c.to.id, 50));
+        return;
+      }
+      if (this.#cuts.size > 0 ? this.blocked(sender.route, receiver.route) : this.crossing(c.from.route, c.to.route)) {
         this.held++;
         c.held[dir].push(deliver);
         return;

@@ -7,8 +7,11 @@
 import { DeltaManager } from '../../src/replication/delta-manager.js';
 import { MSG } from '../../src/replication/message-types.js';
 import { checkConvergence } from './convergence.js';
-import { check, type Violation } from './checker.js';
-import { Client, type ClientWorld } from './clients.js';
+import { check, expiryBounds, type ExpiryRules, type Violation } from './checker.js';
+import { Client, MAX_AGE, type ClientWorld } from './clients.js';
+import { checkAgreement } from './agreement.js';
+import { hungCalls, probeAll } from './availability.js';
+import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
 import { History, type Op } from './history.js';
 import { SIM_EPOCH, SimLoop } from './loop.js';
@@ -53,6 +56,11 @@ export interface SimOptions {
   backups?: number;
   /** Members run with `expectedMembers` set to the number of routes. */
   expectedMembers?: boolean;
+  /**
+   * The oracles and nemeses beyond the original ones (features.ts); default `LEGACY`, the schedules
+   * the regression seeds were found with.
+   */
+  features?: readonly Feature[];
   /** Keep every trace line (replay). */
   traceAll?: boolean;
   echo?: (line: string) => void;
@@ -75,7 +83,30 @@ export interface SimResult {
   errors: string[];
 }
 
-type Fault = 'crash' | 'pause' | 'partition' | 'leave' | 'reset' | 'none';
+type Fault =
+  | 'crash'
+  | 'pause'
+  | 'partition'
+  | 'leave'
+  | 'reset'
+  | 'none'
+  // The added nemeses (features.ts), chosen only when enabled:
+  | 'multi-kill'
+  | 'zone-kill'
+  | 'long-partition'
+  | 'long-pause'
+  | 'one-way'
+  | 'non-transitive'
+  | 'reset-partition'
+  | 'cut-off-start'
+  | 'logout-crash'
+  | 'clock-step'
+  | 'slow-link'
+  | 'even-split'
+  | 'takeover-partition';
+
+/** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
+const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
 
 export async function runSchedule(o: SimOptions): Promise<SimResult> {
   const salt = o.mode === 'backup' ? 0x5eed : 0xde17a;
@@ -83,6 +114,9 @@ export async function runSchedule(o: SimOptions): Promise<SimResult> {
   const netRng = new Prng((o.seed * 40503) ^ (salt + 1));
   const clientRng = new Prng((o.seed * 69069) ^ (salt + 2));
   const idRng = new Prng((o.seed * 1103515245) ^ (salt + 3));
+  // Choices of the added oracles and nemeses, apart from `plan` so that turning them off replays the
+  // original schedules.
+  const extra = new Prng((o.seed * 22695477) ^ (salt + 5));
   const loop = new SimLoop();
   const trace = new Trace(() => loop.now, o.traceAll === true, o.echo);
   const globals: GlobalUse = { dateNow: 0, timers: 0 };
@@ -93,7 +127,7 @@ export async function runSchedule(o: SimOptions): Promise<SimResult> {
   };
   process.on('unhandledRejection', onRejection);
   try {
-    return await simulate(o, { plan, netRng, clientRng, idRng, loop, trace, globals });
+    return await simulate(o, { plan, netRng, clientRng, idRng, extra, loop, trace, globals });
   } finally {
     process.off('unhandledRejection', onRejection);
     uninstall();
@@ -105,6 +139,7 @@ interface Parts {
   netRng: Prng;
   clientRng: Prng;
   idRng: Prng;
+  extra: Prng;
   loop: SimLoop;
   trace: Trace;
   globals: GlobalUse;
@@ -119,6 +154,35 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const dropTime = o.dropTime ?? 1000;
   // The reference store (a checker test) knows nothing of principals: its schedules revoke nothing.
   const withPrincipals = o.principals ?? o.reference === undefined;
+  const features = new Set<Feature>(o.features ?? LEGACY);
+  const on = (f: Feature) => features.has(f);
+  const { extra } = p;
+  // The expiry profile: in half the schedules, sessions live seconds (maxAge), some at most a few more
+  // seconds however active (absoluteMaxAge).
+  const shortLived = on('expiry') && extra.chance(0.5);
+  const maxAge = shortLived ? Math.round(extra.range(2500, 12_000)) : MAX_AGE;
+  const absoluteMaxAge = shortLived && extra.chance(0.5) ? Math.round(extra.range(4000, 20_000)) : undefined;
+  // Several members killed at once: k = backups, so backup mode runs k = 2 in some schedules.
+  const backups = o.backups ?? (mode === 'backup' && on('multi-kill') && n >= 4 && extra.chance(0.4) ? 2 : undefined);
+  // Zones: three, round robin over the routes, in half the schedules.
+  const zones = on('zone') && n >= 3 && extra.chance(0.5) ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, `z${(i % 3) + 1}`])) : undefined;
+  // Partitions longer than every grace keep the promises only with expectedMembers (README).
+  const expected = o.expectedMembers === true || (on('long-partition') && extra.chance(0.4));
+  // Clocks: each member's wall clock off by up to a few seconds (less when sessions live seconds) and
+  // running up to 0.2 % fast or slow; the clock-step fault steps one.
+  const maxOffset = shortLived ? 1000 : 5000;
+  const maxStep = shortLived ? 1000 : 20_000;
+  const clocks = on('clock') && extra.chance(0.5) ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: extra.range(-maxOffset, maxOffset), drift: extra.range(-0.002, 0.002) }])) : undefined;
+  const t0 = loop.now;
+  /** How far a member's wall clock may be off now, for the expiry rules. */
+  let worstOffset = 0;
+  const clockSlack = (): number => {
+    if (clocks === undefined) return 0;
+    worstOffset = Math.max(worstOffset, ...Object.values(clocks).map((c) => Math.abs(c.offset)));
+    // Twice: a creation time stamped by one member's clock is compared by another's.
+    return 2 * worstOffset + 0.004 * (loop.now - t0);
+  };
+  const expiryRules: ExpiryRules | undefined = shortLived ? { absoluteMaxAge, slack: 50 } : undefined;
   const cfg: MemberConfig = {
     mode,
     ack: o.ack ?? 'sync',
@@ -130,8 +194,11 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     stateTransferBatch: 3,
     principals: withPrincipals,
     olderRelease: o.olderRelease ?? [],
-    ...(o.backups !== undefined ? { backups: o.backups } : {}),
-    ...(o.expectedMembers === true ? { expectedMembers: n } : {}),
+    ...(backups !== undefined ? { backups } : {}),
+    ...(expected ? { expectedMembers: n } : {}),
+    ...(absoluteMaxAge !== undefined ? { absoluteMaxAge } : {}),
+    ...(zones !== undefined ? { zones } : {}),
+    ...(clocks !== undefined ? { clocks } : {}),
     ...(o.traceAll === true ? { logger: traceLogger(trace) } : {}),
   };
   const timing = timingFor(frequency, dropTime);
@@ -210,6 +277,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const running = () => [...current.values()].filter((m) => m.phase === 'running');
   const sleepUntil = (t: number) => new Promise<void>((r) => loop.at(t, loop.world, r));
   let quietFrom = Infinity;
+  let killAfterLogout: { victim: SimMember; done: () => void } | undefined;
   let done = false;
 
   const world: ClientWorld = {
@@ -220,9 +288,18 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     targets: () => running().filter((m) => m.ready),
     memberByRoute: (route) => current.get(route),
     quiet: () => done || loop.now >= quietFrom,
+    maxAge,
+    replayExpired: shortLived,
     trace: (s) => trace.add(s),
     cover,
     onOpEnd: (op: Op) => {
+      // The logout-crash nemesis: its primary dies the moment the client has the logout's answer.
+      if (killAfterLogout !== undefined && op.member === killAfterLogout.victim.proc.name && (op.kind === 'logout' || op.kind === 'regenerate') && op.status === 'acked') {
+        const k = killAfterLogout;
+        killAfterLogout = undefined;
+        kill([k.victim]);
+        k.done();
+      }
       if (op.status === 'unavailable') cover('503 session unavailable');
       if (op.status === 'acked' && op.kind === 'replay') cover('replayed an old cookie');
       if (op.status === 'acked' && op.kind === 'regenerate') cover('regenerate');
@@ -236,14 +313,45 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     },
   };
 
+  const probing = {
+    loop,
+    history,
+    prober: new Client(0, world),
+    members: all,
+    bound: 2 * cfg.ackTimeout + dropTime + 2000,
+    hung: 4 * cfg.ackTimeout + 2 * dropTime + 4000,
+    expiry: expiryRules,
+    sleepUntil: (t: number) => sleepUntil(t),
+  };
+
   const checkpoint = async (faultEnd: number, label: string): Promise<void> => {
     const at = faultEnd + dropTime + 2000;
     quietFrom = at - 1500;
     await sleepUntil(at);
-    const r = reference === undefined ? checkConvergence(history, all, mode, at, label, o.backups ?? 1) : { checked: 0, skippedBusy: 0, violations: [] };
+    if (expiryRules !== undefined) expiryRules.slack = 50 + clockSlack();
+    // Without a strict majority of the cluster's seats running, members serve nothing, adopt nothing and
+    // leave copies unverified by design (README: a two-member cluster answers 503 while one is down):
+    // the excuse covers this checkpoint only. Delta mode's convergence (a copy on every live member,
+    // at most one primary) needs no adoption, so it stays checked.
+    const seats = expected ? n : [...current.values()].filter((m) => m.phase !== 'stopped').length;
+    const majority = running().length * 2 > seats;
+    if (!majority) cover('checkpoint without a majority running (availability excused)');
+    const excused = !majority && mode === 'backup';
+    const r = reference === undefined && !excused ? checkConvergence(history, all, mode, at, label, backups ?? 1, expiryRules) : { checked: 0, skippedBusy: 0, violations: [] };
     trace.add(`checkpoint ${label}: ${r.checked} sessions, ${r.skippedBusy} busy, ${r.violations.length} not converged`);
     if (r.skippedBusy > 0) cover('sessions busy at a checkpoint (not counted)');
     violations.push(...r.violations);
+    if (reference === undefined && on('agreement')) violations.push(...checkAgreement(history, all, mode, at, label, majority, (base) => {
+          if (expiryRules === undefined) return false;
+          const sets = (history.byBase.get(base) ?? []).filter((c) => c.kind === 'set');
+          return expiryBounds(sets, at, expiryRules).soonest <= at + expiryRules.slack;
+        }));
+    if (on('availability') && majority) {
+      violations.push(...hungCalls(probing, at, label));
+      const probed = await probeAll(probing, label);
+      if (probed.probes > 0) cover('availability probes (reads at every member once quiet)');
+      violations.push(...probed.violations);
+    }
     quietFrom = Infinity;
   };
 
@@ -253,22 +361,55 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   // ---- the run ----
   const routes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const incarnation = new Map(routes.map((r) => [r, 1]));
-  schedule.push(`${mode}, ${n} members, ${o.clients ?? 4} clients, dropTime ${dropTime}, ack ${cfg.ack}`);
+  schedule.push(
+    `${mode}, ${n} members, ${o.clients ?? 4} clients, dropTime ${dropTime}, ack ${cfg.ack}` +
+      (shortLived ? `, maxAge ${maxAge}, absoluteMaxAge ${absoluteMaxAge ?? '-'}` : '') +
+      (backups !== undefined ? `, backups ${backups}` : '') +
+      (expected ? ', expectedMembers' : '') +
+      (zones !== undefined ? `, zones ${Object.values(zones).join(',')}` : '') +
+      (clocks !== undefined ? `, clocks ${Object.values(clocks).map((c) => `${Math.round(c.offset)}ms/${(c.drift * 100).toFixed(2)}%`).join(',')}` : ''),
+  );
   for (const r of routes) loop.after(plan.range(0, 50), loop.world, () => void startMember(r, 1));
   await loop.run(loop.now + (mode === 'delta' ? frequency * 4 + 1200 : 1000));
   const clients = Array.from({ length: o.clients ?? 4 }, (_, i) => new Client(i + 1, world));
   for (const c of clients) loop.after(plan.range(0, 200), loop.world, () => c.tick());
 
-  const restart = async (route: string): Promise<void> => {
+  /** Restarts `route`; `cutOffFor`: it starts unable to reach anyone, for that long. */
+  const restart = async (route: string, cutOffFor?: number): Promise<void> => {
     await sleepUntil(loop.now + plan.range(100, 1000));
     const inc = (incarnation.get(route) ?? 0) + 1;
     incarnation.set(route, inc);
-    schedule.push(`${ts()} restart ${route}#${inc}`);
+    schedule.push(`${ts()} restart ${route}#${inc}${cutOffFor !== undefined ? ` cut off for ${Math.round(cutOffFor)} ms` : ''}`);
+    if (cutOffFor !== undefined) {
+      trace.add(`NEMESIS partition ${route} (before it starts) ${Math.round(cutOffFor)}ms`);
+      membership.partitioned(new Map([...current.keys()].map((r) => [r, r === route ? 1 : 0])));
+    }
     const started = loop.now;
     const ready = startMember(route, inc);
+    if (cutOffFor !== undefined) {
+      await sleepUntil(started + cutOffFor);
+      trace.add('NEMESIS heal');
+      membership.healed();
+      cover('member started while cut off');
+    }
     await Promise.race([ready, sleepUntil(loop.now + 10_000)]);
     await checkpoint(Math.max(started, loop.now), `after restart of ${route}#${inc}`);
   };
+
+  /** SIGKILL of each of `victims` at one instant. */
+  const kill = (victims: readonly SimMember[]): void => {
+    for (const victim of victims) {
+      trace.add(`NEMESIS crash ${victim.proc.name}`);
+      victim.crash();
+      crashes.set(victim.proc.name, loop.now);
+      history.crashed(victim.proc.name, loop.now);
+      for (const op of history.ops) if (op.member === victim.proc.name && op.clientEnd === undefined) op.onCrash?.();
+    }
+  };
+
+  /** A partition-like fault's length: past dropTime and the check (members drop each other), or short. */
+  const faultLength = (pLong: number): number =>
+    plan.chance(pLong) ? plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000) : plan.range(100, dropTime * 0.8);
 
   const nemesis = async (): Promise<void> => {
     await sleepUntil(loop.now + plan.range(500, 1500));
@@ -281,6 +422,19 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['leave', 2],
         ['reset', 1],
         ['none', 1],
+        ['multi-kill', on('multi-kill') && live.length >= 3 ? 2 : 0],
+        ['zone-kill', zones !== undefined && new Set(live.map((m) => zones[m.route])).size >= 2 ? 2 : 0],
+        ['long-partition', on('long-partition') && expected && live.length >= 3 ? 1 : 0],
+        ['long-pause', on('long-pause') ? 1 : 0],
+        ['one-way', on('one-way') && live.length >= 2 ? 2 : 0],
+        ['non-transitive', on('non-transitive') && live.length >= 3 ? 2 : 0],
+        ['reset-partition', on('reset-partition') && live.length >= 2 ? 2 : 0],
+        ['cut-off-start', on('cut-off-start') ? 2 : 0],
+        ['logout-crash', on('logout-crash') && live.length >= 2 ? 2 : 0],
+        ['clock-step', clocks !== undefined ? 2 : 0],
+        ['slow-link', on('slow-link') && live.length >= 2 ? 2 : 0],
+        ['even-split', on('even-split') && live.length >= 4 && live.length % 2 === 0 ? 3 : 0],
+        ['takeover-partition', on('takeover-partition') && live.length >= 3 ? 2 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -367,6 +521,173 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           await checkpoint(loop.now, 'after connection resets');
           break;
         }
+        case 'multi-kill':
+        case 'zone-kill': {
+          let victims: SimMember[];
+          if (fault === 'zone-kill') {
+            const zone = plan.pick([...new Set(live.map((m) => zones![m.route]))]);
+            victims = live.filter((m) => zones![m.route] === zone);
+          } else {
+            // Backup mode: as many as each session has backups; delta mode: all but one.
+            const k = Math.min(live.length - 1, mode === 'backup' ? (backups ?? 1) : live.length - 1);
+            const pool = [...live];
+            victims = Array.from({ length: k }, () => pool.splice(plan.int(0, pool.length - 1), 1)[0]);
+          }
+          if (victims.length === live.length) victims.pop();
+          schedule.push(`${ts()} kill ${victims.map((m) => m.proc.name).join(', ')} at once${fault === 'zone-kill' ? ` (zone ${zones![victims[0].route]})` : ''}`);
+          kill(victims);
+          await checkpoint(loop.now, `after killing ${victims.map((m) => m.proc.name).join(', ')}`);
+          for (const v of victims) await restart(v.route);
+          break;
+        }
+        case 'long-pause': {
+          const ms = plan.range(...PAST_EVERY_GRACE);
+          schedule.push(`${ts()} pause ${victim.proc.name} for ${Math.round(ms)} ms (past every grace)`);
+          trace.add(`NEMESIS pause ${victim.proc.name} ${Math.round(ms)}ms`);
+          loop.pause(victim.proc);
+          membership.paused(victim.channel, ms);
+          await sleepUntil(loop.now + ms);
+          trace.add(`NEMESIS resume ${victim.proc.name}`);
+          loop.resume(victim.proc);
+          membership.resumed(victim.channel, ms);
+          await checkpoint(loop.now, `after a long pause of ${victim.proc.name}`);
+          break;
+        }
+        case 'long-partition':
+        case 'reset-partition': {
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          // Long ones cut up to half (an even split leaves no majority anywhere).
+          const cut = fault === 'long-partition' ? plan.int(1, Math.floor(live.length / 2)) : 1;
+          const order = [...live];
+          for (let i = 0; i < cut; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const ms = fault === 'long-partition' ? plan.range(...PAST_EVERY_GRACE) : faultLength(0.7);
+          const cutOff = [...side].filter(([, s]) => s === 1).map(([r]) => r);
+          const how = fault === 'reset-partition' ? ' behind firewalls that reset' : '';
+          schedule.push(`${ts()} partition {${cutOff.join(',')}} from the rest for ${Math.round(ms)} ms${how}`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms${how}`);
+          if (fault === 'reset-partition') membership.resetPartitioned(side);
+          else membership.partitioned(side);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after partition of ${cutOff.join(',')}${how}`);
+          break;
+        }
+        case 'one-way':
+        case 'non-transitive': {
+          const pool = [...live];
+          const a = pool.splice(plan.int(0, pool.length - 1), 1)[0];
+          const b = plan.pick(pool);
+          const pairs: [SimMember, SimMember][] = fault === 'one-way' ? [[a, b]] : [[a, b], [b, a]];
+          const ms = faultLength(0.7);
+          const what = fault === 'one-way' ? `nothing from ${a.route} reaches ${b.route}` : `${a.route} and ${b.route} cut from each other, both reach the rest`;
+          schedule.push(`${ts()} ${what} for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS cut ${pairs.map(([x, y]) => `${x.route}>${y.route}`).join(' ')} ${Math.round(ms)}ms`);
+          membership.cut(pairs.map(([x, y]) => [x.channel, y.channel] as const));
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after ${fault} cut of ${a.route}, ${b.route}`);
+          break;
+        }
+        case 'cut-off-start': {
+          schedule.push(`${ts()} crash ${victim.proc.name}, to restart cut off`);
+          kill([victim]);
+          await checkpoint(loop.now, `after crash of ${victim.proc.name}`);
+          // Past every grace only with expectedMembers (else a member alone that long may serve: README).
+          await restart(victim.route, expected && plan.chance(0.3) ? plan.range(...PAST_EVERY_GRACE) : plan.range(500, 5000));
+          break;
+        }
+        case 'logout-crash': {
+          // Kill the victim the moment a client has the answer to a logout (or a regenerate) there, while
+          // the removal may still be on its way; in half the schedules the victim is also cut from one
+          // other member first, so the removal cannot reach every holder (the faulted logout).
+          const other = plan.pick(live.filter((m) => m !== victim));
+          const cutOther = plan.chance(0.5);
+          schedule.push(`${ts()} kill ${victim.proc.name} right after a logout there${cutOther ? `, cut from ${other.route}` : ''}`);
+          if (cutOther) {
+            trace.add(`NEMESIS partition ${other.route} from ${victim.route}`);
+            membership.partitioned(new Map(live.map((m) => [m.route, m === other ? 1 : 0])));
+          }
+          const killed = new Promise<void>((done) => (killAfterLogout = { victim, done }));
+          await Promise.race([killed, sleepUntil(loop.now + 8000)]);
+          if (killAfterLogout !== undefined) {
+            killAfterLogout = undefined;
+            kill([victim]);
+          } else cover('primary killed the moment its logout was answered');
+          await sleepUntil(loop.now + plan.range(100, 500));
+          if (cutOther) {
+            trace.add('NEMESIS heal');
+            membership.healed();
+          }
+          await checkpoint(loop.now, `after killing ${victim.proc.name} after a logout`);
+          await restart(victim.route);
+          break;
+        }
+        case 'takeover-partition': {
+          // Cut a taker off the moment its takeover runs (with the owner granting it, from five members
+          // up): a grant on the smaller side in the instant before the partition shows, which the
+          // other side's adoption must outbid.
+          const give = loop.now + 4000;
+          const takerNow = () => [...taking.entries()].find(([, set]) => [...set].some((m) => m.phase === 'running'));
+          while (loop.now < give && takerNow() === undefined) await sleepUntil(loop.now + plan.range(0.2, 2));
+          const found = takerNow();
+          const taker = found === undefined ? victim : [...found[1]].find((m) => m.phase === 'running')!;
+          const owner = found === undefined ? undefined : live.find((m) => m !== taker && m.manager.table.get(found[0])?.role === 'primary');
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          side.set(taker.route, 1);
+          if (owner !== undefined && live.length >= 5) side.set(owner.route, 1);
+          const ms = faultLength(0.8);
+          const cutOff = [...side].filter(([, x]) => x === 1).map(([r]) => r);
+          if (found !== undefined) cover('partition during a takeover');
+          schedule.push(`${ts()} partition {${cutOff.join(',')}} ${found !== undefined ? 'during a takeover ' : ''}for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms`);
+          membership.partitioned(side);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after a partition of ${cutOff.join(',')} during a takeover`);
+          break;
+        }
+        case 'even-split': {
+          // Two halves (2 against 2 with four members): neither holds a strict majority.
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          const order = [...live];
+          for (let i = 0; i < Math.floor(live.length / 2); i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const ms = faultLength(0.7);
+          const cutOff = [...side].filter(([, x]) => x === 1).map(([r]) => r);
+          schedule.push(`${ts()} split {${cutOff.join(',')}} from the rest for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms`);
+          membership.partitioned(side);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after a split of ${cutOff.join(',')}`);
+          break;
+        }
+        case 'clock-step': {
+          const skew = clocks![victim.route];
+          const step = (plan.chance(0.5) ? 1 : -1) * plan.range(500, maxStep);
+          clockSlack(); // the offset before the step counts too
+          skew.offset += step;
+          schedule.push(`${ts()} step ${victim.route}'s clock by ${Math.round(step)} ms`);
+          trace.add(`NEMESIS clock ${victim.route} ${Math.round(step)}ms`);
+          await sleepUntil(loop.now + plan.range(500, 2000));
+          await checkpoint(loop.now - dropTime - 500, `after a clock step on ${victim.route}`);
+          break;
+        }
+        case 'slow-link': {
+          const other = plan.pick(live.filter((m) => m !== victim));
+          const ms = plan.range(2000, 6000);
+          const late: [number, number] = [cfg.ackTimeout * 1.05, cfg.ackTimeout * 1.5];
+          schedule.push(`${ts()} link ${victim.route}-${other.route} slower than ackTimeout for ${Math.round(ms)} ms`);
+          trace.add(`NEMESIS slow ${victim.route}-${other.route} ${Math.round(ms)}ms`);
+          net.slow(victim.route, other.route, loop.now + ms, late);
+          net.slow(other.route, victim.route, loop.now + ms, late);
+          await sleepUntil(loop.now + ms + late[1]);
+          await checkpoint(loop.now, `after a slow link ${victim.route}-${other.route}`);
+          break;
+        }
         case 'none':
           schedule.push(`${ts()} no fault`);
           await sleepUntil(loop.now + plan.range(500, 2000));
@@ -390,7 +711,15 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     if (t.takeovers > 0) coverage['takeovers'] = (coverage['takeovers'] ?? 0) + t.takeovers;
     if (m.manager instanceof DeltaManager && m.incarnation > 1) cover('delta state transfer after restart');
   }
-  violations.push(...check(history, cfg.ack === 'async' ? { crashes, window: cfg.ackTimeout } : undefined));
+  if (on('availability')) violations.push(...hungCalls(probing, loop.now, 'at the end'));
+  if (expiryRules !== undefined) expiryRules.slack = 50 + clockSlack();
+  violations.push(
+    ...check(history, {
+      ...(cfg.ack === 'async' ? { allowance: { crashes, window: cfg.ackTimeout } } : {}),
+      lifetime: on('lifetime'),
+      ...(expiryRules !== undefined ? { expiry: expiryRules } : {}),
+    }),
+  );
   for (const e of loop.errors) trace.add(`ERROR ${e.split('\n')[0]}`);
   violations.sort((a, b) => a.at - b.at);
   trace.add(`end: ${history.ops.length} ops, ${violations.length} violations`);

@@ -61,6 +61,13 @@ export class FanOut {
       // one stays where it is held or keeps fewer copies (capacity.ts).
       const holders = current.map((r) => ctx.memberByRoute(r)).filter((m): m is MemberInfo => m !== undefined);
       const ring = backupTargets(ctx, e.base);
+      // Before acknowledging with fewer copies too (none at all when every other member seems gone).
+      for (const old of backupList(e.backup)) {
+        if (ring.some((t) => t.route === old) || ctx.memberByRoute(old) !== undefined || ctx.isolation.ownerReleased(old)) continue;
+        // A backup went silent a moment ago: we may be the cut-off side, where a backup chosen now
+        // (or none) would acknowledge writes the other side never sees. Wait out its promise (503 until then).
+        throw ctx.unavailable(e.base, `its backup ${old} went silent a moment ago`);
+      }
       const targets = withRoom(ctx.fullMembers, ring, holders, e.version === 0);
       if (ring.length === 0) {
         if (!this.#warnedAlone) {
@@ -73,12 +80,6 @@ export class FanOut {
       if (ring.length < wantedBackups(ctx) && !this.#warnedFew) {
         this.#warnedFew = true;
         ctx.log.warn({ backups: wantedBackups(ctx), members: targets.length + 1 }, 'fewer members live than backups + 1: sessions have fewer copies than asked (sessions.underReplicated)');
-      }
-      for (const old of backupList(e.backup)) {
-        if (targets.some((t) => t.route === old) || ctx.memberByRoute(old) !== undefined || ctx.isolation.ownerReleased(old)) continue;
-        // A backup went silent a moment ago: we may be the cut-off side, where a backup chosen now
-        // would acknowledge writes the other side never sees. Wait out its promise (503 until then).
-        throw ctx.unavailable(e.base, `its backup ${old} went silent a moment ago`);
       }
       const pending = targets.filter((t) => !acked.has(t.route));
       const results = await Promise.allSettled(

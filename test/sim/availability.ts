@@ -1,0 +1,71 @@
+/**
+ * Availability (oracle `availability`): once the cluster is quiet (a checkpoint), every live session is
+ * readable at every running member within a bound: a read through the route binder and the store, as
+ * a client's, recorded in the history (so promises 1-4 judge it too). "Unavailable", an error or no
+ * answer within the bound fails, as does a store call still running long after it began: a call that
+ * never finishes is a hung request, not a busy session.
+ */
+import { expiryBounds, type ExpiryRules, type Violation } from './checker.js';
+import type { Client } from './clients.js';
+import type { History, Op } from './history.js';
+import type { SimLoop } from './loop.js';
+import type { SimMember } from './member.js';
+
+export interface ProbeWorld {
+  loop: SimLoop;
+  history: History;
+  prober: Client;
+  members: readonly SimMember[];
+  /** How long a probe may take. */
+  bound: number;
+  /** A store call running longer than this at a checkpoint is hung. */
+  hung: number;
+  expiry: ExpiryRules | undefined;
+  sleepUntil(t: number): Promise<void>;
+}
+
+/** Store calls running at `at` on a member that is alive, begun more than `w.hung` ago. */
+export function hungCalls(w: Pick<ProbeWorld, 'history' | 'members' | 'hung'>, at: number, label: string): Violation[] {
+  const out: Violation[] = [];
+  for (const c of w.history.calls) {
+    if (c.end !== undefined || c.inv > at - w.hung) continue;
+    const m = w.members.find((x) => x.proc.name === c.member);
+    if (m === undefined || !m.alive || m.proc.state === 'dead') continue;
+    out.push({ promise: 3, oracle: 'availability', at, base: c.base, what: `${label}: store ${c.kind} (request #${c.op.id}) on ${c.member} begun at ${((c.inv - at) / 1000).toFixed(1)} s has not finished` });
+  }
+  return out;
+}
+
+/** Reads every live session at every running member, one member at a time; returns what failed. */
+export async function probeAll(w: ProbeWorld, label: string): Promise<{ violations: Violation[]; probes: number }> {
+  const { loop, history } = w;
+  const out: Violation[] = [];
+  let probes = 0;
+  const live = () => w.members.filter((m) => m.phase === 'running' && m.proc.state === 'running' && m.ready);
+  for (const m of live()) {
+    const at = loop.now;
+    const bases: string[] = [];
+    for (const [base, calls] of history.byBase) {
+      const created = calls.some((c) => c.kind === 'set' && c.read === undefined && c.ok === true && c.op.status === 'acked');
+      if (!created || calls.some((c) => c.kind === 'destroy')) continue;
+      if (w.members.some((x) => x.alive && x.busy.has(base))) continue;
+      if (w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack) continue;
+      bases.push(base);
+    }
+    const ops: [string, Op][] = bases.map((base) => {
+      const owner = live().map((x) => x.manager.table.get(base)).find((e) => e !== undefined && e.role === 'primary')?.owner ?? m.route;
+      return [base, w.prober.probe(m, `${base}.${owner}`, w.bound)];
+    });
+    probes += ops.length;
+    const deadline = at + w.bound;
+    while (loop.now < deadline && ops.some(([, op]) => op.clientEnd === undefined)) await w.sleepUntil(Math.min(deadline, loop.now + 50));
+    for (const [base, op] of ops) {
+      const get = op.calls.find((c) => c.kind === 'get');
+      const found = op.status === 'acked' && get?.result !== null && get?.result !== undefined;
+      if (found) continue;
+      const why = op.clientEnd === undefined || op.status === 'abandoned' ? `no answer within ${w.bound} ms` : op.status === 'no-session' || get?.result === null ? '"no session"' : op.status;
+      out.push({ promise: 3, oracle: 'availability', at, base, what: `${label}: live session ${base.slice(0, 6)} not readable at ${m.proc.name} once quiet (request #${op.id}): ${why}` });
+    }
+  }
+  return { violations: out, probes };
+}

@@ -1,0 +1,248 @@
+/**
+ * Deliberate bugs in src/replication (`npm run mutate`): each a textual patch of one file, which the
+ * simulator's checkers must catch. Every promise of DESIGN.md and both modes are covered; a mutant
+ * whose `find` text no longer occurs exactly once fails the run (the code moved: update the mutant).
+ */
+export interface Mutant {
+  id: string;
+  /** Under src/replication. */
+  file: string;
+  find: string;
+  replace: string;
+  /** The modes whose code it changes. */
+  modes: readonly ('backup' | 'delta')[];
+  /** The promise it breaks (DESIGN.md "Promises under faults"). */
+  promise: string;
+  what: string;
+}
+
+const both = ['backup', 'delta'] as const;
+
+export const MUTANTS: readonly Mutant[] = [
+  {
+    id: 'write-early-ack',
+    file: 'backup/fan-out.ts',
+    find: "if (ctx.options.ack === 'sync') return work;",
+    replace: "if (ctx.options.ack === 'sync') { work.catch(() => undefined); return; }",
+    modes: ['backup'],
+    promise: '1',
+    what: 'a write is acknowledged before its backup has it',
+  },
+  {
+    id: 'delta-write-early-ack',
+    file: 'delta-manager.ts',
+    find: "if (this.options.ack === 'sync') return work;",
+    replace: "if (this.options.ack === 'sync') { work.catch(() => undefined); return; }",
+    modes: ['delta'],
+    promise: '1',
+    what: 'a delta is acknowledged before the other members have it',
+  },
+  {
+    id: 'logout-early-ack',
+    file: 'replicator.ts',
+    find: "if (this.options.ack === 'sync') await check;",
+    replace: "if (this.options.ack === 'sync') check.catch(() => undefined);",
+    modes: both,
+    promise: '2',
+    what: 'a logout is acknowledged before the copy holders removed the session',
+  },
+  {
+    id: 'majority-off-by-one',
+    file: 'lease.ts',
+    find: 'const need = Math.floor(size / 2);',
+    replace: 'const need = Math.floor((size - 1) / 2);',
+    modes: both,
+    promise: '6',
+    what: 'half the cluster counts as a majority',
+  },
+  {
+    id: 'failed-version-reused',
+    file: 'replicator.ts',
+    find: 'e.version = plan.next.version;\n',
+    replace: '\n',
+    modes: both,
+    promise: '4',
+    what: "a failed write's version is not burnt: the next write reuses it",
+  },
+  {
+    id: 'failed-write-no-resync',
+    file: 'replicator.ts',
+    find: '          e.resync = true;\n',
+    replace: '          e.resync = false;\n',
+    modes: both,
+    promise: '4',
+    what: 'after a failed write the holders are not sent the whole session again',
+  },
+  {
+    id: 'resync-cleared-early',
+    file: 'backup/reprotection.ts',
+    find: 'if (e.resync === true) e.version++;',
+    replace: 'if (e.resync === true) e.version++;\n    e.resync = false;',
+    modes: ['backup'],
+    promise: '4',
+    what: "re-protection clears the resend mark before the holders have the whole session",
+  },
+  {
+    id: 'delta-resync-cleared-early',
+    file: 'delta-manager.ts',
+    find: 'e.version++;\n    await this.#toAll(e.base, Buffer.alloc(0), e, true);\n    e.resync = false;',
+    replace: 'e.version++;\n    e.resync = false;\n    await this.#toAll(e.base, Buffer.alloc(0), e, false);',
+    modes: ['delta'],
+    promise: '4',
+    what: "delta mode's resend after a failed write sends a delta, not the whole session",
+  },
+  {
+    id: 'silent-answer-not-held',
+    file: 'backup/takeover.ts',
+    find: '    if (failed > 0) {\n      // A member that just died',
+    replace: '    if (failed > 0 && false) {\n      // A member that just died',
+    modes: ['backup'],
+    promise: '3',
+    what: "a takeover reads a member's missing survey answer as 'not held'",
+  },
+  {
+    id: 'tombstone-dies-early',
+    file: 'session-table.ts',
+    find: 'const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);',
+    replace: 'const keep = this.#clock.now() + 500 + 0 * Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);',
+    modes: both,
+    promise: '2',
+    what: "a logout's tombstone lasts half a second instead of until no copy can exist",
+  },
+  {
+    id: 'epoch-bump-too-small',
+    file: 'copies.ts',
+    find: 'export const PAST_A_SILENT_OWNER = 2;',
+    replace: 'export const PAST_A_SILENT_OWNER = 1;',
+    modes: both,
+    promise: '6',
+    what: 'adopting a silent owner\'s session bumps the epoch by one, which the owner may have granted',
+  },
+  {
+    id: 'no-takeovers',
+    file: 'backup/takeover.ts',
+    find: 'export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {',
+    replace: "export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {\n  if (base !== '') throw ctx.unavailable(base, 'mutant: no takeovers');",
+    modes: ['backup'],
+    promise: '3, 5',
+    what: 'no takeover ever succeeds (503 for every session away from its member)',
+  },
+  {
+    id: 'stale-owner-not-fenced',
+    file: 'copies.ts',
+    find: 'if (e !== undefined && olderOwnership(epoch, owner, e.epoch, e.owner)) {',
+    replace: 'if (e !== undefined && olderOwnership(epoch, owner, e.epoch, e.owner) && false) {',
+    modes: both,
+    promise: '6',
+    what: "a holder applies writes from an owner older than the one it knows",
+  },
+  {
+    id: 'destroy-spares-own-epoch',
+    file: 'copies.ts',
+    find: 'return heldEpoch <= epoch;',
+    replace: 'return heldEpoch < epoch;',
+    modes: both,
+    promise: '2',
+    what: 'a removal does not fence copies of its own epoch',
+  },
+  {
+    id: 'delta-gap-applied',
+    file: 'copies.ts',
+    find: "  if (m.baseVersion !== e.version) return { status: 'NEED_FULL', epoch: 0, owner: '' };\n  e.packed",
+    replace: '  e.packed',
+    modes: both,
+    promise: '1, 4',
+    what: 'a holder applies a delta onto a version other than the one it was made against',
+  },
+  {
+    id: 'removal-needs-no-backup',
+    file: 'backup-manager.ts',
+    find: 'return this.channel.members().filter((m) => routes.has(m.route));\n  }\n\n  protected expectedHolders',
+    replace: 'return this.channel.members().filter((m) => routes.has(m.route) && false);\n  }\n\n  protected expectedHolders',
+    modes: ['backup'],
+    promise: '2',
+    what: 'a logout needs no acknowledgement from the backups',
+  },
+  {
+    id: 'delta-removal-needs-nobody',
+    file: 'delta-manager.ts',
+    find: '  protected mustAcknowledgeRemoval(): MemberInfo[] {\n    return this.#holders();',
+    replace: '  protected mustAcknowledgeRemoval(): MemberInfo[] {\n    return [];',
+    modes: ['delta'],
+    promise: '2',
+    what: 'a logout needs no acknowledgement from the other members',
+  },
+  {
+    id: 'expiry-ignored',
+    file: 'session-table.ts',
+    find: 'if (e !== undefined && e.expire <= now) {',
+    replace: 'if (e !== undefined && e.expire + 3_600_000 <= now) {',
+    modes: both,
+    promise: '2 (expiry)',
+    what: 'sessions are served an hour past their expiry',
+  },
+  {
+    id: 'absolute-max-age-ignored',
+    file: 'session-policy.ts',
+    find: 'if (policy.absoluteMaxAge !== undefined) next.expire = Math.min(next.expire, createdAt + policy.absoluteMaxAge);',
+    replace: '',
+    modes: both,
+    promise: '2 (expiry)',
+    what: 'absoluteMaxAge does not end an active session',
+  },
+  {
+    id: 'promise-shorter-than-lease',
+    file: 'lease.ts',
+    find: 'this.#margin = Math.ceil(leaseMs / 4) + 50;',
+    replace: 'this.#margin = -Math.ceil(leaseMs / 2);',
+    modes: both,
+    promise: '6',
+    what: "a member's promise not to release an owner runs out before that owner's lease",
+  },
+  {
+    id: 'no-reprotection',
+    file: 'backup-manager.ts',
+    find: '    this.#protection.maintain();\n',
+    replace: '\n',
+    modes: ['backup'],
+    promise: '5',
+    what: 'sessions that lost a copy are not given one again until written',
+  },
+  {
+    id: 'no-anti-entropy',
+    file: 'backup-manager.ts',
+    find: '    this.#antiEntropy.maintain();\n',
+    replace: '\n',
+    modes: ['backup'],
+    promise: '5',
+    what: 'a member back from a pause or a partition does not check its copies by itself',
+  },
+  {
+    id: 'delta-write-past-silent-member',
+    file: 'delta-manager.ts',
+    find: 'if (silent.length > 0) throw this.unavailable(base, `member ${silent.join(\', \')} went silent a moment ago`);',
+    replace: '',
+    modes: ['delta'],
+    promise: '1',
+    what: 'delta mode acknowledges writes while a member that may serve across a partition is silent',
+  },
+  {
+    id: 'backup-write-past-silent-backup',
+    file: 'backup/fan-out.ts',
+    find: 'throw ctx.unavailable(e.base, `its backup ${old} went silent a moment ago`);',
+    replace: 'continue;',
+    modes: ['backup'],
+    promise: '1',
+    what: 'a write picks a new backup while its backup went silent a moment ago',
+  },
+  {
+    id: 'adopt-keeps-backup-role',
+    file: 'copies.ts',
+    find: "  e.role = 'primary';\n  e.owner = route;\n  e.epoch += PAST_A_SILENT_OWNER;",
+    replace: '  e.owner = route;\n  e.epoch += PAST_A_SILENT_OWNER;',
+    // adopt() serves backup mode's takeover and anti-entropy only.
+    modes: ['backup'],
+    promise: '3, 5',
+    what: 'an adopted session keeps the backup role: owner = self, role backup',
+  },
+];

@@ -1,0 +1,79 @@
+/**
+ * Seeds that found a bug, kept as regression tests: CI (sim.test.ts) runs them besides 1..SEEDS, and
+ * `npm run simulate` before every sweep of the default shape. Each line says what broke;
+ * replay one with `npm run simulate -- --mode <mode> --seed N`.
+ */
+import { ALL_FEATURES, type Feature } from './features.js';
+
+/** The added oracles and nemeses as of issue 24 (features.ts), for seeds found with all of them on. */
+const ISSUE_24: readonly Feature[] = ALL_FEATURES.slice(0, 15);
+
+export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; principals?: boolean; features?: readonly Feature[] }[]> = {
+  backup: [
+    // Promise 1 (issue 24, reset-partition): a primary cut off behind firewalls that reset removed
+    // every other member as refused and, in its lease's last moments, acknowledged writes with no
+    // backup at all (the early return for "no other member" skipped the check that the old backup went
+    // silent only a moment ago); the majority took the session over from the stale backup.
+    // (Seed 21 found it too, but later in its schedule meets the open cut-off-start defect.)
+    { seed: 48, bug: 'a write acknowledged alone by a member cut off behind resetting firewalls', principals: true, features: ISSUE_24 },
+    // Promise 1: a holder granted the session to n2 and, before n2's install arrived, its own check
+    // saw n2 answer "not held" and adopted it back at a higher epoch: two owners, a write lost.
+    { seed: 80, bug: 'a grant still on its way read as an owner that lost the session' },
+    // Promises 3 and 5: the backup let go of its copy on the word of the grantor alone ("owned by n2
+    // now"); the grantor crashed before its grant reached n2, and the session was nowhere.
+    { seed: 396, bug: 'a copy dropped for a newer owner that never installed the session' },
+    // Promise 5: a take request that waited in a paused member's socket was granted after the taker
+    // had given up: nobody served the session (the checks that would adopt it came too late).
+    { seed: 4557, bug: 'a take request read right after a pause was granted to a taker long gone' },
+    { seed: 5955, bug: 'the same, after two graceful restarts' },
+    // Promise 3: a survey's answers straddled a move (the new owner answered before it installed the
+    // session, the old one after it let go), and "no session" was answered for a live session.
+    { seed: 3146, bug: 'a session found nowhere by a survey that straddled its move' },
+    // Promise 1: the timer of an earlier grant of the same session cleared the mark of a newer one,
+    // and the grantor adopted back the session it had just granted (two owners).
+    { seed: 11918, bug: "an earlier grant's timer cleared a newer grant's mark" },
+    // Promise 3: a takeover's survey went out while the session's owner (back from a pause or a
+    // partition) was not admitted; it was admitted again before the answers came, so no silent member
+    // was left to make the taker careful, and "no session" was answered for a live session.
+    { seed: 12070, bug: 'a member re-admitted during a survey was never asked', principals: true },
+    { seed: 31705, bug: 'the same, after two pauses', principals: true },
+    { seed: 56063, bug: 'the same, after a partition', principals: true },
+    { seed: 79007, bug: 'the same, after connection resets and a pause', principals: true },
+    { seed: 79749, bug: 'the same, after a pause and a partition', principals: true },
+    // Promise 3 (a false alarm of the checker): a client's second log-out everywhere replaced its
+    // first, still running on a paused member, in the history's bookkeeping.
+    { seed: 23928, bug: "the checker lost track of a client's first running revoke", principals: true },
+  ],
+  delta: [
+    // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
+    // time alone, so a write that ended just before another began counted as concurrent with it.
+    { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },
+    // Promise 5: after a partition healed, the member that had been cut off pulled the sessions
+    // created meanwhile only from a member older than itself; being the oldest, it pulled nothing.
+    { seed: 499, bug: 'the oldest member, back from a partition, missed the sessions created meanwhile' },
+    { seed: 786, bug: 'the same, with another member cut off' },
+    // Promise 5: back from a pause, a member reconciled at once, before the others had admitted it
+    // again; a session created in between reached it by no delta and no pass.
+    { seed: 1149, bug: 'a session created while the others had not yet re-admitted a resumed member' },
+    // Promise 1: a member restarted after a crash took a session over (granted by a member that had
+    // admitted it); a third member that had not admitted it yet saw its owner as dead and adopted the
+    // session past it, losing the write the restarted member had acknowledged.
+    { seed: 14613, bug: 'a session adopted past a restarted owner that this member had not admitted yet' },
+    { seed: 16895, bug: 'the same, after a second crash and restart' },
+    // Promise 5: a restarted member created (41766) or destroyed (48229) a session before it had
+    // admitted an older member; the write went only to the members it knew, and nothing sent it later.
+    { seed: 41766, bug: 'a session created by a restarted member before it saw an older member' },
+    { seed: 48229, bug: 'a destruction by a restarted member before it saw an older member' },
+    // Promise 1: back from a pause, a member checked its sessions while the others had not yet
+    // re-admitted it; one of them took a session over just after the check, and the resumed member
+    // served its stale copy once its recovery ended.
+    { seed: 31870, bug: 'a check made before the others re-admitted a resumed member passed a stale copy' },
+    // Promise 1: a member accepted a takeover copy from a restarted member it had not admitted yet,
+    // then took the session over past that owner (dead to it): two owners.
+    { seed: 2295, bug: 'a copy accepted from a member not admitted yet', principals: true },
+    // Promise 3 (a false alarm of the checker): a log-out everywhere that its client had given up on
+    // ran on through a pause and ended a session the same user created meanwhile, as documented
+    // ("sessions created while it runs go too"); the history now counts it as a destroy in doubt.
+    { seed: 4102, bug: 'the checker ignored sessions a still-running revoke may end', principals: true },
+  ],
+};
