@@ -85,8 +85,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'delta-resync-cleared-early',
     file: 'delta-manager.ts',
-    find: 'e.version++;\n    await this.#toAll(e.base, Buffer.alloc(0), e, true);\n    e.resync = false;',
-    replace: 'e.version++;\n    e.resync = false;\n    await this.#toAll(e.base, Buffer.alloc(0), e, false);',
+    find: 'e.version++;\n    try {\n      await this.#toAll(e.base, Buffer.alloc(0), e, true);',
+    replace: 'e.version++;\n    e.resync = false;\n    try {\n      await this.#toAll(e.base, Buffer.alloc(0), e, false);',
     modes: ['delta'],
     promise: '4',
     what: "delta mode's resend after a failed write sends a delta, not the whole session",
