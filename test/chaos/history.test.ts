@@ -184,3 +184,11 @@ test('"no session" while a revocation the client gave up on may still run is exc
   h.answered(later, 'incr', 'i2', after, 0, ok({ loggedIn: false }));
   assert.deepEqual(promises(), [3], 'sent after the window: the session was lost');
 });
+
+test('the copy check is not asked to find a session made while a revocation its client gave up on may have run', () => {
+  const { h, login, now } = setup();
+  const s = login();
+  assert.deepEqual(h.definiteBases(), [s.base]);
+  h.revocationAbandoned('c1', now() + 1000);
+  assert.deepEqual(h.definiteBases(), [], 'it may have ended it: "held by no member" is no violation');
+});

@@ -171,7 +171,8 @@ export class History {
    * client got by a regenerate meanwhile.
    */
   readonly #revocationsRunning = new Map<string, number>();
-  readonly #bases = new Map<string, { status: BaseStatus; token: string; why?: string }>();
+  /** Each session id's status; `client` and `at` (when it was made) where a client's own session. */
+  readonly #bases = new Map<string, { status: BaseStatus; token: string; why?: string; client?: string; at?: number }>();
   /** Logins and regenerates whose new id the client never learned (their answer never came). */
   readonly #anonymous = { login: 0, regenerate: 0 };
   readonly #now: () => number;
@@ -216,9 +217,16 @@ export class History {
     this.totals.unanswered++;
   }
 
-  /** Sessions known live: acknowledged, and no logout, regenerate or revocation sent since. */
+  /**
+   * Sessions known live: acknowledged, and no logout, regenerate or revocation sent since, nor made
+   * while a revocation its client gave up on may have run (that ends the user's sessions made meanwhile).
+   */
   definiteBases(): string[] {
-    return [...this.#bases].filter(([, b]) => b.status === 'definite').map(([base]) => base);
+    const endedBy = (b: { client?: string; at?: number }) => {
+      const running = b.client === undefined ? undefined : this.#revocationsRunning.get(b.client);
+      return running !== undefined && b.at !== undefined && b.at <= running;
+    };
+    return [...this.#bases].filter(([, b]) => b.status === 'definite' && !endedBy(b)).map(([base]) => base);
   }
 
   /** Once quiet, a live session that a member could not serve (no answer, or an error): promise 5. */
@@ -260,7 +268,7 @@ export class History {
       });
     }
     s.ack(req, { sent: sentAt, acked: this.#now(), n: 0, member: a.body.route ?? '?' });
-    this.#bases.set(base, { status: 'definite', token });
+    this.#bases.set(base, { status: 'definite', token, client, at: this.#now() });
     return s;
   }
 
@@ -416,7 +424,7 @@ export class History {
       return 'relogin';
     }
     s.base = newBase;
-    this.#bases.set(newBase, { status: s.state === 'live' ? 'definite' : 'maybe', token: s.token, why: 'regenerated after an unanswered logout or regenerate' });
+    this.#bases.set(newBase, { status: s.state === 'live' ? 'definite' : 'maybe', token: s.token, why: 'regenerated after an unanswered logout or regenerate', client: s.client, at: this.#now() });
     s.ack(req, { sent: sentAt, acked: this.#now(), prev: read.w, n: read.n, member });
     return 'ok';
   }
