@@ -58,3 +58,10 @@ test('a session known live but held by no member is reported', () => {
 test('placement lists the holders of each session', () => {
   assert.deepEqual(placement(cluster(2)).get('s1'), ['node1', 'node2', 'node3']);
 });
+
+test('without a live majority only the copies\' values, epochs, owners and versions are compared: nothing is verified or re-protected then, by design', () => {
+  const answers = cluster(1);
+  answers[0].copies[0].unverified = true;
+  assert.match(checkCopies('backup', 1, answers, ['s1']).problems[0], /unverified copy/);
+  assert.deepEqual(checkCopies('backup', 1, answers, ['s1'], false).problems, []);
+});

@@ -30,6 +30,8 @@ export function checkCopies(
   backups: number,
   members: readonly MemberCopies[],
   mustExist: Iterable<string> = [],
+  /** Whether the live members make a majority: without one nothing is re-protected or verified, by design. */
+  majority = true,
 ): CopyCheck {
   const byBase = new Map<string, { route: string; copy: ChaosCopy }[]>();
   for (const m of members) for (const copy of m.copies) byBase.set(copy.base, [...(byBase.get(copy.base) ?? []), { route: m.route, copy }]);
@@ -39,14 +41,14 @@ export function checkCopies(
   for (const [base, held] of byBase) {
     const why: string[] = [];
     const first = held[0].copy;
-    if (held.length !== want) why.push(`${held.length} copies, want ${want}`);
+    if (majority && held.length !== want) why.push(`${held.length} copies, want ${want}`);
     // Delta mode burns a failed write's version on the owner alone (the next write resyncs): only values must agree.
     const same = (c: ChaosCopy) =>
       c.content === first.content && (mode === 'delta' || (c.epoch === first.epoch && c.owner === first.owner && c.version === first.version));
     if (!held.every(({ copy }) => same(copy))) why.push(mode === 'delta' ? 'values differ' : 'copies differ');
     const primaries = held.filter(({ copy }) => copy.role === 'primary');
     if (primaries.some(({ route, copy }) => route !== copy.owner)) why.push('a primary not on the owner');
-    if (mode === 'backup') {
+    if (mode === 'backup' && majority) {
       if (primaries.length !== 1) why.push(`${primaries.length} primaries`);
       else {
         const named = primaries[0].copy.backup.split(',').filter((r) => r !== '').sort().join(',');
@@ -54,7 +56,7 @@ export function checkCopies(
         if (named !== others) why.push(`the primary names backups [${named}], held by [${others}]`);
       }
     }
-    if (held.some(({ copy }) => copy.unverified)) why.push('unverified copy');
+    if (majority && held.some(({ copy }) => copy.unverified)) why.push('unverified copy');
     if (why.length > 0) problems.push(`${base.slice(0, 6)}: ${why.join(', ')} (${held.map(({ route, copy }) => brief(route, copy)).join('; ')})`);
   }
   for (const base of mustExist) if (!byBase.has(base)) problems.push(`${base.slice(0, 6)}: live (acknowledged, untouched since) but held by no member`);

@@ -416,7 +416,8 @@ export class Nemesis {
         const live = this.#cluster.live();
         const answers = await Promise.all(live.map((m) => this.#cluster.copies(m.route)));
         const missing = live.filter((_, i) => answers[i] === undefined).map((m) => `${m.route} did not answer /chaos/copies`);
-        const check = checkCopies(this.#o.mode, this.#o.backups, answers.filter((a): a is MemberCopies => a !== undefined), this.#history.definiteBases());
+        const majority = live.length * 2 > this.#cluster.routes.length;
+        const check = checkCopies(this.#o.mode, this.#o.backups, answers.filter((a): a is MemberCopies => a !== undefined), this.#history.definiteBases(), majority);
         problems = [...missing, ...check.problems];
         this.#compared = check.sessions;
         if (problems.length === 0) return this.#o.now() - still;
