@@ -15,10 +15,13 @@ export default async function bytesPerWrite(): Promise<Record<string, unknown>> 
         const cookies = cookiesFile(`bytes-${mode}-${n}`, await login(node1.url, settings.bytesSessions, 8));
         const snapshot = async () => Promise.all(cluster.members.map((m) => metrics(m.url)));
         const sum = (s: Record<string, number>[], k: string) => s.reduce((a, m) => a + (m[k] ?? 0), 0);
-        // Background traffic (membership, liveness) measured over an idle second, subtracted below.
+        // Background traffic (membership, liveness) measured over two idle seconds, subtracted below;
+        // after the start-up's own traffic (a delta member's offers and reconciliation a drop time
+        // after it meets the others), which counted as background once and made figures negative.
+        await sleep(3000);
         const idle0 = await snapshot();
         const ti0 = performance.now();
-        await sleep(1000);
+        await sleep(2000);
         const idle1 = await snapshot();
         const idlePerMs = (sum(idle1, 'koa_session_cluster_bytes_sent_total') - sum(idle0, 'koa_session_cluster_bytes_sent_total')) / (performance.now() - ti0);
         const idleMsgsPerMs = (sum(idle1, 'koa_session_cluster_messages_sent_total') - sum(idle0, 'koa_session_cluster_messages_sent_total')) / (performance.now() - ti0);
