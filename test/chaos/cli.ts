@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --mode backup|delta --members N --duration SECONDS --seed N [--net loopback|netns] [--framework koa|express|fastify]
- * [--clients N] [--faults kill,pause,...] [--backups K] [--zones Z] [--expected-members N] [--clock-max SECONDS]`: one fault-injection run against real member processes
+ * [--clients N] [--roaming SHARE] [--faults kill,pause,...] [--backups K] [--zones Z] [--expected-members N] [--clock-max SECONDS]`: one fault-injection run against real member processes
  * (`--faults` takes any of FAULT_KINDS; without it, the one-member faults and two against three). Prints one table, then the
  * first violations with the member log lines that explain them; exits 1 on any violation.
  * `--net` defaults to netns when namespaces and nftables are available (root), loopback otherwise.
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     net: { type: 'string' },
     clients: { type: 'string', default: '30' },
+    roaming: { type: 'string', default: '0' },
     faults: { type: 'string' },
     backups: { type: 'string' },
     zones: { type: 'string' },
@@ -47,6 +48,10 @@ const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : N
 if (!Number.isInteger(seed)) fail(`--seed must be an integer, not ${values.seed}`);
 const clients = Number(values.clients);
 if (!Number.isInteger(clients) || clients < 1) fail(`--clients must be a positive integer, not ${values.clients}`);
+// A share of the clients sends each request to any member (a balancer retrying elsewhere, an idle
+// user's old cookie), not to one member until it fails.
+const roaming = Number(values.roaming);
+if (!(roaming >= 0 && roaming <= 1)) fail(`--roaming must be a share from 0 to 1, not ${values.roaming}`);
 const faults = values.faults?.split(',').map((k) => k.trim()) as FaultKind[] | undefined;
 const unknown = faults?.filter((k) => !FAULT_KINDS.includes(k));
 if (unknown !== undefined && unknown.length > 0) fail(`--faults takes a comma-separated list of ${FAULT_KINDS.join(', ')}; unknown: ${unknown.join(', ')}`);
@@ -89,6 +94,7 @@ const result = await runChaos({
   duration,
   seed,
   clients,
+  roaming,
   faults,
   backups,
   zones,

@@ -138,8 +138,12 @@ export class ChaosClient {
   /** This user's other devices' sessions, not yet known revoked. */
   readonly #devices: Destroyed[] = [];
 
-  constructor(name: string, world: ClientWorld, rng: Random, start: number) {
+  /** Sends each request to any member, drawn anew (a balancer that retries elsewhere, an old cookie's). */
+  readonly #roaming: boolean;
+
+  constructor(name: string, world: ClientWorld, rng: Random, start: number, roaming = false) {
     this.name = name;
+    this.#roaming = roaming;
     this.#world = world;
     this.#rng = rng;
     const routes = [...world.urls.keys()];
@@ -148,7 +152,7 @@ export class ChaosClient {
   }
 
   get member(): string {
-    return this.#order[this.#at % this.#order.length];
+    return this.#roaming ? this.#rng.pick(this.#order) : this.#order[this.#at % this.#order.length];
   }
 
   /** The client's live session and its cookies, for the final reads. */

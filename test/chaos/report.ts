@@ -15,6 +15,8 @@ export interface ChaosResult {
     duration: number;
     seed: number;
     clients: number;
+    /** The share of clients sending each request to any member. */
+    roaming?: number;
     dropTime: number;
     backups?: number;
     zones?: number;
@@ -66,7 +68,7 @@ export function table(r: ChaosResult): string {
     row('framework', o.framework ?? 'koa'),
     row(
       'options',
-      `backups ${o.backups ?? 1}, zones ${o.zones ?? 'none'}, expectedMembers ${o.expectedMembers ?? 'none'}; faults drawn from ${o.faults?.join(', ') ?? '?'}`,
+      `backups ${o.backups ?? 1}, zones ${o.zones ?? 'none'}, expectedMembers ${o.expectedMembers ?? 'none'}, roaming clients ${Math.round((o.roaming ?? 0) * o.clients)} of ${o.clients}; faults drawn from ${o.faults?.join(', ') ?? '?'}`,
     ),
     row('faults', `${r.faults.length}: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`),
     row('requests sent', `${t.sent} (answered 200: ${t.ok})`),

@@ -24,6 +24,8 @@ export interface ChaosOptions {
   duration: number;
   seed: number;
   clients?: number;
+  /** The share of clients that send each request to any member (default 0). */
+  roaming?: number;
   dropTime?: number;
   frequency?: number;
   /** A client abandons a request after this long and moves to another member. */
@@ -118,7 +120,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       faults: o.faults,
       log: o.log,
     });
-    const clients = Array.from({ length: o.clients }, (_, i) => new ChaosClient(`c${i + 1}`, world, rng.fork(`client${i + 1}`), i));
+    const roamers = Math.round((o.roaming ?? 0) * o.clients);
+    const clients = Array.from({ length: o.clients }, (_, i) => new ChaosClient(`c${i + 1}`, world, rng.fork(`client${i + 1}`), i, i >= o.clients - roamers));
 
     const kinds = nemesis.kinds(); // fails now, not after the start, when a fault asked for cannot run
     o.log(`faults: ${kinds.join(', ')}`);
@@ -161,6 +164,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         duration: o.duration,
         seed: o.seed,
         clients: o.clients,
+        roaming: o.roaming ?? 0,
         dropTime: o.dropTime,
         backups: o.backups ?? 1,
         zones: o.zones,
