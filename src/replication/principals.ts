@@ -204,7 +204,7 @@ export class Principals {
 
   /** Both holders' answers (and this member's), merged; 503 when neither holder answered. */
   async #find(principal: string): Promise<IndexItem[]> {
-    const { channel, route, ackTimeout, manager } = this.#o;
+    const { channel, route, ackTimeout } = this.#o;
     const answers = await Promise.all(
       this.#holders(principal).map(async (r) => {
         if (r === route) return this.#heldItems(principal);
@@ -221,8 +221,7 @@ export class Principals {
     );
     const found = answers.filter((x): x is IndexItem[] => x !== undefined);
     if (found.length === 0) throw new SessionUnavailableError(`the sessions of a user cannot be listed now: no index holder answered; retry`);
-    // A session destroyed here since the holders were told stays destroyed.
-    return mergeItems([...found, this.#heldItems(principal)]).filter((x) => manager.table.tombstone(x.base)?.kind !== 'removed');
+    return this.#withOwn(principal, found);
   }
 
   /**
@@ -245,7 +244,12 @@ export class Principals {
         }
       }),
     );
-    return mergeItems([...answers, this.#heldItems(principal)]).filter((x) => manager.table.tombstone(x.base)?.kind !== 'removed');
+    return this.#withOwn(principal, answers);
+  }
+
+  /** Others' answers merged with this member's own; a session destroyed here since stays destroyed. */
+  #withOwn(principal: string, answers: IndexItem[][]): IndexItem[] {
+    return mergeItems([...answers, this.#heldItems(principal)]).filter((x) => this.#o.manager.table.tombstone(x.base)?.kind !== 'removed');
   }
 
   /** Destroys one session through the request path (durable as a logout); false when it existed nowhere. */
