@@ -16,6 +16,8 @@ import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
 const SNAPSHOT_TTL_MS = 120_000;
+/** How often (a quarter of a drop time apart) a grant whose taker cannot be asked is checked again before giving up. */
+const MAX_GRANT_CHECKS = 120;
 const ADVISE_BACKUP_FROM = 4;
 /** A state page stops growing past this many bytes of session data (at least one session per page). */
 const STATE_PAGE_BYTES = 1024 * 1024;
@@ -69,7 +71,9 @@ export class DeltaManager extends Replicator {
   #onTake(from: MemberInfo, m: { base: string; timeoutMs: number }): Promise<Buffer> {
     const received = this.clock.monotonic();
     return this.locks.run(m.base, () => {
-      if (m.timeoutMs > 0 && this.clock.monotonic() - received > m.timeoutMs / 2) {
+      // A request read right after a pause of ours may have waited in the socket all along: its taker
+      // gave up long ago, and a grant now would leave the session with no primary.
+      if ((m.timeoutMs > 0 && this.clock.monotonic() - received > m.timeoutMs / 2) || this.isolation.recovering()) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       this.refuseUnadmitted(from); // granted to a member we do not see, our copy would name an owner we think gone
@@ -82,8 +86,56 @@ export class DeltaManager extends Replicator {
       // A copy naming our route that we do not serve: our previous incarnation's session (pulled in a
       // state transfer). It is gone, and may have granted the next epoch before it died: past that.
       const bump = e.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
-      return Promise.resolve(messages.takeReply.encode({ copy: grantTo(e, from.route, bump), movedTo: null, removed: false }));
+      const copy = grantTo(e, from.route, bump);
+      this.#checkGrant(m.base, from, copy.epoch, 0);
+      return Promise.resolve(messages.takeReply.encode({ copy, movedTo: null, removed: false }));
     });
+  }
+
+  /**
+   * A grant whose answer the taker never got (it timed out on a slow link, the connection broke, this
+   * member was paused while granting) leaves the session with no primary: every other taker asks the
+   * taker, which names this member. So once the taker has stopped waiting for the answer (an
+   * `ackTimeout` from before we got its request, a quarter more for clocks running at other rates), ask
+   * it what it holds; if it is below the granted epoch, the session is this member's again, one epoch
+   * past the grant. A taker that got the answer and is still installing it (learning its schemas) then
+   * finds its whole copy refused by ours (fencing): its takeover fails, and nobody served at the grant.
+   */
+  #checkGrant(base: string, taker: MemberInfo, epoch: number, tries: number): void {
+    if (tries > MAX_GRANT_CHECKS) {
+      this.log.warn({ session: shortId(base), taker: taker.route, epoch }, 'could not check that the taker installed our grant; a request at any member checks again');
+      return;
+    }
+    const delay = tries === 0 ? Math.ceil(this.options.ackTimeout * 1.25) : this.options.dropTime / 4;
+    this.clock.setTimeout(() => {
+      if (this.stopping) return;
+      this.locks
+        .run(
+          base,
+          async () => {
+            const e = this.table.get(base);
+            // Destroyed, or moved past the grant: the taker installed it (or a later owner came along).
+            if (e === undefined || e.owner !== taker.route || e.epoch !== epoch || e.role !== 'backup') return true;
+            // Gone: its sessions are taken over from the copies, as any gone owner's.
+            if (!this.channel.members().some((x) => x.id === taker.id)) return true;
+            if (!this.isolation.hasQuorum() || this.isolation.recovering()) return false;
+            const raw = await this.channel.request(taker.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
+            const held = messages.takeReply.decode(raw).copy;
+            if (held === null || held.epoch >= epoch || this.table.get(base) !== e) return true;
+            this.log.info({ session: shortId(base), taker: taker.route, epoch }, 'the taker never installed our grant: taking the session back');
+            await this.#claim(base, { ...e, role: 'primary', owner: this.route, epoch: epoch + 1 });
+            return true;
+          },
+          2 * this.options.ackTimeout,
+        )
+        .then(
+          (done) => done || this.#checkGrant(base, taker, epoch, tries + 1),
+          (err: unknown) => {
+            this.log.debug({ err, session: shortId(base) }, 'checking a grant failed; retrying');
+            this.#checkGrant(base, taker, epoch, tries + 1);
+          },
+        );
+    }, delay);
   }
 
   /** Resolves when the first state transfer finished (or there was no one to transfer from) and a majority is seen. */
@@ -311,11 +363,18 @@ export class DeltaManager extends Replicator {
       // previous incarnation, too, when the copy names our route): past any epoch it may have granted.
       epoch += owner === this.route && local?.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
     }
-    const mine: SessionEntry = { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch };
+    await this.#claim(base, { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch });
+    this.log.info({ session: shortId(base), epoch }, 'took over session');
+    return true;
+  }
+
+  /**
+   * Installs `mine`, this member's at a new epoch, and sends it whole to every member: that tells them
+   * who owns it now (fencing the old owner), and makes every copy equal to ours: a holder may have
+   * applied a write the old owner never committed, under the same version number.
+   */
+  async #claim(base: string, mine: SessionEntry): Promise<void> {
     this.table.set(mine);
-    // The whole session at the new epoch tells every member who owns it now (fencing the old owner),
-    // and makes every copy equal to ours: a holder may have applied a write the old owner never
-    // committed, under the same version number.
     try {
       await this.#toAll(base, Buffer.alloc(0), mine, true);
     } catch (err) {
@@ -333,8 +392,6 @@ export class DeltaManager extends Replicator {
       }
       throw this.unavailable(base, 'the takeover was not acknowledged by every member', err);
     }
-    this.log.info({ session: shortId(base), epoch }, 'took over session');
-    return true;
   }
 
   protected maintain(): void {
