@@ -131,6 +131,7 @@ export class DeltaManager extends Replicator {
         .then(
           (done) => done || this.#checkGrant(base, taker, epoch, tries + 1),
           (err: unknown) => {
+            if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') return;
             this.log.debug({ err, session: shortId(base) }, 'checking a grant failed; retrying');
             this.#checkGrant(base, taker, epoch, tries + 1);
           },
