@@ -87,7 +87,7 @@ export class DeltaManager extends Replicator {
       // state transfer). It is gone, and may have granted the next epoch before it died: past that.
       const bump = e.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
       const copy = grantTo(e, from.route, bump);
-      this.#checkGrant(m.base, from, copy.epoch, 0);
+      this.#checkGrant(m.base, from, copy.epoch, 0, Math.ceil(this.options.ackTimeout * 1.25));
       return Promise.resolve(messages.takeReply.encode({ copy, movedTo: null, removed: false }));
     });
   }
@@ -101,12 +101,11 @@ export class DeltaManager extends Replicator {
    * past the grant. A taker that got the answer and is still installing it (learning its schemas) then
    * finds its whole copy refused by ours (fencing): its takeover fails, and nobody served at the grant.
    */
-  #checkGrant(base: string, taker: MemberInfo, epoch: number, tries: number): void {
+  #checkGrant(base: string, taker: MemberInfo, epoch: number, tries: number, delay: number): void {
     if (tries > MAX_GRANT_CHECKS) {
       this.log.warn({ session: shortId(base), taker: taker.route, epoch }, 'could not check that the taker installed our grant; a request at any member checks again');
       return;
     }
-    const delay = tries === 0 ? Math.ceil(this.options.ackTimeout * 1.25) : this.options.dropTime / 4;
     this.clock.setTimeout(() => {
       if (this.stopping) return;
       this.locks
@@ -116,8 +115,12 @@ export class DeltaManager extends Replicator {
             const e = this.table.get(base);
             // Destroyed, or moved past the grant: the taker installed it (or a later owner came along).
             if (e === undefined || e.owner !== taker.route || e.epoch !== epoch || e.role !== 'backup') return true;
-            // Gone: its sessions are taken over from the copies, as any gone owner's.
-            if (!this.channel.members().some((x) => x.id === taker.id)) return true;
+            if (!this.channel.members().some((x) => x.id === taker.id)) {
+              // Restarted: the new process grants a copy naming its route past anything the old one held.
+              if (this.memberByRoute(taker.route) !== undefined) return true;
+              // Removed, but it may be back (a partition): checked until then, or until the session moved or ended.
+              return 'away';
+            }
             if (!this.isolation.hasQuorum() || this.isolation.recovering()) return false;
             const raw = await this.channel.request(taker.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
             const held = messages.takeReply.decode(raw).copy;
@@ -129,11 +132,14 @@ export class DeltaManager extends Replicator {
           2 * this.options.ackTimeout,
         )
         .then(
-          (done) => done || this.#checkGrant(base, taker, epoch, tries + 1),
+          (done) => {
+            if (done === 'away') this.#checkGrant(base, taker, epoch, tries, this.options.dropTime);
+            else if (!done) this.#checkGrant(base, taker, epoch, tries + 1, this.options.dropTime / 4);
+          },
           (err: unknown) => {
             if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') return;
             this.log.debug({ err, session: shortId(base) }, 'checking a grant failed; retrying');
-            this.#checkGrant(base, taker, epoch, tries + 1);
+            this.#checkGrant(base, taker, epoch, tries + 1, this.options.dropTime / 4);
           },
         );
     }, delay);
