@@ -27,6 +27,10 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     { seed: 32, bug: 'a session created alone in the lease left by members just removed behind resetting firewalls', principals: true, features: ISSUE_24_ALL },
     { seed: 272, bug: 'the same, with backups: 2 and expectedMembers', principals: true, features: ISSUE_24_ALL },
     { seed: 253, bug: 'a write acknowledged alone after re-protection forgot the backup that went silent', principals: true, features: ISSUE_24_ALL },
+    // Promise 3 (one-way cut): a takeover's survey waited on the owner (cut one way) until it was
+    // removed; the other member's answer, given before the owner granted it the session, said "not
+    // held", and the taker, itself the former backup told of that grant, answered "no session".
+    { seed: 1923, bug: 'a taker ignored its own word that the session had moved', principals: true, features: ISSUE_24_ALL.filter((f) => f !== 'cut-off-start' && f !== 'takeover-partition') },
     // Promise 1: a holder granted the session to n2 and, before n2's install arrived, its own check
     // saw n2 answer "not held" and adopted it back at a higher epoch: two owners, a write lost.
     { seed: 80, bug: 'a grant still on its way read as an owner that lost the session' },

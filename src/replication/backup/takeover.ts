@@ -65,9 +65,10 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       return false;
     }
     if (top === undefined) {
-      // A holder let it go to a newer owner that answered before it installed the session (answers
-      // are not one instant): the new owner holds it by now, ask again once.
-      if (!askedAfterMove && replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '')) {
+      // A holder (this member too) let it go to a newer owner that answered before it installed the
+      // session (answers are not one instant): the new owner holds it by now, ask again once.
+      const letGo = ctx.table.tombstone(base)?.kind === 'moved' || replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '');
+      if (!askedAfterMove && letGo) {
         askedAfterMove = true;
         continue;
       }
