@@ -31,6 +31,9 @@ export const NEMESES = {
   'slow-link': 'links slow enough to miss ackTimeout, without eviction',
   'even-split': 'partitions into two halves (2 against 2): no side holds a strict majority',
   'takeover-partition': 'a taker (and, from five members, the owner granting it) cut off the moment its takeover runs',
+  'grant-partition': 'the member asked to grant a takeover (and, from five members, sometimes the taker) cut off the instant the request arrives',
+  'logout-reset': "a member cut off behind firewalls that reset the instant it sends a logout's removal, killed once the logout is answered",
+  'idle-after-error': 'a client whose write failed leaves its session alone for 2-8 s in half the cases: the members repair what the failed write left, by themselves',
 } as const;
 
 export type OracleName = keyof typeof ORACLES;
