@@ -82,7 +82,12 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  *   seeds 1, 26, 134), and seed 499 of `--mode delta --members 3 --enable agreement,availability,lifetime
  *   --disable expiry,multi-kill,zone,long-partition,long-pause,one-way,non-transitive,reset-partition,cut-off-start,logout-crash,clock,slow-link,even-split`;
  * - delta mode `availability`: live sessions answer 503 long after connection resets between two
- *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`).
+ *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`);
+ * - `logout-reset` (both modes): it cuts a member off behind resetting firewalls, so it meets the
+ *   `reset-partition` defect above (`--mode backup --disable reset-partition,cut-off-start,takeover-partition`,
+ *   seeds 252: a write, 291: a creation, acknowledged in the lease's last moments);
+ * - `grant-partition`, `idle-after-error`: new with the mutation survivors (test/sim/README.md), not yet
+ *   swept at CI's size.
  */
 export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'logout-crash', 'clock', 'slow-link', 'even-split'];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
