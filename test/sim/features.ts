@@ -85,7 +85,12 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`);
  * - `logout-reset` (both modes): it cuts a member off behind resetting firewalls, so it meets the
  *   `reset-partition` defect above (`--mode backup --disable reset-partition,cut-off-start,takeover-partition`,
- *   seeds 252: a write, 291: a creation, acknowledged in the lease's last moments);
+ *   seeds 252: a write, 291: a creation, acknowledged in the lease's last moments); and in delta mode a
+ *   log-out-everywhere whose removal failed there is retried and resolves, because the retry's takeover
+ *   reads the member's own tombstone of the failed attempt, with every other member removed as
+ *   refused, as "destroyed": the others still hold the session (`--mode delta --disable
+ *   reset-partition,cut-off-start,takeover-partition,agreement,availability`, seeds 127 (found again,
+ *   promise 2), 245, 20, 47, 67, 139, 153, 159, 165, 174, 291, 295);
  * - `grant-partition`, `idle-after-error`: new with the mutation survivors (test/sim/README.md), not yet
  *   swept at CI's size.
  */
