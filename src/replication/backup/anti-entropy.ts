@@ -155,7 +155,11 @@ export class AntiEntropy {
       ctx.table.moved(base, newer.r.epoch, newer.r.owner);
       return;
     }
-    if (failed > 0 || !ctx.isolation.hasQuorum()) {
+    // A member admitted after the survey went out was not asked: the answers are checked under each
+    // session's lock, which may wait behind requests for a second, and meanwhile the owner may be
+    // back from across a partition (adopting then made two owners) or a member with a newer copy.
+    const answered = new Set(replies.map((x) => x.m.id));
+    if (failed > 0 || !ctx.isolation.hasQuorum() || ctx.channel.members().some((m) => !answered.has(m.id))) {
       if (!swept) this.#toAudit.add(base); // cannot tell yet
       return;
     }
