@@ -54,6 +54,10 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // The majority back, the version-3 copy was adopted, as it must be.
     { seed: 892, bug: 'backups of one owner a version apart while no majority ran', principals: true, features: ISSUE_25 },
     { seed: 1309, bug: 'the same, without expectedMembers', principals: true, features: ISSUE_25 },
+    // Promise 3: a takeover's survey waited for a member cut off one way until it was removed (1.25 s),
+    // and the answer of the member taking the session over meanwhile, given before its grant arrived,
+    // read as "not held": "no session" for a live session. Now a survey that lost a member asks again.
+    { seed: 1923, bug: 'a survey that outlived a removed member read an old "not held"', principals: true, features: [...ISSUE_25, 'takeover-partition'] },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
