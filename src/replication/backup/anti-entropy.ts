@@ -9,7 +9,7 @@ import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js'
 import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
-import { backupList } from '../backups.js';
+import { backupList, joinBackups } from '../backups.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
@@ -165,6 +165,16 @@ export class AntiEntropy {
     }
     if (e.role === 'primary' && e.owner === ctx.route) {
       if (!swept) e.unverified = false;
+      // A backup named here that answered without this ownership's copy (dropped, or a new incarnation
+      // under the same route) would never get it again: re-protection takes a named live route as a
+      // holder. It is sent the whole session (an answer older than a copy just sent costs one copy more).
+      const named = backupList(e.backup);
+      const lacking = named.filter((r) => replies.some((x) => x.m.route === r && !(x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)));
+      if (lacking.length > 0) {
+        ctx.log.info({ session: shortId(base), backups: lacking }, 'a backup does not hold the session: sending it again');
+        e.backup = joinBackups(named.filter((r) => !lacking.includes(r)));
+        this.#peers.protect(base);
+      }
       return;
     }
     // A copy: fine while its owner holds it, unless the owner keeps its backup on another live member
