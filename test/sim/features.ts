@@ -81,7 +81,9 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * - delta mode `availability`: live sessions answer 503 long after connection resets between two
  *   members (`--mode delta --disable reset-partition,cut-off-start,agreement --seed 26`).
  */
-export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'logout-crash', 'clock', 'slow-link', 'even-split'];
+// takeover-partition (issue 25): 2,000 seeds per mode, none failing because of it (backup seed 1923,
+// a survey that outlived a removed member, is fixed).
+export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition'];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
   backup: ['agreement', 'availability', 'lifetime', 'expiry', ...CI_NEMESES],
   delta: ['lifetime', 'expiry', ...CI_NEMESES],
