@@ -114,16 +114,18 @@ export class AntiEntropy {
     // Who owned each session when the survey went out: answers given before an ownership change that
     // reached us during the survey describe the old one (a new owner's "not held" read as "lost it").
     const asked = new Map(bases.map((b) => [b, ownership(ctx.table.get(b))]));
+    // And the backups each named then: one named since may have got its copy after it answered.
+    const named = new Map(bases.map((b) => [b, backupList(ctx.table.get(b)?.backup)]));
     const surveys = await ctx.survey(bases);
     for (const base of bases) {
       await ctx.locks.run(base, () => {
-        this.#reconcile(base, surveys.get(base)!, asked.get(base));
+        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!);
         return Promise.resolve();
       });
     }
   }
 
-  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined): void {
+  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined, namedBefore: readonly string[]): void {
     const ctx = this.#ctx;
     const swept = this.#sweeping.delete(base);
     const e = ctx.table.get(base);
@@ -165,11 +167,13 @@ export class AntiEntropy {
     }
     if (e.role === 'primary' && e.owner === ctx.route) {
       if (!swept) e.unverified = false;
-      // A backup named here that answered without this ownership's copy (dropped, or a new incarnation
-      // under the same route) would never get it again: re-protection takes a named live route as a
-      // holder. It is sent the whole session (an answer older than a copy just sent costs one copy more).
+      // A backup named here (already when the survey went out) that answered without this ownership's
+      // copy, dropped or a new incarnation under the same route, would never get it again: re-protection
+      // takes a named live route as a holder. It is sent the whole session.
       const named = backupList(e.backup);
-      const lacking = named.filter((r) => replies.some((x) => x.m.route === r && !(x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)));
+      const lacking = named.filter(
+        (r) => namedBefore.includes(r) && replies.some((x) => x.m.route === r && !(x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)),
+      );
       if (lacking.length > 0) {
         ctx.log.info({ session: shortId(base), backups: lacking }, 'a backup does not hold the session: sending it again');
         e.backup = joinBackups(named.filter((r) => !lacking.includes(r)));
