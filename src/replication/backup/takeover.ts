@@ -65,11 +65,12 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       return false;
     }
     if (top === undefined) {
-      // A holder let it go to a newer owner that answered before it installed the session (answers
-      // are not one instant): the new owner holds it by now, ask again once. So too when the survey
-      // waited for a member until it was removed: the others answered as long ago (a taker's "not
-      // held" given before its grant arrived).
-      if (!askedAfterMove && (gone > 0 || replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== ''))) {
+      // A holder (this member too) let it go to a newer owner that answered before it installed the
+      // session (answers are not one instant): the new owner holds it by now, ask again once. So too
+      // when the survey waited for a member until it was removed: the others answered as long ago (a
+      // taker's "not held" given before its grant arrived).
+      const letGo = ctx.table.tombstone(base)?.kind === 'moved' || replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '');
+      if (!askedAfterMove && (letGo || gone > 0)) {
         askedAfterMove = true;
         continue;
       }
