@@ -202,7 +202,9 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#failAll(o, 'ERR_NOT_CONNECTED', `the connection to ${o.conn.to.route} broke; the request may or may not have run there`);
     this.net.close(o.conn);
     const remote = this.peer(memberId);
-    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.clock.now() + reconnectAfter), pending: new Map() });
+    // Simulated time, not this member's clock: a wall clock set ahead (the clock nemesis) would hold the
+    // new connection shut for as long as it is off.
+    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map() });
     else this.#out.delete(memberId);
   }
 

@@ -90,7 +90,9 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * - `grant-partition`, `idle-after-error`: new with the mutation survivors (test/sim/README.md), not yet
  *   swept at CI's size.
  */
-export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'logout-crash', 'clock', 'slow-link', 'even-split'];
+// takeover-partition (issue 25): 2,000 seeds per mode, none failing because of it (backup seed 1923,
+// a survey that outlived a removed member, is fixed).
+export const CI_NEMESES: readonly Feature[] = ['multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition'];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
   backup: ['agreement', 'availability', 'lifetime', 'expiry', ...CI_NEMESES],
   delta: ['lifetime', 'expiry', ...CI_NEMESES],
