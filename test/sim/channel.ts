@@ -28,7 +28,7 @@ type Reply = { ok: true; body: Buffer } | { ok: false; code: string; message: st
 
 /** What the channel reports to the world (trace, coverage). */
 export interface ChannelObserver {
-  request(from: SimChannel, to: MemberInfo, type: string): void;
+  request(from: SimChannel, to: MemberInfo, type: string, body: Buffer): void;
   handled(at: SimChannel, from: MemberInfo, type: string): void;
   failed(from: SimChannel, to: string, type: string, code: string): void;
 }
@@ -129,7 +129,7 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const conn = o.conn;
     this.#metrics.messagesSent++;
     this.#metrics.bytesSent += body.length;
-    this.observer.request(this, to, type);
+    this.observer.request(this, to, type, body);
     return new Promise<Buffer>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         if (o.pending.delete(id)) {
