@@ -182,7 +182,7 @@ export class Isolation {
   hasQuorum(): boolean {
     const now = this.#o.clock.monotonic();
     const size = this.size();
-    const covered = now < this.#leases.coveredUntil(size);
+    const covered = !this.#unmet(now) && now < this.#leases.coveredUntil(size);
     if (!covered && this.#held) {
       this.#held = false;
       // Lost because the cluster grew (a member seen for the first time), not because time ran out: every
@@ -197,6 +197,16 @@ export class Isolation {
     }
     if (covered) this.#heldSize = size;
     return covered;
+  }
+
+  /**
+   * Without `expectedMembers`: this member has met nobody since it started, and not for `forgetAfter`.
+   * It cannot tell a cluster it has not met (that keeps its seat for `forgetAfter`) from none, so it
+   * holds no lease: a cluster of one seat would let it create and serve sessions that the others,
+   * not reaching it, answer "no session" for. After `forgetAfter` alone, they have forgotten it too.
+   */
+  #unmet(now: number): boolean {
+    return this.#o.expectedMembers === undefined && !this.#metPeer && now - this.#startedAt < this.#o.forgetAfter;
   }
 
   /** Whether the members this member sees alive make a strict majority (its view, not its lease). */
