@@ -73,7 +73,6 @@ test('expectedMembers: the majority is of the cluster\'s size, whatever this mem
 
 test('the lease: held while a majority answered within leaseMs of sending; a lapse is counted, and catching up follows it', () => {
   const { clock, iso } = isolation();
-  assert.equal(iso.hasQuorum(), true, 'alone (one seat): nobody to ask');
   iso.memberAdded('b');
   iso.memberAdded('c');
   assert.equal(iso.hasQuorum(), false, 'three seats: one answer needed');
@@ -118,6 +117,28 @@ test('a failed member is released when this member\'s promise to it runs out (no
   assert.equal(fresh.iso.ownerReleased('x'), false, 'a restarted member may have promised x in its previous life');
   fresh.clock.advance(2550);
   assert.equal(fresh.iso.ownerReleased('x'), true);
+});
+
+test('without expectedMembers, a member that met nobody since it started serves nothing until forgetAfter (it may have started cut off)', () => {
+  const { clock, iso } = isolation();
+  assert.equal(iso.hasQuorum(), false, 'one seat, but the cluster it has not met keeps its seat on the other side');
+  assert.equal(iso.size(), 1);
+  clock.advance(59_999);
+  assert.equal(iso.hasQuorum(), false);
+  clock.advance(1);
+  assert.equal(iso.hasQuorum(), true, 'alone for forgetAfter: the others have forgotten it too (README: the assumption without expectedMembers)');
+  assert.equal(iso.lapses, 0, 'not a lapse: it never held the lease');
+  const met = isolation();
+  met.clock.advance(5000);
+  met.iso.memberAdded('b');
+  assert.equal(met.iso.hasQuorum(), false, 'two seats: b must answer');
+  answer(met.clock, met.iso, 'b');
+  assert.equal(met.iso.hasQuorum(), true, 'met a peer, which answered: a majority of the seats it knows');
+  assert.equal(met.iso.recovering(), false, 'a first lease is not a lapse to catch up from');
+  met.iso.memberRemoved('b', 'left');
+  assert.equal(met.iso.hasQuorum(), true, 'its peer left gracefully: a cluster of one it has met');
+  const expected = isolation(manualClock(), 1);
+  assert.equal(expected.iso.hasQuorum(), true, 'expectedMembers 1 (or an empty static list): serves alone at once');
 });
 
 test('a seat is forgotten after forgetAfter without expectedMembers', () => {
