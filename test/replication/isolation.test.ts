@@ -154,13 +154,17 @@ test('a seat is forgotten after forgetAfter without expectedMembers', () => {
   assert.deepEqual(iso.silentRoutes(), []);
 });
 
-test('"no session" needs discovery to be over, no pause being digested, and (without expectedMembers) a peer met or forgetAfter waited', () => {
+test('"no session" needs discovery to be over, no pause being digested, and (without expectedMembers) a peer met a discovery window ago or forgetAfter waited', () => {
   const { clock, iso } = isolation();
   assert.equal(iso.settled(), false, 'just started: the holder may not be discovered yet');
   clock.advance(800);
   assert.equal(iso.settled(), false, 'nobody met yet: this member may have started cut off');
   iso.memberAdded('b');
-  assert.equal(iso.settled(), true);
+  assert.equal(iso.settled(), false, 'met one peer: the others (healed at once) may still be on their way');
+  clock.advance(799);
+  assert.equal(iso.settled(), false);
+  clock.advance(1);
+  assert.equal(iso.settled(), true, 'a discovery window after the first peer met');
   iso.paused(4000);
   assert.equal(iso.settled(), false, 'after a pause the others may have moved on');
   clock.advance(1500);
