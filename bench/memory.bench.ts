@@ -1,7 +1,8 @@
 /**
  * Resident memory per 10k sessions: the memory-store app, redis-server, and each member of a backup
  * cluster; and `sessionsPerGiB`, the sessions one GiB of member memory holds, copies included (issue
- * 26: what `maxSessions` should be for a member's memory).
+ * 26: what `maxSessions` should be for a member's memory); and the bytes one backup copy costs in the
+ * members that hold it (V8 heap and external memory, and RSS), issue 28's `rss_per_copy_bytes`.
  */
 import { commandFor, log, settings } from './lib/context.js';
 import { per10k, startVariant, steadyMemory, withProcesses } from './lib/phase.js';
@@ -41,6 +42,8 @@ export default async function memory(): Promise<Record<string, unknown>> {
       clusterPer10kMiB: per10k(sum(growth), n),
       sessionsPerGiB: sum(growth) > 0 ? Math.round(n / (sum(growth) / 1024 ** 3)) : null,
       heap: { primaryPer10kMiB: per10k(heap[0], n), backupsPer10kMiB: per10k(sum(heap.slice(1)), n) },
+      // Load goes to node1, which serves every session; nodes 2-4 hold only the n copies (backups: 1).
+      perCopyBytes: { heapAndExternal: Math.round(sum(heap.slice(1)) / n), rss: Math.round(sum(growth.slice(1)) / n) },
     };
   });
   log(`  ${JSON.stringify(out)}`);

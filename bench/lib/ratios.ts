@@ -47,6 +47,7 @@ export const INFO: { ratio: string; section: Section }[] = [
   { ratio: 'reprotect_100k_idle_seconds', section: 'reprotect' },
   { ratio: 'sessions_per_gib', section: 'memory' },
   { ratio: 'tombstone_bytes', section: 'tombstones' },
+  { ratio: 'rss_per_copy_bytes', section: 'memory' },
 ];
 
 const ratio = (a: unknown, b: unknown, digits = 3) => (typeof a !== 'number' || typeof b !== 'number' || b === 0 ? null : round(a / b, digits));
@@ -84,5 +85,7 @@ export function ratios(sections: Results['sections'], sessionSchema: boolean): R
     // Sessions one GiB of member memory holds, copies included (a run before it was measured: from the MiB per 10k).
     sessions_per_gib: num(m?.backup?.sessionsPerGiB) ?? (num(m?.backup?.clusterPer10kMiB) === null ? null : Math.round((10_000 * 1024) / m!.backup.clusterPer10kMiB)),
     tombstone_bytes: num(s.tombstones?.tableBytesPerTombstone),
+    // Heap and external memory per backup copy, measured in the members holding the copies after a full GC.
+    rss_per_copy_bytes: num(m?.backup?.perCopyBytes?.heapAndExternal),
   };
 }

@@ -138,6 +138,8 @@ export function renderTables(r: Json): string {
   if (mem !== undefined) {
     const perGiB = mem.backup?.sessionsPerGiB ?? (typeof mem.backup?.clusterPer10kMiB === 'number' ? Math.round((10_000 * 1024) / mem.backup.clusterPer10kMiB) : undefined);
     out.push(`Sessions one GiB of member memory holds, copies included (backup mode, \`sessions_per_gib\`): ${fmt(perGiB)}; a member holds about \`backups\` + 1 times as many copies per GiB, which is what \`maxSessions\` counts (README, "Capacity and load shedding").`, '');
+    const pc = mem.backup?.perCopyBytes;
+    if (pc !== undefined) out.push(`One backup copy costs its holder ${fmt(pc.heapAndExternal)} bytes of V8 heap and external memory (\`rss_per_copy_bytes\`) and ${fmt(pc.rss)} bytes of RSS, after a full GC (nodes 2-4, which hold the copies of node1's sessions).`, '');
   }
 
   out.push(...rttTables(s.rtt as Json | undefined, stamp), ...reprotectTables(s.reprotect as Json | undefined, stamp));
