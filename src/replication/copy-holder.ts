@@ -65,6 +65,11 @@ export interface Survey {
   /** Live members that did not answer (a member removed meanwhile is not counted). */
   failed: number;
   /**
+   * Members removed for good while they were asked: their answer is missing, and the survey waited for
+   * it (a silent member is removed only after its direct check), so the others' answers may be old.
+   */
+  gone: number;
+  /**
    * Routes some answering member (or this one) has a running lease promise to: they may be serving
    * (across a partition that does not cut everyone alike), so their sessions are not taken over yet.
    * The value: milliseconds the longest of those promises still runs.
@@ -536,7 +541,7 @@ export abstract class CopyHolder {
       for (const p of list) promised.set(p.route, Math.max(promised.get(p.route) ?? 0, p.ms));
     };
     note(this.isolation.promises());
-    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0, promised }]));
+    const out = new Map<string, Survey>(bases.map((b) => [b, { replies: [], failed: 0, gone: 0, promised }]));
     const body = messages.audit.encode({ bases });
     const asked = this.channel.members();
     const ask = async (m: MemberInfo): Promise<LocateReply[]> => {
@@ -556,7 +561,10 @@ export abstract class CopyHolder {
           (await ask(m)).forEach((r, i) => out.get(bases[i])?.replies.push({ m, r }));
         } catch (err) {
           // Gone for good is no answer needed; gone silent a moment ago may be serving across a partition.
-          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route)) return;
+          if (err instanceof ClusterRequestError && err.code === 'ERR_MEMBER_GONE' && this.isolation.ownerReleased(m.route)) {
+            for (const s of out.values()) s.gone++;
+            return;
+          }
           for (const s of out.values()) s.failed++;
         }
       }),

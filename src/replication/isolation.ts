@@ -144,13 +144,20 @@ export class Isolation {
 
   /**
    * A member was removed. `left`: it said so, and its seat is freed. `failed`: silent, reset or refused
-   * alike; it keeps its seat, since it may be alive and serving on the other side of a partition.
+   * alike; it keeps its seat, since it may be alive and serving on the other side of a partition, and
+   * its answers stop counting toward this member's lease (`Leases.withdraw`).
    */
   memberRemoved(route: string, reason: 'left' | 'failed'): void {
     if (reason === 'left') {
       this.#seats.delete(route);
       this.#gone.add(route);
-    } else this.#seats.set(route, { state: 'silent', since: this.#o.clock.monotonic() });
+      return;
+    }
+    this.hasQuorum(); // a lease held until now is lost by this removal, not earlier
+    const now = this.#o.clock.monotonic();
+    this.#seats.set(route, { state: 'silent', since: now });
+    // Its answers no longer count toward the lease: the side that removed the others stops serving now.
+    this.#leases.withdraw(route, now);
   }
 
   /**

@@ -22,6 +22,8 @@ export class Leases {
   readonly #sent = new Map<string, number>();
   /** Per route: until when this member promised not to release it (it heard from it then). */
   readonly #promised = new Map<string, number>();
+  /** Per route: when it was removed for failure; answers to requests sent before then never count. */
+  readonly #withdrawn = new Map<string, number>();
 
   constructor(leaseMs: number) {
     this.#leaseMs = leaseMs;
@@ -44,7 +46,19 @@ export class Leases {
 
   /** `route` answered a request that left at `sentAt` (with a reply, or with an error it raised). */
   acked(route: string, sentAt: number): void {
+    if (sentAt <= (this.#withdrawn.get(route) ?? -Infinity)) return;
     if ((this.#acked.get(route) ?? -Infinity) < sentAt) this.#acked.set(route, sentAt);
+  }
+
+  /**
+   * `route` was removed for failure at `at`: its answers stop counting at once, late ones included. A
+   * member cut off behind firewalls that reset removes the others within milliseconds; answers they
+   * gave just before still covered a lease, in whose last moments it acknowledged writes and created
+   * sessions whose only copies were on its side (or on it alone), which the majority then never saw.
+   */
+  withdraw(route: string, at: number): void {
+    this.#acked.delete(route);
+    if ((this.#withdrawn.get(route) ?? -Infinity) < at) this.#withdrawn.set(route, at);
   }
 
   /** A request from `route` arrived at `at`: it may count our answer toward its lease. */

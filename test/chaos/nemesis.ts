@@ -376,12 +376,21 @@ export class Nemesis {
     let why: string | undefined = 'not polled';
     let ms: number | undefined;
     let copiesMs: number | undefined;
+    /** Why it was not converged at the limit, and at the last poll before it was: a late one's report says. */
+    let atLimit: string | undefined;
+    let last: string | undefined;
     try {
       while (this.#o.now() - endedAt < this.#o.capMs) {
         const live = this.#cluster.live();
         const statuses = await Promise.all(live.map((m) => this.#cluster.status(m.route)));
         why = notConverged(this.#o.mode, live, statuses, this.#history.liveRange(), this.#o.backups);
         if (why === undefined) break;
+        last = why;
+        if (atLimit === undefined && this.#o.now() - endedAt > limit) {
+          // The sessions whose copies are off at that moment (clients still running: some may be moving).
+          const copies = checkCopies(this.#o.mode, this.#o.backups, await this.#allCopies(), this.#history.definiteBases(), true);
+          atLimit = `${why}; sessions off: ${copies.problems.slice(0, 4).join('; ') || 'none'}`;
+        }
         await sleep(100);
       }
       if (why === undefined) {
@@ -396,7 +405,7 @@ export class Nemesis {
       this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): not converged after ${this.#o.capMs} ms: ${why}`);
       this.stoppedBecause ??= `the cluster did not converge after ${fault}; no further faults (the promises assume re-protection between failures)`;
     } else if (ms > limit) {
-      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): converged after ${ms} ms, more than dropTime + 2 s = ${limit} ms`);
+      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): converged after ${ms} ms, more than dropTime + 2 s = ${limit} ms (at the limit: ${atLimit ?? '?'}; last: ${last ?? '?'})`);
     }
     this.#o.log(`${fmt(this.#o.now())} ${fault}: ${ms === undefined ? `NOT converged: ${why}` : `converged in ${ms} ms${copiesMs === undefined ? '' : `, copies of ${this.#compared} sessions agreed ${copiesMs} ms after the clients were still`}`}`);
   }

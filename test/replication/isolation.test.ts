@@ -141,6 +141,24 @@ test('without expectedMembers, a member that met nobody since it started serves 
   assert.equal(expected.iso.hasQuorum(), true, 'expectedMembers 1 (or an empty static list): serves alone at once');
 });
 
+test('cut off behind firewalls that reset: removing the others ends the lease at once, and the lapse is counted', () => {
+  const { clock, iso } = isolation();
+  for (const r of ['b', 'c']) iso.memberAdded(r);
+  answer(clock, iso, 'b', 'c');
+  assert.equal(iso.hasQuorum(), true);
+  clock.advance(10);
+  iso.memberRemoved('b', 'failed'); // a reset, refused at once: the lease still rests on c
+  assert.equal(iso.hasQuorum(), true);
+  iso.memberRemoved('c', 'failed');
+  assert.equal(iso.hasQuorum(), false, 'their answers of 10 ms ago covered 1990 ms more, in which writes made here reach nobody the majority asks');
+  assert.equal(iso.lapses, 1, 'lost: the others may move on, so it catches up when it is back');
+  clock.advance(100);
+  iso.memberAdded('b');
+  answer(clock, iso, 'b');
+  assert.equal(iso.hasQuorum(), true);
+  assert.equal(iso.recovering(), true);
+});
+
 test('a seat is forgotten after forgetAfter without expectedMembers', () => {
   const { clock, iso } = isolation();
   iso.memberAdded('b');

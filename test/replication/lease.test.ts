@@ -38,3 +38,19 @@ test('lease pings go only where nothing was sent for a third of the lease', () =
   assert.deepEqual(l.due(['b', 'c'], 1200), ['c'], 'b had a request 200 ms ago');
   assert.deepEqual(l.due(['b', 'c'], 1300), ['b', 'c']);
 });
+
+test('a member removed for failure stops counting toward the lease at once, late answers included', () => {
+  const l = new Leases(1000);
+  l.acked('b', 100);
+  l.acked('c', 200);
+  assert.equal(l.coveredUntil(3), 1200);
+  l.withdraw('c', 250);
+  assert.equal(l.coveredUntil(3), 1100, 'c removed: only b counts');
+  l.withdraw('b', 260);
+  assert.equal(l.coveredUntil(3), -Infinity, 'both removed (a reset partition seen from the cut-off side): no lease, whatever they answered a moment ago');
+  l.acked('b', 240);
+  assert.equal(l.coveredUntil(3), -Infinity, 'an answer to a request sent before the removal never counts');
+  l.acked('b', 300);
+  assert.equal(l.coveredUntil(3), 1300, 'back (admitted again): its new answers count');
+  assert.deepEqual(l.fresh(400), ['b']);
+});

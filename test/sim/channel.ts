@@ -28,7 +28,7 @@ type Reply = { ok: true; body: Buffer } | { ok: false; code: string; message: st
 
 /** What the channel reports to the world (trace, coverage). */
 export interface ChannelObserver {
-  request(from: SimChannel, to: MemberInfo, type: string): void;
+  request(from: SimChannel, to: MemberInfo, type: string, body: Buffer): void;
   handled(at: SimChannel, from: MemberInfo, type: string): void;
   failed(from: SimChannel, to: string, type: string, code: string): void;
 }
@@ -129,7 +129,7 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const conn = o.conn;
     this.#metrics.messagesSent++;
     this.#metrics.bytesSent += body.length;
-    this.observer.request(this, to, type);
+    this.observer.request(this, to, type, body);
     return new Promise<Buffer>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         if (o.pending.delete(id)) {
@@ -202,7 +202,9 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#failAll(o, 'ERR_NOT_CONNECTED', `the connection to ${o.conn.to.route} broke; the request may or may not have run there`);
     this.net.close(o.conn);
     const remote = this.peer(memberId);
-    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.clock.now() + reconnectAfter), pending: new Map() });
+    // Simulated time, not this member's clock: a wall clock set ahead (the clock nemesis) would hold the
+    // new connection shut for as long as it is off.
+    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map() });
     else this.#out.delete(memberId);
   }
 

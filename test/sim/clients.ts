@@ -29,6 +29,12 @@ export interface ClientWorld {
   maxAge: number;
   /** Ids found expired ("no session") are kept and replayed later, like logged-out ones. */
   replayExpired: boolean;
+  /**
+   * A client whose write failed leaves its session alone for a few seconds in half the cases (a user
+   * who got an error page and went away): whatever a failed write left behind on the holders is then
+   * repaired by the members themselves, not by the client's next write.
+   */
+  idleAfterError?: boolean;
   trace(s: string): void;
   cover(what: string): void;
   onOpEnd(op: Op): void;
@@ -45,6 +51,8 @@ export class Client {
   /** Ids this client logged out of or regenerated away from: replayed later, must find nothing. */
   readonly oldIds: string[] = [];
   inFlight = 0;
+  /** No new request before this time (idle after an error). */
+  idleUntil = 0;
 
   constructor(
     readonly id: number,
@@ -55,7 +63,7 @@ export class Client {
   tick(): void {
     const { rng, loop } = this.w;
     loop.after(rng.range(30, 500), loop.world, () => this.tick());
-    if (this.inFlight > 0 || this.w.quiet() || this.w.targets().length === 0) return;
+    if (this.inFlight > 0 || loop.now < this.idleUntil || this.w.quiet() || this.w.targets().length === 0) return;
     if (this.cookie === undefined) {
       if (this.oldIds.length > 0 && rng.chance(0.2)) this.#send('replay', rng.pick(this.oldIds));
       else this.#send('login', undefined);
@@ -113,6 +121,9 @@ export class Client {
       op.status = status;
       op.clientEnd = loop.now;
       if (status === 'acked' || status === 'no-session') this.#learn(op, cookieOut);
+      else if (this.w.idleAfterError === true && op.calls.some((c) => c.kind === 'set' && c.ok === false) && rng.chance(0.5)) {
+        this.idleUntil = loop.now + rng.range(2000, 8000);
+      }
       this.w.trace(`c${this.id} #${op.id} ${status}${cookieOut !== undefined ? ` ${cookieOut.slice(0, 6)}` : ''}`);
       this.w.onOpEnd(op);
     };

@@ -7,8 +7,15 @@ import { ALL_FEATURES, type Feature } from './features.js';
 
 /** The added oracles and nemeses as of issue 24 (features.ts), for seeds found with all of them on. */
 const ISSUE_24: readonly Feature[] = ALL_FEATURES.slice(0, 15);
-/** Every oracle and nemesis as of issue 23's cut-off-start fix (the default set then, with even-split and takeover-partition). */
-const ALL_OF_ISSUE_23: readonly Feature[] = ALL_FEATURES.slice(0, 17);
+/** The features seeds of `backups: 2` were found with (issue 25): all but the nemeses of open defects then. */
+const ISSUE_25: readonly Feature[] = [
+  ...['agreement', 'availability', 'lifetime', 'expiry', 'multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive'] as const,
+  ...['logout-crash', 'clock', 'slow-link', 'even-split'] as const,
+];
+/** Every oracle and nemesis up to `takeover-partition`: `npm run simulate`'s default set when found. */
+const ISSUE_24_ALL: readonly Feature[] = ALL_FEATURES.slice(0, 17);
+/** That set without some (`--disable a,b`). */
+const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
 export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; principals?: boolean; features?: readonly Feature[] }[]> = {
   backup: [
@@ -18,6 +25,19 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // silent only a moment ago); the majority took the session over from the stale backup.
     // (Seed 21 found it too, but later in its schedule meets the open cut-off-start defect.)
     { seed: 48, bug: 'a write acknowledged alone by a member cut off behind resetting firewalls', principals: true, features: ISSUE_24 },
+    // Promises 1 and 3 (reset-partition): a member cut off behind firewalls that reset removed every
+    // other member within milliseconds, yet their answers of a moment ago still counted toward its
+    // lease; in its last moments it created sessions alone (32; 272 with `backups: 2`), which the
+    // majority then answered "no session" for, and acknowledged writes alone (253: re-protection,
+    // finding no other member, had cleared the record of the backup that went silent, so the write's
+    // check of it never ran). Fixed: a member removed for failure stops counting toward the lease.
+    { seed: 32, bug: 'a session created alone in the lease left by members just removed behind resetting firewalls', principals: true, features: ISSUE_24_ALL },
+    { seed: 272, bug: 'the same, with backups: 2 and expectedMembers', principals: true, features: ISSUE_24_ALL },
+    { seed: 253, bug: 'a write acknowledged alone after re-protection forgot the backup that went silent', principals: true, features: ISSUE_24_ALL },
+    // Promise 3 (one-way cut): a takeover's survey waited on the owner (cut one way) until it was
+    // removed; the other member's answer, given before the owner granted it the session, said "not
+    // held", and the taker, itself the former backup told of that grant, answered "no session".
+    { seed: 1923, bug: 'a taker ignored its own word that the session had moved', principals: true, features: issue24Without('cut-off-start', 'takeover-partition') },
     // Promise 1: a holder granted the session to n2 and, before n2's install arrived, its own check
     // saw n2 answer "not held" and adopted it back at a higher epoch: two owners, a write lost.
     { seed: 80, bug: 'a grant still on its way read as an owner that lost the session' },
@@ -45,12 +65,22 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // Promise 3 (a false alarm of the checker): a client's second log-out everywhere replaced its
     // first, still running on a paused member, in the history's bookkeeping.
     { seed: 23928, bug: "the checker lost track of a client's first running revoke", principals: true },
+    // Promise 5 (a false alarm of the agreement oracle): with `backups: 2`, two of four members killed
+    // at once, one of them the owner mid-write; its unacknowledged write reached one backup only, and
+    // without a majority nobody may adopt, so the two backups held versions 3 and 2 at the checkpoint.
+    // The majority back, the version-3 copy was adopted, as it must be.
+    { seed: 892, bug: 'backups of one owner a version apart while no majority ran', principals: true, features: ISSUE_25 },
+    { seed: 1309, bug: 'the same, without expectedMembers', principals: true, features: ISSUE_25 },
+    // Promise 3: a takeover's survey waited for a member cut off one way until it was removed (1.25 s),
+    // and the answer of the member taking the session over meanwhile, given before its grant arrived,
+    // read as "not held": "no session" for a live session. Now a survey that lost a member asks again.
+    { seed: 1923, bug: 'a survey that outlived a removed member read an old "not held"', principals: true, features: [...ISSUE_25, 'takeover-partition'] },
     // Promise 3 (issue 23, cut-off-start): a member restarted while it could reach nobody counted a
     // cluster of one seat (without expectedMembers), held its lease at once, and created and served
     // sessions alone; a client's request for one at another member (which asked every member it could
     // reach, with the restarted one's seat silent) got "no session" 0.25-0.4 s after the creation.
-    { seed: 274, bug: 'a member restarted cut off served alone; another answered "no session" for its session', principals: true, features: ALL_OF_ISSUE_23 },
-    { seed: 257, bug: 'the same, with backups 2', principals: true, features: ALL_OF_ISSUE_23 },
+    { seed: 274, bug: 'a member restarted cut off served alone; another answered "no session" for its session', principals: true, features: ISSUE_24_ALL },
+    { seed: 257, bug: 'the same, with backups 2', principals: true, features: ISSUE_24_ALL },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
@@ -83,5 +113,16 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // ran on through a pause and ended a session the same user created meanwhile, as documented
     // ("sessions created while it runs go too"); the history now counts it as a destroy in doubt.
     { seed: 4102, bug: 'the checker ignored sessions a still-running revoke may end', principals: true },
+    // Promises 3 and 4 (reset-partition): a member cut off behind firewalls that reset removed the
+    // others within milliseconds, yet their answers of a moment ago still counted toward its lease: it
+    // read a session (720: the others kept the failed write it had just rolled back here, promise 4)
+    // and took one over alone at an epoch nobody saw (1683: 503 for it long after the heal).
+    { seed: 720, bug: 'a member cut off behind resetting firewalls served in the lease its removed peers left', principals: true, features: ISSUE_24_ALL },
+    { seed: 1683, bug: 'the same: a session taken over alone there, unavailable long after the heal', principals: true, features: ISSUE_24_ALL },
+    // Promise 2, the same cause: the cut-off member acknowledged a logout alone, and the majority
+    // served the session on (found with the CI set and reset-partition: `--disable
+    // agreement,availability,cut-off-start,takeover-partition`).
+    { seed: 534, bug: 'a logout acknowledged alone behind resetting firewalls', principals: true, features: issue24Without('agreement', 'availability', 'cut-off-start', 'takeover-partition') },
+    { seed: 822, bug: 'the same, another schedule', principals: true, features: issue24Without('agreement', 'availability', 'cut-off-start', 'takeover-partition') },
   ],
 };

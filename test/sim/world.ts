@@ -6,6 +6,8 @@
  */
 import { DeltaManager } from '../../src/replication/delta-manager.js';
 import { MSG } from '../../src/replication/message-types.js';
+import { messages } from '../../src/codec/messages.js';
+import type { MemberInfo } from '../../src/cluster/types.js';
 import { checkConvergence } from './convergence.js';
 import { check, expiryBounds, type ExpiryRules, type Violation } from './checker.js';
 import { Client, MAX_AGE, type ClientWorld } from './clients.js';
@@ -103,7 +105,9 @@ type Fault =
   | 'clock-step'
   | 'slow-link'
   | 'even-split'
-  | 'takeover-partition';
+  | 'takeover-partition'
+  | 'grant-partition'
+  | 'logout-reset';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -215,14 +219,22 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   /** Takeovers in flight, by base: which members are taking it now. */
   const taking = new Map<string, Set<SimMember>>();
   let partitionSides: Map<string, number> | undefined;
+  /** The grant-partition nemesis: called the instant a member handles a take request. */
+  let onTake: ((at: SimChannel, from: MemberInfo) => void) | undefined;
+  /** The logout-reset nemesis: called the instant a member sends a removal that destroys a session. */
+  let onDestroy: ((from: SimChannel) => void) | undefined;
   const partitionAcks = new Set<number>();
   /** When each member incarnation was killed (ack 'async' may lose what it acknowledged just before). */
   const crashes = new Map<string, number>();
   const reference = o.reference === undefined ? undefined : new ReferenceStore(o.reference);
 
   const observer: ChannelObserver = {
-    request: (from, to, type) => trace.add(`${from.proc.name} > ${to.route} ${type.slice(8)}`),
-    handled: (at, _from, type) => {
+    request: (from, to, type, body) => {
+      trace.add(`${from.proc.name} > ${to.route} ${type.slice(8)}`);
+      if (type === MSG.remove && onDestroy !== undefined && messages.remove.decode(body).destroy) onDestroy(from);
+    },
+    handled: (at, from, type) => {
+      if (type === MSG.take) onTake?.(at, from);
       if (type === MSG.statePage) cover('state transfer page of whole copies (from an older release)');
       if (type === MSG.statePack) cover('state transfer page of packed copies');
       if (type === 'session.delta' || type === 'session.copy') {
@@ -277,7 +289,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const running = () => [...current.values()].filter((m) => m.phase === 'running');
   const sleepUntil = (t: number) => new Promise<void>((r) => loop.at(t, loop.world, r));
   let quietFrom = Infinity;
-  let killAfterLogout: { victim: SimMember; done: () => void } | undefined;
+  /** Killed the moment a client has a logout's (or a regenerate's) acknowledgement there; `anyAnswer`: a failure too, and a revoke's. */
+  let killAfterLogout: { victim: SimMember; done: () => void; anyAnswer?: boolean } | undefined;
   let done = false;
 
   const world: ClientWorld = {
@@ -290,12 +303,13 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     quiet: () => done || loop.now >= quietFrom,
     maxAge,
     replayExpired: shortLived,
+    idleAfterError: on('idle-after-error'),
     trace: (s) => trace.add(s),
     cover,
     onOpEnd: (op: Op) => {
-      // The logout-crash nemesis: its primary dies the moment the client has the logout's answer.
-      if (killAfterLogout !== undefined && op.member === killAfterLogout.victim.proc.name && (op.kind === 'logout' || op.kind === 'regenerate') && op.status === 'acked') {
-        const k = killAfterLogout;
+      // The logout-crash and logout-reset nemeses: the member dies the moment the client has the logout's answer.
+      const k = killAfterLogout;
+      if (k !== undefined && op.member === k.victim.proc.name && (op.kind === 'logout' || op.kind === 'regenerate' || (k.anyAnswer === true && op.kind === 'revoke')) && (op.status === 'acked' || k.anyAnswer === true)) {
         killAfterLogout = undefined;
         kill([k.victim]);
         k.done();
@@ -407,6 +421,16 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     }
   };
 
+  /** Waits for `killed` (the logout's answer killed `victim`) or `ms`, then kills it anyway; then 100-500 ms. */
+  const killOnLogout = async (victim: SimMember, killed: Promise<void>, ms: number, covered: string): Promise<void> => {
+    await Promise.race([killed, sleepUntil(loop.now + ms)]);
+    if (killAfterLogout !== undefined) {
+      killAfterLogout = undefined;
+      kill([victim]);
+    } else cover(covered);
+    await sleepUntil(loop.now + plan.range(100, 500));
+  };
+
   /** A partition-like fault's length: past dropTime and the check (members drop each other), or short. */
   const faultLength = (pLong: number): number =>
     plan.chance(pLong) ? plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000) : plan.range(100, dropTime * 0.8);
@@ -435,6 +459,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['slow-link', on('slow-link') && live.length >= 2 ? 2 : 0],
         ['even-split', on('even-split') && live.length >= 4 && live.length % 2 === 0 ? 3 : 0],
         ['takeover-partition', on('takeover-partition') && live.length >= 3 ? 2 : 0],
+        ['grant-partition', on('grant-partition') && live.length >= 3 ? 2 : 0],
+        ['logout-reset', on('logout-reset') && live.length >= 2 ? 2 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -610,12 +636,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
             membership.partitioned(new Map(live.map((m) => [m.route, m === other ? 1 : 0])));
           }
           const killed = new Promise<void>((done) => (killAfterLogout = { victim, done }));
-          await Promise.race([killed, sleepUntil(loop.now + 8000)]);
-          if (killAfterLogout !== undefined) {
-            killAfterLogout = undefined;
-            kill([victim]);
-          } else cover('primary killed the moment its logout was answered');
-          await sleepUntil(loop.now + plan.range(100, 500));
+          await killOnLogout(victim, killed, 8000, 'primary killed the moment its logout was answered');
           if (cutOther) {
             trace.add('NEMESIS heal');
             membership.healed();
@@ -647,6 +668,82 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           trace.add('NEMESIS heal');
           membership.healed();
           await checkpoint(loop.now, `after a partition of ${cutOff.join(',')} during a takeover`);
+          break;
+        }
+        case 'grant-partition': {
+          // The member asked to grant a takeover is cut off the instant the request reaches it: it
+          // still holds its lease and grants, and its answer stays on the smaller side, with the taker
+          // from five members on (below five, two cut off leave no strict majority anywhere). The larger
+          // side adopts the session once that owner's promises ran out, at an epoch that must outbid
+          // the one just granted (copies.ts, PAST_A_SILENT_OWNER): always past dropTime and the check,
+          // and healed soon after, before further takeovers there raise the epoch anyway and hide a tie.
+          // (A taker left on the larger side in backup mode asks again at once and takes the session
+          // from the adopter one epoch up, which hides the tie: from five members it goes with the grantor.)
+          const withTaker = live.length >= 5;
+          const ms = plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000);
+          const hit: { struck?: { grantor: SimMember; side: Map<string, number> } } = {};
+          onTake = (at, from) => {
+            const grantor = running().find((m) => m.channel === at);
+            if (grantor === undefined) return;
+            onTake = undefined;
+            const side = new Map<string, number>(running().map((m) => [m.route, m === grantor || (withTaker && m.id === from.id) ? 1 : 0]));
+            hit.struck = { grantor, side };
+            trace.add(`NEMESIS partition ${[...side].filter(([, x]) => x === 1).map(([r]) => r).join(',')} ${Math.round(ms)}ms (grant by ${grantor.route} to ${from.route})`);
+            partitionSides = side;
+            partitionAcks.clear();
+            membership.partitioned(side);
+          };
+          const give = loop.now + 6000;
+          while (loop.now < give && hit.struck === undefined) await sleepUntil(loop.now + 50);
+          onTake = undefined;
+          const struck = hit.struck;
+          if (struck === undefined) {
+            schedule.push(`${ts()} no take request within 6 s`);
+            await checkpoint(loop.now - dropTime - 500, 'quiet (no take request)');
+            break;
+          }
+          const cutOff = [...struck.side].filter(([, x]) => x === 1).map(([r]) => r);
+          cover('partition the instant a take request arrived');
+          schedule.push(`${ts()} partition {${cutOff.join(',')}} as ${struck.grantor.route} grants a takeover, for ${Math.round(ms)} ms`);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          partitionSides = undefined;
+          membership.healed();
+          await checkpoint(loop.now, `after a partition of ${cutOff.join(',')} as it granted a takeover`);
+          break;
+        }
+        case 'logout-reset': {
+          // A member starting to destroy a session (a logout, a regenerate, a revoke) is cut off behind
+          // firewalls that reset the instant its removal goes out: every holder's acknowledgement fails
+          // at once, while the member still holds its lease. It is killed the moment the client has its
+          // answer (3 s at most), so nothing but what the holders acknowledged keeps the session dead.
+          const hit: { victim?: SimMember } = {};
+          const answered = new Promise<void>((done) => {
+            onDestroy = (from) => {
+              const victim = running().find((m) => m.channel === from);
+              if (victim === undefined) return;
+              onDestroy = undefined;
+              hit.victim = victim;
+              trace.add(`NEMESIS partition ${victim.route} behind firewalls that reset (a removal went out)`);
+              membership.resetPartitioned(new Map(running().map((m) => [m.route, m === victim ? 1 : 0])));
+              killAfterLogout = { victim, done, anyAnswer: true };
+            };
+          });
+          const give = loop.now + 8000;
+          while (loop.now < give && hit.victim === undefined) await sleepUntil(loop.now + 50);
+          onDestroy = undefined;
+          const victim = hit.victim;
+          if (victim === undefined) {
+            schedule.push(`${ts()} no logout within 8 s`);
+            await checkpoint(loop.now - dropTime - 500, 'quiet (no logout)');
+            break;
+          }
+          schedule.push(`${ts()} partition {${victim.route}} behind firewalls that reset as a removal goes out, then kill it`);
+          await killOnLogout(victim, answered, 3000, 'member killed the moment its logout was answered behind resetting firewalls');
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after killing ${victim.proc.name} cut off during a logout`);
+          await restart(victim.route);
           break;
         }
         case 'even-split': {

@@ -9,7 +9,7 @@ import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js'
 import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
-import { backupList } from '../backups.js';
+import { backupList, joinBackups } from '../backups.js';
 import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
@@ -114,16 +114,18 @@ export class AntiEntropy {
     // Who owned each session when the survey went out: answers given before an ownership change that
     // reached us during the survey describe the old one (a new owner's "not held" read as "lost it").
     const asked = new Map(bases.map((b) => [b, ownership(ctx.table.get(b))]));
+    // And the backups each named then: one named since may have got its copy after it answered.
+    const named = new Map(bases.map((b) => [b, backupList(ctx.table.get(b)?.backup)]));
     const surveys = await ctx.survey(bases);
     for (const base of bases) {
       await ctx.locks.run(base, () => {
-        this.#reconcile(base, surveys.get(base)!, asked.get(base));
+        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!);
         return Promise.resolve();
       });
     }
   }
 
-  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined): void {
+  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined, namedBefore: readonly string[]): void {
     const ctx = this.#ctx;
     const swept = this.#sweeping.delete(base);
     const e = ctx.table.get(base);
@@ -155,12 +157,28 @@ export class AntiEntropy {
       ctx.table.moved(base, newer.r.epoch, newer.r.owner);
       return;
     }
-    if (failed > 0 || !ctx.isolation.hasQuorum()) {
+    // A member admitted after the survey went out was not asked: the answers are checked under each
+    // session's lock, which may wait behind requests for a second, and meanwhile the owner may be
+    // back from across a partition (adopting then made two owners) or a member with a newer copy.
+    const answered = new Set(replies.map((x) => x.m.id));
+    if (failed > 0 || !ctx.isolation.hasQuorum() || ctx.channel.members().some((m) => !answered.has(m.id))) {
       if (!swept) this.#toAudit.add(base); // cannot tell yet
       return;
     }
     if (e.role === 'primary' && e.owner === ctx.route) {
       if (!swept) e.unverified = false;
+      // A backup named here (already when the survey went out) that answered without this ownership's
+      // copy, dropped or a new incarnation under the same route, would never get it again: re-protection
+      // takes a named live route as a holder. It is sent the whole session.
+      const named = backupList(e.backup);
+      const lacking = named.filter(
+        (r) => namedBefore.includes(r) && replies.some((x) => x.m.route === r && !(x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner)),
+      );
+      if (lacking.length > 0) {
+        ctx.log.info({ session: shortId(base), backups: lacking }, 'a backup does not hold the session: sending it again');
+        e.backup = joinBackups(named.filter((r) => !lacking.includes(r)));
+        this.#peers.protect(base);
+      }
       return;
     }
     // A copy: fine while its owner holds it, unless the owner keeps its backup on another live member

@@ -97,6 +97,9 @@ export class Reprotection {
       const ring = backupTargets(ctx, e.base);
       const targets = withRoom(ctx.fullMembers, ring, holders, false);
       if (ring.length === 0) {
+        // Alone: a backup that went silent a moment ago stays recorded, since this member may be the
+        // cut-off side; the write path waits its promise out instead of acknowledging with no copy.
+        if (backupList(e.backup).some((r) => ctx.memberByRoute(r) === undefined && !ctx.isolation.ownerReleased(r))) return 'failed';
         e.backup = undefined;
         return 'ok';
       }

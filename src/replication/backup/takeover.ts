@@ -40,7 +40,7 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
     if (ctx.clock.monotonic() > deadline) throw ctx.unavailable(base, 'the takeover took too long');
     // Each hop waits on the network: a majority seen when the request came may be gone by now.
     if (!ctx.isolation.hasQuorum()) throw ctx.unavailable(base, 'this member lost the majority of the cluster during a takeover');
-    const { replies, failed, promised } = (await ctx.survey([base])).get(base)!;
+    const { replies, failed, gone, promised } = (await ctx.survey([base])).get(base)!;
     ctx.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
     // A member that did not answer may hold a newer copy, or the tombstone of a logout.
     if (failed > 0) {
@@ -65,9 +65,12 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
       return false;
     }
     if (top === undefined) {
-      // A holder let it go to a newer owner that answered before it installed the session (answers
-      // are not one instant): the new owner holds it by now, ask again once.
-      if (!askedAfterMove && replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '')) {
+      // A holder (this member too) let it go to a newer owner that answered before it installed the
+      // session (answers are not one instant): the new owner holds it by now, ask again once. So too
+      // when the survey waited for a member until it was removed: the others answered as long ago (a
+      // taker's "not held" given before its grant arrived).
+      const letGo = ctx.table.tombstone(base)?.kind === 'moved' || replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '');
+      if (!askedAfterMove && (letGo || gone > 0)) {
         askedAfterMove = true;
         continue;
       }
