@@ -224,7 +224,7 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     this.#logger.info(
       { mode: this.mode, receiver: `${this.#channel.self.host}:${this.#channel.self.port}`, expectedMembers: size ?? null },
       size === undefined
-        ? 'session cluster member started; it serves while it sees a majority of the members it has seen (set expectedMembers so that a long partition or a start cut off from the others is safe too)'
+        ? 'session cluster member started; it serves once it has met another member, while it sees a majority of the members it has seen (set expectedMembers so that a partition, or a start cut off from the others, longer than 60 s is safe too, and a cluster of one serves at once)'
         : `session cluster member started; it serves while it sees ${Math.floor(size / 2) + 1} of ${size} members`,
     );
   }
@@ -249,7 +249,11 @@ export class SessionCluster extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Delta mode: resolves when the state transfer from an older member finished. Backup mode: at once. */
+  /**
+   * Resolves when the member has discovered the cluster and holds its majority (without
+   * `expectedMembers`: once it has met another member, or after 60 s alone); delta mode: also when
+   * the state transfer from an older member finished.
+   */
   async ready(): Promise<void> {
     await this.#manager.ready();
   }

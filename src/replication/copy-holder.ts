@@ -343,9 +343,9 @@ export abstract class CopyHolder {
   readonly #discovered = new Promise<void>((resolve) => (this.#markDiscovered = resolve));
 
   /**
-   * Resolves when this member can take sessions over: its discovery window is over and it sees a
-   * majority of the cluster (delta mode: also its state transfer is done). Before that, a session it
-   * does not hold is answered 503, not "no session".
+   * Resolves when this member can take sessions over: its discovery window is over, it may answer
+   * "no session" (`Isolation.settled`) and it sees a majority of the cluster (delta mode: also its
+   * state transfer is done). Before that, a session it does not hold is answered 503, not "no session".
    */
   ready(): Promise<void> {
     return this.#discovered;
@@ -354,7 +354,7 @@ export abstract class CopyHolder {
   /** Called once the channel runs. */
   started(): void {
     const check = (): void => {
-      if (this.isolation.hasQuorum()) this.#markDiscovered();
+      if (this.isolation.hasQuorum() && this.isolation.settled()) this.#markDiscovered();
       else this.#timers.push(this.clock.setTimeout(check, TICK_MS));
     };
     this.#timers.push(this.clock.setTimeout(check, this.options.discoveryMs ?? Math.round((this.options.dropTime * 2) / 3)));

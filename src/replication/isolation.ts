@@ -44,8 +44,8 @@ export class Isolation {
   readonly #seats = new Map<string, Seat>();
   /** Routes seen leave since this member started, and not back since. */
   readonly #gone = new Set<string>();
-  /** Whether another member has been seen alive since this member started. */
-  #metPeer = false;
+  /** When another member was first seen alive since this member started (monotonic), if it was. */
+  #metAt: number | undefined;
   readonly #startedAt: number;
   /** Until when this member treats its view as unsettled after its own process was paused. */
   #pausedUntil = 0;
@@ -115,7 +115,8 @@ export class Isolation {
   #settledIn(now: number): number {
     if (this.settled()) return 0;
     const discovered = Math.max(this.#startedAt + this.#o.discoveryMs, this.#pausedUntil) - now;
-    if (this.#o.expectedMembers !== undefined || this.#metPeer) return Math.max(0, discovered);
+    if (this.#o.expectedMembers !== undefined) return Math.max(0, discovered);
+    if (this.#metAt !== undefined) return Math.max(0, discovered, this.#metAt + this.#o.discoveryMs - now);
     return Math.max(0, discovered, this.#startedAt + this.#o.forgetAfter - now);
   }
 
@@ -138,7 +139,7 @@ export class Isolation {
   memberAdded(route: string): void {
     this.#seats.set(route, { state: 'alive' });
     this.#gone.delete(route);
-    this.#metPeer = true;
+    this.#metAt ??= this.#o.clock.monotonic();
   }
 
   /**
@@ -189,7 +190,7 @@ export class Isolation {
   hasQuorum(): boolean {
     const now = this.#o.clock.monotonic();
     const size = this.size();
-    const covered = now < this.#leases.coveredUntil(size);
+    const covered = !this.#unmet(now) && now < this.#leases.coveredUntil(size);
     if (!covered && this.#held) {
       this.#held = false;
       // Lost because the cluster grew (a member seen for the first time), not because time ran out: every
@@ -204,6 +205,16 @@ export class Isolation {
     }
     if (covered) this.#heldSize = size;
     return covered;
+  }
+
+  /**
+   * Without `expectedMembers`: this member has met nobody since it started, and not for `forgetAfter`.
+   * It cannot tell a cluster it has not met (that keeps its seat for `forgetAfter`) from none, so it
+   * holds no lease: a cluster of one seat would let it create and serve sessions that the others,
+   * not reaching it, answer "no session" for. After `forgetAfter` alone, they have forgotten it too.
+   */
+  #unmet(now: number): boolean {
+    return this.#o.expectedMembers === undefined && this.#metAt === undefined && now - this.#startedAt < this.#o.forgetAfter;
   }
 
   /** Whether the members this member sees alive make a strict majority (its view, not its lease). */
@@ -280,12 +291,16 @@ export class Isolation {
 
   /**
    * Whether an unknown session may be answered "no session": discovery is over and no pause is being
-   * digested. Without `expectedMembers`, also: this member has met another, or has waited `forgetAfter`
-   * (a member started cut off from everyone cannot tell a cluster it has not met from none).
+   * digested. Without `expectedMembers`, also: this member met another at least a discovery window ago
+   * (one started cut off meets the others one by one when it heals, and counts only those it met), or
+   * has waited `forgetAfter` (a member started cut off from everyone cannot tell a cluster it has not
+   * met from none).
    */
   settled(): boolean {
     const now = this.#o.clock.monotonic();
     if (now - this.#startedAt < this.#o.discoveryMs || now < this.#pausedUntil) return false;
-    return this.#o.expectedMembers !== undefined || this.#metPeer || now - this.#startedAt >= this.#o.forgetAfter;
+    if (this.#o.expectedMembers !== undefined) return true;
+    if (this.#metAt !== undefined) return now - this.#metAt >= this.#o.discoveryMs;
+    return now - this.#startedAt >= this.#o.forgetAfter;
   }
 }

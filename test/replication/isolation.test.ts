@@ -73,7 +73,6 @@ test('expectedMembers: the majority is of the cluster\'s size, whatever this mem
 
 test('the lease: held while a majority answered within leaseMs of sending; a lapse is counted, and catching up follows it', () => {
   const { clock, iso } = isolation();
-  assert.equal(iso.hasQuorum(), true, 'alone (one seat): nobody to ask');
   iso.memberAdded('b');
   iso.memberAdded('c');
   assert.equal(iso.hasQuorum(), false, 'three seats: one answer needed');
@@ -120,6 +119,28 @@ test('a failed member is released when this member\'s promise to it runs out (no
   assert.equal(fresh.iso.ownerReleased('x'), true);
 });
 
+test('without expectedMembers, a member that met nobody since it started serves nothing until forgetAfter (it may have started cut off)', () => {
+  const { clock, iso } = isolation();
+  assert.equal(iso.hasQuorum(), false, 'one seat, but the cluster it has not met keeps its seat on the other side');
+  assert.equal(iso.size(), 1);
+  clock.advance(59_999);
+  assert.equal(iso.hasQuorum(), false);
+  clock.advance(1);
+  assert.equal(iso.hasQuorum(), true, 'alone for forgetAfter: the others have forgotten it too (README: the assumption without expectedMembers)');
+  assert.equal(iso.lapses, 0, 'not a lapse: it never held the lease');
+  const met = isolation();
+  met.clock.advance(5000);
+  met.iso.memberAdded('b');
+  assert.equal(met.iso.hasQuorum(), false, 'two seats: b must answer');
+  answer(met.clock, met.iso, 'b');
+  assert.equal(met.iso.hasQuorum(), true, 'met a peer, which answered: a majority of the seats it knows');
+  assert.equal(met.iso.recovering(), false, 'a first lease is not a lapse to catch up from');
+  met.iso.memberRemoved('b', 'left');
+  assert.equal(met.iso.hasQuorum(), true, 'its peer left gracefully: a cluster of one it has met');
+  const expected = isolation(manualClock(), 1);
+  assert.equal(expected.iso.hasQuorum(), true, 'expectedMembers 1 (or an empty static list): serves alone at once');
+});
+
 test('cut off behind firewalls that reset: removing the others ends the lease at once, and the lapse is counted', () => {
   const { clock, iso } = isolation();
   for (const r of ['b', 'c']) iso.memberAdded(r);
@@ -151,13 +172,17 @@ test('a seat is forgotten after forgetAfter without expectedMembers', () => {
   assert.deepEqual(iso.silentRoutes(), []);
 });
 
-test('"no session" needs discovery to be over, no pause being digested, and (without expectedMembers) a peer met or forgetAfter waited', () => {
+test('"no session" needs discovery to be over, no pause being digested, and (without expectedMembers) a peer met a discovery window ago or forgetAfter waited', () => {
   const { clock, iso } = isolation();
   assert.equal(iso.settled(), false, 'just started: the holder may not be discovered yet');
   clock.advance(800);
   assert.equal(iso.settled(), false, 'nobody met yet: this member may have started cut off');
   iso.memberAdded('b');
-  assert.equal(iso.settled(), true);
+  assert.equal(iso.settled(), false, 'met one peer: the others (healed at once) may still be on their way');
+  clock.advance(799);
+  assert.equal(iso.settled(), false);
+  clock.advance(1);
+  assert.equal(iso.settled(), true, 'a discovery window after the first peer met');
   iso.paused(4000);
   assert.equal(iso.settled(), false, 'after a pause the others may have moved on');
   clock.advance(1500);
