@@ -13,6 +13,7 @@
  * | `MCAST_ADDRESS`, `MCAST_PORT` | `228.0.0.4`, `45564` | heartbeat group |
  * | `MCAST_INTERFACE` | `127.0.0.1` | interface for heartbeats (never the default one) |
  * | `RECEIVER_PORT` | `0` (any free port) | cluster TCP port, announced in heartbeats |
+ * | `EXPECTED_MEMBERS` | unset | the cluster's size (the `expectedMembers` option; `npm run demo` sets it) |
  * | `COOKIE_KEYS` | derived from `CLUSTER_SECRET` | comma-separated keys signing the cookie |
  * | `LOG_LEVEL` | `info` | pino level |
  * | `DASHBOARD` | `1` | `0` turns the status page (`/cluster/dashboard`) off |

@@ -40,6 +40,7 @@ export function demoCluster(): SessionCluster {
       },
       receiver: { host: env.MCAST_INTERFACE ?? '127.0.0.1', port: Number(env.RECEIVER_PORT ?? 0) },
       types: [userType],
+      ...(env.EXPECTED_MEMBERS === undefined ? {} : { expectedMembers: Number(env.EXPECTED_MEMBERS) }),
       // Slower re-protection makes a failover visible on the status page for a few seconds.
       ...(env.REPROTECT_RATE === undefined ? {} : { reprotectRate: Number(env.REPROTECT_RATE) }),
       logger,

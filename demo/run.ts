@@ -155,6 +155,9 @@ function startMember(route: string, port: number, options: DemoOptions, secret: 
       ROUTE: route,
       PORT: String(port),
       MODE: options.mode,
+      // The cluster's size is known here: a member then serves as soon as it meets a majority of it
+      // (without it, a member that met nobody waits forgetAfter; a one-member demo would answer 503).
+      EXPECTED_MEMBERS: String(options.nodes),
       CLUSTER_SECRET: secret,
       MCAST_ADDRESS: options.mcastAddress,
       MCAST_PORT: String(options.mcastPort),

@@ -29,7 +29,8 @@ export async function startDemoCluster(
   env: Record<string, string> = {},
   framework: keyof typeof DEMO_APPS = 'koa',
 ): Promise<AppMember[]> {
-  const config = await clusterConfig({ mode, env: { CLUSTER_SECRET: randomBytes(24).toString('base64url'), ...env } });
+  // The cluster's size, as `npm run demo` gives it: a one-member demo serves at once.
+  const config = await clusterConfig({ mode, env: { CLUSTER_SECRET: randomBytes(24).toString('base64url'), EXPECTED_MEMBERS: String(n), ...env } });
   const members = await Promise.all(Array.from({ length: n }, (_, i) => startAppMember(t, `node${i + 1}`, config, DEMO_APPS[framework])));
   await waitForMembership(members, n);
   return members;
