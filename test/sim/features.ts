@@ -82,6 +82,11 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * before n2's, so n3 answered "not held" (an expired copy leaves no trace) and n2, with n1 out of
  * reach, took its older copy over for the last moments of the session's life. An expired copy should
  * leave a trace that fences older copies without turning "no session" into 503 for expired sessions.
+ * Delta seeds 1001..4000 with every feature: 2 failing, 2925 and 3982 (promise 5, agreement): a
+ * `logout-reset` cut the owner off and killed it after a write reached one backup and not the other;
+ * with the majority running, the two backups held different versions at the checkpoint (the session
+ * waits for a request to take it over, and the taker adopts the highest version). Not yet decided:
+ * a delta member should settle a dead owner's copies by itself, or the oracle excuse them.
  * Every oracle runs in both modes. What kept delta mode's `agreement` and `availability` out (copies
  * unverified and sessions answered 503 at the checkpoint after connection resets or a slow link) was
  * a simulator defect, a reset connection held shut by its member's clock offset, and a delta take
