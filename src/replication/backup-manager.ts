@@ -127,7 +127,10 @@ export class BackupManager extends Replicator {
   }
 
   protected maintain(): void {
-    if (!this.isolation.hasQuorum()) return;
+    if (!this.isolation.hasQuorum()) {
+      this.#catchingUp = false;
+      return;
+    }
     // Not while catching up after a pause: the others may not have seen us back yet, and may still
     // adopt what we hold; our audit answers would be out of date the moment they arrive. Copies
     // superseded meanwhile are let go at once, though (`AntiEntropy.letGo`).
