@@ -6,6 +6,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startProcess, type MemberProcess } from './member-process.js';
 import { freeUdpPort, randomGroup } from './ports.js';
+import { CookieJar, request } from './http-client.js';
 import { waitFor } from './wait.js';
 
 const APP = fileURLToPath(new URL('./app-member.ts', import.meta.url));
@@ -104,4 +105,38 @@ export async function copies(members: AppMember[]): Promise<{ primary: number; b
     primary: 0,
     backup: 0,
   });
+}
+
+/**
+ * Creates `n` sessions round-robin over `members` (POST /set `{ n: i }`), each answered 200: a creation
+ * a loaded machine refuses is tried again with a fresh cookie, 5 times at most. Returns the jars in
+ * order of `n`.
+ */
+export async function createSessions(members: AppMember[], n: number): Promise<CookieJar[]> {
+  const jars: CookieJar[] = [];
+  for (let i = 0; i < n; i++) {
+    let status = 0;
+    for (let attempt = 0; status !== 200 && attempt < 5; attempt++) {
+      const jar = new CookieJar();
+      status = (await request(jar, 'POST', `${members[i % members.length].url}/set`, { n: i })).status;
+      if (status === 200) jars.push(jar);
+    }
+    if (status !== 200) throw new Error(`creating session ${i} on ${members[i % members.length].route}: answered ${status} five times`);
+  }
+  return jars;
+}
+
+/**
+ * Waits until each session held has exactly one backup and returns how many are held (at least
+ * `created`: a creation that was refused may have left its session, as promise 4 allows).
+ */
+export async function heldTwice(members: AppMember[], created: number, timeoutMs = 5000): Promise<number> {
+  let held = { primary: 0, backup: 0 };
+  await waitFor(`each of ${created} sessions held twice`, async () => {
+    held = await copies(members);
+    return held.primary >= created && held.primary === held.backup;
+  }, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(held)}`);
+  });
+  return held.primary;
 }
