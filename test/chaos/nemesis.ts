@@ -10,7 +10,7 @@ import type { ChaosCluster, MemberCopies } from './members.js';
 import { LIBFAKETIME } from './members.js';
 import { checkCopies, placement } from './copies.js';
 import { notConverged } from './convergence.js';
-import { CpuWait } from './cpu-wait.js';
+import { CpuWait } from '../helpers/cpu-wait.js';
 import { fmt, type History } from './history.js';
 import type { Random } from './random.js';
 
