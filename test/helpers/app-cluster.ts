@@ -108,20 +108,29 @@ export async function copies(members: AppMember[]): Promise<{ primary: number; b
 }
 
 /**
- * Creates `n` sessions round-robin over `members` (POST /set `{ n: i }`), each answered 200: a creation
- * a loaded machine refuses is tried again with a fresh cookie, 5 times at most. Returns the jars in
- * order of `n`.
+ * Creates `n` sessions round-robin over `members` (POST /set `{ n: i }`), `concurrency` at a time, each
+ * answered 200: a creation a loaded machine refuses or leaves unanswered is tried again with a fresh
+ * cookie, 5 times at most. Returns the jars in order of `n`.
  */
-export async function createSessions(members: AppMember[], n: number): Promise<CookieJar[]> {
-  const jars: CookieJar[] = [];
-  for (let i = 0; i < n; i++) {
-    let status = 0;
-    for (let attempt = 0; status !== 200 && attempt < 5; attempt++) {
+export async function createSessions(members: AppMember[], n: number, concurrency = 1): Promise<CookieJar[]> {
+  const create = async (i: number): Promise<CookieJar> => {
+    const member = members[i % members.length];
+    let last = '';
+    for (let attempt = 0; attempt < 5; attempt++) {
       const jar = new CookieJar();
-      status = (await request(jar, 'POST', `${members[i % members.length].url}/set`, { n: i })).status;
-      if (status === 200) jars.push(jar);
+      try {
+        const res = await request(jar, 'POST', `${member.url}/set`, { n: i });
+        if (res.status === 200) return jar;
+        last = `answered ${res.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
     }
-    if (status !== 200) throw new Error(`creating session ${i} on ${members[i % members.length].route}: answered ${status} five times`);
+    throw new Error(`creating session ${i} on ${member.route} failed five times; last: ${last}`);
+  };
+  const jars: CookieJar[] = [];
+  for (let i = 0; i < n; i += concurrency) {
+    jars.push(...(await Promise.all(Array.from({ length: Math.min(concurrency, n - i) }, (_, k) => create(i + k)))));
   }
   return jars;
 }
