@@ -223,11 +223,22 @@ export function isExpiryTrace(r: LocateReply): boolean {
 }
 
 /**
- * The newest copy of `base` known to have expired, here or on a member that answered: undefined when
- * none, or when an answer (or this member) names a newer owner it let the session go to (that owner
- * holds it: no end is known).
+ * A takeover's check that the session has not ended: the newest copy of `base` known to have expired
+ * (here, or on a member that answered), when it is newer than `top`, the best copy found (if any).
+ * Undefined when there is none, or when an answer (or this member) names a newer owner it let the
+ * session go to (that owner holds it: no end is known).
  */
-export function newestExpiry(table: SessionTable, base: string, replies: readonly LocateReply[]): { epoch: number; owner: string; version: number } | undefined {
+export function expiredPast(
+  table: SessionTable,
+  base: string,
+  replies: readonly LocateReply[],
+  top: { epoch: number; owner: string; version: number } | undefined,
+): { epoch: number; owner: string; version: number } | undefined {
+  const x = newestExpiry(table, base, replies);
+  return x !== undefined && (top === undefined || compareHeld(x, top) > 0) ? x : undefined;
+}
+
+function newestExpiry(table: SessionTable, base: string, replies: readonly LocateReply[]): { epoch: number; owner: string; version: number } | undefined {
   const mine = table.expiredTrace(base);
   const traces = [...replies.filter(isExpiryTrace), ...(mine === undefined ? [] : [mine])];
   const newest = traces.sort((a, b) => compareHeld(b, a))[0];

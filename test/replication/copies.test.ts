@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adopt, applyCopy, applyDelta, applyPackedCopy, applyRemove, compareHeld, describeHeld, grantTo, installGranted, isExpiryTrace, newestExpiry, toCopy, toPackedCopy } from '../../src/replication/copies.js';
+import { adopt, applyCopy, applyDelta, applyPackedCopy, applyRemove, compareHeld, describeHeld, grantTo, installGranted, expiredPast, isExpiryTrace, toCopy, toPackedCopy } from '../../src/replication/copies.js';
 import { EXPIRY_TRACE_MS, SessionTable } from '../../src/replication/session-table.js';
 import { systemClock } from '../../src/replication/clock.js';
 import { unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
@@ -160,9 +160,13 @@ test('an expired copy leaves a trace (ownership and version) that ends an older 
   // n2 holds an older copy (n3's former backup, epoch 12): the newest copy known ended, so has the session.
   const n2 = new SessionTable(clock);
   applyCopy(n2, { base: 'E', owner: 'n3', epoch: 12, version: 14, expire: now + 300, maxAge: 1, entries: [] });
-  assert.deepEqual(newestExpiry(n2, 'E', [trace]), { epoch: 13, owner: 'n1', version: 17 });
+  const mine = describeHeld(n2, 'E');
+  assert.deepEqual(expiredPast(n2, 'E', [trace], mine), { epoch: 13, owner: 'n1', version: 17 });
+  assert.deepEqual(expiredPast(n2, 'E', [trace], undefined), { epoch: 13, owner: 'n1', version: 17 }, 'with no copy found either');
+  assert.equal(expiredPast(n2, 'E', [trace], { ...trace, version: 17 }), undefined, 'a copy as new as the one that ended is no older copy');
+  assert.equal(expiredPast(n2, 'E', [trace], { ...trace, version: 18 }), undefined, 'nor a newer one (its owner extended the session)');
   // An answer naming a newer owner it let the session go to: that owner holds it, no end is known.
-  assert.equal(newestExpiry(n2, 'E', [trace, { ...trace, owner: 'n2', epoch: 14, version: 0 }]), undefined);
+  assert.equal(expiredPast(n2, 'E', [trace, { ...trace, owner: 'n2', epoch: 14, version: 0 }], mine), undefined);
   n2.outlived('E', trace);
   assert.equal(n2.get('E'), undefined);
   assert.deepEqual(describeHeld(n2, 'E'), trace, 'the taker answers as the member whose copy ended');
