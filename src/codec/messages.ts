@@ -70,7 +70,9 @@ export interface LocateMessage {
 
 /**
  * What one member holds of a session: a copy (`found`; `primary` when it serves it), or a tombstone of
- * its destruction (`removed`, with the epoch and owner that destroyed it), or nothing.
+ * its destruction (`removed`, with the epoch and owner that destroyed it), or nothing. With nothing,
+ * `owner` and `epoch` may name the owner it let the session go to (`version` 0), or the ownership and
+ * `version` (never 0) of its copy that expired lately.
  */
 export interface LocateReply {
   found: boolean;

@@ -202,11 +202,50 @@ export function describeHeld(table: SessionTable, base: string): LocateReply {
   if (t?.kind === 'removed' && (e === undefined || destroyCovers(t.epoch, e.epoch))) {
     return { found: false, primary: false, owner: t.owner, epoch: t.epoch, version: 0, removed: true, backup: '' };
   }
-  // Let go to a newer owner: said so (owner and epoch, `found: false`), since an asker whose answers
-  // straddle the move may otherwise find the session nowhere.
-  if (e === undefined) return { found: false, primary: false, owner: t?.owner ?? '', epoch: t?.epoch ?? 0, version: 0, removed: false, backup: '' };
+  if (e === undefined) {
+    // Expired here (by this member's clock): said with the ownership and version it had, which no
+    // moved-session answer carries (their version is 0), so a taker holding an older copy leaves it.
+    const x = table.expiredTrace(base);
+    if (x !== undefined && x.version !== 0 && (t === undefined || !olderOwnership(x.epoch, x.owner, t.epoch, t.owner))) {
+      return { found: false, primary: false, owner: x.owner, epoch: x.epoch, version: x.version, removed: false, backup: '' };
+    }
+    // Let go to a newer owner: said so (owner and epoch, `found: false`), since an asker whose answers
+    // straddle the move may otherwise find the session nowhere.
+    return { found: false, primary: false, owner: t?.owner ?? '', epoch: t?.epoch ?? 0, version: 0, removed: false, backup: '' };
+  }
   const primary = e.role === 'primary';
   return { found: true, primary, owner: e.owner, epoch: e.epoch, version: e.version, removed: false, backup: primary ? (e.backup ?? '') : '' };
+}
+
+/** Whether a survey's answer is the trace of a copy that expired on that member (`describeHeld`). */
+export function isExpiryTrace(r: LocateReply): boolean {
+  return !r.found && !r.removed && r.owner !== '' && r.version !== 0;
+}
+
+/**
+ * A takeover's check that the session has not ended: the newest copy of `base` known to have expired
+ * (here, or on a member that answered), when it is newer than `top`, the best copy found (if any).
+ * Undefined when there is none, or when an answer (or this member) names a newer owner it let the
+ * session go to (that owner holds it: no end is known).
+ */
+export function expiredPast(
+  table: SessionTable,
+  base: string,
+  replies: readonly LocateReply[],
+  top: { epoch: number; owner: string; version: number } | undefined,
+): { epoch: number; owner: string; version: number } | undefined {
+  const x = newestExpiry(table, base, replies);
+  return x !== undefined && (top === undefined || compareHeld(x, top) > 0) ? x : undefined;
+}
+
+function newestExpiry(table: SessionTable, base: string, replies: readonly LocateReply[]): { epoch: number; owner: string; version: number } | undefined {
+  const mine = table.expiredTrace(base);
+  const traces = [...replies.filter(isExpiryTrace), ...(mine === undefined ? [] : [mine])];
+  const newest = traces.sort((a, b) => compareHeld(b, a))[0];
+  if (newest === undefined) return undefined;
+  const t = table.tombstone(base);
+  const moves = [...replies.filter((r) => !r.found && !r.removed && r.owner !== '' && !isExpiryTrace(r)), ...(t?.kind === 'moved' ? [t] : [])];
+  return moves.some((m) => olderOwnership(newest.epoch, newest.owner, m.epoch, m.owner)) ? undefined : { epoch: newest.epoch, owner: newest.owner, version: newest.version };
 }
 
 // Ownership transitions. Each is the one place its change of fields is written.

@@ -10,7 +10,7 @@ import type { SessionCodec, SessionData } from '../codec/types.js';
 import { messages, type ApplyReply, type ForgetMessage, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
-import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, toCopy } from './copies.js';
+import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, isExpiryTrace, toCopy } from './copies.js';
 import { FullMembers, type Capacity } from './capacity.js';
 import { Isolation } from './isolation.js';
 import { KeyLock } from './key-lock.js';
@@ -77,9 +77,10 @@ export interface Survey {
   promised: ReadonlyMap<string, number>;
 }
 
-/** A survey's answers in one line for the logs: `route:P|B|X|M|-@epoch/owner v version` (M: moved on). */
+/** A survey's answers in one line for the logs: `route:P|B|X|E|M|-@epoch/owner v version` (E: expired there, M: moved on). */
 export function describeReplies(replies: Survey['replies']): string {
-  return replies.map((x) => `${x.m.route}:${x.r.found ? (x.r.primary ? 'P' : 'B') : x.r.removed ? 'X' : x.r.owner !== '' ? 'M' : '-'}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ');
+  const kind = (r: LocateReply): string => (r.found ? (r.primary ? 'P' : 'B') : r.removed ? 'X' : isExpiryTrace(r) ? 'E' : r.owner !== '' ? 'M' : '-');
+  return replies.map((x) => `${x.m.route}:${kind(x.r)}@${x.r.epoch}/${x.r.owner}v${x.r.version}`).join(' ');
 }
 
 /** A session as the store reads it. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type PackedCopy, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError, StateTransferError } from '../errors.js';
-import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, expiredPast, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
 import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { MSG } from './message-types.js';
@@ -327,6 +327,16 @@ export class DeltaManager extends Replicator {
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
     if (removed !== undefined && (best === undefined || destroyCovers(removed.epoch, best.copy.epoch))) {
       this.table.destroy(base, removed.epoch, removed.owner, local?.expire ?? this.clock.now() + 2 * this.options.dropTime);
+      return false;
+    }
+    // A copy newer than every one found expired (by its holder's clock, ahead of the others'): the
+    // session has ended, and an older copy (one a member missed writes on) is never served.
+    const expired = expiredPast(this.table, base, replies.map((x) => x.r), best?.copy);
+    if (expired !== undefined) {
+      if (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0) {
+        throw this.unavailable(base, 'a copy of it expired, and some members that may hold a newer one cannot be asked now');
+      }
+      this.table.outlived(base, expired);
       return false;
     }
     if (best === undefined) {

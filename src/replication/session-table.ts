@@ -6,6 +6,7 @@
  */
 import { systemClock, type Clock } from './clock.js';
 import { Tombstones } from './tombstones.js';
+import { compareHeld } from './copies.js';
 import type { Packed } from './packed-entries.js';
 
 /** How this member holds a session. */
@@ -62,6 +63,29 @@ export interface Tombstone {
 /** A moved-session tombstone needs to outlive only the messages in flight about the session. */
 const MOVED_TOMBSTONE_MS = 10 * 60 * 1000;
 
+/**
+ * What a copy that expired here leaves: the ownership and version it had. Each copy ends by its
+ * holder's clock, so the newest copy may end on one member while an older one (a stray the owner could
+ * not reach to drop) still lives on a member whose clock is behind: a takeover that found only that
+ * older one would serve it and lose the writes after it. The trace tells it the session outlived that
+ * copy and has ended (`expiredTrace`, answered in surveys).
+ */
+export interface ExpiryTrace {
+  epoch: number;
+  owner: string;
+  version: number;
+  until: number;
+}
+
+/**
+ * How long a trace outlives the end of the copy it remembers: until every older copy has ended on
+ * every member's clock. An older copy's end was stamped by a clock at most the tolerated skew off the
+ * one that stamped this copy's, and is read by another clock as far off: twice the clock skew the
+ * cluster tolerates (heartbeats from clocks more than 60 s apart are refused, `MAX_CLOCK_SKEW_MS`). So
+ * a member keeps the traces of the copies that expired in the last two minutes, 40-byte slots.
+ */
+export const EXPIRY_TRACE_MS = 2 * 60_000;
+
 /** The session table of one member. */
 export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
@@ -69,6 +93,8 @@ export class SessionTable {
   readonly #moved = new Map<string, Tombstone>();
   /** Sessions destroyed (kept until no copy can exist): many, kept compact. */
   readonly #removed = new Tombstones();
+  /** Copies that expired here lately (`ExpiryTrace`): compact too, and gone two minutes after. */
+  readonly #expired = new Tombstones(1024, { versions: true });
   readonly #clock: Clock;
   /** Told of each entry dropped because it expired (session events, the principal index). */
   onExpire: ((e: SessionEntry) => void) | undefined;
@@ -80,11 +106,48 @@ export class SessionTable {
   get(base: string, now = this.#clock.now()): SessionEntry | undefined {
     const e = this.#entries.get(base);
     if (e !== undefined && e.expire <= now) {
-      this.#entries.delete(base);
-      this.onExpire?.(e);
+      this.#dropExpired(e);
       return undefined;
     }
     return e;
+  }
+
+  #dropExpired(e: SessionEntry): void {
+    this.#entries.delete(e.base);
+    this.#trace(e.base, e, e.expire + EXPIRY_TRACE_MS);
+    this.onExpire?.(e);
+  }
+
+  /** Remembers that a copy at `held` ended (the newest such copy known here wins). */
+  #trace(base: string, held: { epoch: number; owner: string; version: number }, until: number): void {
+    const t = this.#expired.get(base);
+    if (t !== undefined && compareHeld({ ...t, version: t.version ?? 0 }, held) > 0) {
+      if (t.until < until) this.#expired.set(base, { ...t, until });
+      return;
+    }
+    this.#expired.set(base, { epoch: held.epoch, owner: held.owner, version: held.version, until: Math.max(until, t?.until ?? 0) });
+  }
+
+  /** The trace of the newest copy of `base` that expired here lately (or that a takeover learnt of). */
+  expiredTrace(base: string, now = this.#clock.now()): ExpiryTrace | undefined {
+    const t = this.#expired.get(base);
+    if (t === undefined) return undefined;
+    if (t.until <= now) {
+      this.#expired.delete(base);
+      return undefined;
+    }
+    return { epoch: t.epoch, owner: t.owner, version: t.version ?? 0, until: t.until };
+  }
+
+  /**
+   * A takeover found that a newer copy of `base` than the one held here expired elsewhere: the copy held
+   * here is a stray of the session's past, dropped; its trace is kept, so this member answers as the
+   * other one did.
+   */
+  outlived(base: string, trace: { epoch: number; owner: string; version: number }): void {
+    const e = this.#entries.get(base);
+    this.#entries.delete(base);
+    this.#trace(base, trace, Math.max(e?.expire ?? 0, this.#clock.now()) + EXPIRY_TRACE_MS);
   }
 
   /** Installs an entry; a tombstone it supersedes (fencing let it through) goes. */
@@ -92,6 +155,8 @@ export class SessionTable {
     this.#entries.set(entry.base, entry);
     this.#moved.delete(entry.base);
     this.#removed.delete(entry.base);
+    const t = this.#expired.get(entry.base);
+    if (t !== undefined && compareHeld(entry, { ...t, version: t.version ?? 0 }) >= 0) this.#expired.delete(entry.base);
   }
 
   /** Lets go of a session another member owns from `epoch` on. */
@@ -144,8 +209,8 @@ export class SessionTable {
   }
 
   /** Destructions remembered, and the bytes they take (for the bench and the status). */
-  tombstoneCount(): { removed: number; moved: number; bytes: number } {
-    return { removed: this.#removed.size, moved: this.#moved.size, bytes: this.#removed.bytes };
+  tombstoneCount(): { removed: number; moved: number; expired: number; bytes: number } {
+    return { removed: this.#removed.size, moved: this.#moved.size, expired: this.#expired.size, bytes: this.#removed.bytes + this.#expired.bytes };
   }
 
   /** The destructions `owner` made that still fence (base and tombstone). */
@@ -157,15 +222,15 @@ export class SessionTable {
   /** Drops expired sessions and tombstones; returns how many sessions expired. */
   sweep(now = this.#clock.now()): number {
     let expired = 0;
-    for (const [base, e] of this.#entries) {
+    for (const e of this.#entries.values()) {
       if (e.expire <= now) {
-        this.#entries.delete(base);
+        this.#dropExpired(e);
         expired++;
-        this.onExpire?.(e);
       }
     }
     for (const [base, t] of this.#moved) if (t.until <= now) this.#moved.delete(base);
     this.#removed.sweep(now);
+    this.#expired.sweep(now);
     return expired;
   }
 
@@ -202,5 +267,6 @@ export class SessionTable {
     this.#entries.clear();
     this.#moved.clear();
     this.#removed.clear();
+    this.#expired.clear();
   }
 }

@@ -6,8 +6,11 @@
  * doublings, about 65 on average), instead of a JavaScript object, a map entry and the base's string
  * (85 to 105: `npm run bench -- --only tombstones`). Pure: no I/O, no clock.
  *
- *   slot: | base, 18 bytes | used | - | epoch u32 | until, s u32 | owner u16 | - |
- *          0              18     19   20          24             28          30  32
+ *   slot: | base, 18 bytes | used | - | epoch u32 | until, s u32 | owner u16 | - | (version f64) |
+ *          0              18     19   20          24             28          30  32               40
+ *
+ * The version is kept only by a table made `{ versions: true }` (the traces of expired copies, which
+ * fence older versions of one ownership too): 40 bytes a slot there.
  *
  * Bases of 24 characters (the 18 random bytes every member makes) go there, found by open addressing
  * on their first bytes (random already); any other base (an id made elsewhere) in a plain map.
@@ -19,9 +22,12 @@ export interface Destruction {
   owner: string;
   /** Epoch ms until which it fences (rounded up to the second). */
   until: number;
+  /** The version it fences up to (kept only by a table made with `versions`). */
+  version?: number;
 }
 
-const STRIDE = 32;
+const SLOT = 32;
+const VERSION = 32;
 const KEY = 18;
 const USED = 18;
 const EPOCH = 20;
@@ -30,6 +36,8 @@ const OWNER = 28;
 const MAX_FILL = 0.7;
 
 export class Tombstones {
+  readonly #stride: number;
+  readonly #versions: boolean;
   #slots: Buffer;
   #capacity: number;
   #size = 0;
@@ -40,9 +48,11 @@ export class Tombstones {
   readonly #routeIndex = new Map<string, number>();
   readonly #scratch = Buffer.alloc(KEY);
 
-  constructor(initialCapacity = 1024) {
+  constructor(initialCapacity = 1024, options: { versions?: boolean } = {}) {
+    this.#versions = options.versions === true;
+    this.#stride = this.#versions ? SLOT + 8 : SLOT;
     this.#capacity = 1 << Math.ceil(Math.log2(Math.max(16, initialCapacity)));
-    this.#slots = Buffer.alloc(this.#capacity * STRIDE);
+    this.#slots = Buffer.alloc(this.#capacity * this.#stride);
   }
 
   get size(): number {
@@ -64,15 +74,16 @@ export class Tombstones {
   set(base: string, d: Destruction): void {
     const key = this.#key(base);
     if (key === undefined) {
-      this.#other.set(base, { ...d });
+      const { version, ...rest } = d;
+      this.#other.set(base, this.#versions ? { ...rest, version: version ?? 0 } : rest);
       return;
     }
     let slot = this.#find(key);
     if (slot < 0) {
       if ((this.#size + 1) / this.#capacity > MAX_FILL) this.#grow();
       slot = this.#free(key);
-      key.copy(this.#slots, slot * STRIDE);
-      this.#slots[slot * STRIDE + USED] = 1;
+      key.copy(this.#slots, slot * this.#stride);
+      this.#slots[slot * this.#stride + USED] = 1;
       this.#size++;
     }
     this.#write(slot, d);
@@ -91,7 +102,7 @@ export class Tombstones {
   entries(): [string, Destruction][] {
     const out: [string, Destruction][] = [...this.#other].map(([b, d]) => [b, { ...d }]);
     for (let slot = 0; slot < this.#capacity; slot++) {
-      if (this.#slots[slot * STRIDE + USED] === 1) out.push([this.#slots.toString('base64url', slot * STRIDE, slot * STRIDE + KEY), this.#read(slot)]);
+      if (this.#slots[slot * this.#stride + USED] === 1) out.push([this.#slots.toString('base64url', slot * this.#stride, slot * this.#stride + KEY), this.#read(slot)]);
     }
     return out;
   }
@@ -105,7 +116,7 @@ export class Tombstones {
       n++;
     }
     for (let slot = 0; slot < this.#capacity; ) {
-      if (this.#slots[slot * STRIDE + USED] === 1 && this.#slots.readUInt32LE(slot * STRIDE + UNTIL) * 1000 <= now) {
+      if (this.#slots[slot * this.#stride + USED] === 1 && this.#slots.readUInt32LE(slot * this.#stride + UNTIL) * 1000 <= now) {
         this.#remove(slot); // the next slot may have shifted into this one: look at it again
         n++;
       } else slot++;
@@ -131,7 +142,7 @@ export class Tombstones {
 
   #find(key: Buffer): number {
     for (let slot = this.#home(key); ; slot = (slot + 1) & (this.#capacity - 1)) {
-      const at = slot * STRIDE;
+      const at = slot * this.#stride;
       if (this.#slots[at + USED] !== 1) return -1;
       if (this.#slots.compare(key, 0, KEY, at, at + KEY) === 0) return slot;
     }
@@ -139,24 +150,27 @@ export class Tombstones {
 
   #free(key: Buffer): number {
     let slot = this.#home(key);
-    while (this.#slots[slot * STRIDE + USED] === 1) slot = (slot + 1) & (this.#capacity - 1);
+    while (this.#slots[slot * this.#stride + USED] === 1) slot = (slot + 1) & (this.#capacity - 1);
     return slot;
   }
 
   #read(slot: number): Destruction {
-    const at = slot * STRIDE;
-    return {
+    const at = slot * this.#stride;
+    const d: Destruction = {
       epoch: this.#slots.readUInt32LE(at + EPOCH),
       until: this.#slots.readUInt32LE(at + UNTIL) * 1000,
       owner: this.#routes[this.#slots.readUInt16LE(at + OWNER)],
     };
+    if (this.#versions) d.version = this.#slots.readDoubleLE(at + VERSION);
+    return d;
   }
 
   #write(slot: number, d: Destruction): void {
-    const at = slot * STRIDE;
+    const at = slot * this.#stride;
     this.#slots.writeUInt32LE(Math.min(d.epoch, 0xffffffff), at + EPOCH);
     this.#slots.writeUInt32LE(Math.min(Math.ceil(d.until / 1000), 0xffffffff), at + UNTIL);
     this.#slots.writeUInt16LE(this.#route(d.owner), at + OWNER);
+    if (this.#versions) this.#slots.writeDoubleLE(d.version ?? 0, at + VERSION);
   }
 
   #route(route: string): number {
@@ -174,15 +188,15 @@ export class Tombstones {
   /** Empties a slot, and moves later ones of its run back so that lookups still find them. */
   #remove(slot: number): void {
     const mask = this.#capacity - 1;
-    this.#slots.fill(0, slot * STRIDE, slot * STRIDE + STRIDE);
+    this.#slots.fill(0, slot * this.#stride, slot * this.#stride + this.#stride);
     this.#size--;
-    for (let hole = slot, next = (slot + 1) & mask; this.#slots[next * STRIDE + USED] === 1; next = (next + 1) & mask) {
-      const home = this.#home(this.#slots.subarray(next * STRIDE, next * STRIDE + KEY));
+    for (let hole = slot, next = (slot + 1) & mask; this.#slots[next * this.#stride + USED] === 1; next = (next + 1) & mask) {
+      const home = this.#home(this.#slots.subarray(next * this.#stride, next * this.#stride + KEY));
       // The entry at `next` may fill the hole when its home is not cyclically within (hole, next].
       const between = hole <= next ? home > hole && home <= next : home > hole || home <= next;
       if (between) continue;
-      this.#slots.copy(this.#slots, hole * STRIDE, next * STRIDE, next * STRIDE + STRIDE);
-      this.#slots.fill(0, next * STRIDE, next * STRIDE + STRIDE);
+      this.#slots.copy(this.#slots, hole * this.#stride, next * this.#stride, next * this.#stride + this.#stride);
+      this.#slots.fill(0, next * this.#stride, next * this.#stride + this.#stride);
       hole = next;
     }
   }
@@ -191,12 +205,12 @@ export class Tombstones {
     const old = this.#slots;
     const oldCapacity = this.#capacity;
     this.#capacity *= 2;
-    this.#slots = Buffer.alloc(this.#capacity * STRIDE);
+    this.#slots = Buffer.alloc(this.#capacity * this.#stride);
     for (let slot = 0; slot < oldCapacity; slot++) {
-      const at = slot * STRIDE;
+      const at = slot * this.#stride;
       if (old[at + USED] !== 1) continue;
       const to = this.#free(old.subarray(at, at + KEY));
-      old.copy(this.#slots, to * STRIDE, at, at + STRIDE);
+      old.copy(this.#slots, to * this.#stride, at, at + this.#stride);
     }
   }
 }

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adopt, applyCopy, applyDelta, applyPackedCopy, applyRemove, compareHeld, describeHeld, grantTo, installGranted, toCopy, toPackedCopy } from '../../src/replication/copies.js';
-import { SessionTable } from '../../src/replication/session-table.js';
+import { adopt, applyCopy, applyDelta, applyPackedCopy, applyRemove, compareHeld, describeHeld, grantTo, installGranted, expiredPast, isExpiryTrace, toCopy, toPackedCopy } from '../../src/replication/copies.js';
+import { EXPIRY_TRACE_MS, SessionTable } from '../../src/replication/session-table.js';
+import { systemClock } from '../../src/replication/clock.js';
 import { unpackEntries, type Packed } from '../../src/replication/packed-entries.js';
 import type { SessionDeltaMessage } from '../../src/codec/messages.js';
 
@@ -142,6 +143,46 @@ test('a copy let go to a newer owner is described as moved (found: false, with t
   t.moved('M', 5, 'n2');
   assert.deepEqual(describeHeld(t, 'M'), { found: false, primary: false, owner: 'n2', epoch: 5, version: 0, removed: false, backup: '' });
   assert.deepEqual(describeHeld(t, 'never'), { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' });
+});
+
+test('an expired copy leaves a trace (ownership and version) that ends an older copy\'s takeover, and goes two minutes after', () => {
+  let now = 1_800_000_000_000;
+  const clock = { ...systemClock, now: () => now };
+  // n3's clock runs ahead: its copy of n1's session (epoch 13, version 17) ends first.
+  const n3 = new SessionTable(clock);
+  applyCopy(n3, { base: 'E', owner: 'n1', epoch: 13, version: 17, expire: now + 1000, maxAge: 1, entries: [] });
+  now += 1000;
+  assert.equal(n3.get('E'), undefined);
+  const trace = describeHeld(n3, 'E');
+  assert.deepEqual(trace, { found: false, primary: false, owner: 'n1', epoch: 13, version: 17, removed: false, backup: '' });
+  assert.ok(isExpiryTrace(trace));
+  assert.ok(!isExpiryTrace({ ...trace, version: 0 }), 'a moved-session answer carries no version');
+  // n2 holds an older copy (n3's former backup, epoch 12): the newest copy known ended, so has the session.
+  const n2 = new SessionTable(clock);
+  applyCopy(n2, { base: 'E', owner: 'n3', epoch: 12, version: 14, expire: now + 300, maxAge: 1, entries: [] });
+  const mine = describeHeld(n2, 'E');
+  assert.deepEqual(expiredPast(n2, 'E', [trace], mine), { epoch: 13, owner: 'n1', version: 17 });
+  assert.deepEqual(expiredPast(n2, 'E', [trace], undefined), { epoch: 13, owner: 'n1', version: 17 }, 'with no copy found either');
+  assert.equal(expiredPast(n2, 'E', [trace], { ...trace, version: 17 }), undefined, 'a copy as new as the one that ended is no older copy');
+  assert.equal(expiredPast(n2, 'E', [trace], { ...trace, version: 18 }), undefined, 'nor a newer one (its owner extended the session)');
+  // An answer naming a newer owner it let the session go to: that owner holds it, no end is known.
+  assert.equal(expiredPast(n2, 'E', [trace, { ...trace, owner: 'n2', epoch: 14, version: 0 }], mine), undefined);
+  n2.outlived('E', trace);
+  assert.equal(n2.get('E'), undefined);
+  assert.deepEqual(describeHeld(n2, 'E'), trace, 'the taker answers as the member whose copy ended');
+  // An owner whose clock runs behind wrote again (an idle session extended): the newer copy installs, the trace goes.
+  applyCopy(n3, { base: 'E', owner: 'n1', epoch: 13, version: 18, expire: now + 60_000, maxAge: 1, entries: [] });
+  assert.equal(describeHeld(n3, 'E').found, true);
+  assert.equal(n3.tombstoneCount().expired, 0);
+  // An older copy arriving late leaves the trace in place.
+  applyCopy(n2, { base: 'E', owner: 'n3', epoch: 12, version: 14, expire: now + 300, maxAge: 1, entries: [] });
+  assert.equal(n2.tombstoneCount().expired, 1);
+  n2.moved('E', 12, 'n3');
+  assert.deepEqual(describeHeld(n2, 'E'), trace, 'the newer of a trace and a moved tombstone is answered');
+  now += EXPIRY_TRACE_MS + 1000;
+  n2.sweep();
+  assert.equal(n2.tombstoneCount().expired, 0);
+  assert.equal(isExpiryTrace(describeHeld(n2, 'E')), false);
 });
 
 test('a copy or delta applied from a received frame keeps its own bytes: the frame may go or be reused', () => {

@@ -52,3 +52,14 @@ test('a tombstone costs 32 bytes a slot, 46 to 91 bytes by the table\'s fill (0.
   const perTombstone = t.bytes / t.size;
   assert.ok(perTombstone <= 32 / 0.35 && perTombstone >= 32, `${perTombstone.toFixed(1)} bytes per tombstone`);
 });
+
+test('a table made with versions keeps each one (the traces of expired copies), in 40-byte slots', () => {
+  const t = new Tombstones(16, { versions: true });
+  const bases = Array.from({ length: 100 }, base);
+  bases.forEach((b, i) => t.set(b, { epoch: i, owner: 'node1', until: 2_000_000_000_000, version: i * 1_000_003 - 1 }));
+  t.set('x'.repeat(40), { epoch: 1, owner: 'node2', until: 2_000_000_000_000, version: 7 });
+  bases.forEach((b, i) => assert.equal(t.get(b)?.version, i * 1_000_003 - 1));
+  assert.equal(t.get('x'.repeat(40))?.version, 7);
+  assert.equal(t.bytes / 40, 256, 'grown to 256 slots of 40 bytes');
+  assert.equal(new Tombstones().get(bases[0]), undefined);
+});

@@ -75,13 +75,14 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * delta log-out-everywhere retried behind resetting firewalls that read its own tombstone as
  * "destroyed" (seeds 127, 245, 20, 47, 67, 139, 153, 159, 165, 174, 291, 295 of `--mode delta --disable
  * reset-partition,cut-off-start,takeover-partition,agreement,availability`: all pass). With every
- * feature on, backup seeds 1..1000 and delta seeds 1..1000 leave one open defect of src/, outside
- * CI's seeds: backup seed 592 (`npm run simulate -- --mode backup --seed 592`, promise 1): during a
- * non-transitive cut (n1 and n2 apart, both reach n3) n1 took the session over from n3; n2 kept its
- * older copy as n3's former backup; the session's `absoluteMaxAge` then ran out on n3's clock 0.3 s
- * before n2's, so n3 answered "not held" (an expired copy leaves no trace) and n2, with n1 out of
- * reach, took its older copy over for the last moments of the session's life. An expired copy should
- * leave a trace that fences older copies without turning "no session" into 503 for expired sessions.
+ * feature on, backup seeds 1..1000 and delta seeds 1..1000 left one defect of src/, outside CI's
+ * seeds: backup seed 592 (`npm run simulate -- --mode backup --seed 592`, promise 1; fixed, a
+ * regression seed): during a non-transitive cut (n1 and n2 apart, both reach n3) n1 took the session
+ * over from n3; n2 kept its older copy as n3's former backup; the session's `absoluteMaxAge` then ran
+ * out on n3's clock 0.3 s before n2's, so n3 answered "not held" (an expired copy left no trace) and
+ * n2, with n1 out of reach, took its older copy over for the last moments of the session's life. Now
+ * an expired copy leaves a trace (epoch, owner, version; two minutes) that a takeover reads as the
+ * session's end: "no session" for the older copy, as for an expired session, not 503.
  * Delta seeds 1001..4000 with every feature: 2 failing, 2925 and 3982 (promise 5, agreement): a
  * `logout-reset` cut the owner off and killed it after a write reached one backup and not the other;
  * with the majority running, the two backups held different versions at the checkpoint (the session
@@ -96,7 +97,7 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
 // takeover-partition (issue 25): 2,000 seeds per mode, none failing because of it (backup seed 1923,
 // a survey that outlived a removed member, is fixed). grant-partition and idle-after-error: 400 seeds
 // per mode with every other feature, 0 failing; logout-reset: 1,000 per mode with every feature, 0
-// failing but backup seed 592 (above), which has no logout-reset fault.
+// failing but backup seed 592 (above, fixed since), which has no logout-reset fault.
 export const CI_NEMESES: readonly Feature[] = [
   'multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'cut-off-start',
   'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition', 'grant-partition', 'logout-reset', 'idle-after-error',

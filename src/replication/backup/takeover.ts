@@ -8,7 +8,7 @@
 import type { MemberInfo } from '../../cluster/types.js';
 import { messages } from '../../codec/messages.js';
 import { ClusterRequestError } from '../../errors.js';
-import { adopt, compareHeld, destroyCovers, fence, installGranted } from '../copies.js';
+import { adopt, compareHeld, destroyCovers, expiredPast, fence, installGranted } from '../copies.js';
 import { describeReplies } from '../copy-holder.js';
 import { MSG } from '../message-types.js';
 import type { SessionEntry } from '../session-table.js';
@@ -62,6 +62,22 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
     if (removed !== undefined && (top === undefined || destroyCovers(removed.epoch, top.epoch))) {
       ctx.table.destroy(base, removed.epoch, removed.owner, ctx.clock.now() + 2 * ctx.options.dropTime);
+      return false;
+    }
+    // A copy newer than every one found expired (by its holder's clock, which may run ahead of the
+    // others'): the session has ended. What is found is its past (a stray its owner could not reach to
+    // drop), never served: it lacks the writes after it. "No session", as when every copy is gone.
+    const expired = expiredPast(ctx.table, base, replies.map((x) => x.r), top);
+    if (expired !== undefined) {
+      if (!askedAfterMove && gone > 0) {
+        askedAfterMove = true; // the answers may be as old as the wait for the removed member
+        continue;
+      }
+      // With more members out of reach than copies cover, a newer copy may live on them.
+      if (!ctx.isolation.settled() || ctx.isolation.unreachable() > (ctx.options.backups ?? 1)) {
+        throw ctx.unavailable(base, 'a copy of it expired, and some members that may hold a newer one cannot be asked now');
+      }
+      ctx.table.outlived(base, expired);
       return false;
     }
     if (top === undefined) {
