@@ -65,7 +65,6 @@ export class DeltaManager extends Replicator {
       route: this.route,
       table: this.table,
       locks: this.locks,
-      isolation: this.isolation,
       log: this.log,
       lockWait: 2 * this.options.ackTimeout,
       liveRoutes: () => this.liveRoutes(),

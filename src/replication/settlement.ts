@@ -17,7 +17,6 @@ import type { Logger } from 'pino';
 import type { MemberInfo } from '../cluster/types.js';
 import { owners } from '../ring/index.js';
 import type { Survey } from './copy-holder.js';
-import type { Isolation } from './isolation.js';
 import type { KeyLock } from './key-lock.js';
 import type { SessionTable } from './session-table.js';
 import { shortId } from './session-id.js';
@@ -34,7 +33,6 @@ export interface SettlementContext {
   route: string;
   table: SessionTable;
   locks: KeyLock;
-  isolation: Isolation;
   log: Logger;
   /** How long a takeover waits for the session's lock (as a request does). */
   lockWait: number;
