@@ -6,7 +6,7 @@
  * backup does not copy each entry of each write twice.
  */
 import type { Type } from './avro.js';
-import { parsePlainSchema, readAt } from './avro.js';
+import { parsePlainSchema, readAt, writeAt } from './avro.js';
 import { checkEncoding } from './byte-check.js';
 import type { MessageCodec } from './types.js';
 import { CodecError } from '../errors.js';
@@ -33,6 +33,42 @@ function invalidPaths(type: Type, value: unknown): string {
   return paths.join('; ');
 }
 
+/** The scratch buffer stops growing here; a longer message is written straight into its own buffer. */
+const SCRATCH_LIMIT = 4 * 1024 * 1024;
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+let scratchBusy = false;
+
+/**
+ * avsc's `toBuffer` writes into a 1 KiB scratch of its own and, for a longer value, writes the whole
+ * value again into a buffer of the size found: a state transfer page or a re-protection batch (up to
+ * a MiB) was encoded twice. One scratch shared by every message type, grown to the largest message
+ * seen, writes each value once and copies its bytes out. The bytes are the same as `toBuffer`'s.
+ */
+function encodeOnce(type: Type, value: unknown): Buffer {
+  if (scratchBusy) return type.toBuffer(value); // a nested encode (no schema here has one): avsc's way
+  scratchBusy = true;
+  try {
+    let end = writeAt(type, value, scratch, 0);
+    if (end < 0) {
+      const needed = scratch.length - end;
+      if (needed > SCRATCH_LIMIT) {
+        const own = Buffer.allocUnsafeSlow(needed);
+        writeAt(type, value, own, 0);
+        return own;
+      }
+      scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_LIMIT, Math.max(needed, scratch.length * 2)));
+      end = writeAt(type, value, scratch, 0);
+    }
+    // A short message from Node's pool, as most are sent and gone within a turn; a long one in a buffer
+    // of its own, so that one kept a while (a page, a batch) never holds a pool slab alive.
+    const out = end < 1024 ? Buffer.allocUnsafe(end) : Buffer.allocUnsafeSlow(end);
+    scratch.copy(out, 0, 0, end);
+    return out;
+  } finally {
+    scratchBusy = false;
+  }
+}
+
 /**
  * A codec for one message type. The schema is parsed once, here; unions are unwrapped where avsc
  * can tell their branches apart (`['null', 'string']` is `string | null`), as avsc does by default.
@@ -44,7 +80,7 @@ export function defineMessage<T>(schema: Readonly<Record<string, unknown>>): Mes
   return {
     encode(value: T): Buffer {
       try {
-        return type.toBuffer(value);
+        return encodeOnce(type, value);
       } catch (err) {
         throw new CodecError(`cannot encode ${name}: ${invalidPaths(type, value) || (err as Error).message}`, { cause: err });
       }

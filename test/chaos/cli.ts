@@ -33,8 +33,24 @@ const { values } = parseArgs({
     'expected-members': { type: 'string' },
     'clock-max': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+
+if (values.help) {
+  process.stdout.write(`npm run chaos -- [options]: one fault-injection run against real member processes; exits 1 on any violation.
+  --mode backup|delta          (backup)         --members N          (5 backup, 3 delta; 2 to 9)
+  --duration SECONDS           (60)             --seed N             (random; printed, replays the run's choices)
+  --net loopback|netns         (netns as root with nftables, else loopback)
+  --framework koa|express|fastify (koa)         --clients N          (30)
+  --roaming SHARE              (0: share of clients sending each request to any member)
+  --faults a,b,...             of ${FAULT_KINDS.join(', ')}
+                               (default: kill, pause, term, partition-one, partition-two)
+  --backups K  --zones Z  --expected-members N  --clock-max SECONDS (clock-step's largest offset, 30)
+  --quiet                      no progress lines
+`);
+  process.exit(0);
+}
 
 const mode = values.mode;
 if (mode !== 'backup' && mode !== 'delta') fail(`--mode must be backup or delta, not ${mode}`);

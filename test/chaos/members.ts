@@ -174,6 +174,11 @@ export class ChaosCluster {
   }
 
   /** Running (not killed, not paused) members and their current ids. */
+  /** The pids of the running members (paused ones included: a paused process does not wait for a CPU). */
+  pids(): number[] {
+    return this.#slots.flatMap((s) => (s.proc?.alive === true ? [s.proc.pid] : []));
+  }
+
   live(): { route: string; id: string }[] {
     return this.#slots.filter((s) => s.proc?.alive === true && !s.paused && s.id !== undefined).map((s) => ({ route: s.route, id: s.id! }));
   }

@@ -10,6 +10,7 @@ import type { ChaosCluster, MemberCopies } from './members.js';
 import { LIBFAKETIME } from './members.js';
 import { checkCopies, placement } from './copies.js';
 import { notConverged } from './convergence.js';
+import { CpuWait } from '../helpers/cpu-wait.js';
 import { fmt, type History } from './history.js';
 import type { Random } from './random.js';
 
@@ -133,6 +134,8 @@ export interface Convergence {
   ms: number | undefined;
   /** ms from when the clients were still to the first poll where every session's copies agreed. */
   copiesMs?: number;
+  /** ms a member (or the runner) waited for a CPU meanwhile: added to the limit (`cpu-wait.ts`). */
+  waitedMs?: number;
 }
 
 export interface NemesisOptions {
@@ -372,10 +375,14 @@ export class Nemesis {
    */
   async converge(fault: string, endedAt: number): Promise<void> {
     const limit = this.#o.dropTime + 2000;
+    // The bound is members' working time: what they (or this runner, polling) waited for a core on a
+    // shared machine is added to it, and reported.
+    const waits = new CpuWait([process.pid, ...this.#cluster.pids()]);
     this.#o.lifecycle(false);
     let why: string | undefined = 'not polled';
     let ms: number | undefined;
     let copiesMs: number | undefined;
+    let waited = 0;
     /** Why it was not converged at the limit, and at the last poll before it was: a late one's report says. */
     let atLimit: string | undefined;
     let last: string | undefined;
@@ -386,7 +393,7 @@ export class Nemesis {
         why = notConverged(this.#o.mode, live, statuses, this.#history.liveRange(), this.#o.backups);
         if (why === undefined) break;
         last = why;
-        if (atLimit === undefined && this.#o.now() - endedAt > limit) {
+        if (atLimit === undefined && this.#o.now() - endedAt > limit + waits.longest()) {
           // The sessions whose copies are off at that moment (clients still running: some may be moving).
           const copies = checkCopies(this.#o.mode, this.#o.backups, await this.#allCopies(), this.#history.definiteBases(), true);
           atLimit = `${why}; sessions off: ${copies.problems.slice(0, 4).join('; ') || 'none'}`;
@@ -395,17 +402,19 @@ export class Nemesis {
       }
       if (why === undefined) {
         ms = Math.max(0, this.#o.now() - endedAt);
+        waited = waits.longest();
         copiesMs = await this.#copiesAgree(fault, endedAt, limit);
       }
     } finally {
       this.#o.lifecycle(true);
     }
-    if (fault !== 'start') this.convergences.push({ fault, endedAt, ms, ...(copiesMs === undefined ? {} : { copiesMs }) });
+    if (fault !== 'start') this.convergences.push({ fault, endedAt, ms, waitedMs: waited, ...(copiesMs === undefined ? {} : { copiesMs }) });
     if (ms === undefined) {
       this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): not converged after ${this.#o.capMs} ms: ${why}`);
       this.stoppedBecause ??= `the cluster did not converge after ${fault}; no further faults (the promises assume re-protection between failures)`;
-    } else if (ms > limit) {
-      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): converged after ${ms} ms, more than dropTime + 2 s = ${limit} ms (at the limit: ${atLimit ?? '?'}; last: ${last ?? '?'})`);
+    } else if (ms > limit + waited) {
+      const beyond = waited > 0 ? ` + ${waited} ms waiting for a CPU` : '';
+      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): converged after ${ms} ms, more than dropTime + 2 s = ${limit} ms${beyond} (at the limit: ${atLimit ?? '?'}; last: ${last ?? '?'})`);
     }
     this.#o.log(`${fmt(this.#o.now())} ${fault}: ${ms === undefined ? `NOT converged: ${why}` : `converged in ${ms} ms${copiesMs === undefined ? '' : `, copies of ${this.#compared} sessions agreed ${copiesMs} ms after the clients were still`}`}`);
   }

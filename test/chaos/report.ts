@@ -85,7 +85,9 @@ export function table(r: ChaosResult): string {
     row('live sessions at the end', live),
     row(
       'worst convergence',
-      worst === undefined ? 'none measured' : `${worst.ms === undefined ? 'never' : `${worst.ms} ms`} after ${worst.fault} (limit ${o.dropTime + 2000} ms, ${measured.length} measured)`,
+      worst === undefined
+        ? 'none measured'
+        : `${worst.ms === undefined ? 'never' : `${worst.ms} ms`} after ${worst.fault} (limit ${o.dropTime + 2000} ms${worst.waitedMs ? ` + ${worst.waitedMs} ms its members waited for a CPU` : ''}, ${measured.length} measured; longest CPU wait ${Math.max(0, ...measured.map((c) => c.waitedMs ?? 0))} ms)`,
     ),
     row(
       'copies per session',

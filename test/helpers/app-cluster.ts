@@ -6,6 +6,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startProcess, type MemberProcess } from './member-process.js';
 import { freeUdpPort, randomGroup } from './ports.js';
+import { CookieJar, request } from './http-client.js';
 import { waitFor } from './wait.js';
 
 const APP = fileURLToPath(new URL('./app-member.ts', import.meta.url));
@@ -104,4 +105,47 @@ export async function copies(members: AppMember[]): Promise<{ primary: number; b
     primary: 0,
     backup: 0,
   });
+}
+
+/**
+ * Creates `n` sessions round-robin over `members` (POST /set `{ n: i }`), `concurrency` at a time, each
+ * answered 200: a creation a loaded machine refuses or leaves unanswered is tried again with a fresh
+ * cookie, 5 times at most. Returns the jars in order of `n`.
+ */
+export async function createSessions(members: AppMember[], n: number, concurrency = 1): Promise<CookieJar[]> {
+  const create = async (i: number): Promise<CookieJar> => {
+    const member = members[i % members.length];
+    let last = '';
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const jar = new CookieJar();
+      try {
+        const res = await request(jar, 'POST', `${member.url}/set`, { n: i });
+        if (res.status === 200) return jar;
+        last = `answered ${res.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    throw new Error(`creating session ${i} on ${member.route} failed five times; last: ${last}`);
+  };
+  const jars: CookieJar[] = [];
+  for (let i = 0; i < n; i += concurrency) {
+    jars.push(...(await Promise.all(Array.from({ length: Math.min(concurrency, n - i) }, (_, k) => create(i + k)))));
+  }
+  return jars;
+}
+
+/**
+ * Waits until each session held has exactly one backup and returns how many are held (at least
+ * `created`: a creation that was refused may have left its session, as promise 4 allows).
+ */
+export async function heldTwice(members: AppMember[], created: number, timeoutMs = 5000): Promise<number> {
+  let held = { primary: 0, backup: 0 };
+  await waitFor(`each of ${created} sessions held twice`, async () => {
+    held = await copies(members);
+    return held.primary >= created && held.primary === held.backup;
+  }, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(held)}`);
+  });
+  return held.primary;
 }

@@ -65,13 +65,20 @@ export async function request(
 async function requestOnce(jar: CookieJar, method: string, url: string, body: unknown, timeoutMs: number): Promise<JsonResponse> {
   const headers: Record<string, string> = { cookie: jar.header(), accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(url, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-    redirect: 'manual',
-  });
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+      redirect: 'manual',
+    });
+  } catch (err) {
+    // fetch's timeout is a DOMException, which the test reporter prints as "{}": say what timed out.
+    if ((err as Error).name === 'TimeoutError') throw new Error(`${method} ${url}: no answer within ${timeoutMs} ms`, { cause: err });
+    throw err;
+  }
   jar.store(res);
   const text = await res.text();
   let parsed: unknown = text;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CookieJar, request } from '../helpers/http-client.js';
-import { startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { createSessions, startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
 const routeOf = (jar: CookieJar) => jar.get('koa.sess')?.split('.').pop();
@@ -156,10 +156,7 @@ test('delta mode, ack sync: a member frozen mid-write does not hang the request;
 
 test('delta mode: a state transfer whose source freezes mid-way is retried from another member, and nothing is missed', async (t) => {
   const { members, config } = await startAppCluster(t, 3, { mode: 'delta', env: { STATE_TRANSFER_BATCH: '5' } });
-  const users = Array.from({ length: 600 }, (_, i) => ({ jar: new CookieJar(), n: i }));
-  for (let i = 0; i < users.length; i += 50) {
-    await Promise.all(users.slice(i, i + 50).map((u) => request(u.jar, 'POST', `${members[u.n % 3].url}/set`, { n: u.n })));
-  }
+  const users = (await createSessions(members, 600, 50)).map((jar, n) => ({ jar, n }));
   const joiner = await startAppMember(t, 'node4', config);
   const line = await joiner.proc.waitForLine(/state transfer started/, 20_000);
   const source = members.find((m) => line.includes(`"from":"${m.route}"`))!;

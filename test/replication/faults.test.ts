@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CookieJar, request } from '../helpers/http-client.js';
-import { copies, startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
+import { copies, createSessions, heldTwice, startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DROP_TIME = 1500;
@@ -117,7 +117,8 @@ test('issue 11: after a primary is paused past dropTime and resumed, copies conv
 
 test('issue 11: after a graceful restart, every session has a backup again within dropTime + 2 s', async (t) => {
   const { members, config } = await startAppCluster(t, 4);
-  for (let i = 0; i < 40; i++) await request(new CookieJar(), 'POST', `${members[i % 4].url}/set`, { n: i });
+  await createSessions(members, 40);
+  const total = await heldTwice(members, 40);
   const old = members[1];
   old.proc.kill('SIGTERM');
   await old.proc.waitForLine(/"event":"stopped"/, 30_000);
@@ -125,6 +126,6 @@ test('issue 11: after a graceful restart, every session has a backup again withi
   const fresh = await startAppMember(t, old.route, config);
   const live = members.map((m) => (m === old ? fresh : m));
   await waitForMembership(live, 4);
-  const ms = await convergence(live, 40, Date.now());
+  const ms = await convergence(live, total, Date.now());
   assert.ok(ms <= CONVERGENCE_MS, `converged ${ms} ms after the rejoin`);
 });

@@ -36,8 +36,24 @@ const { values } = parseArgs({
     'list-features': { type: 'boolean', default: false },
     // Skip the regression seeds a sweep runs first.
     'no-regressions': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+
+if (values.help) {
+  process.stdout.write(`npm run simulate -- [options]: the replication protocol in a deterministic simulation (test/sim/README.md).
+  --mode backup|delta      (backup)
+  --seeds N [--start S]    a sweep of seeds S..S+N-1 (after the regression seeds, unless --no-regressions)
+  --seed N                 replay one seed, printing its whole trace
+  --jobs N                 worker threads (same results as 1)
+  --enable a,b / --disable a,b   oracles and nemeses (--list-features names them; all on by default)
+  --members N  --rounds N  --clients N  --drop-time MS  --ack sync|async  --backups K  --expected-members
+  --older-release n1,n2    routes running the previous release
+  --no-principals          replay a seed found before sessions by user
+  --max-report N  --quiet
+`);
+  process.exit(0);
+}
 
 if (values['list-features']) {
   for (const [k, v] of Object.entries(ORACLES)) console.log(`oracle   ${k.padEnd(16)} ${v}`);
