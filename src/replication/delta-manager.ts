@@ -11,6 +11,7 @@ import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOw
 import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, expiredPast, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
 import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
+import { Settlement } from './settlement.js';
 import { MSG } from './message-types.js';
 import type { SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
@@ -54,10 +55,25 @@ export class DeltaManager extends Replicator {
   readonly #snapshots = new Map<string, { bases: string[]; until: number }>();
   readonly #ready: Promise<void>;
   #markReady!: () => void;
+  /** A lost owner's sessions whose copies it left at different versions, taken over without a request. */
+  readonly #settlement: Settlement;
 
   constructor(options: ReplicatorOptions) {
     super(options);
     this.#ready = new Promise((resolve) => (this.#markReady = resolve));
+    this.#settlement = new Settlement({
+      route: this.route,
+      table: this.table,
+      locks: this.locks,
+      log: this.log,
+      lockWait: 2 * this.options.ackTimeout,
+      liveRoutes: () => this.liveRoutes(),
+      memberByRoute: (route) => this.memberByRoute(route),
+      ownerMayServe: (owner) => this.ownerMayServe(owner),
+      survey: (bases) => this.survey(bases),
+      takeOver: (base) => this.takeOver(base),
+      mayRun: () => !this.stopping && this.#transferDone && this.isolation.hasQuorum() && !this.isolation.recovering(),
+    });
   }
 
   override install(): void {
@@ -412,6 +428,7 @@ export class DeltaManager extends Replicator {
   }
 
   protected maintain(): void {
+    this.#settlement.maintain();
     if (this.#unsynced.size > 0 && !this.#resending && this.isolation.hasQuorum() && !this.isolation.recovering()) {
       this.#resending = true;
       void this.#resendUnsynced().finally(() => (this.#resending = false));
@@ -528,6 +545,8 @@ export class DeltaManager extends Replicator {
     if (bases.length > 0) {
       this.#spread(bases).catch((err: unknown) => this.log.warn({ err, member: member.route }, 'spreading the sessions of a failed member failed'));
     }
+    // And where it left its copies at different versions, they are settled without waiting for a request.
+    this.#settlement.memberLost();
   }
 
   /** Sends each of `bases` to the members that hold neither it nor its destruction. */
@@ -617,6 +636,7 @@ export class DeltaManager extends Replicator {
       if (reply.status === 'NEED_FULL') await this.#refetch(m.base).catch(() => undefined);
     }
     this.#markReady();
+    this.#settlement.restarted();
     // Writes that a member made before it saw us are in neither the pages nor its deltas to us:
     // a second, reconciling pass once everyone has seen us picks them up.
     this.clock.setTimeout(() => (this.#resyncWanted = true), this.options.dropTime);

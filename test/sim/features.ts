@@ -85,9 +85,10 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * session's end: "no session" for the older copy, as for an expired session, not 503.
  * Delta seeds 1001..4000 with every feature: 2 failing, 2925 and 3982 (promise 5, agreement): a
  * `logout-reset` cut the owner off and killed it after a write reached one backup and not the other;
- * with the majority running, the two backups held different versions at the checkpoint (the session
- * waits for a request to take it over, and the taker adopts the highest version). Not yet decided:
- * a delta member should settle a dead owner's copies by itself, or the oracle excuse them.
+ * with the majority running, the two backups held different versions at the checkpoint until a
+ * request took the session over. Fixed in src/replication/settlement.ts: the first live member in
+ * the ring order of a lost owner's session takes it over by itself (highest version) where its
+ * copies differ; both are regression seeds.
  * Every oracle runs in both modes. What kept delta mode's `agreement` and `availability` out (copies
  * unverified and sessions answered 503 at the checkpoint after connection resets or a slow link) was
  * a simulator defect, a reset connection held shut by its member's clock offset, and a delta take
