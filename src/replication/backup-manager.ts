@@ -38,6 +38,8 @@ export class BackupManager extends Replicator {
   readonly #antiEntropy: AntiEntropy;
   readonly #grants: Grants;
   readonly #fanOut: FanOut;
+  /** Whether the last tick found this member catching up after a pause or a lapse. */
+  #catchingUp = false;
 
   constructor(options: ReplicatorOptions) {
     super(options);
@@ -125,9 +127,22 @@ export class BackupManager extends Replicator {
   }
 
   protected maintain(): void {
+    if (!this.isolation.hasQuorum()) {
+      this.#catchingUp = false;
+      return;
+    }
     // Not while catching up after a pause: the others may not have seen us back yet, and may still
-    // adopt what we hold; our audit answers would be out of date the moment they arrive.
-    if (!this.isolation.hasQuorum() || this.isolation.recovering()) return;
+    // adopt what we hold; our audit answers would be out of date the moment they arrive. Copies
+    // superseded meanwhile are let go at once, though (`AntiEntropy.letGo`).
+    if (this.isolation.recovering()) {
+      // Every copy, once: those that came while this member had no majority (an owner on the same
+      // side re-sending its session after a failed write) were queued by nobody.
+      if (!this.#catchingUp) for (const base of this.table.bases()) this.#antiEntropy.add(base);
+      this.#catchingUp = true;
+      this.#antiEntropy.letGo();
+      return;
+    }
+    this.#catchingUp = false;
     this.#protection.maintain();
     this.#antiEntropy.maintain();
   }

@@ -63,7 +63,18 @@ export class AntiEntropy {
   /** Every tick (with the majority, not while recovering): the sweep's next batch, then the next audit. */
   maintain(): void {
     if (!this.#auditing) this.#sweepCopies();
-    this.#auditNext();
+    this.#auditNext(false);
+  }
+
+  /**
+   * Every tick while catching up after a lease lapse (with the majority again, for a drop time): the
+   * audit only lets go of copies a destruction or a newer owner has superseded, or that their owner
+   * re-protected elsewhere meanwhile; it verifies, adopts and re-protects nothing (the others may not
+   * have seen this member back yet), and what it keeps waits for the full check. Waiting the drop time
+   * out first left those extra copies here past the convergence limit after a partition healed.
+   */
+  letGo(): void {
+    this.#auditNext(true);
   }
 
   /**
@@ -89,14 +100,14 @@ export class AntiEntropy {
    * settled every session it checked is followed at once by the next (one batch per tick made adoption
    * take 8 s for 100k sessions); one that left some undecided waits for the next tick.
    */
-  #auditNext(): void {
+  #auditNext(letGoOnly: boolean): void {
     const ctx = this.#ctx;
     if (this.#toAudit.size === 0 || this.#auditing || ctx.stopping()) return;
     this.#auditing = true;
     const batch = [...this.#toAudit].slice(0, AUDIT_BATCH);
     for (const b of batch) this.#toAudit.delete(b);
     let settled = false;
-    this.#audit(batch)
+    this.#audit(batch, letGoOnly)
       .then(() => (settled = batch.every((b) => !this.#toAudit.has(b))))
       .catch((err: unknown) => {
         for (const b of batch) this.#toAudit.add(b);
@@ -104,12 +115,12 @@ export class AntiEntropy {
       })
       .finally(() => {
         this.#auditing = false;
-        if (settled && ctx.isolation.hasQuorum() && !ctx.isolation.recovering()) this.#auditNext();
+        if (settled && ctx.isolation.hasQuorum() && !ctx.isolation.recovering()) this.#auditNext(false);
       });
   }
 
-  /** Checks each of `bases` with every live member and repairs what it finds. */
-  async #audit(bases: string[]): Promise<void> {
+  /** Checks each of `bases` with every live member and repairs what it finds (`letGoOnly`: see `letGo`). */
+  async #audit(bases: string[], letGoOnly: boolean): Promise<void> {
     const ctx = this.#ctx;
     // Who owned each session when the survey went out: answers given before an ownership change that
     // reached us during the survey describe the old one (a new owner's "not held" read as "lost it").
@@ -119,15 +130,16 @@ export class AntiEntropy {
     const surveys = await ctx.survey(bases);
     for (const base of bases) {
       await ctx.locks.run(base, () => {
-        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!);
+        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!, letGoOnly);
         return Promise.resolve();
       });
     }
   }
 
-  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined, namedBefore: readonly string[]): void {
+  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined, namedBefore: readonly string[], letGoOnly: boolean): void {
     const ctx = this.#ctx;
-    const swept = this.#sweeping.delete(base);
+    // Catching up: what is kept waits for the full check once the drop time is out.
+    const swept = this.#sweeping.delete(base) && !letGoOnly;
     const e = ctx.table.get(base);
     if (e === undefined) return;
     if (ownership(e) !== asked) {
@@ -165,6 +177,10 @@ export class AntiEntropy {
       if (!swept) this.#toAudit.add(base); // cannot tell yet
       return;
     }
+    if (letGoOnly && e.role === 'primary' && e.owner === ctx.route) {
+      this.#toAudit.add(base);
+      return;
+    }
     if (e.role === 'primary' && e.owner === ctx.route) {
       if (!swept) e.unverified = false;
       // A backup named here (already when the survey went out) that answered without this ownership's
@@ -190,6 +206,10 @@ export class AntiEntropy {
     if (owner !== undefined && settledCopy && ownerBackups.length > 0 && !ownerBackups.includes(ctx.route) && ownerBackups.every((r) => ctx.memberByRoute(r) !== undefined)) {
       ctx.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       ctx.table.moved(base, e.epoch, e.owner);
+      return;
+    }
+    if (letGoOnly) {
+      this.#toAudit.add(base);
       return;
     }
     // A grant on its way to a live taker: wait for it (checked again when the grant's time is up).
