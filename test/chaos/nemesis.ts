@@ -406,7 +406,7 @@ export class Nemesis {
       if (why === undefined) {
         ms = Math.max(0, this.#o.now() - endedAt);
         waited = waits.longest();
-        copiesMs = await this.#copiesAgree(fault, endedAt, limit);
+        copiesMs = await this.#copiesAgree(fault, endedAt, limit, waits);
       }
     } finally {
       this.#o.lifecycle(true);
@@ -426,13 +426,15 @@ export class Nemesis {
    * With the clients still, polls every live member's copies until every session agrees; a violation
    * of promise 5 (naming the sessions) if they still disagree `limit` ms after. Returns the ms taken.
    */
-  async #copiesAgree(fault: string, endedAt: number, limit: number): Promise<number | undefined> {
+  async #copiesAgree(fault: string, endedAt: number, limit: number, waits: CpuWait): Promise<number | undefined> {
     await this.#o.hold(true);
     try {
       const still = this.#o.now();
+      // The same allowance as the counts': what a member or the runner waited for a CPU from here on.
+      const waitedBefore = waits.longest();
       let problems: string[] = [];
       let polls = 0;
-      while (polls < 3 || this.#o.now() - still < limit) {
+      while (polls < 3 || this.#o.now() - still < limit + Math.max(0, waits.longest() - waitedBefore)) {
         polls++;
         const live = this.#cluster.live();
         const answers = await Promise.all(live.map((m) => this.#cluster.copies(m.route)));
@@ -446,7 +448,7 @@ export class Nemesis {
       }
       const shown = problems.slice(0, 6).join('; ');
       this.#history.convergence(
-        `${fault} (ended at ${fmt(endedAt)}): copies of ${problems.length} sessions still disagree ${limit} ms after the clients were still: ${shown}${problems.length > 6 ? '; …' : ''}`,
+        `${fault} (ended at ${fmt(endedAt)}): copies of ${problems.length} sessions still disagree ${limit} ms (+ ${Math.max(0, waits.longest() - waitedBefore)} ms waiting for a CPU) after the clients were still: ${shown}${problems.length > 6 ? '; …' : ''}`,
       );
       return undefined;
     } finally {
