@@ -6,6 +6,7 @@
  * no I/O; the clock is passed in.
  */
 import type { IndexItem } from '../codec/messages.js';
+import { destroyCovers } from './copies.js';
 
 /**
  * How stale an announced expiry or last access may be: owners re-announce a session when either
@@ -81,4 +82,17 @@ export function mergeItems(lists: IndexItem[][]): IndexItem[] {
     }
   }
   return [...out.values()];
+}
+
+/**
+ * `items` without the sessions a destruction known here covers (`destroyedAt(base)`: the epoch of this
+ * member's destruction tombstone, if any). Only an ownership of that epoch or older is covered: a logout
+ * that failed on one side of a partition leaves a tombstone there while the other side adopts the session
+ * under a newer epoch, and that session lives on (a later "log out everywhere" must still end it).
+ */
+export function notDestroyed(items: readonly IndexItem[], destroyedAt: (base: string) => number | undefined): IndexItem[] {
+  return items.filter((x) => {
+    const epoch = destroyedAt(x.base);
+    return epoch === undefined || !destroyCovers(epoch, x.epoch);
+  });
 }

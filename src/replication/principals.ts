@@ -20,7 +20,7 @@ import { SessionLimitError, SessionUnavailableError } from '../errors.js';
 import { owners } from '../ring/index.js';
 import type { Clock } from './clock.js';
 import { MSG } from './message-types.js';
-import { INDEX_REFRESH_MS, PrincipalIndex, mergeItems } from './principal-index.js';
+import { INDEX_REFRESH_MS, PrincipalIndex, mergeItems, notDestroyed } from './principal-index.js';
 import type { Replicator } from './replicator.js';
 import { expiryReason, firesExpiry, type DestroyReason, type SessionEvent, type SessionEvents } from './session-events.js';
 import { sessionHandle } from './session-handle.js';
@@ -247,9 +247,13 @@ export class Principals {
     return this.#withOwn(principal, answers);
   }
 
-  /** Others' answers merged with this member's own; a session destroyed here since stays destroyed. */
+  /** Others' answers merged with this member's own; a session destroyed here since (at its epoch) stays destroyed. */
   #withOwn(principal: string, answers: IndexItem[][]): IndexItem[] {
-    return mergeItems([...answers, this.#heldItems(principal)]).filter((x) => this.#o.manager.table.tombstone(x.base)?.kind !== 'removed');
+    const table = this.#o.manager.table;
+    return notDestroyed(mergeItems([...answers, this.#heldItems(principal)]), (base) => {
+      const t = table.tombstone(base);
+      return t?.kind === 'removed' ? t.epoch : undefined;
+    });
   }
 
   /** Destroys one session through the request path (durable as a logout); false when it existed nowhere. */

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IndexItem } from '../../src/codec/messages.js';
-import { INDEX_REFRESH_MS, PrincipalIndex, mergeItems } from '../../src/replication/principal-index.js';
+import { INDEX_REFRESH_MS, PrincipalIndex, mergeItems, notDestroyed } from '../../src/replication/principal-index.js';
 import { applyPolicy, mergedValues, principalOf } from '../../src/replication/session-policy.js';
 import { expiryReason, firesExpiry } from '../../src/replication/session-events.js';
 import { deriveHandleKey, sessionHandle } from '../../src/replication/session-handle.js';
@@ -60,6 +60,14 @@ test('two holders\' answers merge into one item per session: the newest ownershi
     [item({ epoch: 2, route: 'node2', lastAccessAt: 200 }), item({ base: 'b3', kind: 'gone' })],
   ]);
   assert.deepEqual(merged.sort((a, b) => a.base.localeCompare(b.base)), [item({ epoch: 2, route: 'node2', lastAccessAt: 500 }), item({ base: 'b2' })]);
+});
+
+test("a destruction known here hides only the ownerships it covers: a session adopted under a newer epoch after a failed logout is still listed (chaos, promise 2)", () => {
+  // A log-out-everywhere cut off on one side of a partition left a tombstone at epoch 2 on the member
+  // that later ran the next one; the other side had adopted the session at epoch 4.
+  const tombstones = new Map([['b1', 2], ['b2', 2]]);
+  const kept = notDestroyed([item({ base: 'b1', epoch: 4, route: 'node4' }), item({ base: 'b2', epoch: 2 }), item({ base: 'b3', epoch: 1 })], (b) => tombstones.get(b));
+  assert.deepEqual(kept.map((x) => x.base), ['b1', 'b3']);
 });
 
 test('the write policy: principal from the merged values (numbers become strings), createdAt kept, expiry clamped to createdAt + absoluteMaxAge', () => {
