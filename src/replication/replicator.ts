@@ -154,8 +154,10 @@ export abstract class Replicator extends CopyHolder {
   async #acquire(base: string): Promise<boolean> {
     this.checkServing(base);
     if (this.isPrimary(base)) return true;
+    // A recent miss answers at once, unless a copy arrived since: a takeover elsewhere that raced with
+    // the one that missed sends its copy here, and the session must then be found (promise 3).
     const missUntil = this.#missing.get(base);
-    if (missUntil !== undefined && missUntil > this.clock.monotonic()) return false;
+    if (missUntil !== undefined && missUntil > this.clock.monotonic() && this.table.get(base) === undefined) return false;
     const ok = await this.locks.run(
       base,
       () => {
