@@ -88,9 +88,9 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
  * with the majority running, the two backups held different versions at the checkpoint until a
  * request took the session over. Fixed in src/replication/settlement.ts: the first live member in
  * the ring order of a lost owner's session takes it over by itself (highest version) where its
- * copies differ; both are regression seeds. Open: delta seed 2246 (promise 3, every feature, 95e5a72):
- * after a lost majority and a reconcile, n2 answered "no session" for a session n1 still held and then
- * took over (README "Proving it"); the sweep of delta 1..3000 found only it.
+ * copies differ; both are regression seeds. Delta seed 2246 (promise 3, every feature, 95e5a72; fixed,
+ * a regression seed): a takeover miss cached for 5 s answered "no session" after the winning member's
+ * copy had reached this one; the sweep of delta 1..3000 found only it.
  * Every oracle runs in both modes. What kept delta mode's `agreement` and `availability` out (copies
  * unverified and sessions answered 503 at the checkpoint after connection resets or a slow link) was
  * a simulator defect, a reset connection held shut by its member's clock offset, and a delta take
