@@ -216,3 +216,17 @@ export function readAt(type: Type, bytes: Buffer, offset: number, resolver?: Res
 export function writeAt(type: Type, value: unknown, buf: Buffer, offset: number): number {
   return type.encode(value, buf, offset);
 }
+
+/**
+ * Writes `value` at `offset` of a reused `scratch`; when it is too short, into a new one (twice as long,
+ * or as long as needed, at most `cap` bytes), written again. Returns the buffer written into and the end,
+ * or with `end` below 0 (minus the bytes needed) when `cap` bytes would not hold it.
+ */
+export function writeGrowing(type: Type, value: unknown, scratch: Buffer, offset: number, cap: number): { buf: Buffer; end: number } {
+  const end = writeAt(type, value, scratch, offset);
+  if (end >= 0) return { buf: scratch, end };
+  const needed = scratch.length - end;
+  if (needed > cap) return { buf: scratch, end: -needed };
+  const buf = Buffer.allocUnsafeSlow(Math.min(cap, Math.max(needed, scratch.length * 2)));
+  return { buf, end: writeAt(type, value, buf, offset) };
+}

@@ -6,7 +6,7 @@
  * backup does not copy each entry of each write twice.
  */
 import type { Type } from './avro.js';
-import { parsePlainSchema, readAt, writeAt } from './avro.js';
+import { parsePlainSchema, readAt, writeAt, writeGrowing } from './avro.js';
 import { checkEncoding } from './byte-check.js';
 import type { MessageCodec } from './types.js';
 import { CodecError } from '../errors.js';
@@ -35,7 +35,7 @@ function invalidPaths(type: Type, value: unknown): string {
 
 /** The scratch buffer stops growing here; a longer message is written straight into its own buffer. */
 const SCRATCH_LIMIT = 4 * 1024 * 1024;
-let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+let scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 let scratchBusy = false;
 
 /**
@@ -48,17 +48,14 @@ function encodeOnce(type: Type, value: unknown): Buffer {
   if (scratchBusy) return type.toBuffer(value); // a nested encode (no schema here has one): avsc's way
   scratchBusy = true;
   try {
-    let end = writeAt(type, value, scratch, 0);
-    if (end < 0) {
-      const needed = scratch.length - end;
-      if (needed > SCRATCH_LIMIT) {
-        const own = Buffer.allocUnsafeSlow(needed);
-        writeAt(type, value, own, 0);
-        return own;
-      }
-      scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_LIMIT, Math.max(needed, scratch.length * 2)));
-      end = writeAt(type, value, scratch, 0);
+    const written = writeGrowing(type, value, scratch, 0, SCRATCH_LIMIT);
+    if (written.end < 0) {
+      const own = Buffer.allocUnsafeSlow(-written.end);
+      writeAt(type, value, own, 0);
+      return own;
     }
+    scratch = written.buf;
+    const end = written.end;
     // A short message from Node's pool, as most are sent and gone within a turn; a long one in a buffer
     // of its own, so that one kept a while (a page, a batch) never holds a pool slab alive.
     const out = end < 1024 ? Buffer.allocUnsafe(end) : Buffer.allocUnsafeSlow(end);

@@ -19,7 +19,7 @@
  * versions of an app keep reading each other's sessions during a rolling upgrade.
  */
 import type { Field, Type } from './avro.js';
-import { absoluteGlobalReferences, arrayItems, fieldDefault, FINGERPRINT_BYTES, parseSchema, readAt, recordFields, writeAt } from './avro.js';
+import { absoluteGlobalReferences, arrayItems, fieldDefault, FINGERPRINT_BYTES, parseSchema, readAt, recordFields, writeGrowing } from './avro.js';
 import { checkEncoding } from './byte-check.js';
 import { dynamicSchema, N } from './dynamic-schema.js';
 import { FromWire, setOwn } from './from-wire.js';
@@ -233,13 +233,9 @@ class AvroSessionCodec implements SessionCodec {
 
   #encode(tree: unknown): Buffer {
     const type = this.#own.type;
-    let end = writeAt(type, tree, this.#scratch, HEADER_BYTES);
-    if (end < 0) {
-      const needed = this.#scratch.length - end;
-      if (needed > this.#maxBytes) throw new SessionTooLargeError(needed, this.#maxBytes);
-      this.#scratch = Buffer.allocUnsafe(Math.min(this.#maxBytes, Math.max(needed, this.#scratch.length * 2)));
-      end = writeAt(type, tree, this.#scratch, HEADER_BYTES);
-    }
+    const { buf, end } = writeGrowing(type, tree, this.#scratch, HEADER_BYTES, this.#maxBytes);
+    if (end < 0) throw new SessionTooLargeError(-end, this.#maxBytes);
+    this.#scratch = buf;
     if (end > this.#maxBytes) throw new SessionTooLargeError(end, this.#maxBytes);
     const out = Buffer.allocUnsafe(end);
     out[0] = FORMAT_VERSION;
