@@ -99,6 +99,12 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // session's last moments, a read missing three acknowledged writes. An expired copy now leaves a
     // trace (ownership and version, two minutes) that the takeover's survey reads: "no session".
     { seed: 592, bug: 'an older copy taken over once the newest had expired on a clock ahead', principals: true, features: ALL_20 },
+    // Promise 1 (clock, expiry, logout-crash): n1, cut from its backup n3, re-protected a session onto
+    // n4 with its last write and was killed. The copy expired on n4's clock (153 ms ahead) while n3's
+    // older copy (726 ms behind) lived on; n3's anti-entropy adopted that older copy, which lacked the
+    // write, although n4 had answered with the newer copy's expiry trace. Adoption now reads the
+    // traces as a takeover does: the session has ended, the stray copy goes.
+    { seed: 7927, bug: 'anti-entropy adopted an older copy once the newest had expired on a clock ahead', principals: true, features: ALL_20 },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by

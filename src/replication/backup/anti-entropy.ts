@@ -5,7 +5,7 @@
  * served; and for a while after each membership change a slow sweep goes round every copy, so a copy
  * left behind by a lost drop is found and let go even if nobody asks for it.
  */
-import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js';
+import { compareHeld, adopt, destroyCovers, expiredPast, olderOwnership } from '../copies.js';
 import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
@@ -221,6 +221,14 @@ export class AntiEntropy {
     const peers = replies.filter((x) => x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
     const top = Math.max(e.version, ...peers.map((x) => x.r.version));
     if (e.version < top) return; // a member with a newer version adopts it
+    // A newer copy than every one left expired on its holder (whose clock may run ahead of ours): the
+    // session has ended, and ours is a stray of its past that lacks the writes after it. Not adopted.
+    const expired = expiredPast(ctx.table, base, replies.map((x) => x.r), e);
+    if (expired !== undefined) {
+      ctx.log.info({ session: shortId(base), expired: `${expired.epoch}/${expired.owner}v${expired.version}` }, 'a newer copy of this session expired elsewhere: the copy held here is not adopted');
+      ctx.table.outlived(base, expired);
+      return;
+    }
     const first = owners(base, [ctx.route, ...peers.filter((x) => x.r.version === top).map((x) => x.m.route)])[0];
     if (first !== ctx.route) return;
     adopt(e, ctx.route);
