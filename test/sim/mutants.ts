@@ -252,4 +252,22 @@ export const MUTANTS: readonly Mutant[] = [
     promise: '3, 5',
     what: 'an adopted session keeps the backup role: owner = self, role backup',
   },
+  {
+    id: 'expiry-leaves-no-trace',
+    file: 'session-table.ts',
+    find: '    this.#trace(e.base, e, e.expire + EXPIRY_TRACE_MS);\n',
+    replace: '\n',
+    modes: both,
+    promise: '1',
+    what: 'a copy that expired on a clock ahead leaves no trace: an older copy elsewhere is taken over (seed 592)',
+  },
+  {
+    id: 'adoption-ignores-expiry',
+    file: 'backup/anti-entropy.ts',
+    find: 'const expired = expiredPast(ctx.table, base, replies.map((x) => x.r), e);',
+    replace: 'const expired = undefined as { epoch: number; owner: string; version: number } | undefined;',
+    modes: ['backup'],
+    promise: '1',
+    what: "a dead owner's session is adopted from a copy older than one that expired elsewhere (seed 7927)",
+  },
 ];
