@@ -53,6 +53,13 @@ export class Client {
   inFlight = 0;
   /** No new request before this time (idle after an error). */
   idleUntil = 0;
+  /**
+   * Keeps its session: no logout, regenerate or revoke while set (the expiry-race nemesis needs a
+   * session that lives to its end). The draws stay the same, only their outcome changes.
+   */
+  keep = false;
+  /** A member this client's requests avoid while set (the expiry-race nemesis: writes go to the other side). */
+  avoid: SimMember | undefined;
 
   constructor(
     readonly id: number,
@@ -73,10 +80,10 @@ export class Client {
       ['write', 45],
       ['read', 20],
       ['pair', 15],
-      ['logout', 4],
-      ['regenerate', 5],
+      ['logout', this.keep ? 0 : 4],
+      ['regenerate', this.keep ? 0 : 5],
       // Log out everywhere (cluster.destroySessions of the client's principal): its session ends too.
-      ['revoke', this.w.revokes ? 3 : 0],
+      ['revoke', this.w.revokes && !this.keep ? 3 : 0],
       ['replay', this.oldIds.length > 0 ? 5 : 0],
     ]);
     if (kind === 'pair') {
@@ -93,7 +100,8 @@ export class Client {
   }
 
   #choose(cookie: string | undefined): SimMember {
-    const targets = this.w.targets();
+    const all = this.w.targets();
+    const targets = all.some((m) => m !== this.avoid) ? all.filter((m) => m !== this.avoid) : all;
     const id = parseSessionId(cookie);
     const sticky = id === undefined ? undefined : this.w.memberByRoute(id.route);
     if (sticky !== undefined && targets.includes(sticky) && !this.w.rng.chance(0.2)) return sticky;

@@ -34,6 +34,7 @@ export const NEMESES = {
   'grant-partition': 'the member asked to grant a takeover (and, from five members, sometimes the taker) cut off the instant the request arrives',
   'logout-reset': "a member cut off behind firewalls that reset the instant it sends a logout's removal, killed once the logout is answered",
   'idle-after-error': 'a client whose write failed leaves its session alone for 2-8 s in half the cases: the members repair what the failed write left, by themselves',
+  'expiry-race': "a member that missed a session's last writes, its clock behind the others', back and asked for it between the newest copies' expiry and its own",
 } as const;
 
 export type OracleName = keyof typeof ORACLES;

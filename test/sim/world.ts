@@ -12,6 +12,7 @@ import { checkConvergence } from './convergence.js';
 import { check, expiryBounds, type ExpiryRules, type Violation } from './checker.js';
 import { Client, MAX_AGE, type ClientWorld } from './clients.js';
 import { checkAgreement } from './agreement.js';
+import { expiryRace } from './expiry-race.js';
 import { hungCalls, probeAll } from './availability.js';
 import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
@@ -107,7 +108,8 @@ type Fault =
   | 'even-split'
   | 'takeover-partition'
   | 'grant-partition'
-  | 'logout-reset';
+  | 'logout-reset'
+  | 'expiry-race';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -165,7 +167,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   // seconds however active (absoluteMaxAge).
   const shortLived = on('expiry') && extra.chance(0.5);
   const maxAge = shortLived ? Math.round(extra.range(2500, 12_000)) : MAX_AGE;
-  const absoluteMaxAge = shortLived && extra.chance(0.5) ? Math.round(extra.range(4000, 20_000)) : undefined;
+  const drawnMaxAge = shortLived && extra.chance(0.5) ? Math.round(extra.range(4000, 20_000)) : undefined;
   // Several members killed at once: k = backups, so backup mode runs k = 2 in some schedules.
   const backups = o.backups ?? (mode === 'backup' && on('multi-kill') && n >= 4 && extra.chance(0.4) ? 2 : undefined);
   // Zones: three, round robin over the routes, in half the schedules.
@@ -176,7 +178,13 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   // running up to 0.2 % fast or slow; the clock-step fault steps one.
   const maxOffset = shortLived ? 1000 : 5000;
   const maxStep = shortLived ? 1000 : 20_000;
-  const clocks = on('clock') && extra.chance(0.5) ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: extra.range(-maxOffset, maxOffset), drift: extra.range(-0.002, 0.002) }])) : undefined;
+  const drawnClocks = on('clock') && extra.chance(0.5) ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: extra.range(-maxOffset, maxOffset), drift: extra.range(-0.002, 0.002) }])) : undefined;
+  // The expiry-race nemesis (expiry-race.ts), in 60 % of the short-lived schedules: it needs an
+  // absoluteMaxAge (every version of a session then ends at one instant, by each holder's clock) and
+  // clocks it can step. Drawn last, and only when enabled: the other schedules replay unchanged.
+  const race = on('expiry-race') && shortLived && extra.chance(0.6);
+  const absoluteMaxAge = drawnMaxAge ?? (race ? Math.round(extra.range(8000, 20_000)) : undefined);
+  const clocks = drawnClocks ?? (race ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: 0, drift: 0 }])) : undefined);
   const t0 = loop.now;
   /** How far a member's wall clock may be off now, for the expiry rules. */
   let worstOffset = 0;
@@ -455,12 +463,13 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['reset-partition', on('reset-partition') && live.length >= 2 ? 2 : 0],
         ['cut-off-start', on('cut-off-start') ? 2 : 0],
         ['logout-crash', on('logout-crash') && live.length >= 2 ? 2 : 0],
-        ['clock-step', clocks !== undefined ? 2 : 0],
+        ['clock-step', drawnClocks !== undefined ? 2 : 0],
         ['slow-link', on('slow-link') && live.length >= 2 ? 2 : 0],
         ['even-split', on('even-split') && live.length >= 4 && live.length % 2 === 0 ? 3 : 0],
         ['takeover-partition', on('takeover-partition') && live.length >= 3 ? 2 : 0],
         ['grant-partition', on('grant-partition') && live.length >= 3 ? 2 : 0],
         ['logout-reset', on('logout-reset') && live.length >= 2 ? 2 : 0],
+        ['expiry-race', race && live.length >= 3 ? 8 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -783,6 +792,31 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           net.slow(other.route, victim.route, loop.now + ms, late);
           await sleepUntil(loop.now + ms + late[1]);
           await checkpoint(loop.now, `after a slow link ${victim.route}-${other.route}`);
+          break;
+        }
+        case 'expiry-race': {
+          const r = await expiryRace({
+            now: () => loop.now,
+            plan,
+            dropTime,
+            removal: dropTime + timing.checkTimeout + 700,
+            absoluteMaxAge: absoluteMaxAge!,
+            clocks: clocks!,
+            running,
+            clients,
+            prober: probing.prober,
+            sleepUntil,
+            partition: (cutOff) => membership.partitioned(new Map(running().map((m) => [m.route, m === cutOff ? 1 : 0]))),
+            heal: () => membership.healed(),
+            kill: (victim) => kill([victim]),
+            clockSlack,
+            note: (line) => schedule.push(`${ts()} ${line}`),
+            trace: (line) => trace.add(line),
+            cover,
+          });
+          if (r.stale === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no expiry race)');
+          else await checkpoint(loop.now, `after an expiry race with ${r.stale.route} behind`);
+          if (r.killed !== undefined) await restart(r.killed.route);
           break;
         }
         case 'none':
