@@ -131,7 +131,13 @@ export async function expiryRace(w: RaceWorld): Promise<RaceOutcome> {
   w.clockSlack();
   const fast = () => Math.max(...w.running().filter((m) => m !== stale).map((m) => whenClockReads(w, m, end)));
   const tFast = fast();
-  const tSlow = whenClockReads(w, stale, end);
+  // Its copy ends at the session's end, or sooner by maxAge (from the last write it got).
+  const tSlow = whenClockReads(w, stale, Math.min(end, stale.manager.table.get(base)?.expire ?? end));
+  if (tSlow <= tFast + dropTime / 2) {
+    target.client.keep = false;
+    w.note(`no expiry race on ${base.slice(0, 6)}: ${stale.route}'s copy would end by maxAge first`);
+    return {};
+  }
   // Back a drop time (its recovery, after which it pulls the state and checks its copies) before the
   // newest copies expire, or up to half the window later: what it pulls then lacks the session.
   const healAt = Math.max(w.now() + w.removal + 1000, tFast - dropTime + plan.range(100, (tSlow - tFast) / 2));

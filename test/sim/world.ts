@@ -166,7 +166,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   // The expiry profile: in half the schedules, sessions live seconds (maxAge), some at most a few more
   // seconds however active (absoluteMaxAge).
   const shortLived = on('expiry') && extra.chance(0.5);
-  const maxAge = shortLived ? Math.round(extra.range(2500, 12_000)) : MAX_AGE;
+  const drawnAge = shortLived ? Math.round(extra.range(2500, 12_000)) : MAX_AGE;
   const drawnMaxAge = shortLived && extra.chance(0.5) ? Math.round(extra.range(4000, 20_000)) : undefined;
   // Several members killed at once: k = backups, so backup mode runs k = 2 in some schedules.
   const backups = o.backups ?? (mode === 'backup' && on('multi-kill') && n >= 4 && extra.chance(0.4) ? 2 : undefined);
@@ -180,9 +180,12 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const maxStep = shortLived ? 1000 : 20_000;
   const drawnClocks = on('clock') && extra.chance(0.5) ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: extra.range(-maxOffset, maxOffset), drift: extra.range(-0.002, 0.002) }])) : undefined;
   // The expiry-race nemesis (expiry-race.ts), in 60 % of the short-lived schedules: it needs an
-  // absoluteMaxAge (every version of a session then ends at one instant, by each holder's clock) and
-  // clocks it can step. Drawn last, and only when enabled: the other schedules replay unchanged.
+  // absoluteMaxAge (every version of a session then ends at one instant, by each holder's clock), a
+  // maxAge that outlasts its cut, and clocks it can step. Drawn last, and only when enabled: the other schedules replay unchanged.
   const race = on('expiry-race') && shortLived && extra.chance(0.6);
+  // There, a copy a member stopped receiving writes to must not end by maxAge before the session's
+  // absolute end: at least 9 s.
+  const maxAge = race ? Math.max(drawnAge, 9000) : drawnAge;
   const absoluteMaxAge = drawnMaxAge ?? (race ? Math.round(extra.range(8000, 20_000)) : undefined);
   const clocks = drawnClocks ?? (race ? Object.fromEntries(Array.from({ length: n }, (_, i) => [`n${i + 1}`, { offset: 0, drift: 0 }])) : undefined);
   const t0 = loop.now;
