@@ -210,6 +210,8 @@ export class Capacity {
   readonly #log: Logger;
   readonly #limiter = new LogLimiter(10_000);
   readonly counters: CapacityCounters = { refusedFull: 0, refusedOverloaded: 0, refusedCopyHolderFull: 0, copiesRefused: 0, evicted: 0 };
+  /** New sessions admitted here whose creation has not ended yet (`admitSession` to `creationEnded`). */
+  readonly #creating = new Set<string>();
   /** Sessions served here by last use, least recent first (a Map keeps insertion order). `'evict-idle'` only. */
   readonly #lru = new Map<string, number>();
   readonly #heapLimit: number;
@@ -303,7 +305,10 @@ export class Capacity {
   async admitSession(base: string, holderFull: string | undefined): Promise<void> {
     if (this.#overloaded) throw this.#refuse('overloaded', base);
     if (holderFull !== undefined) throw this.#refuse('copy-holder-full', base, holderFull);
-    if (this.#o.held() < this.plannedLevel()) return;
+    if (this.#held() < this.plannedLevel()) {
+      this.#creating.add(base);
+      return;
+    }
     // A few tries: a victim may be gone meanwhile (logged out, moved, expired).
     for (let tries = 0; this.#o.onCapacity === 'evict-idle' && tries < 3; tries++) {
       const victim = this.#idlest();
@@ -314,6 +319,7 @@ export class Capacity {
         return false;
       });
       if (gone) {
+        this.#creating.add(base);
         this.counters.evicted++;
         const allowed = this.#limiter.allow('evicted');
         if (allowed !== false) {
@@ -325,9 +331,22 @@ export class Capacity {
     throw this.#refuse('full', base);
   }
 
+  /** A creation `admitSession` let through has ended, committed or failed: its place is no longer kept. */
+  creationEnded(base: string): void {
+    this.#creating.delete(base);
+  }
+
+  /**
+   * Sessions held, and those being created here: a creation admitted (room made for it) is not in the
+   * table until its copies are acknowledged, and copies arriving meanwhile must not take its place.
+   */
+  #held(): number {
+    return this.#o.held() + this.#creating.size;
+  }
+
   /** Before a copy of a session not held here is installed: throws `SessionCapacityError` at `maxSessions`. */
   admitCopy(base: string): void {
-    if (this.#o.held() < this.#max) return;
+    if (this.#held() < this.#max) return;
     this.counters.copiesRefused++;
     const allowed = this.#limiter.allow('copy');
     if (allowed !== false) {

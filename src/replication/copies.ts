@@ -238,6 +238,22 @@ export function expiredPast(
   return x !== undefined && (top === undefined || compareHeld(x, top) > 0) ? x : undefined;
 }
 
+/**
+ * A background check's answer to a copy held here that is older than one known to have expired (here,
+ * or on a member that answered): the session has ended, and this copy is a stray of its past that
+ * lacks the writes after it. It is dropped, keeping the trace; returns that trace (undefined: kept).
+ */
+export function dropIfOutlived(
+  table: SessionTable,
+  base: string,
+  replies: readonly LocateReply[],
+  held: { epoch: number; owner: string; version: number },
+): { epoch: number; owner: string; version: number } | undefined {
+  const x = expiredPast(table, base, replies, held);
+  if (x !== undefined) table.outlived(base, x);
+  return x;
+}
+
 function newestExpiry(table: SessionTable, base: string, replies: readonly LocateReply[]): { epoch: number; owner: string; version: number } | undefined {
   const mine = table.expiredTrace(base);
   const traces = [...replies.filter(isExpiryTrace), ...(mine === undefined ? [] : [mine])];

@@ -232,77 +232,84 @@ export abstract class Replicator extends CopyHolder {
     snapshot: Packed | undefined,
   ): Promise<SessionEntry> {
     return this.locks.run(base, async () => {
-      this.checkServing(base);
-      let e = this.table.get(base);
-      // Held here as a copy only, or unverified: take it over first (a write without the route binder).
-      if (e !== undefined && !this.isPrimary(base)) e = (await this.takeOver(base)) ? this.table.get(base) : undefined;
-      const fresh = e === undefined;
-      if (e === undefined) {
-        // Only a session nobody ever wrote may be created: one this request read, or one with a
-        // tombstone, was destroyed or moved meanwhile.
-        if (snapshot !== undefined || this.table.tombstone(base) !== undefined) {
-          this.counters.staleWritesRefused++;
-          throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
-        }
-        // A new session: refused (or room made) at capacity, before it costs a copy anywhere.
-        await this.capacity?.admitSession(base, this.expectedHolders(base, this.route).find((m) => this.fullMembers.has(m.route))?.route);
-        e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0, createdAt: this.clock.now(), principal: undefined };
-      }
-      let plan;
+      // A creation admitted at capacity holds its place until it ends: copies arriving meanwhile count it.
+      let admitted = false;
       try {
-        // Usually the request read what is held now, and it is cached: nothing is decoded.
-        const current = fresh ? {} : await this.#valuesToCompare(base, e.packed);
-        const read = snapshot === undefined ? {} : snapshot === e.packed ? current : await this.valuesOf(snapshot);
-        plan = planWrite(this.codec, this.options.maxSessionBytes, e, current, written, read, meta);
-        applyPolicy(plan, this.policy, this.clock.now(), mergedValues(current, written, plan.message));
-      } catch (err) {
-        this.counters.writesRefused++;
-        throw err;
-      }
-      const started = performance.now();
-      try {
-        await this.replicate(e, plan.message, plan.next);
-        // An ownership change that came while we waited (a takeover, a destroy), or a lost majority,
-        // wins over this write: the holders applied it, but it is not committed here.
-        if (this.table.get(base) !== (fresh ? undefined : e) || !this.isolation.hasQuorum()) {
-          throw this.unavailable(base, 'the session changed owner, or this member lost the majority, while the write was replicated');
+        this.checkServing(base);
+        let e = this.table.get(base);
+        // Held here as a copy only, or unverified: take it over first (a write without the route binder).
+        if (e !== undefined && !this.isPrimary(base)) e = (await this.takeOver(base)) ? this.table.get(base) : undefined;
+        const fresh = e === undefined;
+        if (e === undefined) {
+          // Only a session nobody ever wrote may be created: one this request read, or one with a
+          // tombstone, was destroyed or moved meanwhile.
+          if (snapshot !== undefined || this.table.tombstone(base) !== undefined) {
+            this.counters.staleWritesRefused++;
+            throw this.unavailable(base, 'the session was destroyed or moved while this request ran; the write was refused');
+          }
+          // A new session: refused (or room made) at capacity, before it costs a copy anywhere.
+          await this.capacity?.admitSession(base, this.expectedHolders(base, this.route).find((m) => this.fullMembers.has(m.route))?.route);
+          admitted = this.capacity !== undefined;
+          e = { base, owner: this.route, epoch: 1, version: 0, expire: meta.expire, maxAge: meta.maxAge, packed: NO_ENTRIES, role: 'primary', backup: undefined, unverified: false, resync: false, touchedAt: 0, createdAt: this.clock.now(), principal: undefined };
         }
-      } catch (err) {
-        if (!fresh && this.table.get(base) === e) {
-          // The holders may have applied it: never reuse its version, and resend everything next time.
-          // Resent now, at a version of its own: a holder that applied the failed write late (it was
-          // paused) must not keep it under a version the primary holds other content at.
-          e.version = plan.next.version;
-          e.resync = true;
-          if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
-        } else if (fresh && this.table.get(base) === undefined) {
-          // A session whose creation failed never reached its client: take back any copy that was made.
-          const until = Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime);
-          this.table.destroy(base, e.epoch, this.route, until);
-          void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
+        let plan;
+        try {
+          // Usually the request read what is held now, and it is cached: nothing is decoded.
+          const current = fresh ? {} : await this.#valuesToCompare(base, e.packed);
+          const read = snapshot === undefined ? {} : snapshot === e.packed ? current : await this.valuesOf(snapshot);
+          plan = planWrite(this.codec, this.options.maxSessionBytes, e, current, written, read, meta);
+          applyPolicy(plan, this.policy, this.clock.now(), mergedValues(current, written, plan.message));
+        } catch (err) {
+          this.counters.writesRefused++;
+          throw err;
         }
-        // A new session a copy holder had no room for: refused for capacity, logged rate-limited there.
-        if (fresh && capacityRefusal(err) !== undefined) throw this.capacity?.copyHolderRefused(base) ?? new SessionCapacityError('copy-holder-full', 'a copy holder is full');
-        if (err instanceof StaleOwnerError) {
-          this.counters.staleWritesRefused++;
-          if (this.table.get(base) === e && e.owner === this.route && err.owner !== undefined) this.lostTo(e, err.owner, err.epoch ?? e.epoch + 1);
-        } else this.counters.replicationFailures++;
-        this.log.error({ err, session: shortId(base) }, 'session write not replicated; the request fails and nothing was committed');
-        throw err instanceof SessionUnavailableError ? err : this.unavailable(base, 'the write was not acknowledged by the copy holders', err);
+        const started = performance.now();
+        try {
+          await this.replicate(e, plan.message, plan.next);
+          // An ownership change that came while we waited (a takeover, a destroy), or a lost majority,
+          // wins over this write: the holders applied it, but it is not committed here.
+          if (this.table.get(base) !== (fresh ? undefined : e) || !this.isolation.hasQuorum()) {
+            throw this.unavailable(base, 'the session changed owner, or this member lost the majority, while the write was replicated');
+          }
+        } catch (err) {
+          if (!fresh && this.table.get(base) === e) {
+            // The holders may have applied it: never reuse its version, and resend everything next time.
+            // Resent now, at a version of its own: a holder that applied the failed write late (it was
+            // paused) must not keep it under a version the primary holds other content at.
+            e.version = plan.next.version;
+            e.resync = true;
+            if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
+          } else if (fresh && this.table.get(base) === undefined) {
+            // A session whose creation failed never reached its client: take back any copy that was made.
+            const until = Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime);
+            this.table.destroy(base, e.epoch, this.route, until);
+            void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
+          }
+          // A new session a copy holder had no room for: refused for capacity, logged rate-limited there.
+          if (fresh && capacityRefusal(err) !== undefined) throw this.capacity?.copyHolderRefused(base) ?? new SessionCapacityError('copy-holder-full', 'a copy holder is full');
+          if (err instanceof StaleOwnerError) {
+            this.counters.staleWritesRefused++;
+            if (this.table.get(base) === e && e.owner === this.route && err.owner !== undefined) this.lostTo(e, err.owner, err.epoch ?? e.epoch + 1);
+          } else this.counters.replicationFailures++;
+          this.log.error({ err, session: shortId(base) }, 'session write not replicated; the request fails and nothing was committed');
+          throw err instanceof SessionUnavailableError ? err : this.unavailable(base, 'the write was not acknowledged by the copy holders', err);
+        }
+        this.counters.ackLatencyMs.sum += performance.now() - started;
+        this.counters.ackLatencyMs.count++;
+        this.counters.writes++;
+        // A pause or a lost lease while the write was on its way marked the entry to be checked before it
+        // is served again: the committed entry keeps that mark.
+        if (!fresh && e.unverified === true) plan.next.unverified = true;
+        this.table.set(plan.next);
+        this.capacity?.touched(base);
+        // A session created here after a look-up found it nowhere (a store's own `set` of a new id) exists now.
+        if (fresh) this.#missing.delete(base);
+        // A session read recently stays decoded (a read-modify-write request then decodes nothing).
+        if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
+        return plan.next;
+      } finally {
+        if (admitted) this.capacity?.creationEnded(base);
       }
-      this.counters.ackLatencyMs.sum += performance.now() - started;
-      this.counters.ackLatencyMs.count++;
-      this.counters.writes++;
-      // A pause or a lost lease while the write was on its way marked the entry to be checked before it
-      // is served again: the committed entry keeps that mark.
-      if (!fresh && e.unverified === true) plan.next.unverified = true;
-      this.table.set(plan.next);
-      this.capacity?.touched(base);
-      // A session created here after a look-up found it nowhere (a store's own `set` of a new id) exists now.
-      if (fresh) this.#missing.delete(base);
-      // A session read recently stays decoded (a read-modify-write request then decodes nothing).
-      if (this.#decoded.has(base)) this.#decoded.set(base, plan.next.packed, plan.nextValues());
-      return plan.next;
     }, this.#lockWait());
   }
 

@@ -69,6 +69,7 @@ function member(onCapacity: OnCapacity, max: number, live = 2) {
     await capacity.admitSession(base, undefined);
     held.add(base);
     primaries.add(base);
+    capacity.creationEnded(base);
     capacity.touched(base);
   };
   return { capacity, held, primaries, evicted, create };
@@ -97,6 +98,18 @@ test("'refuse': new sessions stop at the planned level with a 503 SessionCapacit
   assert.equal(m.capacity.status().copiesRefused, 1);
   assert.equal(m.capacity.status().refusedFull, 1);
   assert.equal(m.capacity.status().fill, 1);
+});
+
+test('a creation admitted holds its place until it ends: a copy arriving meanwhile is refused at maxSessions', async () => {
+  const m = member('refuse', 4, 1); // 1 member: planned level = maxSessions
+  for (let i = 0; i < 3; i++) await m.create(`s${i}`);
+  // Admitted, its copies on their way (not in the table yet): the last place is taken.
+  await m.capacity.admitSession('new', undefined);
+  assert.throws(() => m.capacity.admitCopy('c1'), (err: unknown) => err instanceof SessionCapacityError && err.reason === 'full');
+  await assert.rejects(m.capacity.admitSession('another', undefined), (err: unknown) => err instanceof SessionCapacityError && err.reason === 'full');
+  // The creation failed: its place is free again.
+  m.capacity.creationEnded('new');
+  assert.doesNotThrow(() => m.capacity.admitCopy('c1'));
 });
 
 test("'evict-idle': the least recently used session idle past the bound goes first; none idle enough, the new one is refused", async () => {

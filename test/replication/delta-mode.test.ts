@@ -75,7 +75,10 @@ test('delta mode: a 4th member joining during a steady stream of writes ends wit
   await stream;
   await waitFor('the joiner to hold all 40 sessions', async () => {
     const s = await status(joiner);
-    return s.sessions.primary + s.sessions.backup === 40;
+    const held = s.sessions.primary + s.sessions.backup;
+    // Said in the timeout's message: how many it held last, and what the others held.
+    if (held !== 40) throw new Error(`node4 holds ${held}; ${(await Promise.all(members.map(async (m) => { const o = await status(m); return `${m.route} ${o.sessions.primary}+${o.sessions.backup}`; }))).join(', ')}`);
+    return true;
   });
   for (const u of users) {
     const res = await request(u.jar, 'GET', `${joiner.url}/get`);

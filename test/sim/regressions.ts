@@ -18,6 +18,8 @@ const ISSUE_25: readonly Feature[] = [
 const ISSUE_24_ALL: readonly Feature[] = ALL_FEATURES.slice(0, 17);
 /** Every oracle and nemesis up to `idle-after-error`: `npm run simulate`'s default set when found (2026-12-06). */
 const ALL_20: readonly Feature[] = ALL_FEATURES.slice(0, 20);
+/** Every oracle and nemesis up to `expiry-race`: `npm run simulate`'s default set when found (2026-12-06, evening). */
+const ALL_21: readonly Feature[] = ALL_FEATURES.slice(0, 21);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
@@ -105,6 +107,12 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // write, although n4 had answered with the newer copy's expiry trace. Adoption now reads the
     // traces as a takeover does: the session has ended, the stray copy goes.
     { seed: 7927, bug: 'anti-entropy adopted an older copy once the newest had expired on a clock ahead', principals: true, features: ALL_20 },
+    // Promise 1 (expiry-race): the session's owner, its clock stepped behind, was cut off while another
+    // member took the session over and wrote it; back after the newest copies expired on the faster
+    // clocks, its anti-entropy found no newer copy held, ignored the expiry traces the others answered
+    // with, marked its own older primary copy verified and served it without the writes made meanwhile.
+    // Fixed with the reconciliation reading the traces (`dropIfOutlived`), as adoption and takeover do.
+    { seed: 58, bug: 'a former owner back from a cut verified its older copy once the newest had expired', principals: true, features: ALL_21 },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
@@ -168,5 +176,11 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // Promise 3: a takeover that missed (racing another member's) cached "nowhere" for 5 s, and the
     // member answered "no session" from that cache after the winner's copy had reached it.
     { seed: 2246, bug: 'a recent miss answered "no session" while a copy of the session was held', principals: true, features: ALL_20 },
+    // Promise 1 (expiry-race, found by the nemesis written to kill the mutant expiry-leaves-no-trace
+    // here): a former owner, its clock behind, cut off while another member took the session over and
+    // wrote it, came back after the newest copies expired on the faster clocks; its reconciliation
+    // (`#resync`) read no expiry trace, marked its older copy verified and served it without the writes
+    // made meanwhile. Fixed as in backup seed 58 (`dropIfOutlived`).
+    { seed: 67, bug: 'a member back from a cut verified its older copy once the newest had expired', principals: true, features: ALL_21 },
   ],
 };
