@@ -51,7 +51,10 @@ export interface MutateOptions {
   only?: readonly string[];
   modes?: readonly ('backup' | 'delta')[];
   jobs?: number;
-  /** Per sweep (one mutant, one mode), wall-clock ms before it counts as hung (a kill: a hung run is a failure). */
+  /**
+   * Wall-clock ms one seed may run before its sweep counts as hung (a kill: a hung run is a failure).
+   * Per seed, not per sweep: a sweep slowed by a loaded machine is not a hang.
+   */
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -86,7 +89,7 @@ interface SweepResult {
   hung?: boolean;
 }
 
-/** Runs mutant-run.ts in `tree`; kills the child (by pid) past `timeoutMs`. */
+/** Runs mutant-run.ts in `tree`; kills the child (by pid) when a seed runs past `timeoutMs`. */
 function sweep(tree: string, mode: string, start: number, seeds: number, timeoutMs: number): Promise<SweepResult> {
   const features = ALL_FEATURES.join(',');
   return new Promise((done, fail) => {
@@ -97,17 +100,29 @@ function sweep(tree: string, mode: string, start: number, seeds: number, timeout
     running.add(child);
     let out = '';
     let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     let hung = false;
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
+    let lastSeed = start - 1;
+    const watch = () =>
+      setTimeout(() => {
+        hung = true;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+    let timer = watch();
+    // mutant-run prints a line per seed done: each restarts the watch.
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const seedsDone = out.split(' done\n').length - 1;
+      if (start - 1 + seedsDone > lastSeed) {
+        lastSeed = start - 1 + seedsDone;
+        clearTimeout(timer);
+        timer = watch();
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('exit', (code) => {
       running.delete(child);
       clearTimeout(timer);
-      if (hung) return done({ killed: true, hung: true, seedsRun: 0, oracle: 'hung', what: `the sweep did not finish within ${timeoutMs} ms` });
+      if (hung) return done({ killed: true, hung: true, seed: lastSeed + 1, seedsRun: lastSeed + 1 - start, oracle: 'hung', what: `seed ${lastSeed + 1} did not finish within ${timeoutMs} ms` });
       const last = out.trim().split('\n').pop() ?? '';
       try {
         done(JSON.parse(last) as SweepResult);
@@ -133,7 +148,7 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
   const tasks = chosen.flatMap((m) => m.modes.filter((mode) => (o.modes === undefined || o.modes.includes(mode)) && picked(m.id, mode)).map((mode) => ({ m, mode })));
   const clean = scratchTree();
   const cleanVerdict = new Map<string, boolean>();
-  const timeoutMs = o.timeoutMs ?? 20 * 60_000;
+  const timeoutMs = o.timeoutMs ?? 5 * 60_000;
   const results: MutantOutcome[] = [];
   const jobs = Math.max(1, o.jobs ?? 1);
   const trees: string[] = [];
