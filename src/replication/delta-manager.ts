@@ -451,7 +451,10 @@ export class DeltaManager extends Replicator {
   async #resync(): Promise<void> {
     // Any member will do: we are the one behind.
     const source = this.channel.members()[0];
-    if (source !== undefined) await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout);
+    // Not our own sessions: one of ours newer there is a write of ours still in flight (applied by the
+    // source, not yet committed here), and installing it as a copy would leave our own session here
+    // as a backup naming us its owner, with no primary anywhere.
+    if (source !== undefined) await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout, this.route);
     const bases = this.table.bases();
     for (let i = 0; i < bases.length; i += 256) {
       const batch = bases.slice(i, i + 256);
@@ -661,7 +664,8 @@ export class DeltaManager extends Replicator {
     applyCopy(this.table, best.reply.copy!, 'backup');
   }
 
-  async #transferFrom(source: MemberInfo, deadline: number): Promise<void> {
+  /** Pulls every page from `source`; copies owned by `skipOwner` (when given) are left out. */
+  async #transferFrom(source: MemberInfo, deadline: number, skipOwner?: string): Promise<void> {
     const transfer = randomUUID();
     const started = this.clock.monotonic();
     this.log.info({ from: source.route }, 'state transfer started');
@@ -697,20 +701,20 @@ export class DeltaManager extends Replicator {
       if (packed) {
         const page = messages.statePackReply.decode(raw);
         pending = following(page.next);
-        sessions += await this.#applyPackedPage(page, source);
+        sessions += await this.#applyPackedPage(page, source, skipOwner);
       } else {
         const page = messages.statePageReply.decode(raw);
         pending = following(page.next);
-        sessions += await this.#applyPage(page, source);
+        sessions += await this.#applyPage(page, source, skipOwner);
       }
     }
     this.log.info({ from: source.route, sessions, bytes, packed, ms: Math.round(this.clock.monotonic() - started) }, 'state transfer done');
   }
 
   /** Installs a page of whole copies; returns how many sessions it carried. */
-  async #applyPage(page: { sessions: SessionCopy[] }, source: MemberInfo): Promise<number> {
+  async #applyPage(page: { sessions: SessionCopy[] }, source: MemberInfo, skipOwner?: string): Promise<number> {
     await this.schemas.learn(page.sessions.flatMap((c) => c.entries), source);
-    for (const c of page.sessions) applyCopy(this.table, c, 'backup');
+    for (const c of page.sessions) if (c.owner !== skipOwner) applyCopy(this.table, c, 'backup');
     return page.sessions.length;
   }
 
@@ -718,7 +722,7 @@ export class DeltaManager extends Replicator {
    * Installs a page of packed copies: every session's bytes are checked and every writer schema is
    * learnt before any is installed.
    */
-  async #applyPackedPage(page: { sessions: PackedCopy[] }, source: MemberInfo): Promise<number> {
+  async #applyPackedPage(page: { sessions: PackedCopy[] }, source: MemberInfo, skipOwner?: string): Promise<number> {
     const values: Buffer[] = [];
     for (const c of page.sessions) {
       try {
@@ -728,7 +732,7 @@ export class DeltaManager extends Replicator {
       }
     }
     await this.schemas.learnValues(values, source);
-    for (const c of page.sessions) applyPackedCopy(this.table, c, 'backup');
+    for (const c of page.sessions) if (c.owner !== skipOwner) applyPackedCopy(this.table, c, 'backup');
     return page.sessions.length;
   }
 

@@ -3,6 +3,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CookieJar, request } from '../helpers/http-client.js';
 import { createSessions, startAppCluster, startAppMember, status, waitForMembership, type AppMember } from '../helpers/app-cluster.js';
 import { waitFor } from '../helpers/wait.js';
@@ -74,11 +77,16 @@ test('delta mode: a 4th member joining during a steady stream of writes ends wit
   stop = true;
   await stream;
   await waitFor('the joiner to hold all 40 sessions', async () => {
-    const s = await status(joiner);
-    const held = s.sessions.primary + s.sessions.backup;
-    // Said in the timeout's message: how many it held last, and what the others held.
-    if (held !== 40) throw new Error(`node4 holds ${held}; ${(await Promise.all(members.map(async (m) => { const o = await status(m); return `${m.route} ${o.sessions.primary}+${o.sessions.backup}`; }))).join(', ')}`);
+    const held = await Promise.all(all.map(async (m) => ({ route: m.route, ...(await status(m)).sessions })));
+    const joined = held[held.length - 1];
+    // Said in the timeout's message: what each member held last (primaries + copies).
+    if (joined.primary + joined.backup !== 40) throw new Error(held.map((h) => `${h.route} ${h.primary}+${h.backup}`).join(', '));
     return true;
+  }).catch((err: Error) => {
+    // The members' logs, for whoever reads the failure: the error names the file.
+    const file = join(tmpdir(), `ksc-delta-join-${process.pid}.log`);
+    writeFileSync(file, all.map((m) => `==== ${m.route}\n${m.proc.lines.join('\n')}`).join('\n'));
+    throw new Error(`${err.message} (member logs: ${file})`);
   });
   for (const u of users) {
     const res = await request(u.jar, 'GET', `${joiner.url}/get`);
