@@ -451,10 +451,12 @@ export class DeltaManager extends Replicator {
   async #resync(): Promise<void> {
     // Any member will do: we are the one behind.
     const source = this.channel.members()[0];
-    // Not our own sessions: one of ours newer there is a write of ours still in flight (applied by the
-    // source, not yet committed here), and installing it as a copy would leave our own session here
-    // as a backup naming us its owner, with no primary anywhere.
-    if (source !== undefined) await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout, this.route);
+    // Not our own sessions with a request in flight here: one of ours newer there is a write of ours
+    // the source applied and we have not committed yet, and installing it as a copy would leave our own
+    // session here as a backup naming us its owner, with no primary anywhere. (Ours without one, a
+    // former incarnation's after a restart cut off, are installed: the survey below settles them.)
+    const inFlight = (c: { base: string; owner: string }): boolean => c.owner === this.route && this.locks.busy(c.base);
+    if (source !== undefined) await this.#transferFrom(source, this.clock.monotonic() + this.options.stateTransferTimeout, inFlight);
     const bases = this.table.bases();
     for (let i = 0; i < bases.length; i += 256) {
       const batch = bases.slice(i, i + 256);
@@ -664,8 +666,8 @@ export class DeltaManager extends Replicator {
     applyCopy(this.table, best.reply.copy!, 'backup');
   }
 
-  /** Pulls every page from `source`; copies owned by `skipOwner` (when given) are left out. */
-  async #transferFrom(source: MemberInfo, deadline: number, skipOwner?: string): Promise<void> {
+  /** Pulls every page from `source`; copies that `skip` names are left out. */
+  async #transferFrom(source: MemberInfo, deadline: number, skip?: (c: { base: string; owner: string }) => boolean): Promise<void> {
     const transfer = randomUUID();
     const started = this.clock.monotonic();
     this.log.info({ from: source.route }, 'state transfer started');
@@ -701,20 +703,20 @@ export class DeltaManager extends Replicator {
       if (packed) {
         const page = messages.statePackReply.decode(raw);
         pending = following(page.next);
-        sessions += await this.#applyPackedPage(page, source, skipOwner);
+        sessions += await this.#applyPackedPage(page, source, skip);
       } else {
         const page = messages.statePageReply.decode(raw);
         pending = following(page.next);
-        sessions += await this.#applyPage(page, source, skipOwner);
+        sessions += await this.#applyPage(page, source, skip);
       }
     }
     this.log.info({ from: source.route, sessions, bytes, packed, ms: Math.round(this.clock.monotonic() - started) }, 'state transfer done');
   }
 
   /** Installs a page of whole copies; returns how many sessions it carried. */
-  async #applyPage(page: { sessions: SessionCopy[] }, source: MemberInfo, skipOwner?: string): Promise<number> {
+  async #applyPage(page: { sessions: SessionCopy[] }, source: MemberInfo, skip?: (c: SessionCopy) => boolean): Promise<number> {
     await this.schemas.learn(page.sessions.flatMap((c) => c.entries), source);
-    for (const c of page.sessions) if (c.owner !== skipOwner) applyCopy(this.table, c, 'backup');
+    for (const c of page.sessions) if (skip?.(c) !== true) applyCopy(this.table, c, 'backup');
     return page.sessions.length;
   }
 
@@ -722,7 +724,7 @@ export class DeltaManager extends Replicator {
    * Installs a page of packed copies: every session's bytes are checked and every writer schema is
    * learnt before any is installed.
    */
-  async #applyPackedPage(page: { sessions: PackedCopy[] }, source: MemberInfo, skipOwner?: string): Promise<number> {
+  async #applyPackedPage(page: { sessions: PackedCopy[] }, source: MemberInfo, skip?: (c: PackedCopy) => boolean): Promise<number> {
     const values: Buffer[] = [];
     for (const c of page.sessions) {
       try {
@@ -732,7 +734,7 @@ export class DeltaManager extends Replicator {
       }
     }
     await this.schemas.learnValues(values, source);
-    for (const c of page.sessions) if (c.owner !== skipOwner) applyPackedCopy(this.table, c, 'backup');
+    for (const c of page.sessions) if (skip?.(c) !== true) applyPackedCopy(this.table, c, 'backup');
     return page.sessions.length;
   }
 

@@ -1,5 +1,5 @@
 /**
- * `npm run mutate -- [--seeds N] [--only id,id] [--modes backup,delta] [--jobs J]`: applies each
+ * `npm run mutate -- [--seeds N] [--start S] [--only id,id] [--modes backup,delta] [--jobs J]`: applies each
  * deliberate bug of mutants.ts to a scratch copy of src/ (never to the working tree), runs the
  * simulator's sweep in each mode the bug touches for up to N seeds with every oracle and nemesis
  * (features.ts; those that find open defects of src/ too, whose failing seeds are set aside by
@@ -47,7 +47,10 @@ export interface MutantOutcome {
 }
 
 export interface MutateOptions {
+  /** The last seed swept. */
   seeds: number;
+  /** The first seed swept (1): a sweep continued past seeds a mutant survived. */
+  start?: number;
   only?: readonly string[];
   modes?: readonly ('backup' | 'delta')[];
   jobs?: number;
@@ -166,10 +169,10 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
           const t0 = Date.now();
           const outcome: MutantOutcome = { id: m.id, mode, killed: false, seedsRun: 0, ms: 0, cleanFailures: [] };
           try {
-            let start = 1;
+            let start = o.start ?? 1;
             while (start <= o.seeds) {
               const r = await sweep(tree, mode, start, o.seeds, timeoutMs);
-              outcome.seedsRun = r.seed ?? o.seeds;
+              outcome.seedsRun = (r.seed ?? o.seeds) - (o.start ?? 1) + 1;
               if (!r.killed) break;
               if (r.seed !== undefined) {
                 // The same seed on the unmutated code: a failure there is not this mutant's doing.
@@ -213,6 +216,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       seeds: { type: 'string', default: '300' },
+      start: { type: 'string', default: '1' },
       only: { type: 'string' },
       modes: { type: 'string' },
       jobs: { type: 'string', default: '1' },
@@ -227,6 +231,7 @@ async function main(): Promise<void> {
   console.log(`${'mutant'.padEnd(32)} ${'mode'.padEnd(7)} ${'result'.padEnd(52)} ${'time'.padStart(9)}`);
   const results = await runMutants({
     seeds: Number(values.seeds),
+    start: Number(values.start),
     ...(values.only !== undefined ? { only: values.only.split(',') } : {}),
     ...(values.modes !== undefined ? { modes: values.modes.split(',') as ('backup' | 'delta')[] } : {}),
     jobs: Number(values.jobs),
