@@ -155,9 +155,11 @@ export abstract class Replicator extends CopyHolder {
     this.checkServing(base);
     if (this.isPrimary(base)) return true;
     // A recent miss answers at once, unless a copy arrived since: a takeover elsewhere that raced with
-    // the one that missed sends its copy here, and the session must then be found (promise 3).
+    // the one that missed sends its copy here, and the session must then be found (promise 3). So too
+    // when the copy has moved on since (a 'moved' tombstone names its owner now): a write that failed
+    // but reached a holder late may have given the session a new life after the miss.
     const missUntil = this.#missing.get(base);
-    if (missUntil !== undefined && missUntil > this.clock.monotonic() && this.table.get(base) === undefined) return false;
+    if (missUntil !== undefined && missUntil > this.clock.monotonic() && this.table.get(base) === undefined && this.table.tombstone(base)?.kind !== 'moved') return false;
     const ok = await this.locks.run(
       base,
       () => {
