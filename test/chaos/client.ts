@@ -38,7 +38,7 @@ export interface ClientWorld {
 type Outcome =
   | { kind: 'answer'; answer: Answer; jar: CookieJar }
   /** Known to have had no effect: connection refused, or answered before the route handler ran. */
-  | { kind: 'refused' }
+  | { kind: 'refused'; status?: number }
   | { kind: 'indeterminate'; status?: number; why: string };
 
 interface Destroyed {
@@ -100,7 +100,7 @@ async function send(
     // The member says its route handler never ran (member.ts): nothing was written or removed.
     if (res.headers.get('x-chaos-handled') === '0') {
       world.history.refused(res.status);
-      return { kind: 'refused' };
+      return { kind: 'refused', status: res.status };
     }
     world.history.indeterminate(res.status);
     return { kind: 'indeterminate', status: res.status, why: `HTTP ${res.status}` };
@@ -186,15 +186,26 @@ export class ChaosClient {
    * it anywhere). Anything but an answer (no answer within `timeoutMs`, a 503, another error) is a
    * violation; the answer is judged as every read is.
    */
-  async probe(member: string, timeoutMs: number): Promise<void> {
+  async probe(member: string, timeoutMs: number, cpuWaitMs: () => number = () => 0): Promise<void> {
     const s = this.#session;
     if (s === undefined || s.state !== 'live') return;
-    const req = this.#req();
     const h = this.#world.history;
-    const sentAt = this.#world.now();
-    const out = await send(this.#world, this.#jar, member, 'GET', '/get', req, undefined, timeoutMs);
-    if (out.kind === 'answer') this.#after(h.answered(s, 'get', req, sentAt, s.incrsSent, out.answer));
-    else h.unavailable(this.name, s.token, s.base, member, req, out.kind === 'refused' ? 'refused (connection refused, or failed before the handler)' : out.why);
+    const first = this.#world.now();
+    for (;;) {
+      const req = this.#req();
+      const sentAt = this.#world.now();
+      const out = await send(this.#world, this.#jar, member, 'GET', '/get', req, undefined, timeoutMs);
+      if (out.kind === 'answer') {
+        this.#after(h.answered(s, 'get', req, sentAt, s.incrsSent, out.answer));
+        return;
+      }
+      // A 503 (the session could not be told right now: a takeover's survey timed out) is asked again,
+      // as a balancer does, within the bound plus what the members waited for a CPU meanwhile.
+      const busy = out.status === 503;
+      if (busy && this.#world.now() - first < timeoutMs + cpuWaitMs()) continue;
+      h.unavailable(this.name, s.token, s.base, member, req, out.kind === 'refused' ? `refused (connection refused, or failed before the handler${out.status === undefined ? '' : `: HTTP ${out.status}`})` : out.why);
+      return;
+    }
   }
 
   async step(): Promise<void> {

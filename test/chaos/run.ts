@@ -7,6 +7,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CpuWait } from '../helpers/cpu-wait.js';
 import { ChaosClient, type ClientWorld } from './client.js';
 import { History } from './history.js';
 import { ChaosCluster, type Framework } from './members.js';
@@ -150,8 +151,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     // Once quiet, every live session is served by every live member (a balancer may send it anywhere):
     // five at a time, each within 5 s (each read at a member that does not own the session moves it).
+    const waits = new CpuWait([process.pid, ...cluster.pids()]);
     for (const m of cluster.live()) {
-      for (let i = 0; i < clients.length; i += 5) await Promise.all(clients.slice(i, i + 5).map((c) => c.probe(m.route, 5000)));
+      for (let i = 0; i < clients.length; i += 5) await Promise.all(clients.slice(i, i + 5).map((c) => c.probe(m.route, 5000, () => waits.longest())));
     }
     await nemesis.converge('final', now());
 
