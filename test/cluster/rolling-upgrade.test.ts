@@ -28,7 +28,7 @@ for (const mode of ['backup', 'delta'] as const) {
     assert.equal(((await status(members[0])) as unknown as ProtocolView).protocol, undefined);
     const load = new RollingLoad(members);
     await load.login(USERS);
-    await waitForProtection(members, USERS, mode);
+    await waitForProtection(members, USERS, mode, 30_000, load.unansweredCreations);
     load.start();
     const mixed: string[] = [];
     try {

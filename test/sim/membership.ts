@@ -175,12 +175,19 @@ export class Membership {
   /**
    * A partition behind firewalls that reject: each side's connections across are reset at once, and
    * the direct check is refused, exactly as for a killed process (the failure detector cannot tell).
+   * With `resets`, only the connections named (`a>b`) are reset; across the others a member meets
+   * silence (a firewall on the far side rejects toward it, or drops), and drops its peer after dropTime.
    */
-  resetPartitioned(side: Map<string, number>): void {
-    this.net.partition(side, true);
+  resetPartitioned(side: Map<string, number>, resets?: ReadonlySet<string>): void {
+    this.net.partition(side, resets ?? true);
     for (const a of this.up) {
       for (const b of this.up) {
         if (a === b || !this.net.crossing(a.route, b.route) || !a.has(b.id)) continue;
+        // Where a's connection to b is not reset, a meets silence: it drops b after dropTime + check.
+        if (!this.net.resets(a.route, b.route)) {
+          this.#silence(a, b, () => this.net.crossing(a.route, b.route));
+          continue;
+        }
         this.loop.after(this.net.delay(), a.proc, () => {
           if (a.connectedTo(b.id)) a.connectionBroke(b.id, 50);
           if (!a.has(b.id) || !this.net.crossing(a.route, b.route)) return;
@@ -195,6 +202,7 @@ export class Membership {
       }
     }
   }
+
 
   healed(): void {
     this.net.heal();

@@ -3,12 +3,24 @@
  * simulator's checkers must catch. Every promise of DESIGN.md and both modes are covered; a mutant
  * whose `find` text no longer occurs exactly once fails the run (the code moved: update the mutant).
  */
+/** One textual patch of a file under src/replication. */
+export interface Patch {
+  file: string;
+  find: string;
+  replace: string;
+}
+
 export interface Mutant {
   id: string;
   /** Under src/replication. */
   file: string;
   find: string;
   replace: string;
+  /**
+   * More patches applied with it: a bug that two lines of src/ each prevent alone (a guard that fails
+   * a request early, and the check that fails it later anyway) takes both lines broken.
+   */
+  also?: readonly Patch[];
   /** The modes whose code it changes. */
   modes: readonly ('backup' | 'delta')[];
   /** The promise it breaks (DESIGN.md "Promises under faults"). */
@@ -225,22 +237,24 @@ export const MUTANTS: readonly Mutant[] = [
     what: 'a member back from a pause or a partition does not check its copies by itself',
   },
   {
-    id: 'delta-write-past-silent-member',
-    file: 'delta-manager.ts',
-    find: 'if (silent.length > 0) throw this.unavailable(base, `member ${silent.join(\', \')} went silent a moment ago`);',
+    id: 'removal-keeps-lease',
+    file: 'lease.ts',
+    find: '    this.#acked.delete(route);\n    if ((this.#withdrawn.get(route) ?? -Infinity) < at) this.#withdrawn.set(route, at);',
     replace: '',
-    modes: ['delta'],
+    modes: both,
     promise: '1',
-    what: 'delta mode acknowledges writes while a member that may serve across a partition is silent',
+    what: "a member removed for failure still counts toward the lease: a member cut off serves on the others' last answers",
   },
   {
     id: 'backup-write-past-silent-backup',
     file: 'backup/fan-out.ts',
     find: 'throw ctx.unavailable(e.base, `its backup ${old} went silent a moment ago`);',
     replace: 'continue;',
+    // The former backup's drop is the check that fails such a write anyway (after the new backup has it).
+    also: [{ file: 'backup/reprotection.ts', find: '    if (!ctx.isolation.ownerReleased(route)) return false;\n', replace: '' }],
     modes: ['backup'],
     promise: '1',
-    what: 'a write picks a new backup while its backup went silent a moment ago',
+    what: 'a write picks a new backup, and counts, while its former backup went silent a moment ago (and may be taken over from on the other side)',
   },
   {
     id: 'adopt-keeps-backup-role',

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { MUTANTS, type Mutant } from './mutants.js';
+import { MUTANTS, type Mutant, type Patch } from './mutants.js';
 import { ALL_FEATURES } from './features.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -73,13 +73,18 @@ function scratchTree(): string {
   return dir;
 }
 
-/** Applies `m` to `text`, which must contain its `find` exactly once. */
-export function applyMutant(m: Mutant, text: string): string {
-  const at = text.indexOf(m.find);
-  if (at < 0 || text.indexOf(m.find, at + 1) >= 0) {
-    throw new Error(`mutant ${m.id}: its text occurs ${at < 0 ? 'nowhere' : 'more than once'} in src/replication/${m.file}; update mutants.ts`);
+/** Every patch of `m`, its own first. */
+export function patchesOf(m: Mutant): Patch[] {
+  return [{ file: m.file, find: m.find, replace: m.replace }, ...(m.also ?? [])];
+}
+
+/** Applies patch `p` of mutant `id` to `text`, which must contain its `find` exactly once. */
+export function applyPatch(id: string, p: Patch, text: string): string {
+  const at = text.indexOf(p.find);
+  if (at < 0 || text.indexOf(p.find, at + 1) >= 0) {
+    throw new Error(`mutant ${id}: its text occurs ${at < 0 ? 'nowhere' : 'more than once'} in src/replication/${p.file}; update mutants.ts`);
   }
-  return text.slice(0, at) + m.replace + text.slice(at + m.find.length);
+  return text.slice(0, at) + p.replace + text.slice(at + p.find.length);
 }
 
 interface SweepResult {
@@ -147,7 +152,7 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
   const unknown = wanted.map(([id]) => id).filter((id) => !MUTANTS.some((m) => m.id === id));
   if (unknown.length > 0) throw new Error(`unknown mutant(s) ${unknown.join(', ')}; known: ${MUTANTS.map((m) => m.id).join(', ')}`);
   // Every patch must apply before anything runs.
-  for (const m of chosen) applyMutant(m, readFileSync(join(ROOT, 'src/replication', m.file), 'utf8'));
+  for (const m of chosen) for (const p of patchesOf(m)) applyPatch(m.id, p, readFileSync(join(ROOT, 'src/replication', p.file), 'utf8'));
   const tasks = chosen.flatMap((m) => m.modes.filter((mode) => (o.modes === undefined || o.modes.includes(mode)) && picked(m.id, mode)).map((mode) => ({ m, mode })));
   const clean = scratchTree();
   const cleanVerdict = new Map<string, boolean>();
@@ -163,9 +168,13 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
         trees.push(tree);
         while (next < tasks.length) {
           const { m, mode } = tasks[next++];
-          const file = join(tree, 'src/replication', m.file);
-          const original = readFileSync(file, 'utf8');
-          writeFileSync(file, applyMutant(m, original));
+          // Patches of one file apply in turn; every file is put back afterwards.
+          const originals = new Map<string, string>();
+          for (const p of patchesOf(m)) {
+            const file = join(tree, 'src/replication', p.file);
+            if (!originals.has(file)) originals.set(file, readFileSync(file, 'utf8'));
+            writeFileSync(file, applyPatch(m.id, p, readFileSync(file, 'utf8')));
+          }
           const t0 = Date.now();
           const outcome: MutantOutcome = { id: m.id, mode, killed: false, seedsRun: 0, ms: 0, cleanFailures: [] };
           try {
@@ -188,7 +197,7 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
               break;
             }
           } finally {
-            writeFileSync(file, original);
+            for (const [file, text] of originals) writeFileSync(file, text);
           }
           outcome.ms = Date.now() - t0;
           results.push(outcome);

@@ -53,8 +53,11 @@ export class SimNetwork {
   #side: Map<string, number> | undefined;
   /** Directed cuts (`a>b`: nothing from a reaches b), beside the partition: one-way and non-transitive ones. */
   readonly #cuts = new Set<string>();
-  /** The cuts answer with TCP resets (a firewall's reject) instead of dropping silently. */
-  #resets = false;
+  /**
+   * The cuts answer with TCP resets (a firewall's reject) instead of dropping silently: every one
+   * ('all'), or only on the connections named `a>b` (a's connection to b is reset; elsewhere silence).
+   */
+  #resets: 'all' | ReadonlySet<string> | undefined;
   /** Slow directions (`a>b`) until a time, with the extra delay range (a link missing ackTimeout). */
   readonly #slow = new Map<string, { until: number; extra: [number, number] }>();
   #connIds = 0;
@@ -108,9 +111,15 @@ export class SimNetwork {
     return this.#side !== undefined || this.#cuts.size > 0;
   }
 
-  partition(side: Map<string, number>, resets = false): void {
+  /** `resets`: true for every crossing connection, or the connections (`a>b`) that are reset. */
+  partition(side: Map<string, number>, resets: boolean | ReadonlySet<string> = false): void {
     this.#side = side;
-    this.#resets = resets;
+    this.#resets = resets === true ? 'all' : resets === false ? undefined : resets;
+  }
+
+  /** Whether `from`'s connection to `to` is answered with a reset while blocked. */
+  resets(from: string, to: string): boolean {
+    return this.#resets === 'all' || (this.#resets !== undefined && this.#resets.has(`${from}>${to}`));
   }
 
   /** Directed cuts: nothing from `a` reaches `b`, for each `[a, b]`. */
@@ -127,7 +136,7 @@ export class SimNetwork {
   heal(): void {
     this.#side = undefined;
     this.#cuts.clear();
-    this.#resets = false;
+    this.#resets = undefined;
     for (const c of this.#conns) {
       for (const dir of [0, 1] as const) {
         const held = c.held[dir].splice(0);
@@ -163,7 +172,7 @@ export class SimNetwork {
         this.dropped++;
         return;
       }
-      if (this.#resets && this.blocked(sender.route, receiver.route)) {
+      if (this.#resets !== undefined && this.blocked(sender.route, receiver.route) && this.resets(c.from.route, c.to.route)) {
         // A firewall that rejects: the requesting end sees its connection reset, nothing is held.
         this.close(c);
         this.loop.at(this.loop.now, c.from.proc, () => c.from.connectionBroke?.(c.to.id, 50));

@@ -13,6 +13,7 @@ import { check, expiryBounds, type ExpiryRules, type Violation } from './checker
 import { Client, MAX_AGE, type ClientWorld } from './clients.js';
 import { checkAgreement } from './agreement.js';
 import { expiryRace } from './expiry-race.js';
+import { leaseRace } from './lease-race.js';
 import { hungCalls, probeAll } from './availability.js';
 import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
@@ -101,6 +102,7 @@ type Fault =
   | 'one-way'
   | 'non-transitive'
   | 'reset-partition'
+  | 'mixed-reset'
   | 'cut-off-start'
   | 'logout-crash'
   | 'clock-step'
@@ -109,7 +111,8 @@ type Fault =
   | 'takeover-partition'
   | 'grant-partition'
   | 'logout-reset'
-  | 'expiry-race';
+  | 'expiry-race'
+  | 'lease-race';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -464,6 +467,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['one-way', on('one-way') && live.length >= 2 ? 2 : 0],
         ['non-transitive', on('non-transitive') && live.length >= 3 ? 2 : 0],
         ['reset-partition', on('reset-partition') && live.length >= 2 ? 2 : 0],
+        ['mixed-reset', on('mixed-reset') && live.length >= 2 ? 2 : 0],
         ['cut-off-start', on('cut-off-start') ? 2 : 0],
         ['logout-crash', on('logout-crash') && live.length >= 2 ? 2 : 0],
         ['clock-step', drawnClocks !== undefined ? 2 : 0],
@@ -473,6 +477,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['grant-partition', on('grant-partition') && live.length >= 3 ? 2 : 0],
         ['logout-reset', on('logout-reset') && live.length >= 2 ? 2 : 0],
         ['expiry-race', race && live.length >= 3 ? 8 : 0],
+        ['lease-race', on('lease-race') && live.length >= 3 ? 3 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -609,6 +614,36 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           trace.add('NEMESIS heal');
           membership.healed();
           await checkpoint(loop.now, `after partition of ${cutOff.join(',')}${how}`);
+          break;
+        }
+        case 'mixed-reset': {
+          // Firewalls reject on some links and not others: one side removes the other within
+          // milliseconds, the other only after dropTime, so their grace periods start seconds apart.
+          // 'inbound': the cut-off side rejects what comes in (the rest sees resets, it sees silence);
+          // 'outbound': the reverse; 'mixed': each member's connection to each peer drawn alone.
+          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+          const order = [...live];
+          const cut = plan.int(1, Math.floor(live.length / 2));
+          for (let i = 0; i < cut; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const shape = plan.pick(['inbound', 'outbound', 'mixed'] as const);
+          const resets = new Set<string>();
+          for (const a of live) {
+            for (const b of live) {
+              if (side.get(a.route) === side.get(b.route)) continue;
+              const reset = shape === 'mixed' ? plan.chance(0.5) : (side.get(a.route) === 0) === (shape === 'inbound');
+              if (reset) resets.add(`${a.route}>${b.route}`);
+            }
+          }
+          const ms = faultLength(0.7);
+          const cutOff = [...side].filter(([, s]) => s === 1).map(([r]) => r);
+          const links = [...resets].sort().join(' ');
+          schedule.push(`${ts()} partition {${cutOff.join(',')}} from the rest for ${Math.round(ms)} ms, resets on ${links || 'no link'} (${shape})`);
+          trace.add(`NEMESIS partition ${cutOff.join(',')} ${Math.round(ms)}ms, resets ${links} (${shape})`);
+          membership.resetPartitioned(side, resets);
+          await sleepUntil(loop.now + ms);
+          trace.add('NEMESIS heal');
+          membership.healed();
+          await checkpoint(loop.now, `after partition of ${cutOff.join(',')} with resets on some links`);
           break;
         }
         case 'one-way':
@@ -820,6 +855,27 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           if (r.stale === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no expiry race)');
           else await checkpoint(loop.now, `after an expiry race with ${r.stale.route} behind`);
           if (r.killed !== undefined) await restart(r.killed.route);
+          break;
+        }
+        case 'lease-race': {
+          const cutOff = await leaseRace({
+            now: () => loop.now,
+            plan,
+            mode,
+            dropTime,
+            removal: dropTime + timing.checkTimeout + 700,
+            running,
+            clients,
+            prober: probing.prober,
+            sleepUntil,
+            partition: (side, resets) => membership.resetPartitioned(side, resets),
+            heal: () => membership.healed(),
+            note: (line) => schedule.push(`${ts()} ${line}`),
+            trace: (line) => trace.add(line),
+            cover,
+          });
+          if (cutOff === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no lease race)');
+          else await checkpoint(loop.now, `after a lease race with ${cutOff.route} cut off`);
           break;
         }
         case 'none':
