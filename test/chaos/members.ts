@@ -260,9 +260,10 @@ export class ChaosCluster {
 
   /**
    * Cuts members apart (netns only): each group reaches only its own members; clients reach all.
-   * `reset`: TCP to the other side is rejected with a reset (a firewall that rejects), not dropped.
+   * `reset`: TCP to the other side is rejected with a reset (a firewall that rejects), not dropped;
+   * `'first-rejects'`: only toward the first group (`partition.ts`).
    */
-  partition(groups: string[][], reset = false): void {
+  partition(groups: string[][], reset: partition.CutReset = false): void {
     if (this.#net === undefined) throw new Error('partitions need --net netns');
     const index = (r: string) => this.routes.indexOf(r);
     for (const s of this.#slots) s.log.write(`${JSON.stringify({ event: 'chaos: partition', groups, reset, time: Date.now() })}\n`);

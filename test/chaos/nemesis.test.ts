@@ -23,7 +23,8 @@ test('faults that need namespaces, zones or libfaketime say so where they cannot
   assert.match(why.get('zone-cut')!, /netns/);
   assert.match(why.get('zone-kill')!, /--zones/);
   assert.match(why.get('clock-step')!, /faketime/);
-  assert.equal(faultKinds(setting).kinds.length, 12);
+  assert.equal(faultKinds(setting).kinds.length, 13);
+  assert.match(why.get('partition-reset-in')!, /netns/);
 });
 
 test('kill-many hits K members, zone faults a whole zone, a long partition only while it fits', () => {

@@ -10,6 +10,7 @@ import type { ChaosCluster, MemberCopies } from './members.js';
 import { LIBFAKETIME } from './members.js';
 import { checkCopies, placement } from './copies.js';
 import { notConverged } from './convergence.js';
+import type { CutReset } from './partition.js';
 import { CpuWait } from '../helpers/cpu-wait.js';
 import { fmt, type History } from './history.js';
 import type { Random } from './random.js';
@@ -25,6 +26,7 @@ export const FAULT_KINDS = [
   'zone-kill',
   'zone-cut',
   'partition-reset',
+  'partition-reset-in',
   'partition-long',
   'cut-restart',
   'clock-step',
@@ -82,6 +84,7 @@ export function faultKinds(s: FaultSetting): { kinds: FaultKind[]; why: Map<Faul
     'zone-kill': zones,
     'zone-cut': netns ?? zones,
     'partition-reset': netns,
+    'partition-reset-in': netns,
     'partition-long': netns,
     'cut-restart': netns,
     'clock-step': s.faketime ? undefined : 'needs libfaketime (Debian package faketime)',
@@ -122,6 +125,7 @@ export function planFault(rng: Random, kinds: readonly FaultKind[], routes: read
     'partition-two': cut,
     'zone-cut': cut,
     'partition-reset': cut,
+    'partition-reset-in': cut,
     'partition-long': rng.int(...LONG_PARTITION_MS),
     'cut-restart': rng.int(2000, 5000),
     'clock-step': rng.int(5000, 12_000),
@@ -285,7 +289,7 @@ export class Nemesis {
   }
 
   /** Cuts `targets` off the rest; a partition that makes copies unreachable together gets a window. */
-  async #cut(kind: FaultKind, targets: string[], reset: boolean): Promise<CutWindow> {
+  async #cut(kind: FaultKind, targets: string[], reset: CutReset): Promise<CutWindow> {
     const c = this.#cluster;
     const groups = [targets, c.routes.filter((r) => !targets.includes(r))];
     // Where the copies are right now: only sessions with every copy on one side are excused.
@@ -293,7 +297,7 @@ export class Nemesis {
     const window: CutWindow = { kind, from: this.#o.now(), to: Infinity, groups, placement: where };
     c.partition(groups, reset);
     if (targets.length > 1) this.cutWindows.push(window);
-    this.#o.log(`${fmt(window.from)} ${kind}: ${groups.map((g) => g.join('+')).join(' | ')} cut${reset ? ' (TCP reset)' : ''}`);
+    this.#o.log(`${fmt(window.from)} ${kind}: ${groups.map((g) => g.join('+')).join(' | ')} cut${reset === true ? ' (TCP reset)' : reset === 'first-rejects' ? ` (TCP reset toward ${targets.join('+')})` : ''}`);
     return window;
   }
 
@@ -327,8 +331,9 @@ export class Nemesis {
       case 'partition-two':
       case 'zone-cut':
       case 'partition-reset':
+      case 'partition-reset-in':
       case 'partition-long': {
-        const window = await this.#cut(f.kind, f.targets, f.kind === 'partition-reset');
+        const window = await this.#cut(f.kind, f.targets, f.kind === 'partition-reset' ? true : f.kind === 'partition-reset-in' ? 'first-rejects' : false);
         await sleep(f.holdMs);
         await this.converge(`${label}: healed`, this.#heal(window));
         return;

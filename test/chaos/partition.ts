@@ -24,22 +24,35 @@ function nft(host: NetnsHost, args: string[], input?: string): void {
 }
 
 /**
- * Cuts the hosts of `groups` (indexes into `hosts`) apart from each other's groups. `reset`: TCP is
- * rejected with a TCP reset both ways (a firewall that rejects: each side sees ECONNRESET or
- * ECONNREFUSED at once, as if the other had died), the rest (multicast heartbeats) dropped.
+ * How a cut answers TCP. `false`: dropped (each side meets silence). `true`: rejected with a TCP reset
+ * both ways (a firewall that rejects: each side sees ECONNRESET or ECONNREFUSED at once, as if the
+ * other had died). `'first-rejects'`: the first group's firewall rejects what comes in, so the other
+ * groups see resets at once while the first meets silence, and the two sides remove each other
+ * seconds apart (the `partition-reset-in` fault; the simulator's `lease-race`). The rest (multicast
+ * heartbeats) is always dropped.
  */
-export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly number[])[], reset = false): void {
-  const tcp = (dir: 'saddr' | 'daddr') => (reset ? `ip ${dir} @cut meta l4proto tcp reject with tcp reset; ` : '');
-  for (const group of groups) {
-    const others = hosts.filter((_, i) => !group.includes(i)).map((h) => h.address);
+export type CutReset = boolean | 'first-rejects';
+
+/** Cuts the hosts of `groups` (indexes into `hosts`) apart from each other's groups. */
+export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly number[])[], reset: CutReset = false): void {
+  // A reject in the output hook answers the local socket with a reset (nothing crosses the wire);
+  // in 'first-rejects' only the other groups reject, toward the first, and drop what comes from it.
+  const tcp = (dir: 'saddr' | 'daddr', g: number) => {
+    const rejects = reset === true || (reset === 'first-rejects' && g > 0 && dir === 'daddr');
+    return rejects ? `ip ${dir} @cut meta l4proto tcp reject with tcp reset; ` : '';
+  };
+  for (const [g, group] of groups.entries()) {
+    // In 'first-rejects', the other groups are cut only from the first (they are one side).
+    const apart = reset === 'first-rejects' && g > 0 ? groups[0] : hosts.map((_, i) => i).filter((i) => !group.includes(i));
+    const others = apart.map((i) => hosts[i].address);
     for (const i of group) {
       nft(
         hosts[i],
         ['-f', '-'],
         `table inet ${TABLE} {
   set cut { type ipv4_addr; elements = { ${others.join(', ')} } }
-  chain in { type filter hook input priority 0; policy accept; ${tcp('saddr')}ip saddr @cut drop; }
-  chain out { type filter hook output priority 0; policy accept; ${tcp('daddr')}ip daddr @cut drop; }
+  chain in { type filter hook input priority 0; policy accept; ${tcp('saddr', g)}ip saddr @cut drop; }
+  chain out { type filter hook output priority 0; policy accept; ${tcp('daddr', g)}ip daddr @cut drop; }
 }
 `,
       );
