@@ -266,11 +266,15 @@ export abstract class Replicator extends CopyHolder {
           throw err;
         }
         const started = performance.now();
+        // A lease that lapsed while the write was on its way, even if held again by its end: meanwhile
+        // the others may have taken the session over, and a new backup chosen since (one that never
+        // heard of that takeover) would acknowledge it (backup seed 3651, promise 1).
+        const lapses = this.isolation.lapses;
         try {
           await this.replicate(e, plan.message, plan.next);
           // An ownership change that came while we waited (a takeover, a destroy), or a lost majority,
           // wins over this write: the holders applied it, but it is not committed here.
-          if (this.table.get(base) !== (fresh ? undefined : e) || !this.isolation.hasQuorum()) {
+          if (this.table.get(base) !== (fresh ? undefined : e) || !this.isolation.hasQuorum() || this.isolation.lapses !== lapses) {
             throw this.unavailable(base, 'the session changed owner, or this member lost the majority, while the write was replicated');
           }
         } catch (err) {
@@ -332,6 +336,7 @@ export abstract class Replicator extends CopyHolder {
       const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
       this.#decoded.delete(base);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
+      const lapses = this.isolation.lapses; // as for a write: a lapse meanwhile may have let others move it on
       const required = this.mustAcknowledgeRemoval(e);
       this.table.destroy(base, e.epoch, this.route, until);
       const outcomes = this.removals.start(message, this.channel.members());
@@ -347,7 +352,7 @@ export abstract class Replicator extends CopyHolder {
             throw this.unavailable(base, `copy holder ${m.route} did not acknowledge the removal`, r);
           }
         }
-        if (!this.isolation.hasQuorum()) throw this.unavailable(base, 'this member lost the majority while removing the session');
+        if (!this.isolation.hasQuorum() || this.isolation.lapses !== lapses) throw this.unavailable(base, 'this member lost the majority while removing the session');
       });
       if (this.options.ack === 'sync') await check;
       else check.catch((err: unknown) => this.log.warn({ err, session: shortId(base) }, 'asynchronous removal not acknowledged; retrying'));

@@ -20,6 +20,8 @@ const ISSUE_24_ALL: readonly Feature[] = ALL_FEATURES.slice(0, 17);
 const ALL_20: readonly Feature[] = ALL_FEATURES.slice(0, 20);
 /** Every oracle and nemesis up to `expiry-race`: `npm run simulate`'s default set when found (2026-12-06, evening). */
 const ALL_21: readonly Feature[] = ALL_FEATURES.slice(0, 21);
+/** Every oracle and nemesis up to `lease-race`: `npm run simulate`'s default set when found (2026-12-06, night). */
+const ALL_23: readonly Feature[] = ALL_FEATURES.slice(0, 23);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
@@ -120,6 +122,13 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // and moved on from n3 to another owner; n3's cached miss still answered "no session" for it. A
     // miss is no longer answered from the cache once a 'moved' tombstone shows the session lives on.
     { seed: 9805, bug: 'a cached miss answered "no session" for a session that had moved on from here since', principals: true, features: ALL_21 },
+    // Promise 1 (lease-race, found by the night's sweep): n3, cut off behind a firewall that rejected
+    // what came in, began a write in its lease's last moments; the delta to its backup n1 hung. Its lease
+    // ran out; n1 released n3 and adopted the session (epoch 4). n3 then removed n1, healed, met a
+    // majority again, and the write's next attempt chose n4 as the new backup, which held only an old
+    // 'moved' mark of epoch 2 and acknowledged: the write was answered 200 and lost to epoch 4. A write
+    // (or a removal) whose lease lapsed on its way is no longer acknowledged, lease held again or not.
+    { seed: 3651, bug: 'a write acknowledged after its lease lapsed and came back while the session was adopted elsewhere', principals: true, features: ALL_23 },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
