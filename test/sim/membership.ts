@@ -203,7 +203,6 @@ export class Membership {
     }
   }
 
-
   healed(): void {
     this.net.heal();
     for (const a of this.up) {

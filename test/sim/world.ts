@@ -445,6 +445,14 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     await sleepUntil(loop.now + plan.range(100, 500));
   };
 
+  /** A partition's sides: `k` of `live`, drawn one by one, on side 1; the rest on side 0. */
+  const drawSide = (live: readonly SimMember[], k: number): Map<string, number> => {
+    const side = new Map<string, number>(live.map((m) => [m.route, 0]));
+    const order = [...live];
+    for (let i = 0; i < k; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+    return side;
+  };
+
   /** A partition-like fault's length: past dropTime and the check (members drop each other), or short. */
   const faultLength = (pLong: number): number =>
     plan.chance(pLong) ? plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000) : plan.range(100, dropTime * 0.8);
@@ -516,10 +524,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           break;
         }
         case 'partition': {
-          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
-          const cut = live.length >= 5 && plan.chance(0.3) ? 2 : 1;
-          const order = [...live];
-          for (let i = 0; i < cut; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const side = drawSide(live, live.length >= 5 && plan.chance(0.3) ? 2 : 1);
           const long = plan.chance(0.7);
           const ms = long ? plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000) : plan.range(100, dropTime * 0.8);
           const cutOff = [...side].filter(([, s]) => s === 1).map(([r]) => r);
@@ -598,11 +603,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         }
         case 'long-partition':
         case 'reset-partition': {
-          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
           // Long ones cut up to half (an even split leaves no majority anywhere).
-          const cut = fault === 'long-partition' ? plan.int(1, Math.floor(live.length / 2)) : 1;
-          const order = [...live];
-          for (let i = 0; i < cut; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const side = drawSide(live, fault === 'long-partition' ? plan.int(1, Math.floor(live.length / 2)) : 1);
           const ms = fault === 'long-partition' ? plan.range(...PAST_EVERY_GRACE) : faultLength(0.7);
           const cutOff = [...side].filter(([, s]) => s === 1).map(([r]) => r);
           const how = fault === 'reset-partition' ? ' behind firewalls that reset' : '';
@@ -621,10 +623,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           // milliseconds, the other only after dropTime, so their grace periods start seconds apart.
           // 'inbound': the cut-off side rejects what comes in (the rest sees resets, it sees silence);
           // 'outbound': the reverse; 'mixed': each member's connection to each peer drawn alone.
-          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
-          const order = [...live];
-          const cut = plan.int(1, Math.floor(live.length / 2));
-          for (let i = 0; i < cut; i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const side = drawSide(live, plan.int(1, Math.floor(live.length / 2)));
           const shape = plan.pick(['inbound', 'outbound', 'mixed'] as const);
           const resets = new Set<string>();
           for (const a of live) {
@@ -795,9 +794,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         }
         case 'even-split': {
           // Two halves (2 against 2 with four members): neither holds a strict majority.
-          const side = new Map<string, number>(live.map((m) => [m.route, 0]));
-          const order = [...live];
-          for (let i = 0; i < Math.floor(live.length / 2); i++) side.set(order.splice(plan.int(0, order.length - 1), 1)[0].route, 1);
+          const side = drawSide(live, Math.floor(live.length / 2));
           const ms = faultLength(0.7);
           const cutOff = [...side].filter(([, x]) => x === 1).map(([r]) => r);
           schedule.push(`${ts()} split {${cutOff.join(',')}} from the rest for ${Math.round(ms)} ms`);
