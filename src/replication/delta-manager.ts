@@ -13,7 +13,7 @@ import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { Settlement } from './settlement.js';
 import { MSG } from './message-types.js';
-import type { SessionEntry } from './session-table.js';
+import { fenceUntil, type SessionEntry } from './session-table.js';
 import { shortId } from './session-id.js';
 
 const SNAPSHOT_TTL_MS = 120_000;
@@ -346,7 +346,7 @@ export class DeltaManager extends Replicator {
     }
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
     if (removed !== undefined && (best === undefined || destroyCovers(removed.epoch, best.copy.epoch))) {
-      this.table.destroy(base, removed.epoch, removed.owner, local?.expire ?? this.clock.now() + 2 * this.options.dropTime);
+      this.table.destroy(base, removed.epoch, removed.owner, fenceUntil(local?.expire ?? this.clock.now() + 2 * this.options.dropTime));
       return false;
     }
     // A copy newer than every one found expired (by its holder's clock, ahead of the others'): the
@@ -473,7 +473,7 @@ export class DeltaManager extends Replicator {
           const { replies, failed } = surveys.get(base)!;
           const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
           if (removed !== undefined) {
-            this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+            this.table.destroy(base, removed.r.epoch, removed.r.owner, fenceUntil(e.expire));
             return;
           }
           const newer = replies.filter((x) => x.r.found && compareHeld(x.r, e) > 0).sort((a, b) => compareHeld(b.r, a.r))[0];
@@ -544,7 +544,7 @@ export class DeltaManager extends Replicator {
           const e = this.table.get(base);
           if (e === undefined || e.role !== 'primary' || e.owner !== this.route) return;
           if (r.removed && destroyCovers(r.epoch, e.epoch)) {
-            this.table.destroy(base, r.epoch, r.owner, e.expire);
+            this.table.destroy(base, r.epoch, r.owner, fenceUntil(e.expire));
             return;
           }
           if (!r.found || compareHeld(r, e) < 0) await this.sendCopy(member, e);
@@ -575,7 +575,7 @@ export class DeltaManager extends Replicator {
           if (e === undefined) return;
           const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
           if (removed !== undefined) {
-            this.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+            this.table.destroy(base, removed.r.epoch, removed.r.owner, fenceUntil(e.expire));
             return;
           }
           const lacking = replies.filter((x) => !x.r.found && !x.r.removed).map((x) => x.m);

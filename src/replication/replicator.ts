@@ -12,7 +12,7 @@ import type { MemberInfo } from '../cluster/types.js';
 import { ClusterRequestError, SessionCapacityError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { capacityRefusal } from './capacity.js';
 import { CopyHolder, type SessionRead } from './copy-holder.js';
-import type { SessionEntry } from './session-table.js';
+import { fenceUntil, type SessionEntry } from './session-table.js';
 import { NO_ENTRIES, entryValues, type Packed } from './packed-entries.js';
 import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
@@ -287,7 +287,7 @@ export abstract class Replicator extends CopyHolder {
             if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
           } else if (fresh && this.table.get(base) === undefined) {
             // A session whose creation failed never reached its client: take back any copy that was made.
-            const until = Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime);
+            const until = fenceUntil(Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime));
             this.table.destroy(base, e.epoch, this.route, until);
             void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
           }
@@ -333,7 +333,7 @@ export abstract class Replicator extends CopyHolder {
       this.checkServing(base);
       if (!this.isPrimary(base) && !(await this.takeOver(base))) return undefined; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
-      const until = Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime);
+      const until = fenceUntil(Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime));
       this.#decoded.delete(base);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
       const lapses = this.isolation.lapses; // as for a write: a lapse meanwhile may have let others move it on

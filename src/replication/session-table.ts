@@ -86,6 +86,16 @@ export interface ExpiryTrace {
  */
 export const EXPIRY_TRACE_MS = 2 * 60_000;
 
+/**
+ * Until when a destruction fences the copies of a session whose copies end at `expire` at the latest:
+ * as long again as an expiry trace outlives its copy. A copy the destroyer could not reach (cut off)
+ * lives by its holder's clock, which may be behind the destroyer's: without the margin the
+ * tombstones end first, and that copy is served again after the heal (delta seed 38101).
+ */
+export function fenceUntil(expire: number): number {
+  return expire + EXPIRY_TRACE_MS;
+}
+
 /** The session table of one member. */
 export class SessionTable {
   readonly #entries = new Map<string, SessionEntry>();
@@ -171,7 +181,7 @@ export class SessionTable {
 
   /**
    * Destroys a session: the tombstone fences every copy of `epoch` or older until `until` (the latest
-   * expiry any copy can have), so no stray copy ever brings it back.
+   * expiry any copy can have, with the margin of `fenceUntil`), so no stray copy ever brings it back.
    */
   destroy(base: string, epoch: number, owner: string, until: number): void {
     const e = this.#entries.get(base);
@@ -179,7 +189,7 @@ export class SessionTable {
     const moved = this.#moved.get(base);
     this.#moved.delete(base);
     const t = this.#removed.get(base);
-    const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);
+    const keep = Math.max(until, e === undefined ? 0 : fenceUntil(e.expire), t?.until ?? 0, moved?.until ?? 0);
     if (t !== undefined && t.epoch > epoch) this.#removed.set(base, { ...t, until: keep });
     else this.#removed.set(base, { epoch, owner, until: keep });
   }

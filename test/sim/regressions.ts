@@ -204,5 +204,11 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // 503 left an orphan copy on every member), also left out a former incarnation's sessions after a
     // restart cut off: nobody served them. Now only ours with a request in flight here are left out.
     { seed: 585, bug: "a restarted member's reconciliation left out its former incarnation's sessions", principals: true, features: ALL_21 },
+    // Promises 1 and 2 (expiry-race): a member cut off with an old copy, its clock 2.3 s behind; the
+    // others took the session over, wrote it and destroyed it; their tombstones ended at the session's
+    // latest expiry by their clocks, the removal owed to the cut-off member was given up with them, and
+    // after the heal it served its copy (alive 2.3 s longer by its clock). A destruction now fences for
+    // the clock margin an expiry trace keeps too (`fenceUntil`).
+    { seed: 38101, bug: 'a copy kept by a clock behind outlived the tombstones of its destruction', principals: true, features: ALL_23 },
   ],
 };

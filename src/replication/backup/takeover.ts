@@ -11,7 +11,7 @@ import { ClusterRequestError } from '../../errors.js';
 import { adopt, compareHeld, destroyCovers, expiredPast, fence, installGranted } from '../copies.js';
 import { describeReplies } from '../copy-holder.js';
 import { MSG } from '../message-types.js';
-import type { SessionEntry } from '../session-table.js';
+import { fenceUntil, type SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import { backupList } from '../backups.js';
 import type { BackupContext } from './context.js';
@@ -61,7 +61,7 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
     const top = localBest ? local : best?.r;
     // Destroyed by its owner (or a later one) than every copy found: it stays destroyed.
     if (removed !== undefined && (top === undefined || destroyCovers(removed.epoch, top.epoch))) {
-      ctx.table.destroy(base, removed.epoch, removed.owner, ctx.clock.now() + 2 * ctx.options.dropTime);
+      ctx.table.destroy(base, removed.epoch, removed.owner, fenceUntil(ctx.clock.now() + 2 * ctx.options.dropTime));
       return false;
     }
     // A copy newer than every one found expired (by its holder's clock, which may run ahead of the
