@@ -29,6 +29,7 @@ import { Grants } from './backup/grant.js';
 import { acceptHandoff, handOffAll } from './backup/leave.js';
 import { Reprotection } from './backup/reprotection.js';
 import { takeOver } from './backup/takeover.js';
+import { shortId } from './session-id.js';
 
 /** The backup-mode replication manager. */
 export class BackupManager extends Replicator {
@@ -72,7 +73,13 @@ export class BackupManager extends Replicator {
     const audit = (base: string) => this.#antiEntropy.add(base);
     this.#protection = new Reprotection(this.#ctx, audit);
     this.#grants = new Grants(this.#ctx, audit);
-    this.#antiEntropy = new AntiEntropy(this.#ctx, { granting: (base) => this.#grants.granting(base), protect: (base) => this.#protection.push(base) });
+    this.#antiEntropy = new AntiEntropy(this.#ctx, {
+      granting: (base) => this.#grants.granting(base),
+      protect: (base) => this.#protection.push(base),
+      claim: (base) => {
+        this.acquire(base).catch((err: unknown) => this.log.debug({ err, session: shortId(base) }, 'claiming a grant that never arrived failed; the grantor adopts it back'));
+      },
+    });
     this.#fanOut = new FanOut(this.#ctx, this.#protection);
   }
 

@@ -3,8 +3,8 @@
  * go at once of the copies superseded elsewhere meanwhile (a newer owner that holds the session, or
  * an owner that re-protected it on other live members), and nothing else. It keeps any copy that may
  * be the only current one, and verifies, adopts and re-protects nothing until the drop time is out:
- * then the full check takes what it kept. Pure: the other members' answers are given as a survey
- * would bring them (the network is what is replaced; `AntiEntropy` and the session table are real).
+ * then the full check takes what it kept, and claims a grant to it that never arrived. Pure: the
+ * other members' answers are given as a survey would bring them (the network is what is replaced; `AntiEntropy` and the session table are real).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +61,9 @@ const answers: Record<string, Record<string, LocateReply>> = {
   mine: { a: copy('d', 1, 2), b: copy('d', 1, 2) },
   // Destroyed while d was cut off: goes too.
   destroyed: { a: { ...none, owner: 'a', epoch: 1, removed: true } },
+  // Granted by its owner a to d, whose take gave up before the answer came (cut off meanwhile): a keeps
+  // the data as d's copy. Nobody serves it: the full check asks for the grant again (claims it).
+  grantedToMe: { a: copy('d', 2, 6) },
 };
 
 const table = new SessionTable(clock);
@@ -71,9 +74,11 @@ held('granted', 'e', 1, 4, 'backup');
 held('orphan', 'x', 1, 9, 'backup');
 held('mine', 'd', 1, 2, 'primary');
 held('destroyed', 'a', 1, 1, 'backup');
+held('grantedToMe', 'a', 1, 6, 'backup');
 
 let recovering = true;
 const protect: string[] = [];
+const claimed: string[] = [];
 const ctx = {
   route: 'd',
   table,
@@ -95,7 +100,7 @@ const ctx = {
       ),
     ),
 } as unknown as BackupContext;
-const ae = new AntiEntropy(ctx, { granting: () => false, protect: (b) => protect.push(b) });
+const ae = new AntiEntropy(ctx, { granting: () => false, protect: (b) => protect.push(b), claim: (b) => claimed.push(b) });
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
@@ -120,12 +125,14 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
       orphan: 'backup@1/x',
       mine: 'primary@1/d unverified',
       destroyed: 'gone',
+      grantedToMe: 'backup@1/a',
     },
     'only what a newer owner holds, or its owner keeps on other live members, or a destruction covers, goes',
   );
   assert.equal(table.tombstone('takenOver')?.owner, 'c');
   assert.equal(table.tombstone('destroyed')?.kind, 'removed');
   assert.deepEqual(protect, [], 'nothing re-protected while catching up');
+  assert.deepEqual(claimed, [], 'nothing claimed while catching up');
 
   // Again while still catching up: what stays is checked again, and still kept.
   ae.letGo();
@@ -142,4 +149,6 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
   assert.equal(state('kept'), 'backup@1/a');
   assert.equal(state('granted'), 'backup@1/e');
   assert.deepEqual(protect, ['orphan']);
+  assert.deepEqual(claimed, ['grantedToMe'], 'a grant to this member that never arrived is asked for again');
+  assert.equal(state('grantedToMe'), 'backup@1/a', 'claimed by a takeover, not changed by the audit');
 });

@@ -10,7 +10,7 @@ import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
 import { backupList, joinBackups } from '../backups.js';
-import type { SessionEntry } from '../session-table.js';
+import { fenceUntil, type SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
 
@@ -31,6 +31,8 @@ export interface AntiEntropyPeers {
   granting(base: string): boolean;
   /** Queues `base` for re-protection (an adopted session needs a backup). */
   protect(base: string): void;
+  /** Takes `base` over in the background, as a request would (outside the audit's lock). */
+  claim(base: string): void;
 }
 
 export class AntiEntropy {
@@ -152,7 +154,7 @@ export class AntiEntropy {
     );
     const removed = replies.find((x) => x.r.removed && destroyCovers(x.r.epoch, e.epoch));
     if (removed !== undefined) {
-      ctx.table.destroy(base, removed.r.epoch, removed.r.owner, e.expire);
+      ctx.table.destroy(base, removed.r.epoch, removed.r.owner, fenceUntil(e.expire));
       return;
     }
     const newer = replies.filter((x) => x.r.found && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner)).sort((a, b) => compareHeld(b.r, a.r))[0];
@@ -161,6 +163,15 @@ export class AntiEntropy {
       // enough, since its grant may still be on its way (or lost with the grantor) and ours may be
       // the last copy of the data.
       const installed = replies.some((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary && !olderOwnership(x.r.epoch, x.r.owner, newer.r.epoch, newer.r.owner));
+      if (newer.r.owner === ctx.route && !letGoOnly && e.role !== 'primary') {
+        // A grant to this member that never got here: its take gave up (the answer was lost, or this
+        // member was cut off meanwhile), and it holds the audit's lock, so no take of it is in flight.
+        // The grantor keeps the data as our copy and would wait out its grant's time (2 ackTimeouts)
+        // before adopting it back, with every request for it answered 503: ask it for the grant again
+        // (backup seed 6564).
+        this.#peers.claim(base);
+        return;
+      }
       if (e.role !== 'primary' && !installed) {
         if (!swept) this.#toAudit.add(base);
         return;
