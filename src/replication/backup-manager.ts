@@ -69,6 +69,7 @@ export class BackupManager extends Replicator {
       ownerMayServe: (owner) => this.ownerMayServe(owner),
       awaitRelease: (owner, promised) => this.awaitRelease(owner, promised),
       newestRemoval: (base, replies) => this.newestRemoval(base, replies),
+      dropOutlived: (base, replies, e) => this.dropOutlived(base, replies, e),
     };
     const audit = (base: string) => this.#antiEntropy.add(base);
     this.#protection = new Reprotection(this.#ctx, audit);

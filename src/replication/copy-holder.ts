@@ -10,7 +10,7 @@ import type { SessionCodec, SessionData } from '../codec/types.js';
 import { messages, type ApplyReply, type ForgetMessage, type LocateReply, type SessionCopy, type SessionDeltaMessage, type EncodedEntry } from '../codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
-import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, isExpiryTrace, toCopy } from './copies.js';
+import { applyCopy, applyDelta, applyRemove, compareHeld, describeHeld, dropIfOutlived, isExpiryTrace, toCopy } from './copies.js';
 import { FullMembers, type Capacity } from './capacity.js';
 import { Isolation } from './isolation.js';
 import { KeyLock } from './key-lock.js';
@@ -526,6 +526,18 @@ export abstract class CopyHolder {
   /** How this member holds a copy it was sent. */
   protected copyRole(): Role {
     return 'backup';
+  }
+
+  /**
+   * A background check found a newer copy than `e` expired (here, or on a member whose clock runs ahead
+   * of ours): the session moved on and has ended, and `e` lacks the writes after it. It is dropped,
+   * keeping the trace; true when it was.
+   */
+  protected dropOutlived(base: string, replies: Survey['replies'], e: SessionEntry): boolean {
+    const x = dropIfOutlived(this.table, base, replies.map((r) => r.r), e);
+    if (x === undefined) return false;
+    this.log.info({ session: shortId(base), held: `${e.epoch}/${e.owner}v${e.version}`, expired: `${x.epoch}/${x.owner}v${x.version}` }, 'a newer copy of this session expired elsewhere: the older copy held here is dropped');
+    return true;
   }
 
   /** The newest destruction of `base` known here or in `replies`, if any. */

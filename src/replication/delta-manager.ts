@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type PackedCopy, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError, StateTransferError } from '../errors.js';
-import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, dropIfOutlived, expiredPast, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, expiredPast, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
 import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { Settlement } from './settlement.js';
@@ -491,13 +491,8 @@ export class DeltaManager extends Replicator {
             this.#resyncWanted = true; // cannot tell yet
             return;
           }
-          // A newer copy expired on a member whose clock runs ahead of ours: the session moved on while
-          // we were away and has ended; ours lacks the writes after it and is not served.
-          const x = dropIfOutlived(this.table, base, replies.map((r) => r.r), e);
-          if (x !== undefined) {
-            this.log.info({ session: shortId(base), held: `${e.epoch}/${e.owner}v${e.version}`, expired: `${x.epoch}/${x.owner}v${x.version}` }, 'a newer copy of this session expired elsewhere: the older copy held here is dropped');
-            return;
-          }
+          // The session moved on while we were away and has ended: ours is not served.
+          if (this.dropOutlived(base, replies, e)) return;
           e.unverified = false;
         });
       }

@@ -14,10 +14,10 @@ import type { LocateReply } from '../../src/codec/messages.js';
 import { AntiEntropy } from '../../src/replication/backup/anti-entropy.js';
 import type { BackupContext } from '../../src/replication/backup/context.js';
 import type { Clock } from '../../src/replication/clock.js';
-import { fromCopy } from '../../src/replication/copies.js';
+import { dropIfOutlived, fromCopy } from '../../src/replication/copies.js';
 import type { Survey } from '../../src/replication/copy-holder.js';
 import { KeyLock } from '../../src/replication/key-lock.js';
-import { SessionTable } from '../../src/replication/session-table.js';
+import { SessionTable, type SessionEntry } from '../../src/replication/session-table.js';
 
 const NOW = 1_800_000_000_000;
 const clock: Clock = {
@@ -90,6 +90,7 @@ const ctx = {
   isolation: { hasQuorum: () => true, recovering: () => recovering, ownerReleased: (r: string) => r === 'x' },
   stopping: () => false,
   memberByRoute: (route: string) => members.find((m) => m.route === route),
+  dropOutlived: (base: string, replies: Survey['replies'], e: SessionEntry) => dropIfOutlived(table, base, replies.map((x) => x.r), e) !== undefined,
   survey: (bases: string[]) =>
     Promise.resolve(
       new Map(

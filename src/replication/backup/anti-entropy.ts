@@ -5,7 +5,7 @@
  * served; and for a while after each membership change a slow sweep goes round every copy, so a copy
  * left behind by a lost drop is found and let go even if nobody asks for it.
  */
-import { compareHeld, adopt, destroyCovers, dropIfOutlived, olderOwnership } from '../copies.js';
+import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js';
 import type { Survey } from '../copy-holder.js';
 import { describeReplies } from '../copy-holder.js';
 import { owners } from '../../ring/index.js';
@@ -194,7 +194,7 @@ export class AntiEntropy {
     }
     if (e.role === 'primary' && e.owner === ctx.route) {
       // Back from a partition with a clock behind: the session may have moved on and ended meanwhile.
-      if (this.#outlived(base, replies, e)) return;
+      if (ctx.dropOutlived(base, replies, e)) return;
       if (!swept) e.unverified = false;
       // A backup named here (already when the survey went out) that answered without this ownership's
       // copy, dropped or a new incarnation under the same route, would never get it again: re-protection
@@ -236,22 +236,11 @@ export class AntiEntropy {
     if (e.version < top) return; // a member with a newer version adopts it
     // A newer copy than every one left expired on its holder (whose clock may run ahead of ours): the
     // session has ended, and ours is a stray of its past that lacks the writes after it. Not adopted.
-    if (this.#outlived(base, replies, e)) return;
+    if (ctx.dropOutlived(base, replies, e)) return;
     const first = owners(base, [ctx.route, ...peers.filter((x) => x.r.version === top).map((x) => x.m.route)])[0];
     if (first !== ctx.route) return;
     adopt(e, ctx.route);
     ctx.log.info({ session: shortId(base), epoch: e.epoch }, 'adopted the session of a member that is gone');
     this.#peers.protect(base);
-  }
-
-  /**
-   * A newer copy than ours expired on its holder (whose clock may run ahead of ours): the session has
-   * ended, and ours, a stray of its past lacking the writes after it, is neither served nor adopted.
-   */
-  #outlived(base: string, replies: Survey['replies'], e: SessionEntry): boolean {
-    const x = dropIfOutlived(this.#ctx.table, base, replies.map((r) => r.r), e);
-    if (x === undefined) return false;
-    this.#ctx.log.info({ session: shortId(base), held: `${e.epoch}/${e.owner}v${e.version}`, expired: `${x.epoch}/${x.owner}v${x.version}` }, 'a newer copy of this session expired elsewhere: the older copy held here is dropped');
-    return true;
   }
 }

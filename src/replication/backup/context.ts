@@ -47,4 +47,6 @@ export interface BackupContext {
   /** Waits for a gone owner's promises to run out when that is soon; true when it waited (ask again). */
   awaitRelease(owner: string, promised: ReadonlyMap<string, number>): Promise<boolean>;
   newestRemoval(base: string, replies: Survey['replies']): { epoch: number; owner: string } | undefined;
+  /** Drops `e` when a newer copy is known to have expired (logged); true when it did. */
+  dropOutlived(base: string, replies: Survey['replies'], e: SessionEntry): boolean;
 }
