@@ -108,6 +108,11 @@ export class Client {
     return this.w.rng.pick(targets);
   }
 
+  /** Ends this client's session at `member` now (the expiry-destroy nemesis), whatever `keep` says. */
+  end(kind: 'logout' | 'regenerate', member: SimMember): Op | undefined {
+    return this.cookie === undefined ? undefined : this.#send(kind, this.cookie, member);
+  }
+
   /**
    * A read of `cookie` at `member` (the availability oracle's probe): a request like any other, in the
    * history, that waits `patience` ms before its client gives up.

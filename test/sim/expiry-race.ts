@@ -17,6 +17,11 @@
  * it is that member) as they expire (a stray copy is served only by a takeover, which must read the
  * traces of the newest copies, and a live owner would refuse to hand it over); and read
  * the session at that member (mostly) and at the others until its own copy has expired too.
+ *
+ * With `expiry-destroy`, half the races destroy the session (logout or regenerate) on the far side
+ * during the cut and heal only after the newest copies' end: the destruction's tombstones, and its
+ * removal owed to the cut-off member, must outlive the copy its slower clock keeps (delta seed 38101;
+ * the mutant `destruction-without-clock-margin`).
  */
 import { compareHeld } from '../../src/replication/copies.js';
 import { parseSessionId } from '../../src/replication/session-id.js';
@@ -43,6 +48,8 @@ export interface RaceWorld {
   kill(victim: SimMember): void;
   /** Records the clocks' offsets for the checker's slack (call before and after a step). */
   clockSlack(): void;
+  /** The expiry-destroy variant is on (drawn only then: the other schedules replay unchanged). */
+  destroy: boolean;
   note(line: string): void;
   trace(line: string): void;
   cover(what: string): void;
@@ -124,8 +131,14 @@ export async function expiryRace(w: RaceWorld): Promise<RaceOutcome> {
   // cut off) or another holder of a copy.
   const holders = w.running().filter((m) => m !== owner && m.manager.table.get(base) !== undefined);
   const stale = plan.chance(0.5) || holders.length === 0 ? owner : plan.pick(holders);
+  // expiry-destroy (half the races while on): the session is destroyed on the far side during the cut,
+  // and the member is back only after the newest copies' end, when a destruction that fenced only until
+  // then has ended on the others (and its removal, owed to this member, was given up), yet early enough
+  // to serve its copy (which lives on by its clock) after its recovery. Tombstones end on the second
+  // after their time: the gap is wider then, to leave that window.
+  const destroying = w.destroy && plan.chance(0.5);
   // Its clock steps behind every other member's by `gap`.
-  const gap = plan.range(1200, 2500);
+  const gap = destroying ? plan.range(2800, 3800) : plan.range(1200, 2500);
   w.clockSlack();
   for (const m of w.running()) w.clocks[m.route].offset = m === stale ? -gap / 2 : gap / 2 + plan.range(0, 100);
   w.clockSlack();
@@ -138,15 +151,28 @@ export async function expiryRace(w: RaceWorld): Promise<RaceOutcome> {
     w.note(`no expiry race on ${base.slice(0, 6)}: ${stale.route}'s copy would end by maxAge first`);
     return {};
   }
+  const destroyAt = destroying ? w.now() + w.removal + plan.range(200, 800) : undefined;
   // Back a drop time (its recovery, after which it pulls the state and checks its copies) before the
   // newest copies expire, or up to half the window later: what it pulls then lacks the session.
-  const healAt = Math.max(w.now() + w.removal + 1000, tFast - dropTime + plan.range(100, (tSlow - tFast) / 2));
+  const healAt =
+    destroyAt !== undefined
+      ? Math.max(destroyAt + 1500, tFast + 1000 + plan.range(20, Math.max(50, tSlow - tFast - 1000 - dropTime - 600)))
+      : Math.max(w.now() + w.removal + 1000, tFast - dropTime + plan.range(100, (tSlow - tFast) / 2));
   w.note(
-    `expiry race on ${base.slice(0, 6)} (owner ${owner.route}): ${stale.route}'s clock ${Math.round(gap)} ms behind the others, cut off until ${Math.round(healAt - w.now())} ms from now; newest copies end in ${Math.round(tFast - w.now())} ms, ${stale.route}'s in ${Math.round(tSlow - w.now())} ms`,
+    `expiry race on ${base.slice(0, 6)} (owner ${owner.route}): ${stale.route}'s clock ${Math.round(gap)} ms behind the others, cut off until ${Math.round(healAt - w.now())} ms from now; newest copies end in ${Math.round(tFast - w.now())} ms, ${stale.route}'s in ${Math.round(tSlow - w.now())} ms${destroyAt === undefined ? '' : `; destroyed on the far side in ${Math.round(destroyAt - w.now())} ms`}`,
   );
   w.trace(`NEMESIS expiry race ${base.slice(0, 6)}: ${stale.route} behind by ${Math.round(gap)}ms, cut off`);
   w.partition(stale);
   target.client.avoid = stale;
+  if (destroyAt !== undefined) {
+    await w.sleepUntil(destroyAt);
+    const far = w.running().filter((m) => m !== stale && m.ready);
+    if (far.length > 0) {
+      const kind = plan.chance(0.5) ? 'logout' : 'regenerate';
+      w.trace(`NEMESIS expiry race: ${kind} of ${base.slice(0, 6)} while ${stale.route} is cut off`);
+      if (target.client.end(kind, plan.pick(far)) !== undefined) w.cover('expiry race: the session destroyed while the member was cut off (expiry-destroy)');
+    }
+  }
   // Its user goes idle shortly before the heal (a write after it would bring the member back up to date):
   // the session is left to expire.
   await w.sleepUntil(healAt - plan.range(0, 600));

@@ -38,6 +38,7 @@ export const NEMESES = {
   // Added after expiry-race (the regression seeds' feature sets are prefixes of this order: keep it).
   'mixed-reset': 'a partition with resets on some links and silence on others: the two sides remove each other seconds apart',
   'lease-race': "a cut whose sides remove each other seconds apart (resets one way), a client steered into the grace periods: the far side's takeover against the cut-off owner's lease, a write at the owner past its backup's removal",
+  'expiry-destroy': "in half the expiry races, the session destroyed (logout or regenerate) on the far side while the member is cut off, and the heal after the newest copies' end: its tombstones must outlive the copy that clock keeps",
 } as const;
 
 export type OracleName = keyof typeof ORACLES;
@@ -118,7 +119,7 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
 export const CI_NEMESES: readonly Feature[] = [
   'multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'cut-off-start',
   'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition', 'grant-partition', 'logout-reset', 'idle-after-error',
-  'expiry-race', 'mixed-reset', 'lease-race',
+  'expiry-race', 'mixed-reset', 'lease-race', 'expiry-destroy',
 ];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
   backup: ['agreement', 'availability', 'lifetime', 'expiry', ...CI_NEMESES],

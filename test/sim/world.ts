@@ -845,6 +845,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
             heal: () => membership.healed(),
             kill: (victim) => kill([victim]),
             clockSlack,
+            destroy: on('expiry-destroy'),
             note: (line) => schedule.push(`${ts()} ${line}`),
             trace: (line) => trace.add(line),
             cover,
