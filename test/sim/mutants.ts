@@ -115,8 +115,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'tombstone-dies-early',
     file: 'session-table.ts',
-    find: 'const keep = Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);',
-    replace: 'const keep = this.#clock.now() + 500 + 0 * Math.max(until, e?.expire ?? 0, t?.until ?? 0, moved?.until ?? 0);',
+    find: 'const keep = Math.max(until, e === undefined ? 0 : fenceUntil(e.expire), t?.until ?? 0, moved?.until ?? 0);',
+    replace: 'const keep = this.#clock.now() + 500 + 0 * Math.max(until, e === undefined ? 0 : fenceUntil(e.expire), t?.until ?? 0, moved?.until ?? 0);',
     modes: both,
     promise: '2',
     what: "a logout's tombstone lasts half a second instead of until no copy can exist",

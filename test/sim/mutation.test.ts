@@ -3,9 +3,11 @@
  * applied to a scratch copy of src/ (never to this tree) and swept in one mode, must be killed within
  * a few hundred seeds. The whole set, both modes: `npm run mutate`.
  */
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatOutcome, runMutants } from './mutate.js';
+import { MUTANTS } from './mutants.js';
+import { applyPatch, formatOutcome, patchesOf, runMutants } from './mutate.js';
 
 /**
  * Mutant and mode: one of each kind of promise the oracles guard, among those killed quickest, and
@@ -25,4 +27,16 @@ test(`the simulator catches deliberate bugs in src/replication: ${CI_MUTANTS.joi
   assert.equal(results.length, CI_MUTANTS.length, 'every mutant ran');
   const survived = results.filter((r) => !r.killed);
   assert.deepEqual(survived.map(formatOutcome), [], `mutants that survived 300 seeds:\n${survived.map(formatOutcome).join('\n')}`);
+});
+
+// A change to src/ that moves a mutant's text breaks `npm run mutate` only when the whole set runs
+// (CI sweeps a few): every patch of every mutant must still apply, exactly once.
+test(`every mutant of the set (${MUTANTS.length}) still applies to src/replication`, () => {
+  for (const m of MUTANTS) {
+    for (const p of patchesOf(m)) {
+      const text = readFileSync(new URL(`../../src/replication/${p.file}`, import.meta.url), 'utf8');
+      assert.doesNotThrow(() => applyPatch(m.id, p, text), `mutant ${m.id} (${p.file})`);
+      assert.notEqual(applyPatch(m.id, p, text), text, `mutant ${m.id} changes ${p.file}`);
+    }
+  }
 });
