@@ -11,30 +11,31 @@ import { messages, type RemoveMessage, type SessionDeltaMessage } from '../codec
 import type { MemberInfo } from '../cluster/types.js';
 import { ClusterRequestError, SessionCapacityError, SessionUnavailableError, StaleOwnerError } from '../errors.js';
 import { capacityRefusal } from './capacity.js';
-import { CopyHolder, type SessionRead } from './copy-holder.js';
+import { CopyHolder } from './copy-holder.js';
+import type { SessionRead } from './member-core.js';
 import { fenceUntil, type SessionEntry } from './session-table.js';
 import { NO_ENTRIES, entryValues, type Packed } from './packed-entries.js';
 import { shortId } from './session-id.js';
 import { planWrite } from './write-plan.js';
 import { DecodedCache } from './decoded-cache.js';
+import { InFlight } from './in-flight.js';
 import { copySession } from './session-value.js';
 import { applyPolicy, mergedValues, type SessionPolicy } from './session-policy.js';
 
 import { MSG } from './message-types.js';
 export { MSG } from './message-types.js';
-export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './copy-holder.js';
-export { describeReplies } from './copy-holder.js';
+export type { ReplicatorOptions, ReplicationMetrics, SessionRead, Survey } from './member-core.js';
+export { describeReplies } from './member-core.js';
 
 const NEGATIVE_CACHE_MS = 5000;
 
-/** The shared core of `BackupManager` and `DeltaManager`. */
 /** Sessions kept decoded by default (about 2 KB each for a typical session). */
 export const DEFAULT_DECODED_CACHE = 10_000;
 
+/** The shared core of `BackupManager` and `DeltaManager`. */
 export abstract class Replicator extends CopyHolder {
   /** Store calls under way (acquire, write, remove): a graceful stop waits for them before it leaves. */
-  #inFlight = 0;
-  #drained: (() => void)[] = [];
+  readonly #inFlight = new InFlight(this.clock);
   /** Bases recently found nowhere: a bad cookie must not cost a broadcast per request. */
   readonly #missing = new Map<string, number>();
   /** Decoded values of the sessions read most recently here (primary only). */
@@ -79,6 +80,14 @@ export abstract class Replicator extends CopyHolder {
     return answers.some((r) => r !== undefined && (r.found || r.removed || r.owner !== ''));
   }
 
+  /**
+   * Until when a destruction made now fences the copies of a session that ends at `expire`: its end, or
+   * two drop times from now if that is later, plus the clock margin of `fenceUntil`.
+   */
+  #destructionUntil(expire: number): number {
+    return fenceUntil(Math.max(expire, this.clock.now() + 2 * this.options.dropTime));
+  }
+
   /** How long a request waits for its session's lock before it answers 503 (a takeover may hold it). */
   #lockWait(): number {
     return 2 * this.options.ackTimeout;
@@ -97,58 +106,17 @@ export abstract class Replicator extends CopyHolder {
   }
 
   /**
-   * Why asking every live member for a user's sessions could miss one now (undefined: it cannot). A
-   * session acknowledged has its copies on members that were live then (all of them in delta mode,
-   * `backups` + 1 in backup mode); it escapes a scan only when every one of them is silent now.
-   */
-  scanDoubt(): string | undefined {
-    if (!this.isolation.hasQuorum()) return 'this member does not see a majority of the cluster';
-    const missing = this.isolation.unreachable();
-    const copies = this.mode === 'delta' ? this.isolation.size() : (this.options.backups ?? 1) + 1;
-    if (missing >= copies) return `${missing} members of the cluster cannot be asked now, and a session's ${copies} copies may all be on them`;
-    return undefined;
-  }
-
-  /** The majority this member serves by (the status page's `majority`). */
-  majority(): { size: number; expected: boolean; answering: string[]; holds: boolean } {
-    return { size: this.isolation.size(), expected: this.options.expectedMembers !== undefined, answering: this.isolation.answering(), holds: this.isolation.hasQuorum() };
-  }
-
-  /** Whether this member serves `base` now. */
-  isPrimary(base: string): boolean {
-    const e = this.table.get(base);
-    return e !== undefined && e.role === 'primary' && e.owner === this.route && e.unverified !== true;
-  }
-
-  /**
    * Makes sure this member is the primary of `base`, taking it over from wherever it lives. Resolves
    * false when no member holds it (destroyed, expired, never existed); throws SessionUnavailableError
    * when that cannot be told now.
    */
   async acquire(base: string): Promise<boolean> {
-    return this.#tracked(() => this.#acquire(base));
-  }
-
-  /**
-   * Counts a store call while it runs. `stop()` sets `stopping` (new calls get 503), then waits for the
-   * counted ones: a write in flight at SIGTERM is answered as it ends, never acknowledged unreplicated.
-   */
-  async #tracked<T>(fn: () => Promise<T>): Promise<T> {
-    this.#inFlight++;
-    try {
-      return await fn();
-    } finally {
-      if (--this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
-    }
+    return this.#inFlight.run(() => this.#acquire(base));
   }
 
   /** Resolves when no store call runs, or after `maxMs` (a stop must not hang on a stuck call). */
   protected drained(maxMs: number): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#drained.push(resolve);
-      this.clock.setTimeout(resolve, maxMs);
-    });
+    return this.#inFlight.drained(maxMs);
   }
 
   async #acquire(base: string): Promise<boolean> {
@@ -224,7 +192,7 @@ export abstract class Replicator extends CopyHolder {
     meta: { expire: number; maxAge: number | 'session' },
     snapshot: Packed | undefined,
   ): Promise<SessionEntry> {
-    return this.#tracked(() => this.#write(base, written, meta, snapshot));
+    return this.#inFlight.run(() => this.#write(base, written, meta, snapshot));
   }
 
   async #write(
@@ -287,7 +255,7 @@ export abstract class Replicator extends CopyHolder {
             if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
           } else if (fresh && this.table.get(base) === undefined) {
             // A session whose creation failed never reached its client: take back any copy that was made.
-            const until = fenceUntil(Math.max(meta.expire, this.clock.now() + 2 * this.options.dropTime));
+            const until = this.#destructionUntil(meta.expire);
             this.table.destroy(base, e.epoch, this.route, until);
             void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());
           }
@@ -325,7 +293,7 @@ export abstract class Replicator extends CopyHolder {
    * Resolves with the entry destroyed, or undefined when the session existed nowhere.
    */
   async remove(base: string): Promise<SessionEntry | undefined> {
-    return this.#tracked(() => this.#remove(base));
+    return this.#inFlight.run(() => this.#remove(base));
   }
 
   async #remove(base: string): Promise<SessionEntry | undefined> {
@@ -333,7 +301,7 @@ export abstract class Replicator extends CopyHolder {
       this.checkServing(base);
       if (!this.isPrimary(base) && !(await this.takeOver(base))) return undefined; // exists nowhere: nothing to do
       const e = this.table.get(base)!;
-      const until = fenceUntil(Math.max(e.expire, this.clock.now() + 2 * this.options.dropTime));
+      const until = this.#destructionUntil(e.expire);
       this.#decoded.delete(base);
       const message: RemoveMessage = { base, owner: this.route, epoch: e.epoch, destroy: true, until };
       const lapses = this.isolation.lapses; // as for a write: a lapse meanwhile may have let others move it on

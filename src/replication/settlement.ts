@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import type { MemberInfo } from '../cluster/types.js';
 import { owners } from '../ring/index.js';
-import type { Survey } from './copy-holder.js';
+import type { Survey } from './member-core.js';
 import type { KeyLock } from './key-lock.js';
 import type { SessionTable } from './session-table.js';
 import { shortId } from './session-id.js';

@@ -15,7 +15,7 @@ import { AntiEntropy } from '../../src/replication/backup/anti-entropy.js';
 import type { BackupContext } from '../../src/replication/backup/context.js';
 import type { Clock } from '../../src/replication/clock.js';
 import { dropIfOutlived, fromCopy } from '../../src/replication/copies.js';
-import type { Survey } from '../../src/replication/copy-holder.js';
+import type { Survey } from '../../src/replication/member-core.js';
 import { KeyLock } from '../../src/replication/key-lock.js';
 import { SessionTable, type SessionEntry } from '../../src/replication/session-table.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { MemberInfo } from '../../src/cluster/types.js';
 import type { LocateReply } from '../../src/codec/messages.js';
-import type { Survey } from '../../src/replication/copy-holder.js';
+import type { Survey } from '../../src/replication/member-core.js';
 import { KeyLock } from '../../src/replication/key-lock.js';
 import { NO_ENTRIES } from '../../src/replication/packed-entries.js';
 import { SessionTable } from '../../src/replication/session-table.js';

@@ -6,8 +6,8 @@
  * left behind by a lost drop is found and let go even if nobody asks for it.
  */
 import { compareHeld, adopt, destroyCovers, olderOwnership } from '../copies.js';
-import type { Survey } from '../copy-holder.js';
-import { describeReplies } from '../copy-holder.js';
+import type { Survey } from '../member-core.js';
+import { describeReplies } from '../member-core.js';
 import { owners } from '../../ring/index.js';
 import { backupList, joinBackups } from '../backups.js';
 import { fenceUntil, type SessionEntry } from '../session-table.js';

@@ -10,7 +10,7 @@ import type { ApplyReply } from '../../codec/messages.js';
 import type { SessionUnavailableError, StaleOwnerError } from '../../errors.js';
 import type { Clock } from '../clock.js';
 import type { FullMembers } from '../capacity.js';
-import type { ReplicationMetrics, ReplicatorOptions, Survey } from '../copy-holder.js';
+import type { ReplicationMetrics, ReplicatorOptions, Survey } from '../member-core.js';
 import type { Isolation } from '../isolation.js';
 import type { KeyLock } from '../key-lock.js';
 import type { RemovalQueue } from '../removal-queue.js';

@@ -9,7 +9,7 @@ import type { MemberInfo } from '../../cluster/types.js';
 import { messages } from '../../codec/messages.js';
 import { ClusterRequestError } from '../../errors.js';
 import { adopt, compareHeld, destroyCovers, expiredPast, fence, installGranted } from '../copies.js';
-import { describeReplies } from '../copy-holder.js';
+import { describeReplies } from '../member-core.js';
 import { MSG } from '../message-types.js';
 import { fenceUntil, type SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
