@@ -5,16 +5,18 @@
  * copy of the taker's, one taker at a time under the session's lock.
  */
 import type { MemberInfo } from '../../cluster/types.js';
-import { messages, type SessionCopy } from '../../codec/messages.js';
+import { messages, type LocateReply, type SessionCopy } from '../../codec/messages.js';
 import { SessionUnavailableError } from '../../errors.js';
-import { PAST_A_SILENT_OWNER, grantTo, toCopy } from '../copies.js';
+import { PAST_A_SILENT_OWNER, grantTo, isExpiryTrace, toCopy } from '../copies.js';
+import { MSG } from '../message-types.js';
+import type { SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import type { BackupContext } from './context.js';
 
 export class Grants {
   readonly #ctx: BackupContext;
   /** Sessions granted to a taker a moment ago, whose grant may still be on its way (checked later). */
-  readonly #granting = new Map<string, object>();
+  readonly #granting = new Map<string, { to: string }>();
   /** Once a grant's time is up: check that the taker installed it, or adopt it back. */
   readonly #recheck: (base: string) => void;
 
@@ -31,7 +33,7 @@ export class Grants {
   async onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
     const ctx = this.#ctx;
     const received = ctx.clock.monotonic();
-    return ctx.locks.run(m.base, () => {
+    return ctx.locks.run(m.base, async () => {
       // The taker gave up long ago: granting now would leave the session with no primary. A request
       // read right after a pause of ours may have waited in the socket all along, so none is granted then.
       if ((m.timeoutMs > 0 && ctx.clock.monotonic() - received > m.timeoutMs / 2) || ctx.isolation.recovering()) {
@@ -55,19 +57,21 @@ export class Grants {
         ctx.log.info({ session: shortId(m.base), to: from.route, epoch: e.epoch }, 'session taken over by another member');
       } else if (e.owner === from.route) {
         copy = toCopy(e); // granted before; the answer was lost
-      } else if (ctx.memberByRoute(e.owner) !== undefined && !m.force) {
-        movedTo = e.owner;
-      } else if (ctx.memberByRoute(e.owner) === undefined && !ctx.isolation.ownerReleased(e.owner)) {
+      } else if (ctx.memberByRoute(e.owner) !== undefined) {
+        movedTo = m.force ? await this.#forcedTo(e, received, m.timeoutMs) : e.owner;
+        // Its owner does not hold it (restarted, or let it go): granted one epoch on.
+        if (movedTo === null) copy = grantTo(e, from.route, 1);
+      } else if (!ctx.isolation.ownerReleased(e.owner)) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: its owner ${e.owner} went silent a moment ago`);
       } else {
-        // The owner is gone (or disowned it): past any epoch it may have granted on its own side.
-        copy = grantTo(e, from.route, ctx.memberByRoute(e.owner) === undefined ? PAST_A_SILENT_OWNER : 1);
+        // The owner is gone: past any epoch it may have granted on its own side.
+        copy = grantTo(e, from.route, PAST_A_SILENT_OWNER);
       }
       if (copy !== null) {
         // If the taker never got our answer (it timed out, its connection broke), nobody serves the
         // session: once the taker can no longer install it, check that it did, or adopt it back.
         // Until then its "not held" only means the answer is still on its way.
-        const grant = {};
+        const grant = { to: from.route };
         this.#granting.set(m.base, grant);
         ctx.clock.setTimeout(() => {
           // Only this grant's mark: a later grant of the same session keeps its own time.
@@ -75,7 +79,37 @@ export class Grants {
           this.#recheck(m.base);
         }, 2 * ctx.options.ackTimeout);
       }
-      return Promise.resolve(messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' }));
+      return messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' });
     });
+  }
+
+  /**
+   * Where a forced take goes instead, or null to grant it. "Forced" says the owner the taker saw does
+   * not hold the session; but this copy may name another owner by now, one it was granted to from
+   * here or one that wrote it since the taker's survey, and that owner serves it (backup seed 44123:
+   * two takers met here, the second was granted past the first, and the first's acknowledged write
+   * was lost). So the owner named here must say it does not hold it either.
+   */
+  async #forcedTo(e: SessionEntry, received: number, timeoutMs: number): Promise<string | null> {
+    const ctx = this.#ctx;
+    // Granted from here a moment ago: its "not held" may only mean our answer is still on its way.
+    if (this.#granting.get(e.base)?.to === e.owner) return e.owner;
+    const seen = { owner: e.owner, epoch: e.epoch, version: e.version };
+    let r: LocateReply;
+    try {
+      const owner = ctx.memberByRoute(e.owner)!;
+      r = messages.locateReply.decode(await ctx.channel.request(owner.id, MSG.locate, messages.locate.encode({ base: e.base }), { timeoutMs: ctx.options.ackTimeout }));
+    } catch (err) {
+      throw new SessionUnavailableError(`session ${shortId(e.base)}…: its owner ${e.owner} did not say whether it holds it`, { cause: err });
+    }
+    // Copies and writes are applied without the lock: what was asked about must still be what is held.
+    const now = ctx.table.get(e.base);
+    if (now !== e || e.owner !== seen.owner || e.epoch !== seen.epoch || e.version !== seen.version || (timeoutMs > 0 && ctx.clock.monotonic() - received > timeoutMs / 2)) {
+      throw new SessionUnavailableError(`session ${shortId(e.base)}…: it changed, or the taker gave up, while its owner ${seen.owner} was asked`);
+    }
+    if (r.found || r.removed) return e.owner;
+    // It let the session go to an owner newer than this copy knows.
+    if (r.owner !== '' && !isExpiryTrace(r) && r.epoch > e.epoch) return r.owner;
+    return null;
   }
 }

@@ -1,0 +1,100 @@
+/**
+ * Backup mode's grantor, asked by two takers at once for a session whose owner says it does not hold
+ * it (backup seed 44123): a forced take is granted only when the owner this copy names does not hold
+ * the session, never past a taker granted a moment ago, nor past a live owner that serves it. The
+ * other members' answers are given as the network would bring them; `Grants`, the lock and the
+ * session table are real.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import type { MemberInfo } from '../../src/cluster/types.js';
+import { messages, type LocateReply } from '../../src/codec/messages.js';
+import { Grants } from '../../src/replication/backup/grant.js';
+import type { BackupContext } from '../../src/replication/backup/context.js';
+import type { Clock } from '../../src/replication/clock.js';
+import { fromCopy } from '../../src/replication/copies.js';
+import { KeyLock } from '../../src/replication/key-lock.js';
+import { SessionTable } from '../../src/replication/session-table.js';
+
+const NOW = 1_800_000_000_000;
+let mono = 1_000_000;
+const timers: (() => void)[] = [];
+const clock: Clock = {
+  now: () => NOW,
+  monotonic: () => mono,
+  setTimeout: (fn: () => void) => timers.push(fn),
+  clearTimeout: () => undefined,
+  setInterval: () => undefined,
+  clearInterval: () => undefined,
+};
+
+/** This member is `d`, holding a copy of `s` owned by `a`; `a`, `b`, `c` are live. */
+const members: MemberInfo[] = ['a', 'b', 'c'].map((route) => ({ id: `${route}-id`, route, host: '127.0.0.1', port: 1, startTime: 0 }));
+const byRoute = (route: string) => members.find((m) => m.route === route)!;
+const none: LocateReply = { found: false, primary: false, owner: '', epoch: 0, version: 0, removed: false, backup: '' };
+/** What each member answers when asked where `s` is. */
+const answers: Record<string, LocateReply> = { a: none, b: none, c: none };
+const asked: string[] = [];
+
+const table = new SessionTable(clock);
+table.set(fromCopy({ base: 's', owner: 'a', epoch: 2, version: 4, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'backup'));
+const rechecked: string[] = [];
+const ctx = {
+  route: 'd',
+  table,
+  clock,
+  locks: new KeyLock({ clock }),
+  log: pino({ level: 'silent' }),
+  options: { ackTimeout: 500 },
+  channel: {
+    members: () => members,
+    request: (id: string) => {
+      const m = members.find((x) => x.id === id)!;
+      asked.push(m.route);
+      return Promise.resolve(messages.locateReply.encode(answers[m.route]));
+    },
+  },
+  isolation: { hasQuorum: () => true, recovering: () => false, ownerReleased: () => false },
+  memberByRoute: (route: string) => members.find((m) => m.route === route),
+} as unknown as BackupContext;
+const grants = new Grants(ctx, (base) => rechecked.push(base));
+
+async function take(from: string, force: boolean) {
+  const reply = messages.takeReply.decode(await grants.onTake(byRoute(from), { base: 's', timeoutMs: 500, force }));
+  return { epoch: reply.copy?.epoch, owner: reply.copy?.owner, movedTo: reply.movedTo };
+}
+
+test('a forced take: granted when the owner named here does not hold the session, never past a taker granted a moment ago or an owner that serves it', async () => {
+  // c asked the owner a, which does not hold it (restarted): a says so here too, and c gets it.
+  assert.deepEqual(await take('c', true), { epoch: 3, owner: 'c', movedTo: null }, 'granted one epoch on');
+  assert.deepEqual(asked, ['a'], 'the owner named here was asked');
+  assert.equal(table.get('s')?.owner, 'c', 'kept as a copy of the taker');
+
+  // b surveyed before that grant and also found a without it: its forced take comes right after. The
+  // grant to c may still be on its way (c says "not held" until it arrives): b is sent to c.
+  answers.c = none;
+  assert.deepEqual(await take('b', true), { epoch: undefined, owner: undefined, movedTo: 'c' }, 'not granted past the taker of a moment ago');
+  assert.deepEqual(asked, ['a'], 'nobody asked: the grant from here is answer enough');
+  assert.equal(table.get('s')?.epoch, 3);
+
+  // The grant's time is up, and c installed it: c serves the session, so a late forced take goes to c.
+  mono += 1000;
+  for (const fire of timers.splice(0)) fire();
+  assert.deepEqual(rechecked, ['s']);
+  answers.c = { found: true, primary: true, owner: 'c', epoch: 3, version: 4, removed: false, backup: 'd' };
+  assert.deepEqual(await take('b', true), { epoch: undefined, owner: undefined, movedTo: 'c' }, 'not granted past an owner that serves it');
+  assert.deepEqual(asked, ['a', 'c'], 'c, the owner named here now, was asked');
+
+  // c let it go to a newer owner b that this copy has not heard of: the taker is sent there.
+  answers.c = { ...none, owner: 'b', epoch: 5 };
+  assert.deepEqual(await take('a', true), { epoch: undefined, owner: undefined, movedTo: 'b' });
+
+  // An unforced take is sent to the live owner without asking it, as before.
+  assert.deepEqual(await take('a', false), { epoch: undefined, owner: undefined, movedTo: 'c' });
+  assert.deepEqual(asked, ['a', 'c', 'c'], 'an unforced take asks nobody');
+
+  // c answers that it does not hold it after all (it restarted): the forced take is granted.
+  answers.c = none;
+  assert.deepEqual(await take('a', true), { epoch: 4, owner: 'a', movedTo: null });
+});
