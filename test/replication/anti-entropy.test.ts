@@ -8,15 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
 import type { MemberInfo } from '../../src/cluster/types.js';
 import type { LocateReply } from '../../src/codec/messages.js';
 import { AntiEntropy } from '../../src/replication/backup/anti-entropy.js';
-import type { BackupContext } from '../../src/replication/backup/context.js';
 import type { Clock } from '../../src/replication/clock.js';
 import { dropIfOutlived, fromCopy } from '../../src/replication/copies.js';
 import type { Survey } from '../../src/replication/member-core.js';
-import { KeyLock } from '../../src/replication/key-lock.js';
+import { phaseContext } from '../helpers/backup-context.js';
 import { SessionTable, type SessionEntry } from '../../src/replication/session-table.js';
 
 const NOW = 1_800_000_000_000;
@@ -79,12 +77,7 @@ held('grantedToMe', 'a', 1, 6, 'backup');
 let recovering = true;
 const protect: string[] = [];
 const claimed: string[] = [];
-const ctx = {
-  route: 'd',
-  table,
-  clock,
-  locks: new KeyLock({ clock }),
-  log: pino({ level: 'silent' }),
+const ctx = phaseContext(table, clock, {
   options: { dropTime: 1500 },
   channel: { members: () => members },
   isolation: { hasQuorum: () => true, recovering: () => recovering, ownerReleased: (r: string) => r === 'x' },
@@ -100,7 +93,7 @@ const ctx = {
         ]),
       ),
     ),
-} as unknown as BackupContext;
+});
 const ae = new AntiEntropy(ctx, { granting: () => false, protect: (b) => protect.push(b), claim: (b) => claimed.push(b) });
 
 async function settle(): Promise<void> {

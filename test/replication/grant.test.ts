@@ -7,14 +7,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
 import type { MemberInfo } from '../../src/cluster/types.js';
 import { messages, type LocateReply } from '../../src/codec/messages.js';
 import { Grants } from '../../src/replication/backup/grant.js';
-import type { BackupContext } from '../../src/replication/backup/context.js';
 import type { Clock } from '../../src/replication/clock.js';
 import { fromCopy } from '../../src/replication/copies.js';
-import { KeyLock } from '../../src/replication/key-lock.js';
+import { phaseContext } from '../helpers/backup-context.js';
 import { SessionTable } from '../../src/replication/session-table.js';
 
 const NOW = 1_800_000_000_000;
@@ -40,12 +38,7 @@ const asked: string[] = [];
 const table = new SessionTable(clock);
 table.set(fromCopy({ base: 's', owner: 'a', epoch: 2, version: 4, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'backup'));
 const rechecked: string[] = [];
-const ctx = {
-  route: 'd',
-  table,
-  clock,
-  locks: new KeyLock({ clock }),
-  log: pino({ level: 'silent' }),
+const ctx = phaseContext(table, clock, {
   options: { ackTimeout: 500 },
   channel: {
     members: () => members,
@@ -57,7 +50,7 @@ const ctx = {
   },
   isolation: { hasQuorum: () => true, recovering: () => false, ownerReleased: () => false },
   memberByRoute: (route: string) => members.find((m) => m.route === route),
-} as unknown as BackupContext;
+});
 const grants = new Grants(ctx, (base) => rechecked.push(base));
 
 async function take(from: string, force: boolean) {

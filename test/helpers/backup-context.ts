@@ -1,0 +1,14 @@
+/**
+ * The context of one backup phase (`AntiEntropy`, `Grants`) for a test that drives that phase alone:
+ * the session table and the lock are real, this member is `d`, and what it learns from the cluster
+ * (members, answers, isolation) is the test's, given as the network would bring it.
+ */
+import pino from 'pino';
+import type { BackupContext } from '../../src/replication/backup/context.js';
+import type { Clock } from '../../src/replication/clock.js';
+import { KeyLock } from '../../src/replication/key-lock.js';
+import type { SessionTable } from '../../src/replication/session-table.js';
+
+export function phaseContext(table: SessionTable, clock: Clock, cluster: Record<string, unknown>): BackupContext {
+  return { route: 'd', table, clock, locks: new KeyLock({ clock }), log: pino({ level: 'silent' }), ...cluster } as unknown as BackupContext;
+}
