@@ -91,3 +91,26 @@ test('a forced take: granted when the owner named here does not hold the session
   answers.c = none;
   assert.deepEqual(await take('a', true), { epoch: 4, owner: 'a', movedTo: null });
 });
+
+test('a take waits for the session lock only as long as its answer is of use: a grantor taking back what its taker asks for again does not hold both for a whole ackTimeout', async () => {
+  // This member holds the session's lock (its own takeover, asking the taker c, which in turn asks
+  // here for the grant it lost: backup seed 50120). c's take is refused once half its timeout is gone.
+  let release!: () => void;
+  const held = ctx.locks.run('s', () => new Promise<void>((r) => (release = r)));
+  timers.length = 0;
+  let outcome: unknown;
+  const got = (): unknown => outcome; // read through a call: the assertion below narrows `outcome` itself
+  const answer = grants.onTake(byRoute('c'), { base: 's', timeoutMs: 500, force: false }).then(
+    () => (outcome = 'answered'),
+    (err: unknown) => (outcome = err),
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.equal(outcome, undefined, 'waiting for the lock');
+  assert.equal(timers.length, 1, 'with a bound on the wait');
+  timers.shift()!();
+  await answer;
+  const refusal = got();
+  assert.ok(refusal instanceof Error && /not free within 250 ms/.test(refusal.message), `refused: ${String(refusal)}`);
+  release();
+  await held;
+});

@@ -33,6 +33,11 @@ export class Grants {
   async onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
     const ctx = this.#ctx;
     const received = ctx.clock.monotonic();
+    // The lock is waited for only as long as the answer is still of use (an older release sends no
+    // timeout). Two takers that each hold their own lock and ask the other (a grantor taking back what
+    // it granted a moment ago, and its taker asking again for the grant it lost) otherwise waited each
+    // other's whole ackTimeout, and the session had no owner meanwhile (backup seed 50120).
+    const lockWait = m.timeoutMs > 0 ? m.timeoutMs / 2 : undefined;
     return ctx.locks.run(m.base, async () => {
       // The taker gave up long ago: granting now would leave the session with no primary. A request
       // read right after a pause of ours may have waited in the socket all along, so none is granted then.
@@ -80,7 +85,7 @@ export class Grants {
         }, 2 * ctx.options.ackTimeout);
       }
       return messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' });
-    });
+    }, lockWait);
   }
 
   /**
