@@ -344,7 +344,13 @@ export class ChaosClient {
     else if (out.kind !== 'answer') h.revocationAbandoned(this.name, this.#world.now() + REVOCATION_MAY_RUN_MS);
     if (out.kind !== 'answer') return this.#moveOn();
     if (!h.revoked(bases, before, out.answer.body.destroyed as number | null)) return;
-    for (const d of this.#devices.splice(0)) this.#remember({ ...d, req: revokeReq, goneAt: this.#world.now() });
+    // Devices a concurrent flow of this client logged in while the revocation ran: it may have found
+    // and ended them, or not (chaos seed 20261282, a device login answered 54 ms before the revocation).
+    const ended = this.#devices.filter((d) => bases.includes(d.base));
+    const during = this.#devices.filter((d) => !bases.includes(d.base));
+    h.mayBeRevoked(during.map((d) => d.base));
+    this.#devices.splice(0, this.#devices.length, ...during);
+    for (const d of ended) this.#remember({ ...d, req: revokeReq, goneAt: this.#world.now() });
   }
 
   #remember(d: Destroyed): void {

@@ -172,6 +172,24 @@ test('a second device revoked from the first: counted live until a revocation is
   assert.deepEqual(h.violations, []);
 });
 
+test('a device logged in while a revocation of the user ran (a concurrent flow) may have been ended by it: in doubt, not live', () => {
+  const { h, login } = setup();
+  login();
+  h.loginSent();
+  h.deviceLoggedIn('dev1', 'D1');
+  const first = h.revokeSent(['dev1']);
+  // Meanwhile another flow logs a second device in, and its own revocation is refused.
+  h.loginSent();
+  h.deviceLoggedIn('dev2', 'D2');
+  const second = h.revokeSent(['dev1', 'dev2']);
+  h.revokeUnsent(second);
+  assert.deepEqual(range(h), { min: 2, max: 3 }, 'dev1 in doubt (the first revocation runs), dev2 live');
+  assert.equal(h.revoked(['dev1'], first, 2), true);
+  h.mayBeRevoked(['dev2']);
+  assert.deepEqual(range(h), { min: 1, max: 2 }, 'dev1 gone; dev2 may have been found by the revocation');
+  assert.deepEqual(h.violations, []);
+});
+
 test('"no session" while a revocation the client gave up on may still run is excused; after that window it is a violation', () => {
   const { h, login, now, ok, promises } = setup();
   const s = login();

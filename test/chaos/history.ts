@@ -65,6 +65,9 @@ interface WriteRecord {
 
 export type BaseStatus = 'definite' | 'maybe' | 'gone';
 
+/** Why a device's session is in doubt after a revocation that ran while it logged in. */
+const MAYBE_REVOKED = 'logged in while a revocation of the user ran';
+
 /** A logical session: from an acknowledged login to its logout, across regenerated ids. */
 export class SessionHistory {
   readonly token: string;
@@ -481,8 +484,17 @@ export class History {
   revokeUnsent(before: Map<string, BaseStatus>): void {
     for (const [b, status] of before) {
       const known = this.#bases.get(b);
-      if (known !== undefined && known.status !== 'gone') known.status = status;
+      // Left in doubt by another revocation meanwhile: that one's doubt stands.
+      if (known !== undefined && known.status !== 'gone' && known.why !== MAYBE_REVOKED) known.status = status;
     }
+  }
+
+  /**
+   * A revocation was answered while the same user logged in on other devices (a concurrent flow of the
+   * client): it ends every session of the user it finds, so those may be gone, or not.
+   */
+  mayBeRevoked(bases: string[]): void {
+    for (const b of bases) this.#markMaybe(b, MAYBE_REVOKED);
   }
 
   /**
