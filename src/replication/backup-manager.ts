@@ -131,7 +131,7 @@ export class BackupManager extends Replicator {
   }
 
   protected takeOver(base: string): Promise<boolean> {
-    return takeOver(this.#ctx, this.#protection, base);
+    return takeOver(this.#ctx, this.#protection, this.#grants, base);
   }
 
   protected maintain(): void {

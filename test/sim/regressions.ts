@@ -150,6 +150,11 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // other's lock a whole ackTimeout, and the session had no owner for 3.5 s. A take now waits for the
     // lock only half its timeout, as long as its answer is of use (`backup/grant.ts`).
     { seed: 50120, bug: 'two takers each holding their own lock and asking the other waited out a whole ackTimeout', principals: true, features: ALL_24 },
+    // Promise 5 (the sweep on c457468, and on 8129d29 too): the same two-way wait, both takes sent at
+    // once, so both were refused at half their timeout and the session stayed without an owner until
+    // the grant's time ran out. A grantor no longer asks the taker of a grant still on its way (and
+    // not installed there) under its lock: its request is answered 503, and the taker's claim gets in.
+    { seed: 58099, bug: 'a grantor and its taker each asked the other for the session under their own locks', principals: true, features: ALL_24 },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by

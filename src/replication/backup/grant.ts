@@ -30,6 +30,11 @@ export class Grants {
     return this.#granting.has(base);
   }
 
+  /** The taker of a grant of `base` that may still be on its way, if any. */
+  grantedTo(base: string): string | undefined {
+    return this.#granting.get(base)?.to;
+  }
+
   async onTake(from: MemberInfo, m: { base: string; timeoutMs: number; force: boolean }): Promise<Buffer> {
     const ctx = this.#ctx;
     const received = ctx.clock.monotonic();

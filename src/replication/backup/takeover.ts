@@ -15,6 +15,7 @@ import { fenceUntil, type SessionEntry } from '../session-table.js';
 import { shortId } from '../session-id.js';
 import { backupList } from '../backups.js';
 import type { BackupContext } from './context.js';
+import type { Grants } from './grant.js';
 import type { Reprotection } from './reprotection.js';
 
 const MAX_HOPS = 5;
@@ -25,7 +26,7 @@ const MAX_RELEASE_WAITS = 2;
  * Makes this member the primary of `base`. Resolves false only when the session surely exists nowhere;
  * throws `SessionUnavailableError` when that cannot be told now. Called with the session's lock held.
  */
-export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {
+export async function takeOver(ctx: BackupContext, protection: Reprotection, grants: Pick<Grants, 'grantedTo'>, base: string): Promise<boolean> {
   let force: string | undefined;
   let mine: SessionEntry | undefined;
   /** The member whose grant made it ours: it kept the data as a copy of ours. */
@@ -123,6 +124,12 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, bas
     // A live owner is always asked first, under its lock (it may be taking the session over itself
     // right now); only when it answered that it does not hold the session is a copy granted instead.
     const bypass = force === top.owner;
+    // Granted by us to that owner a moment ago, and not installed there yet: asking it under our lock
+    // would keep out its own take of the grant, should it ask again, and each would wait for the other
+    // (backup seeds 50120, 58099). 503 now; the grant's time checks on it.
+    if (owner !== undefined && !bypass && localBest && grants.grantedTo(base) === top.owner && !held.some((x) => x.m.route === top.owner && x.r.primary)) {
+      throw ctx.unavailable(base, `granted to ${top.owner} a moment ago, and its grant is still on its way`);
+    }
     if (owner === undefined || bypass) {
       if (localBest) {
         // The best copy is ours and its owner is gone or disowned it: we are the one to grant it.
