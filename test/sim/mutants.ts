@@ -133,8 +133,9 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'no-takeovers',
     file: 'backup/takeover.ts',
-    find: 'export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {',
-    replace: "export async function takeOver(ctx: BackupContext, protection: Reprotection, base: string): Promise<boolean> {\n  if (base !== '') throw ctx.unavailable(base, 'mutant: no takeovers');",
+    find: "export async function takeOver(ctx: BackupContext, protection: Reprotection, grants: Pick<Grants, 'grantedTo'>, base: string): Promise<boolean> {",
+    replace:
+      "export async function takeOver(ctx: BackupContext, protection: Reprotection, grants: Pick<Grants, 'grantedTo'>, base: string): Promise<boolean> {\n  if (base !== '') throw ctx.unavailable(base, 'mutant: no takeovers');",
     modes: ['backup'],
     promise: '3, 5',
     what: 'no takeover ever succeeds (503 for every session away from its member)',
