@@ -27,7 +27,7 @@ export class Grants {
 
   /** Whether a grant of `base` may still be on its way to its taker. */
   granting(base: string): boolean {
-    return this.#granting.has(base);
+    return this.grantedTo(base) !== undefined;
   }
 
   /** The taker of a grant of `base` that may still be on its way, if any. */
@@ -46,7 +46,7 @@ export class Grants {
     return ctx.locks.run(m.base, async () => {
       // The taker gave up long ago: granting now would leave the session with no primary. A request
       // read right after a pause of ours may have waited in the socket all along, so none is granted then.
-      if ((m.timeoutMs > 0 && ctx.clock.monotonic() - received > m.timeoutMs / 2) || ctx.isolation.recovering()) {
+      if (this.#tooLate(received, m.timeoutMs) || ctx.isolation.recovering()) {
         throw new SessionUnavailableError(`session ${shortId(m.base)}…: the take request waited too long here`);
       }
       // Not from the smaller side of a partition: an epoch granted there is one the larger side cannot
@@ -93,6 +93,11 @@ export class Grants {
     }, lockWait);
   }
 
+  /** Whether a take received at `received` has waited past half its timeout: its taker may give up before the answer arrives. */
+  #tooLate(received: number, timeoutMs: number): boolean {
+    return timeoutMs > 0 && this.#ctx.clock.monotonic() - received > timeoutMs / 2;
+  }
+
   /**
    * Where a forced take goes instead, or null to grant it. "Forced" says the owner the taker saw does
    * not hold the session; but this copy may name another owner by now, one it was granted to from
@@ -114,7 +119,7 @@ export class Grants {
     }
     // Copies and writes are applied without the lock: what was asked about must still be what is held.
     const now = ctx.table.get(e.base);
-    if (now !== e || e.owner !== seen.owner || e.epoch !== seen.epoch || e.version !== seen.version || (timeoutMs > 0 && ctx.clock.monotonic() - received > timeoutMs / 2)) {
+    if (now !== e || e.owner !== seen.owner || e.epoch !== seen.epoch || e.version !== seen.version || this.#tooLate(received, timeoutMs)) {
       throw new SessionUnavailableError(`session ${shortId(e.base)}…: it changed, or the taker gave up, while its owner ${seen.owner} was asked`);
     }
     if (r.found || r.removed) return e.owner;
