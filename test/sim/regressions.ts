@@ -155,6 +155,12 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // the grant's time ran out. A grantor no longer asks the taker of a grant still on its way (and
     // not installed there) under its lock: its request is answered 503, and the taker's claim gets in.
     { seed: 58099, bug: 'a grantor and its taker each asked the other for the session under their own locks', principals: true, features: ALL_24 },
+    // Promise 4 (the sweep on cb0b97e; on 8129d29 too): a primary's write reached its backup just
+    // before a cut, and the primary, unable to hear back or send the session again, answered it failed
+    // yet served the old content in its lease's last moments; the majority then adopted the backup's
+    // copy, failed write included. After a failed write the primary now serves the session only once
+    // its holders have it as the primary holds it (sent whole at a version of its own), and 503 until then.
+    { seed: 58171, bug: 'a failed write kept by the backup surfaced after its primary had served the older content', principals: true, features: ALL_24 },
   ],
   delta: [
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by

@@ -195,7 +195,11 @@ export class AntiEntropy {
     if (e.role === 'primary' && e.owner === ctx.route) {
       // Back from a partition with a clock behind: the session may have moved on and ended meanwhile.
       if (ctx.dropOutlived(base, replies, e)) return;
-      if (!swept) e.unverified = false;
+      if (!swept) {
+        // A failed write not yet sent again may sit on a holder: the holders get the session first.
+        if (e.resync === true) this.#peers.protect(base);
+        else e.unverified = false;
+      }
       // A backup named here (already when the survey went out) that answered without this ownership's
       // copy, dropped or a new incarnation under the same route, would never get it again: re-protection
       // takes a named live route as a holder. It is sent the whole session.

@@ -101,9 +101,10 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
     }
     if (localBest && local.role === 'primary' && local.owner === ctx.route) {
       // Checked after a possible cut-off: nobody took it over meanwhile. Served once it has a live
-      // backup; else it is protected (and strays dropped) first, as a takeover would.
+      // backup holding it as held here; else (none, or a failed write not yet sent again) it is
+      // protected (and strays dropped) first, as a takeover would.
       const backups = backupList(local.backup);
-      if (backups.length > 0 && backups.every((r) => ctx.memberByRoute(r) !== undefined)) {
+      if (backups.length > 0 && local.resync !== true && backups.every((r) => ctx.memberByRoute(r) !== undefined)) {
         local.unverified = false;
         return true;
       }
