@@ -29,7 +29,7 @@ type Reply = { ok: true; body: Buffer } | { ok: false; code: string; message: st
 /** What the channel reports to the world (trace, coverage). */
 export interface ChannelObserver {
   request(from: SimChannel, to: MemberInfo, type: string, body: Buffer): void;
-  handled(at: SimChannel, from: MemberInfo, type: string): void;
+  handled(at: SimChannel, from: MemberInfo, type: string, body: Buffer): void;
   failed(from: SimChannel, to: string, type: string, code: string): void;
 }
 
@@ -166,7 +166,7 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
       reply({ ok: false, code: 'ERR_NO_HANDLER', message: `member ${this.self.route} has no handler for message type "${type}"` });
       return;
     }
-    this.observer.handled(this, from, type);
+    this.observer.handled(this, from, type, body);
     let result: ReturnType<MessageHandler>;
     try {
       result = handler(from, body);

@@ -303,4 +303,13 @@ export const MUTANTS: readonly Mutant[] = [
     promise: '2',
     what: "a destruction fences only until the session's latest expiry by the destroyer's clock: a copy kept by a clock behind is served after the heal (delta seed 38101)",
   },
+  {
+    id: 'failed-write-served',
+    file: 'backup-manager.ts',
+    find: "      if (outcome === 'failed') e.unverified = true;",
+    replace: '      void outcome;',
+    modes: ['backup'],
+    promise: '4',
+    what: 'after a failed write its holders could not be sent again, the primary serves the older content while a backup it cannot reach keeps the failed write (backup seed 58171)',
+  },
 ];

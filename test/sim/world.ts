@@ -14,6 +14,7 @@ import { Client, MAX_AGE, type ClientWorld } from './clients.js';
 import { checkAgreement } from './agreement.js';
 import { expiryRace } from './expiry-race.js';
 import { leaseRace } from './lease-race.js';
+import { writeCut } from './write-cut.js';
 import { hungCalls, probeAll } from './availability.js';
 import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
@@ -112,7 +113,8 @@ type Fault =
   | 'grant-partition'
   | 'logout-reset'
   | 'expiry-race'
-  | 'lease-race';
+  | 'lease-race'
+  | 'write-cut';
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
@@ -237,6 +239,10 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   let onTake: ((at: SimChannel, from: MemberInfo) => void) | undefined;
   /** The logout-reset nemesis: called the instant a member sends a removal that destroys a session. */
   let onDestroy: ((from: SimChannel) => void) | undefined;
+  /** The write-cut nemesis: called for each write (a delta) a member sends and each one a holder applies. */
+  let onWrite: ((event: 'sent' | 'applied', from: SimMember, to: SimMember, body: Buffer) => void) | undefined;
+  const memberOf = (ch: SimChannel) => all.find((m) => m.channel === ch);
+  const memberById = (id: string) => all.find((m) => m.channel.id === id);
   const partitionAcks = new Set<number>();
   /** When each member incarnation was killed (ack 'async' may lose what it acknowledged just before). */
   const crashes = new Map<string, number>();
@@ -246,9 +252,19 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     request: (from, to, type, body) => {
       trace.add(`${from.proc.name} > ${to.route} ${type.slice(8)}`);
       if (type === MSG.remove && onDestroy !== undefined && messages.remove.decode(body).destroy) onDestroy(from);
+      if (type === MSG.delta && onWrite !== undefined) {
+        const a = memberOf(from);
+        const b = memberById(to.id);
+        if (a !== undefined && b !== undefined) onWrite('sent', a, b, body);
+      }
     },
-    handled: (at, from, type) => {
+    handled: (at, from, type, body) => {
       if (type === MSG.take) onTake?.(at, from);
+      if (type === MSG.delta && onWrite !== undefined) {
+        const a = memberById(from.id);
+        const b = memberOf(at);
+        if (a !== undefined && b !== undefined) onWrite('applied', a, b, body);
+      }
       if (type === MSG.statePage) cover('state transfer page of whole copies (from an older release)');
       if (type === MSG.statePack) cover('state transfer page of packed copies');
       if (type === 'session.delta' || type === 'session.copy') {
@@ -486,6 +502,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         ['logout-reset', on('logout-reset') && live.length >= 2 ? 2 : 0],
         ['expiry-race', race && live.length >= 3 ? 8 : 0],
         ['lease-race', on('lease-race') && live.length >= 3 ? 3 : 0],
+        ['write-cut', on('write-cut') && live.length >= 3 ? 3 : 0],
       ]);
       const victim = plan.pick(live);
       // Often strike while the victim is in the middle of a write: the interesting interleavings.
@@ -874,6 +891,28 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           });
           if (cutOff === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no lease race)');
           else await checkpoint(loop.now, `after a lease race with ${cutOff.route} cut off`);
+          break;
+        }
+        case 'write-cut': {
+          const cutOff = await writeCut({
+            now: () => loop.now,
+            plan,
+            mode,
+            dropTime,
+            removal: dropTime + timing.checkTimeout + 700,
+            running,
+            clients,
+            prober: probing.prober,
+            sleepUntil,
+            watch: (hook) => (onWrite = hook),
+            partition: (side, resets) => membership.resetPartitioned(side, resets),
+            heal: () => membership.healed(),
+            note: (line) => schedule.push(`${ts()} ${line}`),
+            trace: (line) => trace.add(line),
+            cover,
+          });
+          if (cutOff === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no write cut)');
+          else await checkpoint(loop.now, `after a write cut with ${cutOff.route} cut off`);
           break;
         }
         case 'none':
