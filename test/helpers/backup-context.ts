@@ -12,3 +12,15 @@ import type { SessionTable } from '../../src/replication/session-table.js';
 export function phaseContext(table: SessionTable, clock: Clock, cluster: Record<string, unknown>): BackupContext {
   return { route: 'd', table, clock, locks: new KeyLock({ clock }), log: pino({ level: 'silent' }), ...cluster } as unknown as BackupContext;
 }
+
+/** A clock standing still at `now` (wall) and `monotonic`, whose timers never fire: the test drives time. */
+export function stillClock(now: number, monotonic = 1_000_000): Clock {
+  return {
+    now: () => now,
+    monotonic: () => monotonic,
+    setTimeout: () => undefined,
+    clearTimeout: () => undefined,
+    setInterval: () => undefined,
+    clearInterval: () => undefined,
+  };
+}

@@ -11,21 +11,13 @@ import assert from 'node:assert/strict';
 import type { MemberInfo } from '../../src/cluster/types.js';
 import type { LocateReply } from '../../src/codec/messages.js';
 import { AntiEntropy } from '../../src/replication/backup/anti-entropy.js';
-import type { Clock } from '../../src/replication/clock.js';
 import { dropIfOutlived, fromCopy } from '../../src/replication/copies.js';
 import type { Survey } from '../../src/replication/member-core.js';
-import { phaseContext } from '../helpers/backup-context.js';
+import { phaseContext, stillClock } from '../helpers/backup-context.js';
 import { SessionTable, type SessionEntry } from '../../src/replication/session-table.js';
 
 const NOW = 1_800_000_000_000;
-const clock: Clock = {
-  now: () => NOW,
-  monotonic: () => 1_000_000,
-  setTimeout: () => undefined,
-  clearTimeout: () => undefined,
-  setInterval: () => undefined,
-  clearInterval: () => undefined,
-};
+const clock = stillClock(NOW);
 
 /** This member is `d`; `a`, `b`, `c`, `e` are live, `x` is gone for good. */
 const members: MemberInfo[] = ['a', 'b', 'c', 'e'].map((route) => ({ id: `${route}-id`, route, host: '127.0.0.1', port: 1, startTime: 0 }));

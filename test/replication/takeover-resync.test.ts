@@ -12,22 +12,14 @@ import type { MemberInfo } from '../../src/cluster/types.js';
 import { messages, type ApplyReply, type LocateReply } from '../../src/codec/messages.js';
 import { ClusterRequestError, SessionUnavailableError } from '../../src/errors.js';
 import { FullMembers } from '../../src/replication/capacity.js';
-import type { Clock } from '../../src/replication/clock.js';
 import { fromCopy } from '../../src/replication/copies.js';
 import { Reprotection } from '../../src/replication/backup/reprotection.js';
 import { takeOver } from '../../src/replication/backup/takeover.js';
 import { SessionTable, type SessionEntry } from '../../src/replication/session-table.js';
-import { phaseContext } from '../helpers/backup-context.js';
+import { phaseContext, stillClock } from '../helpers/backup-context.js';
 
 const NOW = 1_800_000_000_000;
-const clock: Clock = {
-  now: () => NOW,
-  monotonic: () => 1_000_000,
-  setTimeout: () => undefined,
-  clearTimeout: () => undefined,
-  setInterval: () => undefined,
-  clearInterval: () => undefined,
-};
+const clock = stillClock(NOW);
 
 /** This member is `d`, the primary; `a`, its backup, is live. */
 const a: MemberInfo = { id: 'a-id', route: 'a', host: '127.0.0.1', port: 1, startTime: 0 };

@@ -15,6 +15,7 @@ import { checkAgreement } from './agreement.js';
 import { expiryRace } from './expiry-race.js';
 import { leaseRace } from './lease-race.js';
 import { writeCut } from './write-cut.js';
+import type { RaceWorld } from './race-world.js';
 import { hungCalls, probeAll } from './availability.js';
 import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
@@ -473,6 +474,24 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   const faultLength = (pLong: number): number =>
     plan.chance(pLong) ? plan.range(dropTime + timing.checkTimeout + 700, 2 * dropTime + 3000) : plan.range(100, dropTime * 0.8);
 
+  /** The schedule as the aimed nemeses (lease-race, write-cut) see it. */
+  const raceWorld = (): RaceWorld => ({
+    now: () => loop.now,
+    plan,
+    mode,
+    dropTime,
+    removal: dropTime + timing.checkTimeout + 700,
+    running,
+    clients,
+    prober: probing.prober,
+    sleepUntil,
+    partition: (side, resets) => membership.resetPartitioned(side, resets),
+    heal: () => membership.healed(),
+    note: (line) => schedule.push(`${ts()} ${line}`),
+    trace: (line) => trace.add(line),
+    cover,
+  });
+
   const nemesis = async (): Promise<void> => {
     await sleepUntil(loop.now + plan.range(500, 1500));
     for (let r = 0; r < rounds; r++) {
@@ -873,44 +892,13 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           break;
         }
         case 'lease-race': {
-          const cutOff = await leaseRace({
-            now: () => loop.now,
-            plan,
-            mode,
-            dropTime,
-            removal: dropTime + timing.checkTimeout + 700,
-            running,
-            clients,
-            prober: probing.prober,
-            sleepUntil,
-            partition: (side, resets) => membership.resetPartitioned(side, resets),
-            heal: () => membership.healed(),
-            note: (line) => schedule.push(`${ts()} ${line}`),
-            trace: (line) => trace.add(line),
-            cover,
-          });
+          const cutOff = await leaseRace(raceWorld());
           if (cutOff === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no lease race)');
           else await checkpoint(loop.now, `after a lease race with ${cutOff.route} cut off`);
           break;
         }
         case 'write-cut': {
-          const cutOff = await writeCut({
-            now: () => loop.now,
-            plan,
-            mode,
-            dropTime,
-            removal: dropTime + timing.checkTimeout + 700,
-            running,
-            clients,
-            prober: probing.prober,
-            sleepUntil,
-            watch: (hook) => (onWrite = hook),
-            partition: (side, resets) => membership.resetPartitioned(side, resets),
-            heal: () => membership.healed(),
-            note: (line) => schedule.push(`${ts()} ${line}`),
-            trace: (line) => trace.add(line),
-            cover,
-          });
+          const cutOff = await writeCut({ ...raceWorld(), watch: (hook) => (onWrite = hook) });
           if (cutOff === undefined) await checkpoint(loop.now - dropTime - 500, 'quiet (no write cut)');
           else await checkpoint(loop.now, `after a write cut with ${cutOff.route} cut off`);
           break;

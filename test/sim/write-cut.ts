@@ -16,28 +16,12 @@ import { parseSessionId } from '../../src/replication/session-id.js';
 import { backupsFor } from '../../src/ring/index.js';
 import type { Client } from './clients.js';
 import type { SimMember } from './member.js';
-import type { Prng } from './prng.js';
+import type { RaceWorld } from './race-world.js';
 
 /** What the nemesis needs of the schedule (world.ts). */
-export interface WriteCutWorld {
-  now(): number;
-  plan: Prng;
-  mode: 'backup' | 'delta';
-  dropTime: number;
-  /** How long a member cut off silently takes to be removed (dropTime + the direct check + margin). */
-  removal: number;
-  running(): SimMember[];
-  clients: readonly Client[];
-  prober: Client;
-  sleepUntil(t: number): Promise<void>;
+export interface WriteCutWorld extends RaceWorld {
   /** Calls `hook` for each write (a delta) a member sends (`sent`) and applies (`applied`); undefined disarms. */
   watch(hook: ((event: 'sent' | 'applied', from: SimMember, to: SimMember, body: Buffer) => void) | undefined): void;
-  /** Cuts `side` 1 from side 0; connections named `a>b` are reset, the others meet silence. */
-  partition(side: Map<string, number>, resets: ReadonlySet<string>): void;
-  heal(): void;
-  note(line: string): void;
-  trace(line: string): void;
-  cover(what: string): void;
 }
 
 interface Hit {
