@@ -249,8 +249,12 @@ export class DeltaManager extends Replicator {
     try {
       await this.#toAll(e.base, Buffer.alloc(0), e, true);
     } catch (err) {
-      // Until it is resent, a crash of this member would let a copy serve the failed write.
+      // Until it is resent, a crash of this member would let a copy serve the failed write; and served
+      // here meanwhile, the older content would be read before the failed write appears elsewhere (a
+      // member cut off with its lease running, an ackTimeout shorter than the lease): checked with the
+      // others first (a takeover of its own), as the background resend does.
       this.#unsynced.add(e.base);
+      e.unverified = true;
       throw err;
     }
     e.resync = false;

@@ -40,6 +40,7 @@ export const NEMESES = {
   'lease-race': "a cut whose sides remove each other seconds apart (resets one way), a client steered into the grace periods: the far side's takeover against the cut-off owner's lease, a write at the owner past its backup's removal",
   'expiry-destroy': "in half the expiry races, the session destroyed (logout or regenerate) on the far side while the member is cut off, and the heal after the newest copies' end: its tombstones must outlive the copy that clock keeps",
   'write-cut': 'an owner cut off (its link to a holder reset) the instant the holder applies its write, read through its lease, the far side taking the session over from the copies it has',
+  'short-ack': 'an ackTimeout shorter than the lease (0.3-0.7 of it) in 40 % of the schedules: requests fail while a member cut off still serves',
 } as const;
 
 export type OracleName = keyof typeof ORACLES;
@@ -120,6 +121,12 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
 // write-cut (after backup seed 58171, found once in 58,000 seeds by a lease race): kills the mutant
 // failed-write-served at backup seed 4 (5 of seeds 1..150), where the 24 features before it needed
 // tens of thousands; with the fix, backup 1..150 and delta 1..200 pass with every feature.
+// short-ack (an ackTimeout shorter than the lease): found the same defect in delta mode (seeds 16 and
+// 22 of a 5-member run; fixed, delta-manager.ts `resyncCopies`; the mutant delta-failed-write-served
+// is killed at delta seed 155), and an open one, so it stays out of CI until that is fixed: delta
+// seed 217, two members, one paused past forgetAfter while the other, alone, destroyed a session;
+// the destruction's tombstone went 8 ackTimeouts later (every member it still knew had it), and the
+// paused member came back with its copy (test/sim/README.md).
 export const CI_NEMESES: readonly Feature[] = [
   'multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'cut-off-start',
   'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition', 'grant-partition', 'logout-reset', 'idle-after-error',

@@ -312,4 +312,13 @@ export const MUTANTS: readonly Mutant[] = [
     promise: '4',
     what: 'after a failed write its holders could not be sent again, the primary serves the older content while a backup it cannot reach keeps the failed write (backup seed 58171)',
   },
+  {
+    id: 'delta-failed-write-served',
+    file: 'delta-manager.ts',
+    find: '      this.#unsynced.add(e.base);\n      e.unverified = true;',
+    replace: '      this.#unsynced.add(e.base);',
+    modes: ['delta'],
+    promise: '4',
+    what: 'after a failed write the members could not be sent again, the owner serves the older content while members it cannot reach keep the failed write (short-ack, delta seeds 16 and 22)',
+  },
 ];

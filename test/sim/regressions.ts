@@ -24,6 +24,8 @@ const ALL_21: readonly Feature[] = ALL_FEATURES.slice(0, 21);
 const ALL_23: readonly Feature[] = ALL_FEATURES.slice(0, 23);
 /** Every oracle and nemesis up to `expiry-destroy`: `npm run simulate`'s default set when found (2026-12-07). */
 const ALL_24: readonly Feature[] = ALL_FEATURES.slice(0, 24);
+/** Every oracle and nemesis up to `short-ack`: `npm run simulate`'s default set when found (2026-12-07). */
+const ALL_26: readonly Feature[] = ALL_FEATURES.slice(0, 26);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
@@ -163,6 +165,12 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     { seed: 58171, bug: 'a failed write kept by the backup surfaced after its primary had served the older content', principals: true, features: ALL_24 },
   ],
   delta: [
+    // Promise 4 (short-ack, found with an ackTimeout shorter than the lease): an owner's write failed
+    // and it could not send the session again to a member that went silent, yet it served the older
+    // content while its lease ran; the far side then took the session over from copies holding the
+    // failed write. The owner now checks with the others first (a takeover of its own) after such a
+    // failure (the mutant delta-failed-write-served fails this seed).
+    { seed: 155, bug: 'the older content served after a failed write, which the far side then took over', principals: true, features: ALL_26 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.
     { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },
