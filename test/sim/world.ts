@@ -119,6 +119,8 @@ type Fault =
 
 /** Longer than every grace of the protocol (`forgetAfter`, 60 s, is the longest). */
 const PAST_EVERY_GRACE: [number, number] = [61_000, 70_000];
+/** The members' `forgetAfter` (the library's default). */
+const FORGET_AFTER = 60_000;
 
 export async function runSchedule(o: SimOptions): Promise<SimResult> {
   const salt = o.mode === 'backup' ? 0x5eed : 0xde17a;
@@ -630,7 +632,12 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
           break;
         }
         case 'long-pause': {
-          const ms = plan.range(...PAST_EVERY_GRACE);
+          // Without expectedMembers, the others forget a member silent for forgetAfter, and a destruction
+          // every member they still know acknowledged lets its tombstones go 8 ackTimeouts later: a
+          // member paused longer than both may bring a destroyed session back (README, "What they
+          // assume"). Those pauses are drawn with expectedMembers only (short-ack makes them reachable).
+          const [lo, hi] = PAST_EVERY_GRACE;
+          const ms = plan.range(lo, expected ? hi : Math.max(lo, Math.min(hi, FORGET_AFTER + 8 * cfg.ackTimeout - 500)));
           schedule.push(`${ts()} pause ${victim.proc.name} for ${Math.round(ms)} ms (past every grace)`);
           trace.add(`NEMESIS pause ${victim.proc.name} ${Math.round(ms)}ms`);
           loop.pause(victim.proc);
