@@ -184,8 +184,12 @@ export abstract class CopyHolder extends MemberCore {
     this.#timers = [];
   }
 
+  /** How many times `markUnverified` ran: work that cleared the mark meanwhile must not clear it again. */
+  protected unverifiedMarks = 0;
+
   /** Marks sessions to be checked against the other members before they are served again. */
   protected markUnverified(reason: string): void {
+    this.unverifiedMarks++;
     let n = 0;
     for (const e of this.table.entries()) {
       if (this.needsVerification(e)) {

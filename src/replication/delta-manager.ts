@@ -415,9 +415,16 @@ export class DeltaManager extends Replicator {
    * applied a write the old owner never committed, under the same version number.
    */
   async #claim(base: string, mine: SessionEntry): Promise<void> {
+    // Not served until every member has it: a request that finds the session here meanwhile (without
+    // the lock) would read this copy while a member that did not answer may hold a newer one, such as
+    // a write that failed here (delta seed 565).
+    mine.unverified = true;
     this.table.set(mine);
+    const marks = this.unverifiedMarks;
     try {
       await this.#toAll(base, Buffer.alloc(0), mine, true);
+      // Unless a pause or a lost lease meanwhile marked every session to be checked.
+      if (this.unverifiedMarks === marks) mine.unverified = false;
     } catch (err) {
       if (this.table.get(base) === mine) {
         // A newer owner refused it: ours no longer. Otherwise some members may have applied the new

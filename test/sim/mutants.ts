@@ -321,4 +321,13 @@ export const MUTANTS: readonly Mutant[] = [
     promise: '4',
     what: 'after a failed write the members could not be sent again, the owner serves the older content while members it cannot reach keep the failed write (short-ack, delta seeds 16 and 22)',
   },
+  {
+    id: 'delta-claim-served-early',
+    file: 'delta-manager.ts',
+    find: '    mine.unverified = true;\n    this.table.set(mine);',
+    replace: '    this.table.set(mine);',
+    modes: ['delta'],
+    promise: '4',
+    what: 'a takeover of its own is served before every member has the new copy, while a member that did not answer keeps a failed write (delta seed 565)',
+  },
 ];

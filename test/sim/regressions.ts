@@ -171,6 +171,15 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // failed write. The owner now checks with the others first (a takeover of its own) after such a
     // failure (the mutant delta-failed-write-served fails this seed).
     { seed: 155, bug: 'the older content served after a failed write, which the far side then took over', principals: true, features: ALL_26 },
+    // Promise 4 (the sweep on f74f662, with write-cut and short-ack; also 538, 717, 1492): an owner cut
+    // off took its own session over again after a failed write (a member silent, one removed), and the
+    // new epoch's copy was served by requests that found it installed, without the lock, while its
+    // send to every member was still on its way: the older content, while the far side kept the
+    // failed write. A claim is now served only once every member has it.
+    { seed: 565, bug: 'a claim of its own served before the members had it, with a failed write on the far side', principals: true, features: ALL_26 },
+    // Promise 1 (the first form of that fix): the claim cleared the mark a lost lease had set meanwhile,
+    // and the member, cut off with its clock behind, later served its older copy unchecked.
+    { seed: 1376, bug: 'a claim cleared the check a lost lease had asked for meanwhile', principals: true, features: ALL_26 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.
     { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },
