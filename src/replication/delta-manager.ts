@@ -275,6 +275,7 @@ export class DeltaManager extends Replicator {
               this.#unsynced.delete(base);
               return;
             }
+            const marks = this.unverifiedMarks;
             try {
               await this.resyncCopies(e);
             } catch (err) {
@@ -284,8 +285,9 @@ export class DeltaManager extends Replicator {
               }
               throw err;
             }
-            // Every live member took the whole session at our epoch and none knew a newer owner.
-            e.unverified = false;
+            // Every live member took the whole session at our epoch and none knew a newer owner (and no
+            // pause or lost lease meanwhile asked for every session to be checked).
+            if (this.unverifiedMarks === marks) e.unverified = false;
           },
           2 * this.options.ackTimeout,
         )
