@@ -75,7 +75,11 @@ test('express store: get, set, destroy and touch, called directly', async (t) =>
 });
 
 /** An Express app in the two-step form, with routes calling save, reload, regenerate and destroy. */
-async function serve(t: { after(fn: () => Promise<void>): void }, cluster: SessionCluster): Promise<string> {
+async function serve(
+  t: { after(fn: () => Promise<void>): void },
+  cluster: SessionCluster,
+  reloadGate: { started(): void; mayGo(): Promise<void> } = { started: () => undefined, mayGo: () => Promise.resolve() },
+): Promise<string> {
   const app = express();
   app.use(express.json());
   app.use(cluster.expressRouteBinder({ name: 'sid', secret: 'two-step-secret' }));
@@ -105,9 +109,13 @@ async function serve(t: { after(fn: () => Promise<void>): void }, cluster: Sessi
     s(req).n = Number(s(req).n) + 1;
     res.json(view(req));
   });
-  // Waits, then reloads: sees what another request wrote meanwhile.
+  // Has read the session, waits until the test says another request committed, then reloads: sees
+  // what that request wrote meanwhile (the test waits for it, not for a time that a loaded machine
+  // may outlast).
   app.get('/reload', (req: Request, res: Response, next: NextFunction) => {
-    setTimeout(() => s(req).reload(done(next, () => res.json(view(req)))), 150);
+    const before = s(req).n ?? null;
+    reloadGate.started();
+    void reloadGate.mayGo().then(() => s(req).reload(done(next, () => res.json({ ...view(req), before }))));
   });
   app.post('/logout', (req: Request, res: Response, next: NextFunction) => s(req).destroy(done(next, () => res.json({ out: true }))));
   return listen(t, createServer(app));
@@ -120,7 +128,11 @@ test('express store: regenerate, save, reload and destroy as applications call t
     m.on('sessionDestroyed', (e) => events.push(e));
     m.on('sessionCreated', (e) => events.push(e));
   }
-  const [urlA, urlB] = [await serve(t, a), await serve(t, b)];
+  let started!: () => void;
+  let go!: () => void;
+  const reloadStarted = new Promise<void>((r) => (started = r));
+  const reloadMayGo = new Promise<void>((r) => (go = r));
+  const [urlA, urlB] = [await serve(t, a), await serve(t, b, { started, mayGo: () => reloadMayGo })];
   const first = await call('POST', `${urlA}/login`, undefined, { user: 'erin' });
   const c1 = `sid=${first.cookies.find((c) => c.name === 'sid')!.value}`;
   // Logging in again regenerates: the old id is destroyed (reason regenerate), a new one is made.
@@ -137,8 +149,14 @@ test('express store: regenerate, save, reload and destroy as applications call t
   assert.match(onB.body.id, /\.b$/);
   const c3 = `sid=${rebound.value}`;
 
-  // reload: a request that waits sees the increment another request committed meanwhile.
-  const [reloaded] = await Promise.all([call('GET', `${urlB}/reload`, c3), call('POST', `${urlB}/incr`, c3)]);
+  // reload: a request that read the session, then waited, sees the increment another request
+  // committed meanwhile (express-session saves before it answers).
+  const reloading = call('GET', `${urlB}/reload`, c3);
+  await reloadStarted;
+  assert.equal((await call('POST', `${urlB}/incr`, c3)).body.n, 1);
+  go();
+  const reloaded = await reloading;
+  assert.equal(reloaded.body.before, 0, 'read before the increment');
   assert.equal(reloaded.body.n, 1);
 
   assert.equal((await call('POST', `${urlB}/logout`, c3)).status, 200);
