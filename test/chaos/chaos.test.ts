@@ -6,6 +6,7 @@
  * Namespaces need root, iproute2 and nftables: without them the run uses loopback (no partitions),
  * except under REQUIRE_SYSTEM_TESTS=1 (CI), where that is a failure. CHAOS_SEED replays a seed.
  */
+import { rmSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemTestsUnavailable } from '../helpers/netns.js';
@@ -45,6 +46,8 @@ async function chaos(t: TestContext, mode: ChaosOptions['mode'], members: number
     0,
     `${report}\n${violationDetails(result)}\nreplay: npm run chaos -- --framework ${framework} --mode ${mode} --members ${members} --net ${net}${flags} --seed ${seed}`,
   );
+  // The members' logs are kept only when the run failed (its report names the folder).
+  rmSync(result.logDir, { recursive: true, force: true });
 }
 
 test('chaos, backup mode, 5 members: no promise broken under kill, pause, graceful stop and partitions', { timeout: 360_000 }, (t) => chaos(t, 'backup', 5));
