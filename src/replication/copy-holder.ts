@@ -184,12 +184,22 @@ export abstract class CopyHolder extends MemberCore {
     this.#timers = [];
   }
 
-  /** How many times `markUnverified` ran: work that cleared the mark meanwhile must not clear it again. */
-  protected unverifiedMarks = 0;
+  /** How many times `markUnverified` ran. */
+  #unverifiedMarks = 0;
+
+  /** A point to clear a session's mark from later (`verified`). */
+  protected get unverifiedMarks(): number {
+    return this.#unverifiedMarks;
+  }
+
+  /** Clears `e`'s mark, unless a pause or a lost lease marked every session after `since`. */
+  protected verified(e: SessionEntry, since: number): void {
+    if (this.#unverifiedMarks === since) e.unverified = false;
+  }
 
   /** Marks sessions to be checked against the other members before they are served again. */
   protected markUnverified(reason: string): void {
-    this.unverifiedMarks++;
+    this.#unverifiedMarks++;
     let n = 0;
     for (const e of this.table.entries()) {
       if (this.needsVerification(e)) {

@@ -285,9 +285,8 @@ export class DeltaManager extends Replicator {
               }
               throw err;
             }
-            // Every live member took the whole session at our epoch and none knew a newer owner (and no
-            // pause or lost lease meanwhile asked for every session to be checked).
-            if (this.unverifiedMarks === marks) e.unverified = false;
+            // Every live member took the whole session at our epoch and none knew a newer owner.
+            this.verified(e, marks);
           },
           2 * this.options.ackTimeout,
         )
@@ -425,8 +424,7 @@ export class DeltaManager extends Replicator {
     const marks = this.unverifiedMarks;
     try {
       await this.#toAll(base, Buffer.alloc(0), mine, true);
-      // Unless a pause or a lost lease meanwhile marked every session to be checked.
-      if (this.unverifiedMarks === marks) mine.unverified = false;
+      this.verified(mine, marks);
     } catch (err) {
       if (this.table.get(base) === mine) {
         // A newer owner refused it: ours no longer. Otherwise some members may have applied the new

@@ -25,7 +25,7 @@ import { backupsFor } from '../../src/ring/index.js';
 import { parseSessionId } from '../../src/replication/session-id.js';
 import type { Client } from './clients.js';
 import type { SimMember } from './member.js';
-import type { RaceWorld } from './race-world.js';
+import { probeAfterHeal, type RaceWorld } from './race-world.js';
 
 /** What the nemesis needs of the schedule (world.ts). */
 export type LeaseRaceWorld = RaceWorld;
@@ -115,12 +115,7 @@ export async function leaseRace(w: LeaseRaceWorld): Promise<SimMember | undefine
   }
   w.trace('NEMESIS heal');
   w.heal();
-  // Reads after the heal, at every member: a lost write shows wherever the session is served.
-  for (let i = 0; i < 4; i++) {
-    await w.sleepUntil(w.now() + plan.range(150, 400));
-    const targets = w.running().filter((m) => m.ready);
-    if (targets.length > 0) w.prober.probe(plan.pick(targets), cookie(), 2500);
-  }
+  await probeAfterHeal(w, cookie);
   client.avoid = undefined;
   client.keep = false;
   w.cover(`lease race: ${shape}`);

@@ -21,3 +21,13 @@ export interface RaceWorld {
   trace(line: string): void;
   cover(what: string): void;
 }
+
+/** Reads after a heal, at members drawn from the ready ones: a lost or failed write shows wherever the session is served. */
+export async function probeAfterHeal(w: RaceWorld, cookie: () => string | undefined): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    await w.sleepUntil(w.now() + w.plan.range(150, 400));
+    const targets = w.running().filter((m) => m.ready);
+    const c = cookie();
+    if (targets.length > 0 && c !== undefined) w.prober.probe(w.plan.pick(targets), c, 2500);
+  }
+}

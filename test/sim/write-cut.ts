@@ -4,9 +4,9 @@
  *
  * The owner X is cut off (from five members with a companion); its connection to the holder H resets
  * (X drops H at once and answers the write failed within milliseconds), every other link across meets
- * silence (X keeps its lease through the others' last answers). The session is read at X meanwhile, and its client goes to the other side,
- * which takes the session over from the copies it has once X is released: H's copy holds the failed
- * write. If X served the older content after answering the write failed, the failed write appears
+ * silence (X keeps its lease through the others' last answers). The session is read at X meanwhile,
+ * and its client goes to the other side, which takes the session over from the copies it has once X
+ * is released: H's copy holds the failed write. If X served the older content after answering the write failed, the failed write appears
  * after the fact (the `lifetime` oracle; backup seed 58171 met this by chance in a lease race, once
  * in 58,000 seeds). In delta mode every member holds the session: the cut comes when the last holder
  * applies the write, so that X does not wait out the others' silence (it would lose its lease first).
@@ -16,7 +16,7 @@ import { parseSessionId } from '../../src/replication/session-id.js';
 import { backupsFor } from '../../src/ring/index.js';
 import type { Client } from './clients.js';
 import type { SimMember } from './member.js';
-import type { RaceWorld } from './race-world.js';
+import { probeAfterHeal, type RaceWorld } from './race-world.js';
 
 /** What the nemesis needs of the schedule (world.ts). */
 export interface WriteCutWorld extends RaceWorld {
@@ -87,13 +87,7 @@ export async function writeCut(w: WriteCutWorld): Promise<SimMember | undefined>
   await w.sleepUntil(t0 + w.removal + w.dropTime);
   w.trace('NEMESIS heal');
   w.heal();
-  // Reads after the heal, at every member: the failed write shows wherever the session is served.
-  for (let i = 0; i < 4; i++) {
-    await w.sleepUntil(w.now() + w.plan.range(150, 400));
-    const targets = w.running().filter((m) => m.ready);
-    const c = cookie();
-    if (targets.length > 0 && c !== undefined) w.prober.probe(w.plan.pick(targets), c, 2500);
-  }
+  await probeAfterHeal(w, cookie);
   client.avoid = undefined;
   client.keep = false;
   w.cover(`write cut (${w.mode})`);
