@@ -139,8 +139,11 @@ export class DeltaManager extends Replicator {
             }
             if (!this.isolation.hasQuorum() || this.isolation.recovering()) return false;
             const raw = await this.channel.request(taker.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
-            const held = messages.takeReply.decode(raw).copy;
-            if (held === null || held.epoch >= epoch || this.table.get(base) !== e) return true;
+            const reply = messages.takeReply.decode(raw);
+            // Holding nothing is no sign of the grant: a take that waited in a cut until its taker gave
+            // up is granted when it arrives (delta seed 2310), and the taker never held the session.
+            // Only a logout there (its tombstone) says the taker had it.
+            if (reply.removed || (reply.copy !== null && reply.copy.epoch >= epoch) || this.table.get(base) !== e) return true;
             this.log.info({ session: shortId(base), taker: taker.route, epoch }, 'the taker never installed our grant: taking the session back');
             await this.#claim(base, { ...e, role: 'primary', owner: this.route, epoch: epoch + 1 });
             return true;

@@ -330,4 +330,13 @@ export const MUTANTS: readonly Mutant[] = [
     promise: '4',
     what: 'a takeover of its own is served before every member has the new copy, while a member that did not answer keeps a failed write (delta seed 565)',
   },
+  {
+    id: 'delta-grant-nothing-held-as-installed',
+    file: 'delta-manager.ts',
+    find: 'if (reply.removed || (reply.copy !== null && reply.copy.epoch >= epoch)',
+    replace: 'if (reply.removed || reply.copy === null || reply.copy.epoch >= epoch',
+    modes: ['delta'],
+    promise: '5',
+    what: 'a grant whose taker holds nothing is taken as installed: a take that waited in a one-way cut is granted after its taker gave up, and the session has no owner (delta seed 2310)',
+  },
 ];
