@@ -70,6 +70,8 @@ export class BackupManager extends Replicator {
       awaitRelease: (owner, promised) => this.awaitRelease(owner, promised),
       newestRemoval: (base, replies) => this.newestRemoval(base, replies),
       dropOutlived: (base, replies, e) => this.dropOutlived(base, replies, e),
+      unverifiedMarks: () => this.unverifiedMarks,
+      verified: (e, since) => this.verified(e, since),
     };
     const audit = (base: string) => this.#antiEntropy.add(base);
     this.#protection = new Reprotection(this.#ctx, audit);

@@ -18,10 +18,15 @@ import { SessionTable } from '../../src/replication/session-table.js';
 const NOW = 1_800_000_000_000;
 let mono = 1_000_000;
 const timers: (() => void)[] = [];
+/** The delay of each timer set, in order. */
+const delays: number[] = [];
 const clock: Clock = {
   now: () => NOW,
   monotonic: () => mono,
-  setTimeout: (fn: () => void) => timers.push(fn),
+  setTimeout: (fn: () => void, ms: number) => {
+    delays.push(ms);
+    return timers.push(fn);
+  },
   clearTimeout: () => undefined,
   setInterval: () => undefined,
   clearInterval: () => undefined,
@@ -113,4 +118,32 @@ test('a take waits for the session lock only as long as its answer is of use: a 
   assert.ok(refusal instanceof Error && /not free within 250 ms/.test(refusal.message), `refused: ${String(refusal)}`);
   release();
   await held;
+});
+
+test("a grant is checked on once its taker's take is surely over: 1.25 take timeouts after the take arrived, not two ackTimeouts after the grant (backup seed 21591)", async () => {
+  // This member owns `t`. c's take arrives while a write holds the session's lock for 100 ms.
+  table.set(fromCopy({ base: 't', owner: 'd', epoch: 1, version: 2, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'primary'));
+  let release!: () => void;
+  const write = ctx.locks.run('t', () => new Promise<void>((r) => (release = r)));
+  timers.length = 0;
+  delays.length = 0;
+  const answer = grants.onTake(byRoute('c'), { base: 't', timeoutMs: 400, force: false });
+  await new Promise((r) => setImmediate(r));
+  mono += 100;
+  release();
+  await write;
+  const reply = messages.takeReply.decode(await answer);
+  assert.equal(reply.copy?.owner, 'c', 'granted');
+  assert.ok(grants.granting('t'), 'its grant may still be on its way');
+  // c gave up by 400 ms after it sent the take (before it arrived here); a quarter more for clock rates.
+  assert.equal(delays.at(-1), 400, 'checked 500 ms after the take arrived, 400 from now');
+  timers.at(-1)!();
+  assert.ok(!grants.granting('t'), 'the window is over');
+  assert.deepEqual(rechecked.at(-1), 't', 'and the session checked');
+
+  // A take from an older release carries no timeout: its taker may install the grant later, and the
+  // grant is checked on two ackTimeouts after it.
+  table.set(fromCopy({ base: 'u', owner: 'd', epoch: 1, version: 2, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'primary'));
+  await grants.onTake(byRoute('c'), { base: 'u', timeoutMs: 0, force: false });
+  assert.equal(delays.at(-1), 1000);
 });

@@ -24,10 +24,13 @@ const clock = stillClock(NOW);
 /** This member is `d`, the primary; `a`, its backup, is live. */
 const a: MemberInfo = { id: 'a-id', route: 'a', host: '127.0.0.1', port: 1, startTime: 0 };
 
-function world(copyAnswer: () => Promise<ApplyReply>) {
+/** `pausedDuring`: how many of the first surveys a pause of this member spans (each marks every session). */
+function world(copyAnswer: () => Promise<ApplyReply>, { resync = true, pausedDuring = 0 } = {}) {
   const table = new SessionTable(clock);
   // After the failed write: its version (3) burnt, to be sent whole, and checked before it is served.
-  const e: SessionEntry = { ...fromCopy({ base: 's', owner: 'd', epoch: 2, version: 3, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'primary'), backup: 'a', resync: true, unverified: true };
+  const e: SessionEntry = { ...fromCopy({ base: 's', owner: 'd', epoch: 2, version: 3, expire: NOW + 3_600_000, maxAge: 3_600_000, entries: [], createdAt: 0, principal: '' }, 'primary'), backup: 'a', resync, unverified: true };
+  let marks = 0;
+  let surveys = 0;
   table.set(e);
   /** The backup still holds the failed write at version 3. */
   const held: LocateReply = { found: true, primary: false, owner: 'd', epoch: 2, version: 3, removed: false, backup: '' };
@@ -41,7 +44,17 @@ function world(copyAnswer: () => Promise<ApplyReply>) {
     liveRoutes: () => ['d', 'a'],
     memberByRoute: (route: string) => (route === 'a' ? a : undefined),
     unavailable: (base: string, why: string) => new SessionUnavailableError(`session ${base}: ${why}`),
-    survey: () => Promise.resolve(new Map([['s', { replies: [{ m: a, r: held }], failed: 0, gone: 0, promised: new Map() }]])),
+    survey: () => {
+      if (surveys++ < pausedDuring) {
+        marks++;
+        e.unverified = true;
+      }
+      return Promise.resolve(new Map([['s', { replies: [{ m: a, r: held }], failed: 0, gone: 0, promised: new Map() }]]));
+    },
+    unverifiedMarks: () => marks,
+    verified: (x: SessionEntry, since: number) => {
+      if (since === marks) x.unverified = false;
+    },
     newestRemoval: () => undefined,
     ownerMayServe: () => false,
     sendCopy: (_m: MemberInfo, entry: SessionEntry) => {
@@ -52,7 +65,7 @@ function world(copyAnswer: () => Promise<ApplyReply>) {
   });
   const protection = new Reprotection(ctx, () => undefined);
   const run = () => ctx.locks.run('s', () => takeOver(ctx, protection, { grantedTo: () => undefined }, 's'));
-  return { e, sent, run, protection };
+  return { e, sent, run, protection, surveys: () => surveys };
 }
 
 test('a primary whose failed write may sit on its live backup sends the session whole before it serves it again', async () => {
@@ -71,5 +84,15 @@ test('while the backup cannot be sent the session, the primary answers 503 rathe
   await assert.rejects(w.run(), SessionUnavailableError);
   assert.ok(w.sent.length > 0, 'the session was offered to the backup');
   assert.equal(w.e.unverified, true, 'still checked before it is served');
+  w.protection.stop();
+});
+
+test("a primary's check spanned by a pause verifies nothing: the answers may predate a takeover by the others, so it asks again", async () => {
+  // Its backup holds it as held here (no failed write): one survey would do, but a pause came during it.
+  const w = world(() => Promise.resolve({ status: 'OK', epoch: 0, owner: '' }), { resync: false, pausedDuring: 1 });
+  assert.equal(await w.run(), true);
+  assert.equal(w.surveys(), 2, 'asked again after the pause');
+  assert.deepEqual(w.sent, [], 'nothing sent: the backup holds it');
+  assert.equal(w.e.unverified, false, 'verified by the survey after the pause');
   w.protection.stop();
 });

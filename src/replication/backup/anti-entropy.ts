@@ -129,16 +129,25 @@ export class AntiEntropy {
     const asked = new Map(bases.map((b) => [b, ownership(ctx.table.get(b))]));
     // And the backups each named then: one named since may have got its copy after it answered.
     const named = new Map(bases.map((b) => [b, backupList(ctx.table.get(b)?.backup)]));
+    // And the pauses and lost leases so far: a survey that spans one verifies nothing.
+    const marks = ctx.unverifiedMarks();
     const surveys = await ctx.survey(bases);
     for (const base of bases) {
       await ctx.locks.run(base, () => {
-        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!, letGoOnly);
+        this.#reconcile(base, surveys.get(base)!, asked.get(base), named.get(base)!, letGoOnly, marks);
         return Promise.resolve();
       });
     }
   }
 
-  #reconcile(base: string, { replies, failed, promised }: Survey, asked: string | undefined, namedBefore: readonly string[], letGoOnly: boolean): void {
+  #reconcile(
+    base: string,
+    { replies, failed, promised }: Survey,
+    asked: string | undefined,
+    namedBefore: readonly string[],
+    letGoOnly: boolean,
+    marks: number,
+  ): void {
     const ctx = this.#ctx;
     // Catching up: what is kept waits for the full check once the drop time is out.
     const swept = this.#sweeping.delete(base) && !letGoOnly;
@@ -198,7 +207,7 @@ export class AntiEntropy {
       if (!swept) {
         // A failed write not yet sent again may sit on a holder: the holders get the session first.
         if (e.resync === true) this.#peers.protect(base);
-        else e.unverified = false;
+        else ctx.verified(e, marks);
       }
       // A backup named here (already when the survey went out) that answered without this ownership's
       // copy, dropped or a new incarnation under the same route, would never get it again: re-protection

@@ -47,6 +47,10 @@ export interface BackupContext {
   /** Waits for a gone owner's promises to run out when that is soon; true when it waited (ask again). */
   awaitRelease(owner: string, promised: ReadonlyMap<string, number>): Promise<boolean>;
   newestRemoval(base: string, replies: Survey['replies']): { epoch: number; owner: string } | undefined;
+  /** A point to clear a session's check from later (`verified`): counts the pauses and lost leases so far. */
+  unverifiedMarks(): number;
+  /** Clears `e`'s check, unless a pause or a lost lease marked every session after `since`. */
+  verified(e: SessionEntry, since: number): void;
   /** Drops `e` when a newer copy is known to have expired (logged); true when it did. */
   dropOutlived(base: string, replies: Survey['replies'], e: SessionEntry): boolean;
 }

@@ -87,10 +87,24 @@ export class Grants {
           // Only this grant's mark: a later grant of the same session keeps its own time.
           if (this.#granting.get(m.base) === grant) this.#granting.delete(m.base);
           this.#recheck(m.base);
-        }, 2 * ctx.options.ackTimeout);
+        }, this.#installableFor(received, m.timeoutMs));
       }
       return messages.takeReply.encode({ copy, movedTo, removed: copy === null && t?.kind === 'removed' });
     }, lockWait);
+  }
+
+  /**
+   * How long from now a grant for a take received at `received` may still be installed by its taker.
+   * A taker installs a grant only within its take's timeout (`takeover.ts`), counted from before we
+   * got the request; a quarter more covers clocks running at other rates. Waiting two `ackTimeout`s
+   * from the grant instead answered 503 for the session past the convergence limit when the answer
+   * was lost in a short partition (backup seed 21591). A take without a timeout (an older release)
+   * keeps the longer wait.
+   */
+  #installableFor(received: number, timeoutMs: number): number {
+    const ctx = this.#ctx;
+    if (timeoutMs <= 0) return 2 * ctx.options.ackTimeout;
+    return Math.max(0, received + Math.ceil(1.25 * timeoutMs) - ctx.clock.monotonic());
   }
 
   /** Whether a take received at `received` has waited past half its timeout: its taker may give up before the answer arrives. */

@@ -41,6 +41,9 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
     if (ctx.clock.monotonic() > deadline) throw ctx.unavailable(base, 'the takeover took too long');
     // Each hop waits on the network: a majority seen when the request came may be gone by now.
     if (!ctx.isolation.hasQuorum()) throw ctx.unavailable(base, 'this member lost the majority of the cluster during a takeover');
+    // Answers given while this member was paused (or its lease lapsed) may predate a takeover by the
+    // others: such a survey verifies nothing.
+    const marks = ctx.unverifiedMarks();
     const { replies, failed, gone, promised } = (await ctx.survey([base])).get(base)!;
     ctx.log.debug({ session: shortId(base), hop, failed, replies: describeReplies(replies) }, 'takeover: where the session is');
     // A member that did not answer may hold a newer copy, or the tombstone of a logout.
@@ -105,7 +108,8 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
       // protected (and strays dropped) first, as a takeover would.
       const backups = backupList(local.backup);
       if (backups.length > 0 && local.resync !== true && backups.every((r) => ctx.memberByRoute(r) !== undefined)) {
-        local.unverified = false;
+        if (marks !== ctx.unverifiedMarks()) continue; // asked again
+        ctx.verified(local, marks);
         return true;
       }
       mine = local;
@@ -140,6 +144,7 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
       }
     }
     const grantor = owner !== undefined && !bypass ? owner : best.m;
+    const askedAt = ctx.clock.monotonic();
     let reply;
     try {
       reply = messages.takeReply.decode(
@@ -159,6 +164,9 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
     }
     if (reply.copy !== null) {
       await ctx.schemas.learn(reply.copy.entries, grantor);
+      // The grantor takes the session back once our take's time is surely up (`grant.ts`): a grant
+      // whose schemas took longer to learn is not installed, or two members would own it.
+      if (ctx.clock.monotonic() - askedAt > ctx.options.ackTimeout) throw ctx.unavailable(base, `the grant from ${grantor.route} came too late to install`);
       const granted = { ...reply.copy, owner: ctx.route };
       if (fence(ctx.table, base, granted.epoch, granted.owner) !== undefined) throw ctx.unavailable(base, 'a newer owner appeared during the takeover');
       mine = installGranted(ctx.table, granted);
