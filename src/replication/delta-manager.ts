@@ -138,12 +138,14 @@ export class DeltaManager extends Replicator {
               return 'away';
             }
             if (!this.isolation.hasQuorum() || this.isolation.recovering()) return false;
-            const raw = await this.channel.request(taker.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
-            const reply = messages.takeReply.decode(raw);
-            // Holding nothing is no sign of the grant: a take that waited in a cut until its taker gave
-            // up is granted when it arrives (delta seed 2310), and the taker never held the session.
-            // Only a logout there (its tombstone) says the taker had it.
-            if (reply.removed || (reply.copy !== null && reply.copy.epoch >= epoch) || this.table.get(base) !== e) return true;
+            const raw = await this.channel.request(taker.id, MSG.locate, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout });
+            const r = messages.locateReply.decode(raw);
+            // What the taker holds, or its trace: a copy, a logout, a newer owner it let the session go
+            // to, a copy that expired there. One at the grant's epoch or later says it installed the
+            // grant (and what came after may have ended the session: taking it back would bring back
+            // an old copy, delta seed 1679). Nothing at all says it never did: a take that waited in a
+            // cut until its taker gave up is granted when it arrives (delta seed 2310).
+            if (r.removed || (r.owner !== '' && r.epoch >= epoch) || this.table.get(base) !== e) return true;
             this.log.info({ session: shortId(base), taker: taker.route, epoch }, 'the taker never installed our grant: taking the session back');
             await this.#claim(base, { ...e, role: 'primary', owner: this.route, epoch: epoch + 1 });
             return true;

@@ -333,8 +333,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'delta-grant-nothing-held-as-installed',
     file: 'delta-manager.ts',
-    find: 'if (reply.removed || (reply.copy !== null && reply.copy.epoch >= epoch)',
-    replace: 'if (reply.removed || reply.copy === null || reply.copy.epoch >= epoch',
+    find: "if (r.removed || (r.owner !== '' && r.epoch >= epoch)",
+    replace: "if (r.removed || r.owner === '' || r.epoch >= epoch",
     modes: ['delta'],
     promise: '5',
     what: 'a grant whose taker holds nothing is taken as installed: a take that waited in a one-way cut is granted after its taker gave up, and the session has no owner (delta seed 2310)',

@@ -185,6 +185,16 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // Promise 1 (the first form of that fix): the claim cleared the mark a lost lease had set meanwhile,
     // and the member, cut off with its clock behind, later served its older copy unchecked.
     { seed: 1376, bug: 'a claim cleared the check a lost lease had asked for meanwhile', principals: true, features: ALL_26 },
+    // Promise 5 (the sweep on 03f83db's fixes; also 2963): a take that waited in a one-way cut reached
+    // its grantor after the taker gave up and was granted; the grantor's check read the taker's
+    // "nothing held" as installed, and the session had no owner. The grantor now takes it back when
+    // the taker holds nothing of the grant's epoch or later.
+    { seed: 2310, bug: 'a grant whose taker never held it taken as installed', principals: true, features: ALL_26 },
+    // Promise 1 (the first form of that fix, which read "nothing held" from the session's copy alone):
+    // the taker had installed the grant long before, and the session had moved on and expired there;
+    // the grantor, cut off with its clock behind, took its old copy back. The taker's traces (a newer
+    // owner, an expired copy) now say it had it.
+    { seed: 1679, bug: 'a grant taken back long after its taker installed it, bringing an old copy back', principals: true, features: ALL_26 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.
     { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },
