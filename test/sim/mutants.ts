@@ -331,6 +331,15 @@ export const MUTANTS: readonly Mutant[] = [
     what: 'a takeover of its own is served before every member has the new copy, while a member that did not answer keeps a failed write (delta seed 565)',
   },
   {
+    id: 'adopt-past-moved-owner',
+    file: 'backup/anti-entropy.ts',
+    find: "if (replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '' && !isExpiryTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {",
+    replace: 'if (replies.length < 0) {',
+    modes: ['backup'],
+    promise: '1',
+    what: 'a copy whose owner let the session go to a newer owner is adopted when that owner is out of reach here, its acknowledged writes lost (backup seed 1194)',
+  },
+  {
     id: 'delta-grant-nothing-held-as-installed',
     file: 'delta-manager.ts',
     find: "if (r.removed || (r.owner !== '' && r.epoch >= epoch)",
