@@ -3,7 +3,7 @@
  * go at once of the copies superseded elsewhere meanwhile (a newer owner that holds the session, or
  * an owner that re-protected it on other live members), and nothing else. It keeps any copy that may
  * be the only current one, and verifies, adopts and re-protects nothing until the drop time is out:
- * then the full check takes what it kept, and claims a grant to it that never arrived. Pure: the
+ * then the full check takes what it kept (never a copy whose owner let it go to a newer owner), and claims a grant to it that never arrived. Pure: the
  * other members' answers are given as a survey would bring them (the network is what is replaced; `AntiEntropy` and the session table are real).
  */
 import { test } from 'node:test';
@@ -54,6 +54,9 @@ const answers: Record<string, Record<string, LocateReply>> = {
   // Granted by its owner a to d, whose take gave up before the answer came (cut off meanwhile): a keeps
   // the data as d's copy. Nobody serves it: the full check asks for the grant again (claims it).
   grantedToMe: { a: copy('d', 2, 6) },
+  // Its live owner e let it go to y (epoch 2), a member d cannot reach (a cut between the two only):
+  // d's copy is y's past, never adopted (backup seed 1194), however long y stays out of reach.
+  movedOn: { e: { ...none, owner: 'y', epoch: 2 } },
 };
 
 const table = new SessionTable(clock);
@@ -65,6 +68,7 @@ held('orphan', 'x', 1, 9, 'backup');
 held('mine', 'd', 1, 2, 'primary');
 held('destroyed', 'a', 1, 1, 'backup');
 held('grantedToMe', 'a', 1, 6, 'backup');
+held('movedOn', 'e', 1, 5, 'backup');
 
 let recovering = true;
 const protect: string[] = [];
@@ -112,6 +116,7 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
       mine: 'primary@1/d unverified',
       destroyed: 'gone',
       grantedToMe: 'backup@1/a',
+      movedOn: 'backup@1/e',
     },
     'only what a newer owner holds, or its owner keeps on other live members, or a destruction covers, goes',
   );
@@ -134,6 +139,7 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
   assert.match(state('orphan'), /^primary@[0-9]+\/d$/, 'adopted past its silent owner');
   assert.equal(state('kept'), 'backup@1/a');
   assert.equal(state('granted'), 'backup@1/e');
+  assert.equal(state('movedOn'), 'backup@1/e', 'not adopted past the newer owner its owner let it go to');
   assert.deepEqual(protect, ['orphan']);
   assert.deepEqual(claimed, ['grantedToMe'], 'a grant to this member that never arrived is asked for again');
   assert.equal(state('grantedToMe'), 'backup@1/a', 'claimed by a takeover, not changed by the audit');
