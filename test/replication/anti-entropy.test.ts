@@ -3,8 +3,9 @@
  * go at once of the copies superseded elsewhere meanwhile (a newer owner that holds the session, or
  * an owner that re-protected it on other live members), and nothing else. It keeps any copy that may
  * be the only current one, and verifies, adopts and re-protects nothing until the drop time is out:
- * then the full check takes what it kept (never a copy whose owner let it go to a newer owner), and claims a grant to it that never arrived. Pure: the
- * other members' answers are given as a survey would bring them (the network is what is replaced; `AntiEntropy` and the session table are real).
+ * then the full check takes what it kept (never a copy whose owner let it go to a newer owner), and
+ * claims a grant to it that never arrived. Pure: the other members' answers are given as a survey
+ * would bring them (the network is what is replaced; `AntiEntropy` and the session table are real).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
