@@ -58,6 +58,9 @@ const answers: Record<string, Record<string, LocateReply>> = {
   // Its live owner e let it go to y (epoch 2), a member d cannot reach (a cut between the two only):
   // d's copy is y's past, never adopted (backup seed 1194), however long y stays out of reach.
   movedOn: { e: { ...none, owner: 'y', epoch: 2 } },
+  // The same, and y's copy has since expired on b: the session has ended, and d's copy (a clock behind
+  // keeps it alive here) is a stray of its past. Dropped by the full check, not kept waiting for y.
+  movedOnAndEnded: { e: { ...none, owner: 'y', epoch: 2 }, b: { ...none, owner: 'y', epoch: 2, version: 9 } },
 };
 
 const table = new SessionTable(clock);
@@ -70,6 +73,7 @@ held('mine', 'd', 1, 2, 'primary');
 held('destroyed', 'a', 1, 1, 'backup');
 held('grantedToMe', 'a', 1, 6, 'backup');
 held('movedOn', 'e', 1, 5, 'backup');
+held('movedOnAndEnded', 'e', 1, 5, 'backup');
 
 let recovering = true;
 const protect: string[] = [];
@@ -118,6 +122,7 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
       destroyed: 'gone',
       grantedToMe: 'backup@1/a',
       movedOn: 'backup@1/e',
+      movedOnAndEnded: 'backup@1/e',
     },
     'only what a newer owner holds, or its owner keeps on other live members, or a destruction covers, goes',
   );
@@ -141,6 +146,7 @@ test('catching up after a lapse: superseded copies go at once, every other copy 
   assert.equal(state('kept'), 'backup@1/a');
   assert.equal(state('granted'), 'backup@1/e');
   assert.equal(state('movedOn'), 'backup@1/e', 'not adopted past the newer owner its owner let it go to');
+  assert.equal(state('movedOnAndEnded'), 'gone', 'a stray of a session that has ended since');
   assert.deepEqual(protect, ['orphan']);
   assert.deepEqual(claimed, ['grantedToMe'], 'a grant to this member that never arrived is asked for again');
   assert.equal(state('grantedToMe'), 'backup@1/a', 'claimed by a takeover, not changed by the audit');

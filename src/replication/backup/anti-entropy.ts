@@ -244,20 +244,21 @@ export class AntiEntropy {
       this.#toAudit.add(base);
       return;
     }
-    // A member let the session go to a newer owner than our copy names: ours is its past, however
-    // long that owner stays out of reach here (backup seed 1194: cut from the new owner alone, this
-    // member adopted its old copy past it, and the new owner's acknowledged write was lost). The
-    // newer ownership's own holders (its backup, or the grantor keeping the data) carry it on.
-    if (replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '' && !isExpiryTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {
-      this.#toAudit.add(base);
-      return;
-    }
     const peers = replies.filter((x) => x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
     const top = Math.max(e.version, ...peers.map((x) => x.r.version));
     if (e.version < top) return; // a member with a newer version adopts it
     // A newer copy than every one left expired on its holder (whose clock may run ahead of ours): the
     // session has ended, and ours is a stray of its past that lacks the writes after it. Not adopted.
     if (ctx.dropOutlived(base, replies, e)) return;
+    // A member let the session go to a newer owner than our copy names: ours is its past (dropped
+    // above once that ownership is known to have expired), never adopted, however long that owner
+    // stays out of reach here (backup seed 1194: cut from the new owner alone, this member adopted its
+    // old copy past it, and the new owner's acknowledged write was lost). The newer ownership's own
+    // holders (its backup, or the grantor keeping the data) carry it on.
+    if (replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '' && !isExpiryTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {
+      this.#toAudit.add(base);
+      return;
+    }
     const first = owners(base, [ctx.route, ...peers.filter((x) => x.r.version === top).map((x) => x.m.route)])[0];
     if (first !== ctx.route) return;
     adopt(e, ctx.route);
