@@ -418,7 +418,7 @@ export class Nemesis {
     }
     if (fault !== 'start') this.convergences.push({ fault, endedAt, ms, waitedMs: waited, ...(copiesMs === undefined ? {} : { copiesMs }) });
     if (ms === undefined) {
-      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): not converged after ${this.#o.capMs} ms: ${why}`);
+      this.#history.convergence(`${fault} (ended at ${fmt(endedAt)}): not converged after ${this.#o.capMs} ms: ${why} (at the limit: ${atLimit ?? '?'})`);
       this.stoppedBecause ??= `the cluster did not converge after ${fault}; no further faults (the promises assume re-protection between failures)`;
     } else if (ms > limit + waited) {
       const beyond = waited > 0 ? ` + ${waited} ms waiting for a CPU` : '';
