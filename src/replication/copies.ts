@@ -217,6 +217,11 @@ export function describeHeld(table: SessionTable, base: string): LocateReply {
   return { found: true, primary, owner: e.owner, epoch: e.epoch, version: e.version, removed: false, backup: primary ? (e.backup ?? '') : '' };
 }
 
+/** Whether a survey's answer says that member let the session go to a newer owner (`describeHeld`). */
+export function isMoveTrace(r: LocateReply): boolean {
+  return !r.found && !r.removed && r.owner !== '' && !isExpiryTrace(r);
+}
+
 /** Whether a survey's answer is the trace of a copy that expired on that member (`describeHeld`). */
 export function isExpiryTrace(r: LocateReply): boolean {
   return !r.found && !r.removed && r.owner !== '' && r.version !== 0;
@@ -260,7 +265,7 @@ function newestExpiry(table: SessionTable, base: string, replies: readonly Locat
   const newest = traces.sort((a, b) => compareHeld(b, a))[0];
   if (newest === undefined) return undefined;
   const t = table.tombstone(base);
-  const moves = [...replies.filter((r) => !r.found && !r.removed && r.owner !== '' && !isExpiryTrace(r)), ...(t?.kind === 'moved' ? [t] : [])];
+  const moves = [...replies.filter(isMoveTrace), ...(t?.kind === 'moved' ? [t] : [])];
   return moves.some((m) => olderOwnership(newest.epoch, newest.owner, m.epoch, m.owner)) ? undefined : { epoch: newest.epoch, owner: newest.owner, version: newest.version };
 }
 

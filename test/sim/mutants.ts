@@ -333,7 +333,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'adopt-past-moved-owner',
     file: 'backup/anti-entropy.ts',
-    find: "if (replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '' && !isExpiryTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {",
+    find: 'if (replies.some((x) => isMoveTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {',
     replace: 'if (replies.length < 0) {',
     modes: ['backup'],
     promise: '1',

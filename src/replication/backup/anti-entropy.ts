@@ -5,7 +5,7 @@
  * served; and for a while after each membership change a slow sweep goes round every copy, so a copy
  * left behind by a lost drop is found and let go even if nobody asks for it.
  */
-import { compareHeld, adopt, destroyCovers, isExpiryTrace, olderOwnership } from '../copies.js';
+import { compareHeld, adopt, destroyCovers, isMoveTrace, olderOwnership } from '../copies.js';
 import type { Survey } from '../member-core.js';
 import { describeReplies } from '../member-core.js';
 import { owners } from '../../ring/index.js';
@@ -255,7 +255,7 @@ export class AntiEntropy {
     // stays out of reach here (backup seed 1194: cut from the new owner alone, this member adopted its
     // old copy past it, and the new owner's acknowledged write was lost). The newer ownership's own
     // holders (its backup, or the grantor keeping the data) carry it on.
-    if (replies.some((x) => !x.r.found && !x.r.removed && x.r.owner !== '' && !isExpiryTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {
+    if (replies.some((x) => isMoveTrace(x.r) && olderOwnership(e.epoch, e.owner, x.r.epoch, x.r.owner))) {
       this.#toAudit.add(base);
       return;
     }
