@@ -170,6 +170,11 @@ export function applyPackedCopy(table: SessionTable, c: PackedCopy, role: Role =
 function install(table: SessionTable, c: CopyMeta, role: Role, packed: () => Packed): ApplyReply {
   const stale = fence(table, c.base, c.epoch, c.owner);
   if (stale !== undefined) return stale;
+  // Older than a copy that expired here: a stray of the session's past (an owner back from a cut
+  // resending what it held), which lacks the writes made after it. Installed, its sender read every
+  // "OK" as no newer owner anywhere and served it again (delta seed 57635): refused as fencing refuses.
+  const ended = table.expiredTrace(c.base);
+  if (ended !== undefined && compareHeld(c, ended) < 0) return { status: 'STALE', epoch: ended.epoch, owner: ended.owner };
   const e = table.get(c.base);
   // The same ownership at an older or equal version: ours is as new (and keeps its role: a primary
   // that gets its own session back in a state transfer stays primary).

@@ -234,8 +234,8 @@ export class DeltaManager extends Replicator {
   async #toAll(base: string, body: Buffer, full: SessionEntry, sendFull: boolean): Promise<void> {
     const results = await Promise.allSettled(
       this.#holders().map(async (m) => {
-        const reply = sendFull ? await this.sendCopy(m, full) : await this.requestApply(m, MSG.delta, body);
-        return reply.status === 'NEED_FULL' ? this.sendCopy(m, full) : reply;
+        const reply = sendFull ? await this.#sendWhole(m, full) : await this.requestApply(m, MSG.delta, body);
+        return reply.status === 'NEED_FULL' ? this.#sendWhole(m, full) : reply;
       }),
     );
     for (const r of results) {
@@ -245,6 +245,20 @@ export class DeltaManager extends Replicator {
         throw new ReplicationError(`session ${shortId(base)}…: a copy holder did not acknowledge: ${String(err)}`, { cause: err });
       }
       if (r.value.status === 'STALE') throw this.staleError(base, r.value);
+    }
+  }
+
+  /**
+   * Sends `full` whole to `m`, once more if the answer was slow: the same copy applied twice is applied
+   * once (same epoch and version), and a takeover's claim failed by one message behind a slow one on
+   * its connection answered 503 for a live session with no fault left (delta seed 26798).
+   */
+  async #sendWhole(m: MemberInfo, full: SessionEntry): Promise<ApplyReply> {
+    try {
+      return await this.sendCopy(m, full);
+    } catch (err) {
+      if (!(err instanceof ClusterRequestError) || err.code !== 'ERR_REQUEST_TIMEOUT') throw err;
+      return this.sendCopy(m, full);
     }
   }
 
@@ -330,7 +344,8 @@ export class DeltaManager extends Replicator {
     return this.#takeOver(base, 0);
   }
 
-  async #takeOver(base: string, waits: number): Promise<boolean> {
+  /** `retried`: a take timed out once already (asked again once, after a new survey). */
+  async #takeOver(base: string, waits: number, retried = false): Promise<boolean> {
     const { replies, failed, promised } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
     this.log.debug(
@@ -381,7 +396,7 @@ export class DeltaManager extends Replicator {
     const ownerMember = owner === this.route ? undefined : this.memberByRoute(owner);
     if (ownerMember === undefined && owner !== this.route && (this.ownerMayServe(owner) || promised.has(owner))) {
       // A killed owner's sessions are released a lease after its last answer: one slow request, not 503s.
-      if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1);
+      if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1, retried);
       throw this.unavailable(base, `its owner ${owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
     }
     if (ownerMember !== undefined) {
@@ -395,12 +410,28 @@ export class DeltaManager extends Replicator {
           }),
         );
       } catch (err) {
+        // The take or its answer was slow (each may be, delta seed 26798): the owner may have granted
+        // it and keep a copy naming us. Surveyed again, that copy is ours to claim past its epoch, as
+        // a copy left by a former incarnation of ours is; if the owner took it back meanwhile, it is
+        // asked again. Once: a take that times out twice is 503.
+        if (err instanceof ClusterRequestError && err.code === 'ERR_REQUEST_TIMEOUT' && !retried) return this.#takeOver(base, waits, true);
         throw this.unavailable(base, `its owner ${owner} did not hand the session over`, err);
       }
       if (reply.copy === null) throw this.unavailable(base, `its owner ${owner} no longer serves the session`);
       best = { copy: reply.copy, m: ownerMember };
     }
     const granted = ownerMember !== undefined;
+    // Expired by our clock (its holder's runs behind): the session has ended here. Claimed, it was
+    // dropped as expired the moment it was read, and every request took it over again at a higher
+    // epoch and answered 503, until the holder's clock caught up (delta seed 30858). The owner's grant
+    // is the newest copy; a copy found otherwise may have a newer one on a member that did not answer.
+    if (best.copy.expire <= this.clock.now()) {
+      if (!granted && (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0)) {
+        throw this.unavailable(base, 'the copy found has expired here, and some members that may hold a newer one cannot be asked now');
+      }
+      this.table.outlived(base, best.copy);
+      return false;
+    }
     if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
     // Granted by the owner: its epoch. Else one above every epoch seen.
     let epoch = best.copy.epoch;

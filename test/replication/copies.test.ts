@@ -174,8 +174,12 @@ test('an expired copy leaves a trace (ownership and version) that ends an older 
   applyCopy(n3, { base: 'E', owner: 'n1', epoch: 13, version: 18, expire: now + 60_000, maxAge: 1, entries: [] });
   assert.equal(describeHeld(n3, 'E').found, true);
   assert.equal(n3.tombstoneCount().expired, 0);
-  // An older copy arriving late leaves the trace in place.
-  applyCopy(n2, { base: 'E', owner: 'n3', epoch: 12, version: 14, expire: now + 300, maxAge: 1, entries: [] });
+  // An older copy arriving late (its owner back from a cut, resending what it held) is refused as a
+  // stale owner's is, naming the ownership that ended: installed, its sender read "OK" as "no newer
+  // owner anywhere" and served it again (delta seed 57635). The trace stays in place.
+  assert.deepEqual(applyCopy(n2, { base: 'E', owner: 'n3', epoch: 12, version: 14, expire: now + 300, maxAge: 1, entries: [] }), { status: 'STALE', epoch: 13, owner: 'n1' });
+  assert.deepEqual(applyCopy(n2, { base: 'E', owner: 'n1', epoch: 13, version: 16, expire: now + 300, maxAge: 1, entries: [] }), { status: 'STALE', epoch: 13, owner: 'n1' }, 'an older version of the same ownership too');
+  assert.equal(n2.get('E'), undefined);
   assert.equal(n2.tombstoneCount().expired, 1);
   n2.moved('E', 12, 'n3');
   assert.deepEqual(describeHeld(n2, 'E'), trace, 'the newer of a trace and a moved tombstone is answered');

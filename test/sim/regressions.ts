@@ -174,6 +174,10 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // the session go to a newer owner, and adopted its copy anyway (the owner "lost" it). A copy a
     // member says moved on to a newer owner is no longer adopted.
     { seed: 1194, bug: 'an old copy adopted past a newer owner it could not reach', principals: true, features: ALL_26 },
+    // Promise 3 (a quiet probe after a restart): a take and its grant each crossed a slow link (5 to
+    // 120 ms), and the taker timed out (ackTimeout 231) while the grant was on its way: 503 for two
+    // live sessions with no fault left. A timed-out take is asked once more, and granted again.
+    { seed: 23863, bug: 'a take timed out by two slow messages answered 503 for a live session', principals: true, features: ALL_26 },
   ],
   delta: [
     // Promise 4 (short-ack, found with an ackTimeout shorter than the lease): an owner's write failed
@@ -201,6 +205,20 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // the grantor, cut off with its clock behind, took its old copy back. The taker's traces (a newer
     // owner, an expired copy) now say it had it.
     { seed: 1679, bug: 'a grant taken back long after its taker installed it, bringing an old copy back', principals: true, features: ALL_26 },
+    // Promise 3 (a quiet probe after a partition): a take and the owner's grant each crossed a slow
+    // link, and the taker timed out while the grant was on its way; another take's claim timed out
+    // behind a slow message on its connection. Both 503 with no fault left: a timed-out take surveys
+    // and claims once more, and a whole copy whose answer was slow is sent once more.
+    { seed: 26798, bug: 'a take or a claim timed out by slow messages answered 503 for a live session', principals: true, features: ALL_26 },
+    // Promise 3 (after a long pause): a copy already expired by the clock of the member taking it over
+    // (its holder's clock behind) was claimed, dropped as expired the moment it was read, and claimed
+    // again by every request at an epoch two up: a logout everywhere never finished. Now "no session".
+    { seed: 30858, bug: 'a copy expired by the taker\'s clock claimed and dropped again and again', principals: true, features: ALL_26 },
+    // Promise 1 (expiry-race): an owner cut off with its clock behind, its write failed, came back and
+    // resent its old copy whole; the member holding the newest copy crashed, the other's had expired
+    // and it installed the old copy, so every answer was OK and the owner served its stale copy. A copy
+    // older than one that expired is refused as a stale owner's is.
+    { seed: 57635, bug: 'an old copy resent after a cut was installed past a newer copy that had expired', principals: true, features: ALL_26 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.
     { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },

@@ -34,6 +34,7 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
   let holders: MemberInfo[] = [];
   let askedAfterMove = false;
   let waits = 0;
+  let retriedTake = false;
   // Every step waits on the network under the session's lock: the whole takeover is bounded, so the
   // requests queued behind it (each waits at most 2 ackTimeouts for the lock) are answered.
   let deadline = ctx.clock.monotonic() + 3 * ctx.options.ackTimeout;
@@ -158,6 +159,13 @@ export async function takeOver(ctx: BackupContext, protection: Reprotection, gra
     } catch (err) {
       if (err instanceof ClusterRequestError && ['ERR_NOT_CONNECTED', 'ERR_MEMBER_GONE'].includes(err.code) && hop < MAX_HOPS - 1) {
         await ctx.waitForVerdict(Math.min(250, ctx.options.dropTime / 4)); // it is dying
+        continue;
+      }
+      // The take or its grant was slow (each may be): the grantor may have granted it, and a grant
+      // asked for again is given again ("granted before; the answer was lost"), so ask once more while
+      // the takeover has time for it, rather than answer 503 for a live session (backup seed 23863).
+      if (err instanceof ClusterRequestError && err.code === 'ERR_REQUEST_TIMEOUT' && !retriedTake && ctx.clock.monotonic() + ctx.options.ackTimeout <= deadline) {
+        retriedTake = true;
         continue;
       }
       throw ctx.unavailable(base, `${grantor.route} did not grant the takeover`, err);
