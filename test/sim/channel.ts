@@ -29,7 +29,8 @@ type Reply = { ok: true; body: Buffer } | { ok: false; code: string; message: st
 /** What the channel reports to the world (trace, coverage). */
 export interface ChannelObserver {
   request(from: SimChannel, to: MemberInfo, type: string, body: Buffer): void;
-  handled(at: SimChannel, from: MemberInfo, type: string, body: Buffer): void;
+  /** Returns how long this request's answer waits before it leaves (the slow-grant nemesis), if at all. */
+  handled(at: SimChannel, from: MemberInfo, type: string, body: Buffer): number | undefined;
   failed(from: SimChannel, to: string, type: string, code: string): void;
 }
 
@@ -158,15 +159,19 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#metrics.messagesReceived++;
     this.#metrics.bytesReceived += body.length;
     const handler = this.#handlers.get(type);
+    const lateBy = handler === undefined ? undefined : this.observer.handled(this, from, type, body);
     const reply = (r: Reply) => {
-      const requester = this.peer(from.id);
-      this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
+      const send = () => {
+        const requester = this.peer(from.id);
+        this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
+      };
+      if (lateBy === undefined) send();
+      else this.net.loop.after(lateBy, this.proc, send);
     };
     if (handler === undefined) {
       reply({ ok: false, code: 'ERR_NO_HANDLER', message: `member ${this.self.route} has no handler for message type "${type}"` });
       return;
     }
-    this.observer.handled(this, from, type, body);
     let result: ReturnType<MessageHandler>;
     try {
       result = handler(from, body);

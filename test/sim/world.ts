@@ -244,6 +244,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
   let partitionSides: Map<string, number> | undefined;
   /** The grant-partition nemesis: called the instant a member handles a take request. */
   let onTake: ((at: SimChannel, from: MemberInfo) => void) | undefined;
+  /** The slow-grant nemesis: armed during a checkpoint's probes, for the next take a member handles. */
+  let slowGrant = false;
   /** The logout-reset nemesis: called the instant a member sends a removal that destroys a session. */
   let onDestroy: ((from: SimChannel) => void) | undefined;
   /** The write-cut nemesis: called for each write (a delta) a member sends and each one a holder applies. */
@@ -267,6 +269,15 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     },
     handled: (at, from, type, body) => {
       if (type === MSG.take) onTake?.(at, from);
+      if (type === MSG.take && slowGrant) {
+        // This take's answer leaves its grantor 5 to 60 ms past the taker's ackTimeout; the grantor's
+        // other answers are not held up (its connection is not: the answer alone was slow).
+        slowGrant = false;
+        const late = plan.range(cfg.ackTimeout + 5, cfg.ackTimeout + 60);
+        trace.add(`NEMESIS slow grant ${at.route}>${from.route} ${Math.round(late)}ms`);
+        cover("a take's answer sent past its taker's ackTimeout during the probes (slow-grant)");
+        return late;
+      }
       if (type === MSG.delta && onWrite !== undefined) {
         const a = memberById(from.id);
         const b = memberOf(at);
@@ -399,7 +410,10 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         }));
     if (on('availability') && majority) {
       violations.push(...hungCalls(probing, at, label));
+      // The slow-grant nemesis: one grant during the probes is late, as one lost segment makes it.
+      if (on('slow-grant') && running().length >= 3 && plan.chance(0.5)) slowGrant = true;
       const probed = await probeAll(probing, label);
+      slowGrant = false;
       if (probed.probes > 0) cover('availability probes (reads at every member once quiet)');
       violations.push(...probed.violations);
     }
