@@ -113,6 +113,11 @@ export class Client {
     return this.cookie === undefined ? undefined : this.#send(kind, this.cookie, member);
   }
 
+  /** Writes this client's session at `member` now (the expiry-resend nemesis), whatever it avoids. */
+  write(member: SimMember): Op | undefined {
+    return this.cookie === undefined ? undefined : this.#send('write', this.cookie, member);
+  }
+
   /**
    * A read of `cookie` at `member` (the availability oracle's probe): a request like any other, in the
    * history, that waits `patience` ms before its client gives up.

@@ -50,6 +50,8 @@ export interface RaceWorld {
   clockSlack(): void;
   /** The expiry-destroy variant is on (drawn only then: the other schedules replay unchanged). */
   destroy: boolean;
+  /** The expiry-resend variant is on (drawn only then, as `destroy`). */
+  resend: boolean;
   note(line: string): void;
   trace(line: string): void;
   cover(what: string): void;
@@ -130,7 +132,8 @@ export async function expiryRace(w: RaceWorld): Promise<RaceOutcome> {
   // The member that will miss the last writes: the owner (the others take the session over while it is
   // cut off) or another holder of a copy.
   const holders = w.running().filter((m) => m !== owner && m.manager.table.get(base) !== undefined);
-  const stale = plan.chance(0.5) || holders.length === 0 ? owner : plan.pick(holders);
+  // (expiry-resend: always the owner, whose failed write it resends.)
+  const stale = plan.chance(0.5) || w.resend || holders.length === 0 ? owner : plan.pick(holders);
   // expiry-destroy (half the races while on): the session is destroyed on the far side during the cut,
   // and the member is back only after the newest copies' end, when a destruction that fenced only until
   // then has ended on the others (and its removal, owed to this member, was given up), yet early enough
@@ -164,6 +167,13 @@ export async function expiryRace(w: RaceWorld): Promise<RaceOutcome> {
   w.trace(`NEMESIS expiry race ${base.slice(0, 6)}: ${stale.route} behind by ${Math.round(gap)}ms, cut off`);
   w.partition(stale);
   target.client.avoid = stale;
+  // expiry-resend: a write reaches the owner the instant it is cut off. No holder acknowledges it: it
+  // fails, and the owner resends its copy whole once back, while the newest copies end on the far
+  // side; a holder whose newest copy has expired must refuse the older one (delta seed 57635).
+  if (w.resend && stale === owner && target.client.write(stale) !== undefined) {
+    w.trace(`NEMESIS expiry race: a write of ${base.slice(0, 6)} at ${stale.route} as it is cut off`);
+    w.cover('expiry race: a write at the owner as it was cut off (expiry-resend)');
+  }
   if (destroyAt !== undefined) {
     await w.sleepUntil(destroyAt);
     const far = w.running().filter((m) => m !== stale && m.ready);

@@ -41,7 +41,8 @@ export const NEMESES = {
   'expiry-destroy': "in half the expiry races, the session destroyed (logout or regenerate) on the far side while the member is cut off, and the heal after the newest copies' end: its tombstones must outlive the copy that clock keeps",
   'write-cut': 'an owner cut off (its link to a holder reset) the instant the holder applies its write, read through its lease, the far side taking the session over from the copies it has',
   'short-ack': 'an ackTimeout shorter than the lease (0.3-0.7 of it) in 40 % of the schedules: requests fail while a member cut off still serves',
-  'slow-grant': "at half the quiet checkpoints, the first grant of a takeover answered during the availability probes comes back just past its taker's ackTimeout (a lost segment's retransmit)",
+  'slow-grant': "at half the quiet checkpoints, the first take answered during the availability probes has its answer leave the grantor just past its taker's ackTimeout",
+  'expiry-resend': 'the member of an expiry race is its owner, and a write reaches it the instant it is cut off: it fails there, and the owner resends its older copy whole after the heal, as the newest copies end',
 } as const;
 
 export type OracleName = keyof typeof ORACLES;
@@ -134,10 +135,14 @@ export function selectFeatures(base: readonly Feature[], enable: string | undefi
 // in tens of thousands of seeds by the latency model's tail): aims that tail at a take during the
 // probes of a quiet checkpoint, where a 503 is a violation; kills the mutants of the retry that fixed
 // them (timed-out-take-not-asked-again, delta-timed-out-take-not-asked-again).
+// expiry-resend (after delta seed 57635, an owner back from a cut resending its old copy whole as the
+// newest copies ended, found once in 60,000 seeds): aims a failed write at the cut-off owner of an
+// expiry race; for the mutant copy-older-than-expired-installed (test/sim/README.md).
 export const CI_NEMESES: readonly Feature[] = [
   'multi-kill', 'zone', 'long-partition', 'long-pause', 'one-way', 'non-transitive', 'reset-partition', 'cut-off-start',
   'logout-crash', 'clock', 'slow-link', 'even-split', 'takeover-partition', 'grant-partition', 'logout-reset', 'idle-after-error',
   'expiry-race', 'mixed-reset', 'lease-race', 'expiry-destroy', 'write-cut', 'short-ack', 'slow-grant',
+  'expiry-resend',
 ];
 export const CI_FEATURES: Record<'backup' | 'delta', readonly Feature[]> = {
   backup: ['agreement', 'availability', 'lifetime', 'expiry', ...CI_NEMESES],

@@ -908,6 +908,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
             kill: (victim) => kill([victim]),
             clockSlack,
             destroy: on('expiry-destroy'),
+            resend: on('expiry-resend'),
             note: (line) => schedule.push(`${ts()} ${line}`),
             trace: (line) => trace.add(line),
             cover,
