@@ -50,6 +50,8 @@ export class DeltaManager extends Replicator {
    * until every member has them, not only at the session's next request.
    */
   readonly #unsynced = new Set<string>();
+  /** The grant of each session given lately, until its check (`#checkGrant`) is over: a taker that asks again gets it again. */
+  readonly #granted = new Map<string, { takerId: string; epoch: number }>();
   #resending = false;
   /** Base lists frozen per transfer, so that a joiner's pages do not skip or repeat sessions. */
   readonly #snapshots = new Map<string, { bases: string[]; until: number }>();
@@ -97,13 +99,20 @@ export class DeltaManager extends Replicator {
       if (!this.isolation.hasQuorum()) throw new SessionUnavailableError(`session ${shortId(m.base)}…: this member does not see a majority of the cluster`);
       const e = this.table.get(m.base);
       if (e === undefined) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: null, removed: this.table.tombstone(m.base)?.kind === 'removed' }));
+      // Granted to this very taker a moment ago, and asked again: its answer was lost or slow (delta
+      // seed 26798). The same grant again, checked from now; under our lock, as our check of it is.
+      const given = this.#granted.get(m.base);
+      if (given !== undefined && given.takerId === from.id && e.owner === from.route && e.epoch === given.epoch && e.role === 'backup') {
+        this.#watchGrant(m.base, from, e.epoch);
+        return Promise.resolve(messages.takeReply.encode({ copy: toCopy(e), movedTo: null, removed: false }));
+      }
       // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
       if (e.owner !== this.route) return Promise.resolve(messages.takeReply.encode({ copy: null, movedTo: e.owner, removed: false }));
       // A copy naming our route that we do not serve: our previous incarnation's session (pulled in a
       // state transfer). It is gone, and may have granted the next epoch before it died: past that.
       const bump = e.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
       const copy = grantTo(e, from.route, bump);
-      this.#checkGrant(m.base, from, copy.epoch, 0, Math.ceil(this.options.ackTimeout * 1.25));
+      this.#watchGrant(m.base, from, copy.epoch);
       return Promise.resolve(messages.takeReply.encode({ copy, movedTo: null, removed: false }));
     });
   }
@@ -117,17 +126,30 @@ export class DeltaManager extends Replicator {
    * past the grant. A taker that got the answer and is still installing it (learning its schemas) then
    * finds its whole copy refused by ours (fencing): its takeover fails, and nobody served at the grant.
    */
-  #checkGrant(base: string, taker: MemberInfo, epoch: number, tries: number, delay: number): void {
+  #watchGrant(base: string, taker: MemberInfo, epoch: number): void {
+    const grant = { takerId: taker.id, epoch };
+    this.#granted.set(base, grant);
+    this.#checkGrant(base, taker, grant, 0, Math.ceil(this.options.ackTimeout * 1.25));
+  }
+
+  /** One check of `grant` (see `#watchGrant`); a grant given again since has its own. */
+  #checkGrant(base: string, taker: MemberInfo, grant: { takerId: string; epoch: number }, tries: number, delay: number): void {
+    const epoch = grant.epoch;
+    const over = () => {
+      if (this.#granted.get(base) === grant) this.#granted.delete(base);
+    };
     if (tries > MAX_GRANT_CHECKS) {
+      over();
       this.log.warn({ session: shortId(base), taker: taker.route, epoch }, 'could not check that the taker installed our grant; a request at any member checks again');
       return;
     }
     this.clock.setTimeout(() => {
-      if (this.stopping) return;
+      if (this.stopping) return over();
       this.locks
         .run(
           base,
           async () => {
+            if (this.#granted.get(base) !== grant) return true; // given again since: that check runs
             const e = this.table.get(base);
             // Destroyed, or moved past the grant: the taker installed it (or a later owner came along).
             if (e === undefined || e.owner !== taker.route || e.epoch !== epoch || e.role !== 'backup') return true;
@@ -154,13 +176,14 @@ export class DeltaManager extends Replicator {
         )
         .then(
           (done) => {
-            if (done === 'away') this.#checkGrant(base, taker, epoch, tries, this.options.dropTime);
-            else if (!done) this.#checkGrant(base, taker, epoch, tries + 1, this.options.dropTime / 4);
+            if (done === 'away') this.#checkGrant(base, taker, grant, tries, this.options.dropTime);
+            else if (!done) this.#checkGrant(base, taker, grant, tries + 1, this.options.dropTime / 4);
+            else over();
           },
           (err: unknown) => {
-            if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') return;
+            if (err instanceof ClusterRequestError && err.code === 'ERR_STOPPED') return over();
             this.log.debug({ err, session: shortId(base) }, 'checking a grant failed; retrying');
-            this.#checkGrant(base, taker, epoch, tries + 1, this.options.dropTime / 4);
+            this.#checkGrant(base, taker, grant, tries + 1, this.options.dropTime / 4);
           },
         );
     }, delay);
@@ -344,8 +367,7 @@ export class DeltaManager extends Replicator {
     return this.#takeOver(base, 0);
   }
 
-  /** `retried`: a take timed out once already (asked again once, after a new survey). */
-  async #takeOver(base: string, waits: number, retried = false): Promise<boolean> {
+  async #takeOver(base: string, waits: number): Promise<boolean> {
     const { replies, failed, promised } = (await this.survey([base])).get(base)!;
     const local = this.table.get(base);
     this.log.debug(
@@ -396,25 +418,30 @@ export class DeltaManager extends Replicator {
     const ownerMember = owner === this.route ? undefined : this.memberByRoute(owner);
     if (ownerMember === undefined && owner !== this.route && (this.ownerMayServe(owner) || promised.has(owner))) {
       // A killed owner's sessions are released a lease after its last answer: one slow request, not 503s.
-      if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1, retried);
+      if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1);
       throw this.unavailable(base, `its owner ${owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
     }
     if (ownerMember !== undefined) {
       // A live owner lets go under its lock, after any write it has in flight: the copy it hands over
       // has every write it acknowledged (a copy read from a survey may be one write behind).
-      let reply;
-      try {
-        reply = messages.takeReply.decode(
+      const take = async () =>
+        messages.takeReply.decode(
           await this.channel.request(ownerMember.id, MSG.take, messages.take.encode({ base, newOwner: this.route, timeoutMs: this.options.ackTimeout, force: false }), {
             timeoutMs: this.options.ackTimeout,
           }),
         );
+      let reply;
+      try {
+        try {
+          reply = await take();
+        } catch (err) {
+          // The take or its answer was slow (each may be, delta seed 26798): the owner may have
+          // granted it. Asked again, once, it gives the same grant under its lock (`#onTake`), or a
+          // new one if it took the session back meanwhile.
+          if (!(err instanceof ClusterRequestError) || err.code !== 'ERR_REQUEST_TIMEOUT') throw err;
+          reply = await take();
+        }
       } catch (err) {
-        // The take or its answer was slow (each may be, delta seed 26798): the owner may have granted
-        // it and keep a copy naming us. Surveyed again, that copy is ours to claim past its epoch, as
-        // a copy left by a former incarnation of ours is; if the owner took it back meanwhile, it is
-        // asked again. Once: a take that times out twice is 503.
-        if (err instanceof ClusterRequestError && err.code === 'ERR_REQUEST_TIMEOUT' && !retried) return this.#takeOver(base, waits, true);
         throw this.unavailable(base, `its owner ${owner} did not hand the session over`, err);
       }
       if (reply.copy === null) throw this.unavailable(base, `its owner ${owner} no longer serves the session`);

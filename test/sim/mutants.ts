@@ -360,8 +360,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'delta-timed-out-take-not-asked-again',
     file: 'delta-manager.ts',
-    find: "err.code === 'ERR_REQUEST_TIMEOUT' && !retried) return",
-    replace: "err.code === 'ERR_REQUEST_TIMEOUT' && retried) return",
+    find: "err.code !== 'ERR_REQUEST_TIMEOUT') throw err;\n          reply = await take();",
+    replace: "err.code !== 'ERR_REQUEST_TIMEOUT' || reply === undefined) throw err;\n          reply = await take();",
     modes: ['delta'],
     promise: '3',
     what: "a take that timed out while the owner's grant was on a slow link answers 503 for a live session, with no fault left (delta seed 26798)",
@@ -369,8 +369,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'delta-whole-copy-not-resent',
     file: 'delta-manager.ts',
-    find: "if (!(err instanceof ClusterRequestError) || err.code !== 'ERR_REQUEST_TIMEOUT') throw err;",
-    replace: 'throw err;',
+    find: "err.code !== 'ERR_REQUEST_TIMEOUT') throw err;\n      return this.sendCopy(m, full);",
+    replace: "err.code !== 'ERR_REQUEST_TIMEOUT' || full.base !== '') throw err;\n      return this.sendCopy(m, full);",
     modes: ['delta'],
     promise: '3',
     what: "a takeover's claim behind a slow message on its connection fails, and the session is 503 with no fault left (delta seed 26798)",
