@@ -103,7 +103,7 @@ export class DeltaManager extends Replicator {
       // seed 26798). The same grant again, checked from now; under our lock, as our check of it is.
       const given = this.#granted.get(m.base);
       if (given !== undefined && given.takerId === from.id && e.owner === from.route && e.epoch === given.epoch && e.role === 'backup') {
-        this.#watchGrant(m.base, from, e.epoch);
+        this.#watchGrant(m.base, from, e.epoch, true);
         return Promise.resolve(messages.takeReply.encode({ copy: toCopy(e), movedTo: null, removed: false }));
       }
       // Every member keeps a copy: ours stays, as the taker's from the next epoch on (fenced for us).
@@ -126,10 +126,13 @@ export class DeltaManager extends Replicator {
    * past the grant. A taker that got the answer and is still installing it (learning its schemas) then
    * finds its whole copy refused by ours (fencing): its takeover fails, and nobody served at the grant.
    */
-  #watchGrant(base: string, taker: MemberInfo, epoch: number): void {
+  #watchGrant(base: string, taker: MemberInfo, epoch: number, again = false): void {
     const grant = { takerId: taker.id, epoch };
     this.#granted.set(base, grant);
-    this.#checkGrant(base, taker, grant, 0, Math.ceil(this.options.ackTimeout * 1.25));
+    // A taker whose answer was slow asks once more at its timeout: the first grant's check waits for
+    // that ask too, half an ackTimeout more (delta seed 4839: a check that took the session back just
+    // before the second ask arrived left it 503).
+    this.#checkGrant(base, taker, grant, 0, Math.ceil(this.options.ackTimeout * (again ? 1.25 : 1.75)));
   }
 
   /** One check of `grant` (see `#watchGrant`); a grant given again since has its own. */
@@ -448,18 +451,7 @@ export class DeltaManager extends Replicator {
       best = { copy: reply.copy, m: ownerMember };
     }
     const granted = ownerMember !== undefined;
-    // Expired by our clock (its holder's runs behind): the session has ended here. Claimed, it was
-    // dropped as expired the moment it was read, and every request took it over again at a higher
-    // epoch and answered 503, until the holder's clock caught up (delta seed 30858). The owner's grant
-    // is the newest copy; a copy found otherwise may have a newer one on a member that did not answer.
-    if (best.copy.expire <= this.clock.now()) {
-      if (!granted && (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0)) {
-        throw this.unavailable(base, 'the copy found has expired here, and some members that may hold a newer one cannot be asked now');
-      }
-      this.table.outlived(base, best.copy);
-      return false;
-    }
-    if (best.m !== undefined) await this.schemas.learn(best.copy.entries, best.m);
+    if (best.m !== undefined && best.copy.expire > this.clock.now()) await this.schemas.learn(best.copy.entries, best.m);
     // Granted by the owner: its epoch. Else one above every epoch seen.
     let epoch = best.copy.epoch;
     if (!granted) {
@@ -467,6 +459,23 @@ export class DeltaManager extends Replicator {
       // Ours as a primary that never granted it (after a pause): one up. Else its owner is gone (our own
       // previous incarnation, too, when the copy names our route): past any epoch it may have granted.
       epoch += owner === this.route && local?.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
+    }
+    // Expired by our clock (its holders' run behind): the session has ended. Claimed, it was dropped
+    // as expired the moment it was read, and every request claimed it again two epochs up until the
+    // holders' clocks caught up (delta seed 30858); left to them, a "log out everywhere" that found it
+    // so ended nothing, and their copies lived on (delta seed 17353). So it ends everywhere now, as a
+    // logout of ours at the epoch we would have claimed: a tombstone here, removals to the others in
+    // the background. Nobody writes at that epoch: the owner granted it to us, or is gone. A copy
+    // found otherwise may have a newer one on a member that did not answer.
+    if (best.copy.expire <= this.clock.now()) {
+      if (!granted && (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0)) {
+        throw this.unavailable(base, 'the copy found has expired here, and some members that may hold a newer one cannot be asked now');
+      }
+      const until = fenceUntil(best.copy.expire);
+      this.table.destroy(base, epoch, this.route, until);
+      void this.removals.start({ base, owner: this.route, epoch, destroy: true, until }, this.#holders());
+      this.log.info({ session: shortId(base), epoch }, 'the session found has expired by our clock: ended on every member');
+      return false;
     }
     await this.#claim(base, { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch });
     this.log.info({ session: shortId(base), epoch }, 'took over session');

@@ -26,6 +26,8 @@ const ALL_23: readonly Feature[] = ALL_FEATURES.slice(0, 23);
 const ALL_24: readonly Feature[] = ALL_FEATURES.slice(0, 24);
 /** Every oracle and nemesis up to `short-ack`: `npm run simulate`'s default set when found (2026-12-07). */
 const ALL_26: readonly Feature[] = ALL_FEATURES.slice(0, 26);
+/** Every oracle and nemesis up to `expiry-resend`: `npm run simulate`'s default set when found (2026-12-07, midday). */
+const ALL_28: readonly Feature[] = ALL_FEATURES.slice(0, 28);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
@@ -219,6 +221,15 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // and it installed the old copy, so every answer was OK and the owner served its stale copy. A copy
     // older than one that expired is refused as a stale owner's is.
     { seed: 57635, bug: 'an old copy resent after a cut was installed past a newer copy that had expired', principals: true, features: ALL_26 },
+    // Promise 3 (slow-grant, on 8329fb4): the owner's check of a grant whose answer was slow fired
+    // just before the taker's second take arrived (itself slow), took the session back and held its
+    // lock through a slow answer; the second take was then too late. The first grant's check now
+    // waits 1.75 ackTimeouts, past the taker's second ask.
+    { seed: 4839, bug: "a grant's check took the session back just before its taker asked again", principals: true, features: ALL_28 },
+    // Promise 5 (on 8329fb4): a "log out everywhere" found the session expired by its member's clock
+    // (the 30858 fix answered "no session" and ended nothing), and a member with its clock behind kept
+    // its copy past the checkpoint. Such a session is now ended on every member, as a logout would.
+    { seed: 17353, bug: 'a session expired by the taker\'s clock was left live on members with clocks behind', principals: true, features: ALL_28 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.
     { seed: 112, bug: 'the checker ordered calls of one instant wrongly' },
