@@ -358,6 +358,15 @@ export const MUTANTS: readonly Mutant[] = [
     what: 'a take that timed out while its grant was on a slow link answers 503 for a live session, with no fault left (backup seed 23863)',
   },
   {
+    id: 'backup-copy-let-go-before-taker-protected',
+    file: 'backup/anti-entropy.ts',
+    find: 'const protectedElsewhere = newerBackups.length > 0 &&',
+    replace: 'const protectedElsewhere = newerBackups.length >= 0 ||',
+    modes: ['backup'],
+    promise: '3',
+    what: "an old backup lets its copy go as soon as a taker holds the session, before the taker's copies are out; the taker and its grantor die together and the session is gone (backup seed 5044)",
+  },
+  {
     id: 'delta-timed-out-take-not-asked-again',
     file: 'delta-manager.ts',
     find: "err.code !== 'ERR_REQUEST_TIMEOUT') throw err;\n          reply = await take();",

@@ -185,6 +185,17 @@ export class AntiEntropy {
         if (!swept) this.#toAudit.add(base);
         return;
       }
+      // A backup copy goes only once the newer ownership is protected without it: its owner names
+      // backups, all live, and this member is not among them. Until then (the taker's copies still on
+      // their way, this member perhaps among their holders), the session lived only on the taker and
+      // its grantor, and two members dying together lost it (backup seed 5044). No write of the newer
+      // ownership is acknowledged before its backups hold it, so the copy kept here misses none.
+      const newerBackups = backupList(replies.find((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary)?.r.backup);
+      const protectedElsewhere = newerBackups.length > 0 && !newerBackups.includes(ctx.route) && newerBackups.every((r) => ctx.memberByRoute(r) !== undefined);
+      if (e.role !== 'primary' && !protectedElsewhere) {
+        if (!swept) this.#toAudit.add(base);
+        return;
+      }
       if (e.role === 'primary') ctx.log.info({ session: shortId(base), owner: newer.r.owner }, 'a newer owner took this session over meanwhile; letting go');
       ctx.table.moved(base, newer.r.epoch, newer.r.owner);
       return;
