@@ -198,11 +198,20 @@ export class DeltaManager extends Replicator {
   }
 
   protected needsVerification(): boolean {
+    return true; // every member holds everything, and a cut-off member missed deltas
+  }
+
+  /**
+   * A pause or a lost lease: besides checking its copies, this member pulls what the others created
+   * meanwhile, also when it held nothing (delta seed 8644: a member cut off with no session never
+   * reconciled, and a session created on the far side, whose owner then died, stayed off it).
+   */
+  protected override markUnverified(reason: string): void {
     this.#resyncWanted = true;
     // The others may take a moment to admit us again, and what they create until then reaches us by
     // no delta: a second pass, once they surely have, picks it up.
     this.clock.setTimeout(() => (this.#resyncWanted = true), 2 * this.options.dropTime);
-    return true; // every member holds everything, and a cut-off member missed deltas
+    super.markUnverified(reason);
   }
 
   protected override lostTo(e: SessionEntry, owner: string, epoch: number): void {
