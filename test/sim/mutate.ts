@@ -1,7 +1,8 @@
 /**
  * `npm run mutate -- [--seeds N] [--start S] [--only id,id] [--modes backup,delta] [--jobs J]`: applies each
  * deliberate bug of mutants.ts to a scratch copy of src/ (never to the working tree), runs the
- * simulator's sweep in each mode the bug touches for up to N seeds with every oracle and nemesis
+ * simulator's sweep in each mode the bug touches (the mode's regression seeds first, each as it was
+ * found, as `npm run simulate` does, unless `--no-regressions` or `--start` past 1), then up to N seeds with every oracle and nemesis
  * (features.ts; those that find open defects of src/ too, whose failing seeds are set aside by
  * running them on the unmutated code), and reports for each mutant and mode the seed that killed it (a
  * seed that also fails on the unmutated code does not count) or that it survived, and the time. Exits
@@ -37,6 +38,8 @@ export interface MutantOutcome {
   mode: 'backup' | 'delta';
   killed: boolean;
   seed?: number;
+  /** Killed by a regression seed (replayed before the sweep), not by a seed of the sweep. */
+  regression?: boolean;
   promise?: string;
   oracle?: string;
   what?: string;
@@ -54,6 +57,8 @@ export interface MutateOptions {
   only?: readonly string[];
   modes?: readonly ('backup' | 'delta')[];
   jobs?: number;
+  /** Replay the mode's regression seeds before the sweep (true; only when the sweep starts at 1). */
+  regressions?: boolean;
   /**
    * Wall-clock ms one seed may run before its sweep counts as hung (a kill: a hung run is a failure).
    * Per seed, not per sweep: a sweep slowed by a loaded machine is not a hang.
@@ -90,6 +95,7 @@ export function applyPatch(id: string, p: Patch, text: string): string {
 interface SweepResult {
   killed: boolean;
   seed?: number;
+  regression?: boolean;
   promise?: string | number;
   oracle?: string;
   what?: string;
@@ -97,11 +103,15 @@ interface SweepResult {
   hung?: boolean;
 }
 
-/** Runs mutant-run.ts in `tree`; kills the child (by pid) when a seed runs past `timeoutMs`. */
-function sweep(tree: string, mode: string, start: number, seeds: number, timeoutMs: number): Promise<SweepResult> {
+/**
+ * Runs mutant-run.ts in `tree`; kills the child (by pid) when a seed runs past `timeoutMs`.
+ * `regressions`: 'all' replays the mode's regression seeds first, a number that one alone (no sweep).
+ */
+function sweep(tree: string, mode: string, start: number, seeds: number, timeoutMs: number, regressions: 'all' | 'none' | number = 'none'): Promise<SweepResult> {
   const features = ALL_FEATURES.join(',');
+  const args = ['--mode', mode, '--start', String(start), '--seeds', String(seeds), '--features', features, '--regressions', String(regressions)];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(tree, 'test/sim/mutant-run.ts'), '--mode', mode, '--start', String(start), '--seeds', String(seeds), '--features', features], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(tree, 'test/sim/mutant-run.ts'), ...args], {
       cwd: tree,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -116,12 +126,14 @@ function sweep(tree: string, mode: string, start: number, seeds: number, timeout
         child.kill('SIGKILL');
       }, timeoutMs);
     let timer = watch();
-    // mutant-run prints a line per seed done: each restarts the watch.
+    // mutant-run prints a line per seed (and regression seed) done: each restarts the watch.
+    let lines = 0;
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
-      const seedsDone = out.split(' done\n').length - 1;
-      if (start - 1 + seedsDone > lastSeed) {
-        lastSeed = start - 1 + seedsDone;
+      const done = out.split(' done\n').length - 1;
+      if (done > lines) {
+        lines = done;
+        lastSeed = start - 1 + (out.match(/^seed \d+ done$/gm)?.length ?? 0);
         clearTimeout(timer);
         timer = watch();
       }
@@ -179,21 +191,26 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
           const outcome: MutantOutcome = { id: m.id, mode, killed: false, seedsRun: 0, ms: 0, cleanFailures: [] };
           try {
             let start = o.start ?? 1;
+            let regressions: 'all' | 'none' = o.regressions !== false && start === 1 ? 'all' : 'none';
             while (start <= o.seeds) {
-              const r = await sweep(tree, mode, start, o.seeds, timeoutMs);
-              outcome.seedsRun = (r.seed ?? o.seeds) - (o.start ?? 1) + 1;
+              const r = await sweep(tree, mode, start, o.seeds, timeoutMs, regressions);
+              regressions = 'none';
+              outcome.seedsRun = r.regression === true ? 0 : (r.seed ?? o.seeds) - (o.start ?? 1) + 1;
               if (!r.killed) break;
               if (r.seed !== undefined) {
                 // The same seed on the unmutated code: a failure there is not this mutant's doing.
-                const key = `${mode}:${r.seed}`;
-                if (!cleanVerdict.has(key)) cleanVerdict.set(key, !(await sweep(clean, mode, r.seed, r.seed, timeoutMs)).killed);
+                const key = `${mode}:${r.regression === true ? 'r' : ''}${r.seed}`;
+                if (!cleanVerdict.has(key)) {
+                  const onClean = r.regression === true ? await sweep(clean, mode, 1, 0, timeoutMs, r.seed) : await sweep(clean, mode, r.seed, r.seed, timeoutMs);
+                  cleanVerdict.set(key, !onClean.killed);
+                }
                 if (!cleanVerdict.get(key)) {
                   outcome.cleanFailures.push(r.seed);
-                  start = r.seed + 1;
+                  if (r.regression !== true) start = r.seed + 1; // a regression seed: the sweep goes on from start
                   continue;
                 }
               }
-              Object.assign(outcome, { killed: true, seed: r.seed, promise: String(r.promise ?? '-'), oracle: r.oracle, what: r.what });
+              Object.assign(outcome, { killed: true, seed: r.seed, regression: r.regression === true, promise: String(r.promise ?? '-'), oracle: r.oracle, what: r.what });
               break;
             }
           } finally {
@@ -216,7 +233,7 @@ export async function runMutants(o: MutateOptions): Promise<MutantOutcome[]> {
 }
 
 export function formatOutcome(r: MutantOutcome): string {
-  const verdict = r.killed ? `killed at seed ${r.seed ?? '-'} (promise ${r.promise ?? '-'}${r.oracle !== undefined && r.oracle !== 'history' ? `, ${r.oracle}` : ''})` : `SURVIVED ${r.seedsRun} seeds`;
+  const verdict = r.killed ? `killed at ${r.regression === true ? 'regression ' : ''}seed ${r.seed ?? '-'} (promise ${r.promise ?? '-'}${r.oracle !== undefined && r.oracle !== 'history' ? `, ${r.oracle}` : ''})` : `SURVIVED ${r.seedsRun} seeds`;
   const clean = r.cleanFailures.length > 0 ? `; seeds failing on clean code too: ${r.cleanFailures.join(' ')}` : '';
   return `${r.id.padEnd(32)} ${r.mode.padEnd(7)} ${verdict.padEnd(52)} ${(r.ms / 1000).toFixed(1).padStart(7)} s${clean}`;
 }
@@ -229,6 +246,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       modes: { type: 'string' },
       jobs: { type: 'string', default: '1' },
+      'no-regressions': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
     },
   });
@@ -244,6 +262,7 @@ async function main(): Promise<void> {
     ...(values.only !== undefined ? { only: values.only.split(',') } : {}),
     ...(values.modes !== undefined ? { modes: values.modes.split(',') as ('backup' | 'delta')[] } : {}),
     jobs: Number(values.jobs),
+    regressions: !values['no-regressions'],
     log: (l) => console.log(l),
   });
   const survived = results.filter((r) => !r.killed);
