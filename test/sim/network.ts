@@ -132,11 +132,26 @@ export class SimNetwork {
     this.#slow.set(`${from}>${to}`, { until, extra });
   }
 
+  /**
+   * The receiving end closed `c` (its member removed ours): what is on its way or held is dropped,
+   * and the sending end hears the reset (`told`) once the receiver's side can reach it: at once if
+   * nothing blocks that way, else when the partition heals.
+   */
+  reset(c: Conn, told: () => void): void {
+    this.close(c);
+    if (this.blocked(c.to.route, c.from.route)) this.#toldOnHeal.push({ proc: c.from.proc, told });
+    else this.loop.at(this.loop.now + this.delay(), c.from.proc, told);
+  }
+
+  /** Resets the sending ends hear when the partition heals. */
+  #toldOnHeal: { proc: Proc; told: () => void }[] = [];
+
   /** Ends the partition; what it held is retransmitted, in order. */
   heal(): void {
     this.#side = undefined;
     this.#cuts.clear();
     this.#resets = undefined;
+    for (const x of this.#toldOnHeal.splice(0)) this.loop.at(this.loop.now + this.delay(), x.proc, x.told);
     for (const c of this.#conns) {
       for (const dir of [0, 1] as const) {
         const held = c.held[dir].splice(0);
