@@ -3,7 +3,9 @@
  * persistent TCP connection, FIFO in each direction (requests one way, replies the other), with
  * random delays, so messages on different connections reorder. A partition holds what crosses it
  * (TCP retransmits) until it heals or the connection is closed; closing a connection drops what is
- * in flight. What has reached a paused receiver's kernel is read when it resumes.
+ * in flight, and so does the receiving end when its member removes the sender for failure (`reset`,
+ * as the real receiver's `closeFrom`). What has reached a paused receiver's kernel is read when it
+ * resumes.
  */
 import type { Prng } from './prng.js';
 import type { Proc, SimLoop } from './loop.js';
