@@ -165,8 +165,6 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     this.#fd.on('member-added', (m) => this.emit('member-added', m));
     this.#fd.on('member-suspected', (m) => this.emit('member-suspected', m));
     this.#fd.on('member-removed', (m, reason) => {
-      // Its connections to us close too (a leaving member closes its own, after our answer to its leave).
-      if (reason === 'failed') this.#receiver.closeFrom(m.id);
       const refused = this.#refused.delete(m.id);
       this.emit('member-removed', m, reason, { refused });
     });

@@ -63,8 +63,6 @@ export class Receiver {
   readonly #opts: ReceiverOptions;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  /** Each member's authenticated connections, by member id (`closeFrom`). */
-  readonly #byMember = new Map<string, Set<FramedSocket>>();
   readonly #limits: PreauthLimits;
   readonly #admission: Admission;
 
@@ -76,20 +74,6 @@ export class Receiver {
     // budgets bound what strangers hold; authenticated connections need the secret.
     this.#server = createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => opts.logger.error({ err }, 'cluster receiver error'));
-  }
-
-  /**
-   * Closes every connection `memberId` opened to us: a member removed here must not have what it
-   * sent before the removal read after it (held by a one-way cut, say, and delivered once the cut
-   * heals, after we admitted it again and after the destruction that message predates was
-   * forgotten). Its next connection starts with a new hello.
-   */
-  closeFrom(memberId: string): number {
-    const conns = this.#byMember.get(memberId);
-    if (conns === undefined) return 0;
-    this.#byMember.delete(memberId);
-    for (const f of conns) f.destroy(new Error('member removed'));
-    return conns.size;
   }
 
   /** Listens; resolves with the bound port (useful with port 0). */
@@ -234,9 +218,6 @@ export class Receiver {
           // asked for); its protocolVersion is the version chosen, every envelope after it is in it.
           framed.send({ kind: 'welcome', id: e.id, type: rangeType(ours, o.self().zone), body: encodeHello({ member: o.self(), clusterName: o.clusterName, protocolVersion: version }) });
           framed.setVersion(version, from.route);
-          let conns = this.#byMember.get(from.id);
-          if (conns === undefined) this.#byMember.set(from.id, (conns = new Set()));
-          conns.add(framed);
           o.logger.debug({ remote: framed.remote, route: from.route, id: shortId(from.id) }, 'peer connected');
           o.onHello(from, socket.remoteAddress ?? '');
           return;
@@ -271,11 +252,6 @@ export class Receiver {
         clearTimeout(handshakeTimer);
         this.#admission.closed(ticket);
         this.#sockets.delete(socket);
-        if (from !== undefined) {
-          const conns = this.#byMember.get(from.id);
-          conns?.delete(framed);
-          if (conns?.size === 0) this.#byMember.delete(from.id);
-        }
       },
     });
     socket.on('drain', updateFlow);

@@ -58,12 +58,6 @@ test('membership of real processes over loopback multicast', async (t) => {
   });
 
   await t.test('a SIGSTOPped member is removed after dropTime plus the direct check, and SIGCONT brings it back', async (st) => {
-    // A request of b's that a holds unanswered: once a removes b for failure, it closes b's connections
-    // to it, so nothing b sent before is read after (a one-way cut's held data would be, once healed).
-    const received = async () => ((await a.command({ cmd: 'metrics' })).metrics as { messagesReceived: number }).messagesReceived;
-    const before = await received();
-    const held = b.command({ cmd: 'request', route: 'a', type: 'hold', body: '', timeoutMs: 120_000 }, 60_000);
-    await until(async () => (await received()) > before, 3000, 'a to get the request');
     const since = a.messages.length;
     const stoppedAt = nowMs();
     b.kill('SIGSTOP');
@@ -84,10 +78,6 @@ test('membership of real processes over loopback multicast', async (t) => {
 
     const sinceCont = a.messages.length;
     b.kill('SIGCONT');
-    const ended = await Promise.race([held, new Promise<undefined>((r) => setTimeout(r, 10_000, undefined))]);
-    assert.ok(ended !== undefined, "b's request held by a still open 10 s after SIGCONT: a kept the connection of a member it removed");
-    assert.equal(ended.ok, false);
-    assert.equal(ended.code, 'ERR_NOT_CONNECTED', `b's held request ended by ${String(ended.code)}`);
     const back = await a.waitEvent('member-added', 'b', 3000, sinceCont);
     assert.equal(back.member!.id, b.self!.id, 'the same process, same id');
     await c1.waitEvent('member-added', 'b', 3000, 0);

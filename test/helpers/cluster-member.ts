@@ -34,8 +34,6 @@ const channel = createClusterChannel({
 });
 
 channel.handle('echo', (_from, body) => body);
-// Never answers: a request held open, to see what ends it.
-channel.handle('hold', () => new Promise<Buffer>(() => undefined));
 channel.handle('fail', () => {
   throw Object.assign(new Error('handler failed on purpose'), { code: 'ERR_TEST' });
 });
@@ -89,8 +87,7 @@ async function onCommand(msg: { cmd: string; seq: number; [k: string]: unknown }
       const target = memberByRoute(msg.route as string);
       try {
         if (target === undefined) throw Object.assign(new Error(`no member ${String(msg.route)}`), { code: 'NO_MEMBER' });
-        const timeoutMs = typeof msg.timeoutMs === 'number' ? msg.timeoutMs : undefined;
-        const body = await channel.request(target.id, msg.type as string, Buffer.from(msg.body as string), timeoutMs === undefined ? undefined : { timeoutMs });
+        const body = await channel.request(target.id, msg.type as string, Buffer.from(msg.body as string));
         return reply({ ok: true, body: body.toString() });
       } catch (err) {
         const e = err as { code?: string; message: string; remote?: unknown };

@@ -255,9 +255,6 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
       this.net.close(o.conn);
       this.#out.delete(id);
     }
-    // Removed for failure, its connections to us are closed (`Receiver.closeFrom`): what it sent
-    // before and a cut still holds is never read here.
-    if (reason === 'failed') this.peer(id)?.resetBy(this.id);
     this.#metrics.membersRemoved++;
     if (detail === undefined) this.emit('member-removed', r.info, reason);
     else this.emit('member-removed', r.info, reason, detail);
@@ -300,19 +297,6 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     }
     this.#out.clear();
     this.#view.clear();
-  }
-
-  /**
-   * The member `memberId` closed our connection to it (it removed us): what is on its way is lost,
-   * and we learn of it as a reset once a packet of its gets through to us.
-   */
-  resetBy(memberId: string): void {
-    const o = this.#out.get(memberId);
-    if (o === undefined) return;
-    const conn = o.conn;
-    this.net.reset(conn, () => {
-      if (this.#out.get(memberId)?.conn === conn) this.connectionBroke(memberId, 50);
-    });
   }
 
   /** The member ids we have connections to (for crash notification). */

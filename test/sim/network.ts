@@ -3,9 +3,7 @@
  * persistent TCP connection, FIFO in each direction (requests one way, replies the other), with
  * random delays, so messages on different connections reorder. A partition holds what crosses it
  * (TCP retransmits) until it heals or the connection is closed; closing a connection drops what is
- * in flight, and so does the receiving end when its member removes the sender for failure (`reset`,
- * as the real receiver's `closeFrom`). What has reached a paused receiver's kernel is read when it
- * resumes.
+ * in flight. What has reached a paused receiver's kernel is read when it resumes.
  */
 import type { Prng } from './prng.js';
 import type { Proc, SimLoop } from './loop.js';
@@ -134,26 +132,11 @@ export class SimNetwork {
     this.#slow.set(`${from}>${to}`, { until, extra });
   }
 
-  /**
-   * The receiving end closed `c` (its member removed ours): what is on its way or held is dropped,
-   * and the sending end hears the reset (`told`) once the receiver's side can reach it: at once if
-   * nothing blocks that way, else when the partition heals.
-   */
-  reset(c: Conn, told: () => void): void {
-    this.close(c);
-    if (this.blocked(c.to.route, c.from.route)) this.#toldOnHeal.push({ proc: c.from.proc, told });
-    else this.loop.at(this.loop.now + this.delay(), c.from.proc, told);
-  }
-
-  /** Resets the sending ends hear when the partition heals. */
-  #toldOnHeal: { proc: Proc; told: () => void }[] = [];
-
   /** Ends the partition; what it held is retransmitted, in order. */
   heal(): void {
     this.#side = undefined;
     this.#cuts.clear();
     this.#resets = undefined;
-    for (const x of this.#toldOnHeal.splice(0)) this.loop.at(this.loop.now + this.delay(), x.proc, x.told);
     for (const c of this.#conns) {
       for (const dir of [0, 1] as const) {
         const held = c.held[dir].splice(0);

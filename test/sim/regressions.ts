@@ -231,13 +231,6 @@ export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string
     // lock through a slow answer; the second take was then too late. The first grant's check now
     // waits 1.75 ackTimeouts, past the taker's second ask.
     { seed: 4839, bug: "a grant's check took the session back just before its taker asked again", principals: true, features: ALL_28 },
-    // Promise 5 (the sweep on 65882f2): a one-way cut held an owner's resend of a session (epoch 2)
-    // to a member while the far side took the session over and destroyed it; every member
-    // acknowledged, the tombstones were forgotten, and when the cut healed the held copy was read
-    // and installed: a destroyed session's copy, which a replay could have taken over. A member
-    // removed for failure now has its connections closed by the member that removed it (the real
-    // receiver's `closeFrom`, and the simulated network likewise): what it sent before is never read.
-    { seed: 26085, bug: 'a copy held by a one-way cut read after the destruction it predates was forgotten', principals: true, features: ALL_28 },
     // Promise 5 (on 8329fb4): a "log out everywhere" found the session expired by its member's clock
     // (the 30858 fix answered "no session" and ended nothing), and a member with its clock behind kept
     // its copy past the checkpoint. Such a session is now ended on every member, as a logout would.
