@@ -360,8 +360,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'backup-copy-let-go-before-taker-protected',
     file: 'backup/anti-entropy.ts',
-    find: 'const protectedElsewhere = newerBackups.length > 0 &&',
-    replace: 'const protectedElsewhere = newerBackups.length >= 0 ||',
+    find: "if (e.role !== 'primary' && !this.#keptElsewhere(newerOwner?.r.backup)) {",
+    replace: "if (e.role !== 'primary' && !installed) {",
     modes: ['backup'],
     promise: '3',
     what: "an old backup lets its copy go as soon as a taker holds the session, before the taker's copies are out; the taker and its grantor die together and the session is gone (backup seed 5044)",

@@ -140,6 +140,12 @@ export class AntiEntropy {
     }
   }
 
+  /** Whether an owner's `backup` names backups, all live, without this member: a copy here may go. */
+  #keptElsewhere(backup: string | undefined): boolean {
+    const routes = backupList(backup);
+    return routes.length > 0 && !routes.includes(this.#ctx.route) && routes.every((r) => this.#ctx.memberByRoute(r) !== undefined);
+  }
+
   #reconcile(
     base: string,
     { replies, failed, promised }: Survey,
@@ -171,7 +177,8 @@ export class AntiEntropy {
       // A copy goes only once the newer owner itself holds the session: a grantor's word alone is not
       // enough, since its grant may still be on its way (or lost with the grantor) and ours may be
       // the last copy of the data.
-      const installed = replies.some((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary && !olderOwnership(x.r.epoch, x.r.owner, newer.r.epoch, newer.r.owner));
+      const newerOwner = replies.find((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary && !olderOwnership(x.r.epoch, x.r.owner, newer.r.epoch, newer.r.owner));
+      const installed = newerOwner !== undefined;
       if (newer.r.owner === ctx.route && !letGoOnly && e.role !== 'primary') {
         // A grant to this member that never got here: its take gave up (the answer was lost, or this
         // member was cut off meanwhile), and it holds the audit's lock, so no take of it is in flight.
@@ -190,9 +197,7 @@ export class AntiEntropy {
       // their way, this member perhaps among their holders), the session lived only on the taker and
       // its grantor, and two members dying together lost it (backup seed 5044). No write of the newer
       // ownership is acknowledged before its backups hold it, so the copy kept here misses none.
-      const newerBackups = backupList(replies.find((x) => x.m.route === newer.r.owner && x.r.found && x.r.primary)?.r.backup);
-      const protectedElsewhere = newerBackups.length > 0 && !newerBackups.includes(ctx.route) && newerBackups.every((r) => ctx.memberByRoute(r) !== undefined);
-      if (e.role !== 'primary' && !protectedElsewhere) {
+      if (e.role !== 'primary' && !this.#keptElsewhere(newerOwner?.r.backup)) {
         if (!swept) this.#toAudit.add(base);
         return;
       }
@@ -239,8 +244,7 @@ export class AntiEntropy {
     // behind when the backup moved); adopted when the owner is gone or lost it (not by the sweep).
     const owner = replies.find((x) => x.m.route === e.owner && x.r.found && x.r.epoch === e.epoch && x.r.owner === e.owner);
     const settledCopy = owner !== undefined && (owner.r.version > e.version || ctx.clock.monotonic() - (e.touchedAt ?? 0) > ctx.options.dropTime);
-    const ownerBackups = owner === undefined ? [] : backupList(owner.r.backup);
-    if (owner !== undefined && settledCopy && ownerBackups.length > 0 && !ownerBackups.includes(ctx.route) && ownerBackups.every((r) => ctx.memberByRoute(r) !== undefined)) {
+    if (owner !== undefined && settledCopy && this.#keptElsewhere(owner.r.backup)) {
       ctx.log.debug({ session: shortId(base), owner: e.owner, backup: owner.r.backup }, 'dropping a copy the owner no longer keeps here');
       ctx.table.moved(base, e.epoch, e.owner);
       return;
