@@ -164,6 +164,16 @@ export class FramedSocket {
     if (this.open) this.#writeRaw(this.#session.sealBatch(batch));
   }
 
+  /**
+   * Aborts with a TCP reset: the kernel drops what it has not yet delivered (and stops retransmitting
+   * it), which a plain close would still send. `onClose` reports `ERR_CONNECTION_RESET_BY_US`.
+   */
+  reset(): void {
+    this.#error ??= Object.assign(new Error('connection reset by this member'), { code: 'ERR_CONNECTION_RESET_BY_US' });
+    if (this.socket.destroyed) return;
+    this.socket.resetAndDestroy();
+  }
+
   /** Closes at once, with `error` as the reason reported to `onClose`. */
   destroy(error?: Error): void {
     if (error !== undefined) this.#error ??= error;

@@ -68,6 +68,8 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** The envelope while queued (encoded when written: the version is the connection's); undefined once written. */
   queued: QueuedEnvelope | undefined;
+  /** `performance.now()` when written, and on which socket; undefined while queued. */
+  written: { at: number; socket: FramedSocket } | undefined;
 }
 
 /** A queued envelope and an upper bound of its size in any version. */
@@ -101,6 +103,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   /** Direct checks waiting for the outcome of the current connection attempt. */
   readonly #attemptWaiters = new Set<(remote: MemberInfo | undefined) => void>();
   #lastBackpressureLog = 0;
+  /** A socket we reset for silence: its close is ours, not the peer's, and suspects no one. */
+  #silentReset: FramedSocket | undefined;
 
   constructor(opts: PeerConnectionOptions) {
     super();
@@ -172,7 +176,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => this.#timeout(id, timeoutMs), timeoutMs);
-      const p: Pending = { kind, memberId, resolve, reject, timer, queued: undefined };
+      const p: Pending = { kind, memberId, resolve, reject, timer, queued: undefined, written: undefined };
       this.#pending.set(id, p);
       if (direct) {
         this.#write(id, p, payload);
@@ -358,8 +362,11 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.#settle(id, p, new ClusterRequestError('ERR_NOT_CONNECTED', `connection to ${this.#describe()} lost`, { cause: err }));
       }
     }
+    const ours = this.#silentReset === framed;
+    this.#silentReset = undefined;
+    // Our own reset for silence is not news of the peer: its heartbeats judge whether it lives.
     if (wasReady) {
-      this.emit('down', this.remote!, err);
+      if (!ours) this.emit('down', this.remote!, err);
     } else {
       this.#attemptOutcome(undefined);
       this.emit('attempt-failed', err);
@@ -387,6 +394,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     try {
       this.#socket!.send(payload.envelope);
       p.queued = undefined;
+      p.written = { at: performance.now(), socket: this.#socket! };
       if (p.kind === 'request') this.#opts.metrics.messagesSent += 1;
     } catch (err) {
       this.#settle(id, p, err instanceof Error ? err : new Error(String(err)));
@@ -425,6 +433,33 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (p === undefined) return;
     if (p.kind === 'request') this.#opts.metrics.requestsTimedOut += 1;
     this.#settle(id, p, new ClusterRequestError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#describe()} within ${timeoutMs} ms`));
+    // After this turn's reads (setImmediate runs after the poll phase): a reply already in our kernel
+    // buffer, behind a busy event loop, is no silence.
+    const written = p.written;
+    if (written !== undefined) setImmediate(() => this.#resetIfSilent(written, timeoutMs));
+  }
+
+  /**
+   * A request timed out and nothing came back on its socket since it was written: the connection is
+   * reset (RST), not closed, so that our kernel drops what it still retransmits. A one-way cut or a
+   * partition holds what we wrote; without the reset, the peer would read it when the network heals,
+   * long after we gave up on it, and apply a copy of a session destroyed and forgotten meanwhile
+   * (simulator delta seed 26085). With it, nothing we wrote arrives later than about its timeout.
+   */
+  #resetIfSilent(written: { at: number; socket: FramedSocket }, timeoutMs: number): void {
+    const socket = written.socket;
+    if (this.#socket !== socket || this.#state !== 'ready' || socket.lastReceivedAt >= written.at) return;
+    this.#opts.metrics.connectionsResetSilent += 1;
+    const silentMs = Math.round(performance.now() - Math.max(socket.lastReceivedAt, written.at - timeoutMs));
+    const suppressed = this.#opts.rejectLog.allow(`${this.address} silent`);
+    if (suppressed !== false) {
+      this.#opts.logger.warn(
+        { address: this.address, peer: this.remote?.route, silentMs, suppressed },
+        'reset a connection to a peer that answered nothing within a request timeout: what it may still hold is dropped, requests on it fail; reconnecting',
+      );
+    }
+    this.#silentReset = socket;
+    socket.reset();
   }
 
   #settle(id: number, p: Pending, err: Error | undefined, body?: Buffer): void {

@@ -71,6 +71,11 @@ export interface ClusterMetrics {
   /** Frames and connections rejected, by reason (`FRAME_REJECT_REASONS` in `metrics.ts`). */
   framesRejected: Record<string, number>;
   requestsTimedOut: number;
+  /**
+   * Outgoing connections this member reset because a request timed out with nothing received on them
+   * since it was written (so that nothing held in the network arrives after we gave up on it).
+   */
+  connectionsResetSilent: number;
   /** Requests refused at once because the bounded send queue to their member was full. */
   requestsRejectedBackpressure: number;
   /** Sum and count of request round-trip times, milliseconds, for a mean; plus a small histogram. */

@@ -19,6 +19,8 @@ const LEAVE_TIMEOUT_MS = 500;
 
 interface Pending {
   to: string;
+  /** When it was written (this member's monotonic clock). */
+  sentAt: number;
   resolve(b: Buffer): void;
   reject(e: Error): void;
   timer: TimerHandle;
@@ -36,11 +38,18 @@ export interface ChannelObserver {
 
 type MemberState = 'alive' | 'suspect';
 
+interface Out {
+  conn: Conn;
+  pending: Map<number, Pending>;
+  /** This member's monotonic time of the last reply read from `conn` (-Infinity: none yet). */
+  heardAt: number;
+}
+
 export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterChannel {
   readonly #handlers = new Map<string, MessageHandler>();
   readonly #view = new Map<string, { info: MemberInfo; state: MemberState }>();
-  /** Our outgoing connection to each member id, and what is pending on it. */
-  readonly #out = new Map<string, { conn: Conn; pending: Map<number, Pending> }>();
+  /** Our outgoing connection to each member id, what is pending on it, and when it last answered. */
+  readonly #out = new Map<string, Out>();
   readonly #metrics: ClusterMetrics = createMetrics();
   #state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
   #nextId = 1;
@@ -112,12 +121,12 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     return this.#send(r.info, type, body, options?.timeoutMs ?? this.requestTimeout);
   }
 
-  #connTo(info: MemberInfo): { conn: Conn; pending: Map<number, Pending> } | undefined {
+  #connTo(info: MemberInfo): Out | undefined {
     let o = this.#out.get(info.id);
     if (o === undefined || !o.conn.open) {
       const remote = this.peer(info.id);
       if (remote === undefined) return undefined;
-      o = { conn: this.net.open(this, remote), pending: new Map() };
+      o = { conn: this.net.open(this, remote), pending: new Map(), heardAt: -Infinity };
       this.#out.set(info.id, o);
     }
     return o;
@@ -131,16 +140,19 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#metrics.messagesSent++;
     this.#metrics.bytesSent += body.length;
     this.observer.request(this, to, type, body);
+    const sentAt = this.clock.monotonic();
     return new Promise<Buffer>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         if (o.pending.delete(id)) {
           this.#metrics.requestsTimedOut++;
           this.observer.failed(this, to.id, type, 'ERR_REQUEST_TIMEOUT');
           reject(new ClusterRequestError('ERR_REQUEST_TIMEOUT', `no reply from ${to.route} to "${type}" within ${timeoutMs} ms`));
+          if (o.heardAt < sentAt) this.#resetSilent(to.id, o);
         }
       }, timeoutMs);
       o.pending.set(id, {
         to: to.id,
+        sentAt,
         resolve,
         reject: (e) => {
           if (e instanceof ClusterRequestError) this.observer.failed(this, to.id, type, e.code);
@@ -191,6 +203,7 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const p = o.pending.get(id);
     if (p === undefined) return; // timed out already
     o.pending.delete(id);
+    o.heardAt = this.clock.monotonic();
     this.clock.clearTimeout(p.timer);
     if (r.ok) {
       this.#metrics.messagesReceived++;
@@ -209,11 +222,24 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const remote = this.peer(memberId);
     // Simulated time, not this member's clock: a wall clock set ahead (the clock nemesis) would hold the
     // new connection shut for as long as it is off.
-    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map() });
+    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map(), heardAt: -Infinity });
     else this.#out.delete(memberId);
   }
 
-  #failAll(o: { conn: Conn; pending: Map<number, Pending> }, code: 'ERR_NOT_CONNECTED' | 'ERR_MEMBER_GONE' | 'ERR_STOPPED', message: string): void {
+  /**
+   * As the real channel does (src/cluster/README.md, "Silent connections are reset"): a request timed
+   * out and nothing came back on its connection since it was written, so the connection is reset, and
+   * what the network still holds of it (a one-way cut retransmitting) can never arrive later.
+   */
+  #resetSilent(memberId: string, o: Out): void {
+    if (this.#out.get(memberId) !== o) return;
+    this.#metrics.connectionsResetSilent++;
+    this.#out.delete(memberId);
+    this.#failAll(o, 'ERR_NOT_CONNECTED', `the connection to ${o.conn.to.route} was reset: nothing came back on it; the request may or may not have run there`);
+    this.net.close(o.conn);
+  }
+
+  #failAll(o: Out, code: 'ERR_NOT_CONNECTED' | 'ERR_MEMBER_GONE' | 'ERR_STOPPED', message: string): void {
     const pending = [...o.pending.values()];
     o.pending.clear();
     for (const p of pending) {
