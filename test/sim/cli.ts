@@ -7,8 +7,8 @@
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { runSchedule, type SimResult } from './world.js';
-import { DEFAULT_FEATURES, LEGACY, NEMESES, ORACLES, selectFeatures, type Feature } from './features.js';
-import { REGRESSIONS } from './regressions.js';
+import { DEFAULT_FEATURES, NEMESES, ORACLES, selectFeatures, type Feature } from './features.js';
+import { REGRESSIONS, regressionSchedule } from './regressions.js';
 
 const { values } = parseArgs({
   options: {
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     const regressions = REGRESSIONS[mode!];
     let bad = 0;
     for (const x of regressions) {
-      const r = await runSchedule({ ...common, features: x.features ?? LEGACY.filter((f) => features.includes(f)), seed: x.seed, principals: x.principals ?? false });
+      const r = await runSchedule({ ...common, ...regressionSchedule(x, features) });
       if (r.violations.length > 0 || r.errors.length > 0) {
         bad++;
         console.log(`regression seed ${x.seed} (${x.bug}) FAILS:`);

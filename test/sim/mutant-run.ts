@@ -7,8 +7,8 @@
  */
 import { parseArgs } from 'node:util';
 import { runSchedule } from './world.js';
-import { LEGACY, type Feature } from './features.js';
-import { REGRESSIONS } from './regressions.js';
+import type { Feature } from './features.js';
+import { REGRESSIONS, regressionSchedule } from './regressions.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +37,7 @@ const replayed = values.regressions === 'none' ? [] : REGRESSIONS[mode].filter((
 if (only !== undefined && replayed.length === 0) throw new Error(`no regression seed ${only} in ${mode} mode`);
 for (const x of replayed) {
   // As `npm run simulate` replays it: the features and principals it was found with.
-  const r = await runSchedule({ seed: x.seed, mode, features: x.features ?? LEGACY.filter((f) => features.includes(f)), principals: x.principals ?? false });
+  const r = await runSchedule({ mode, ...regressionSchedule(x, features) });
   console.log(`regression ${x.seed} done`);
   const v = verdict(r, x.seed, 0, true);
   if (v !== undefined) {

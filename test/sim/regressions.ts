@@ -3,7 +3,7 @@
  * `npm run simulate` before every sweep of the default shape. Each line says what broke;
  * replay one with `npm run simulate -- --mode <mode> --seed N`.
  */
-import { ALL_FEATURES, type Feature } from './features.js';
+import { ALL_FEATURES, LEGACY, type Feature } from './features.js';
 
 /** The added oracles and nemeses as of issue 24 (features.ts), for seeds found with all of them on. */
 const ISSUE_24: readonly Feature[] = ALL_FEATURES.slice(0, 15);
@@ -31,7 +31,23 @@ const ALL_28: readonly Feature[] = ALL_FEATURES.slice(0, 28);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
-export const REGRESSIONS: Record<'backup' | 'delta', { seed: number; bug: string; principals?: boolean; features?: readonly Feature[] }[]> = {
+/** A seed that found a bug, and the schedule's shape it was found with. */
+export interface Regression {
+  seed: number;
+  bug: string;
+  principals?: boolean;
+  features?: readonly Feature[];
+}
+
+/**
+ * How a regression seed is replayed, by `npm run simulate` and the mutation check alike: as it was
+ * found, with its own features (or the legacy ones among `enabled`) and its principals setting.
+ */
+export function regressionSchedule(x: Regression, enabled: readonly Feature[]): { seed: number; features: readonly Feature[]; principals: boolean } {
+  return { seed: x.seed, features: x.features ?? LEGACY.filter((f) => enabled.includes(f)), principals: x.principals ?? false };
+}
+
+export const REGRESSIONS: Record<'backup' | 'delta', Regression[]> = {
   backup: [
     // Promise 1 (issue 24, reset-partition): a primary cut off behind firewalls that reset removed
     // every other member as refused and, in its lease's last moments, acknowledged writes with no
