@@ -166,10 +166,10 @@ export class FramedSocket {
 
   /**
    * Aborts with a TCP reset: the kernel drops what it has not yet delivered (and stops retransmitting
-   * it), which a plain close would still send. `onClose` reports `ERR_CONNECTION_RESET_BY_US`.
+   * it), which a plain close would still send. `onClose` reports `reason`.
    */
-  reset(): void {
-    this.#error ??= Object.assign(new Error('connection reset by this member'), { code: 'ERR_CONNECTION_RESET_BY_US' });
+  reset(reason: Error): void {
+    this.#error ??= reason;
     if (this.socket.destroyed) return;
     this.socket.resetAndDestroy();
   }

@@ -459,7 +459,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       );
     }
     this.#silentReset = socket;
-    socket.reset();
+    socket.reset(new Error(`reset by this member: nothing came back within ${timeoutMs} ms of a request`));
   }
 
   #settle(id: number, p: Pending, err: Error | undefined, body?: Buffer): void {
