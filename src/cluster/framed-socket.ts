@@ -196,8 +196,9 @@ export class FramedSocket {
     this.#corked = true;
     this.socket.cork();
     setImmediate(() => {
-      this.#corked = false;
+      // The batch first, while still corked: `#writeRaw` corking again would hold it one more turn.
       this.#flushBatch();
+      this.#corked = false;
       this.socket.uncork();
     });
   }

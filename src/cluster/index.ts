@@ -13,6 +13,7 @@ export type {
   MemberInfo,
   MessageHandler,
   RemovalReason,
+  RequestOptions,
 } from './types.js';
 export { PROTOCOL_VERSION } from './messages.js';
 

@@ -2,9 +2,11 @@
  * A cluster member process for tests: configured by the JSON in `CLUSTER_MEMBER_CONFIG`
  * (see `MemberConfig` in cluster-harness.ts), it reports membership events to the parent over
  * IPC and answers its commands. Handlers: `echo` replies with the body, `fail` throws an error
- * with code `ERR_TEST`, `note` tells the parent what arrived (a `noted` message) and replies.
+ * with code `ERR_TEST`, `note` tells the parent what arrived (a `noted` message) and replies, `mark`
+ * replies and, once the reply has left (two turns later), creates the file its body names.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import pino from 'pino';
 import { createClusterChannel } from '../../src/cluster/index.js';
 import type { MemberInfo } from '../../src/cluster/index.js';
@@ -36,6 +38,10 @@ const channel = createClusterChannel({
 channel.handle('echo', (_from, body) => body);
 channel.handle('note', (from, body) => {
   send({ type: 'noted', from: from.route, body: body.toString() });
+  return body;
+});
+channel.handle('mark', (_from, body) => {
+  setImmediate(() => setImmediate(() => writeFileSync(body.toString(), '')));
   return body;
 });
 channel.handle('fail', () => {

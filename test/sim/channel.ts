@@ -7,7 +7,7 @@
  * come from the oracle (membership.ts), as the failure detector would give them.
  */
 import { EventEmitter } from 'node:events';
-import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason } from '../../src/cluster/types.js';
+import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason, RequestOptions } from '../../src/cluster/types.js';
 import { createMetrics, snapshotMetrics } from '../../src/cluster/metrics.js';
 import { ClusterRequestError, ClusterStateError } from '../../src/errors.js';
 import type { Clock, TimerHandle } from '../../src/replication/clock.js';
@@ -41,8 +41,10 @@ type MemberState = 'alive' | 'suspect';
 interface Out {
   conn: Conn;
   pending: Map<number, Pending>;
-  /** This member's monotonic time of the last reply read from `conn` (-Infinity: none yet). */
-  heardAt: number;
+  /** The latest `sentAt` of a request answered on `conn` (FIFO: everything written before it arrived). */
+  answeredUpTo: number;
+  /** Requests timed out and not yet checked, by id: when written (their own late answer counts). */
+  timedOut: Map<number, number>;
 }
 
 export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterChannel {
@@ -111,14 +113,14 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     return snapshotMetrics(this.#metrics);
   }
 
-  request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer> {
+  request(memberId: string, type: string, body: Buffer, options?: RequestOptions): Promise<Buffer> {
     if (this.stopped) return Promise.reject(new ClusterRequestError('ERR_STOPPED', 'the cluster channel is stopped'));
     const r = this.#view.get(memberId);
     if (r === undefined) {
       this.observer.failed(this, memberId, type, 'ERR_MEMBER_GONE');
       return Promise.reject(new ClusterRequestError('ERR_MEMBER_GONE', `member ${memberId.slice(0, 8)} is not a live member`));
     }
-    return this.#send(r.info, type, body, options?.timeoutMs ?? this.requestTimeout);
+    return this.#send(r.info, type, body, options?.timeoutMs ?? this.requestTimeout, options?.harmlessIfLate === true);
   }
 
   #connTo(info: MemberInfo): Out | undefined {
@@ -126,13 +128,13 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     if (o === undefined || !o.conn.open) {
       const remote = this.peer(info.id);
       if (remote === undefined) return undefined;
-      o = { conn: this.net.open(this, remote), pending: new Map(), heardAt: -Infinity };
+      o = { conn: this.net.open(this, remote), pending: new Map(), answeredUpTo: -Infinity, timedOut: new Map() };
       this.#out.set(info.id, o);
     }
     return o;
   }
 
-  #send(to: MemberInfo, type: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
+  #send(to: MemberInfo, type: string, body: Buffer, timeoutMs: number, harmlessIfLate: boolean): Promise<Buffer> {
     const o = this.#connTo(to);
     if (o === undefined) return Promise.reject(new ClusterRequestError('ERR_NOT_CONNECTED', `no connection to ${to.route}`));
     const id = this.#nextId++;
@@ -147,7 +149,14 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
           this.#metrics.requestsTimedOut++;
           this.observer.failed(this, to.id, type, 'ERR_REQUEST_TIMEOUT');
           reject(new ClusterRequestError('ERR_REQUEST_TIMEOUT', `no reply from ${to.route} to "${type}" within ${timeoutMs} ms`));
-          if (o.heardAt < sentAt) this.#resetSilent(to.id, o);
+          if (!harmlessIfLate) {
+            // Checked after what reached this process by now is read, as Node reads sockets after timers.
+            o.timedOut.set(id, sentAt);
+            this.net.loop.at(this.net.loop.now, this.proc, () => {
+              o.timedOut.delete(id);
+              if (o.answeredUpTo < sentAt) this.#resetSilent(to.id, o);
+            });
+          }
         }
       }, timeoutMs);
       o.pending.set(id, {
@@ -201,9 +210,14 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const o = this.#out.get(conn.to.id);
     if (o === undefined || o.conn !== conn) return;
     const p = o.pending.get(id);
-    if (p === undefined) return; // timed out already
+    if (p === undefined) {
+      // Timed out already; its answer still shows the peer read what was written before it.
+      const at = o.timedOut.get(id);
+      if (at !== undefined) o.answeredUpTo = Math.max(o.answeredUpTo, at);
+      return;
+    }
     o.pending.delete(id);
-    o.heardAt = this.clock.monotonic();
+    o.answeredUpTo = Math.max(o.answeredUpTo, p.sentAt);
     this.clock.clearTimeout(p.timer);
     if (r.ok) {
       this.#metrics.messagesReceived++;
@@ -222,14 +236,14 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const remote = this.peer(memberId);
     // Simulated time, not this member's clock: a wall clock set ahead (the clock nemesis) would hold the
     // new connection shut for as long as it is off.
-    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map(), heardAt: -Infinity });
+    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map(), answeredUpTo: -Infinity, timedOut: new Map() });
     else this.#out.delete(memberId);
   }
 
   /**
-   * As the real channel does (src/cluster/README.md, "Silent connections are reset"): a request timed
-   * out and nothing came back on its connection since it was written, so the connection is reset, and
-   * what the network still holds of it (a one-way cut retransmitting) can never arrive later.
+   * As the real channel does (src/cluster/README.md, "Requests"): a request timed out and no request
+   * written at or after it was answered on its connection, so the connection is reset, and what the
+   * network still holds of it (a one-way cut retransmitting) can never arrive later.
    */
   #resetSilent(memberId: string, o: Out): void {
     if (this.#out.get(memberId) !== o) return;
