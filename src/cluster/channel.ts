@@ -20,7 +20,7 @@ import { PeerConnection } from './peer-connection.js';
 import { Receiver } from './receiver.js';
 import { StaticMembership } from './static-membership.js';
 import type { VersionRange } from './messages.js';
-import type { ClusterChannel, ClusterChannelOptions, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, ProtocolStatus, RequestOptions } from './types.js';
+import type { ClusterChannel, ClusterChannelOptions, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, ProtocolStatus } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 /** Unanswered requests per inbound connection before we stop reading from it. */
@@ -275,7 +275,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
   }
 
   /** Sends a request to a member and resolves with its reply. */
-  request(memberId: string, type: string, body: Buffer, options?: RequestOptions): Promise<Buffer> {
+  request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(new ClusterRequestError('ERR_STOPPED', 'the cluster channel is stopped'));
     }
@@ -283,7 +283,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     const c = r !== undefined && r.state !== 'joining' ? this.#pool.get(r.address) : undefined;
     if (c === undefined) return Promise.reject(new ClusterRequestError('ERR_MEMBER_GONE', `member ${shortId(memberId)} is not a live member`));
     const started = performance.now();
-    return c.send('request', memberId, type, body, options?.timeoutMs ?? this.#opts.requestTimeout, options?.harmlessIfLate === true).then((reply) => {
+    return c.send('request', memberId, type, body, options?.timeoutMs ?? this.#opts.requestTimeout).then((reply) => {
       recordLatency(this.#metrics, performance.now() - started);
       return reply;
     });
@@ -320,7 +320,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
     const leaves: Promise<Buffer>[] = [];
     for (const r of this.#fd.admitted()) {
       const c = this.#pool.get(r.address);
-      if (c !== undefined) leaves.push(c.send('leave', r.info.id, '', EMPTY, LEAVE_TIMEOUT_MS, true));
+      if (c !== undefined) leaves.push(c.send('leave', r.info.id, '', EMPTY, LEAVE_TIMEOUT_MS));
     }
     await Promise.allSettled(leaves);
     await this.#shutdown();
@@ -416,7 +416,7 @@ export class Channel extends EventEmitter<ClusterEvents> implements ClusterChann
       if (c === undefined || !c.ready || this.#pinging.has(r.info.id)) continue;
       this.#pinging.add(r.info.id);
       const done = () => this.#pinging.delete(r.info.id);
-      void c.send('ping', r.info.id, '', EMPTY, this.#dropTime, true).then(done, done);
+      void c.send('ping', r.info.id, '', EMPTY, this.#dropTime).then(done, done);
     }
   }
 

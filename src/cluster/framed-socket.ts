@@ -164,16 +164,6 @@ export class FramedSocket {
     if (this.open) this.#writeRaw(this.#session.sealBatch(batch));
   }
 
-  /**
-   * Aborts with a TCP reset: the kernel drops what it has not yet delivered (and stops retransmitting
-   * it), which a plain close would still send. `onClose` reports `reason`.
-   */
-  reset(reason: Error): void {
-    this.#error ??= reason;
-    if (this.socket.destroyed) return;
-    this.socket.resetAndDestroy();
-  }
-
   /** Closes at once, with `error` as the reason reported to `onClose`. */
   destroy(error?: Error): void {
     if (error !== undefined) this.#error ??= error;

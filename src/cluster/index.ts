@@ -13,7 +13,6 @@ export type {
   MemberInfo,
   MessageHandler,
   RemovalReason,
-  RequestOptions,
 } from './types.js';
 export { PROTOCOL_VERSION } from './messages.js';
 

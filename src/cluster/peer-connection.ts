@@ -68,10 +68,6 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** The envelope while queued (encoded when written: the version is the connection's); undefined once written. */
   queued: QueuedEnvelope | undefined;
-  /** `performance.now()` when written, and on which socket; undefined while queued. */
-  written: { at: number; socket: FramedSocket } | undefined;
-  /** Its timeout resets nothing (a late copy of it does no harm). */
-  harmlessIfLate: boolean;
 }
 
 /** A queued envelope and an upper bound of its size in any version. */
@@ -105,15 +101,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   /** Direct checks waiting for the outcome of the current connection attempt. */
   readonly #attemptWaiters = new Set<(remote: MemberInfo | undefined) => void>();
   #lastBackpressureLog = 0;
-  /** A socket we reset for silence: its close is ours, not the peer's, and suspects no one. */
-  #silentReset: FramedSocket | undefined;
-  /**
-   * The latest write time of a request answered on the current socket: the peer has read everything
-   * written before it (one connection is FIFO), so nothing of that can still be held on the way.
-   */
-  #answeredUpTo = 0;
-  /** Requests timed out this turn, by id: when written (an answer read before their check counts). */
-  readonly #timedOut = new Map<number, number>();
 
   constructor(opts: PeerConnectionOptions) {
     super();
@@ -161,7 +148,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
    * `ERR_NOT_CONNECTED` when the connection broke after it was written, `ERR_MEMBER_GONE`,
    * `ERR_STOPPED`, `ERR_REMOTE`) or `FrameError` `ERR_FRAME_TOO_LARGE`.
    */
-  send(kind: OutgoingKind, memberId: string, type: string, body: Buffer, timeoutMs: number, harmlessIfLate = false): Promise<Buffer> {
+  send(kind: OutgoingKind, memberId: string, type: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
     if (this.#state === 'closed') return Promise.reject(this.#closeError ?? stopped());
     const id = this.#nextId++;
     const envelope: Envelope = { kind, id, type, body };
@@ -185,7 +172,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     }
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => this.#timeout(id, timeoutMs), timeoutMs);
-      const p: Pending = { kind, memberId, resolve, reject, timer, queued: undefined, written: undefined, harmlessIfLate };
+      const p: Pending = { kind, memberId, resolve, reject, timer, queued: undefined };
       this.#pending.set(id, p);
       if (direct) {
         this.#write(id, p, payload);
@@ -222,7 +209,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         if (remote?.id !== memberId) return false;
       }
       try {
-        await this.send('ping', memberId, '', EMPTY, Math.max(1, deadline - performance.now()), true);
+        await this.send('ping', memberId, '', EMPTY, Math.max(1, deadline - performance.now()));
         return this.remote?.id === memberId;
       } catch (err) {
         if (!(err instanceof ClusterRequestError) || err.code !== 'ERR_NOT_CONNECTED') return false;
@@ -309,7 +296,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       framed.setVersion(chosen, hello.member.route);
       clearTimeout(this.#handshakeTimer);
       this.#state = 'ready';
-      this.#answeredUpTo = 0;
       this.#failures = 0;
       this.remote = withZoneOf(hello.member, e.type);
       framed.socket.on('drain', () => this.#flush());
@@ -323,14 +309,7 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
       return;
     }
     const p = this.#pending.get(e.id);
-    if (p === undefined) {
-      // Timed out meanwhile: a late answer is not an error, but it shows what was written before it arrived.
-      const at = this.#timedOut.get(e.id);
-      if (at !== undefined) this.#answeredUpTo = Math.max(this.#answeredUpTo, at);
-      return;
-    }
-    if (p.queued !== undefined) return;
-    if (p.written !== undefined && p.written.socket === framed) this.#answeredUpTo = Math.max(this.#answeredUpTo, p.written.at);
+    if (p === undefined || p.queued !== undefined) return; // timed out meanwhile: a late answer is not an error
     switch (e.kind) {
       case 'reply':
       case 'pong':
@@ -379,11 +358,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
         this.#settle(id, p, new ClusterRequestError('ERR_NOT_CONNECTED', `connection to ${this.#describe()} lost`, { cause: err }));
       }
     }
-    const ours = this.#silentReset === framed;
-    this.#silentReset = undefined;
-    // Our own reset for silence is not news of the peer: its heartbeats judge whether it lives.
     if (wasReady) {
-      if (!ours) this.emit('down', this.remote!, err);
+      this.emit('down', this.remote!, err);
     } else {
       this.#attemptOutcome(undefined);
       this.emit('attempt-failed', err);
@@ -411,7 +387,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     try {
       this.#socket!.send(payload.envelope);
       p.queued = undefined;
-      p.written = { at: performance.now(), socket: this.#socket! };
       if (p.kind === 'request') this.#opts.metrics.messagesSent += 1;
     } catch (err) {
       this.#settle(id, p, err instanceof Error ? err : new Error(String(err)));
@@ -450,39 +425,6 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
     if (p === undefined) return;
     if (p.kind === 'request') this.#opts.metrics.requestsTimedOut += 1;
     this.#settle(id, p, new ClusterRequestError('ERR_REQUEST_TIMEOUT', `no answer from ${this.#describe()} within ${timeoutMs} ms`));
-    // After this turn's reads (setImmediate runs after the poll phase): a reply already in our kernel
-    // buffer, behind a busy event loop, is no silence.
-    const written = p.written;
-    if (written === undefined || p.harmlessIfLate) return;
-    this.#timedOut.set(id, written.at);
-    setImmediate(() => {
-      this.#timedOut.delete(id);
-      this.#resetIfUnanswered(written, timeoutMs);
-    });
-  }
-
-  /**
-   * A request timed out and no request written at or after it was answered on its socket: it may still
-   * be on its way, so the connection is reset (RST), not closed, and our kernel drops what it still
-   * retransmits. A one-way cut or a partition holds what we wrote; without the reset, the peer would
-   * read it when the network heals, long after we gave up on it, and apply a copy of a session
-   * destroyed and forgotten meanwhile (simulator delta seed 26085). With it, nothing we wrote arrives
-   * later than about its timeout.
-   */
-  #resetIfUnanswered(written: { at: number; socket: FramedSocket }, timeoutMs: number): void {
-    const socket = written.socket;
-    if (this.#socket !== socket || this.#state !== 'ready' || this.#answeredUpTo >= written.at) return;
-    this.#opts.metrics.connectionsResetSilent += 1;
-    const silentMs = Math.round(performance.now() - socket.lastReceivedAt);
-    const suppressed = this.#opts.rejectLog.allow(`${this.address} silent`);
-    if (suppressed !== false) {
-      this.#opts.logger.warn(
-        { address: this.address, peer: this.remote?.route, silentMs, suppressed },
-        'reset a connection on which a request went unanswered past its timeout, and nothing written after it either: what the network may still hold is dropped, requests on it fail; reconnecting',
-      );
-    }
-    this.#silentReset = socket;
-    socket.reset(new Error(`reset by this member: nothing came back within ${timeoutMs} ms of a request`));
   }
 
   #settle(id: number, p: Pending, err: Error | undefined, body?: Buffer): void {

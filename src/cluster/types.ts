@@ -58,13 +58,6 @@ export interface ClusterEvents {
  */
 export type MessageHandler = (from: MemberInfo, body: Buffer) => Promise<Buffer | void> | Buffer | void;
 
-/** Options of one request. */
-export interface RequestOptions {
-  timeoutMs?: number;
-  /** Arriving after its timeout does no harm: its timeout resets no connection. */
-  harmlessIfLate?: boolean;
-}
-
 /** Counters for `/cluster/metrics`. */
 export interface ClusterMetrics {
   messagesSent: number;
@@ -78,11 +71,6 @@ export interface ClusterMetrics {
   /** Frames and connections rejected, by reason (`FRAME_REJECT_REASONS` in `metrics.ts`). */
   framesRejected: Record<string, number>;
   requestsTimedOut: number;
-  /**
-   * Outgoing connections this member reset because a request timed out and no request written after
-   * it was answered (so that nothing held in the network arrives after we gave up on it).
-   */
-  connectionsResetSilent: number;
   /** Requests refused at once because the bounded send queue to their member was full. */
   requestsRejectedBackpressure: number;
   /** Sum and count of request round-trip times, milliseconds, for a mean; plus a small histogram. */
@@ -168,12 +156,9 @@ export interface ClusterChannel extends EventEmitter<ClusterEvents> {
   /**
    * Sends `body` to member `memberId` and resolves with its handler's reply. Rejects with
    * `ClusterRequestError` on timeout, on the member's removal, on a lost connection, or when the
-   * peer's handler threw. A request that times out with no later-written request answered on its
-   * connection may still be held by the network: the connection is reset so that it never arrives
-   * (src/cluster/README.md, "Requests"), unless `harmlessIfLate` (a late copy of it does no harm, as
-   * a lease ping's), which keeps the connection through a peer's stall.
+   * peer's handler threw.
    */
-  request(memberId: string, type: string, body: Buffer, options?: RequestOptions): Promise<Buffer>;
+  request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer>;
   /** Protocol versions: ours, each connection's, and the members refused for having none in common. */
   protocolStatus?(): ProtocolStatus;
   /** Counters for metrics. */

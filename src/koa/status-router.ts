@@ -163,9 +163,6 @@ export function renderMetrics(s: StatusSource): string {
       family(`${p}heartbeats_dropped_total`, 'counter', 'Heartbeats dropped, by reason.', byReason(c.heartbeatsDropped)),
       family(`${p}frames_rejected_total`, 'counter', 'TCP frames rejected, by reason.', byReason(c.framesRejected)),
       family(`${p}requests_timed_out_total`, 'counter', 'Requests to members that timed out.', [[{}, c.requestsTimedOut]]),
-      family(`${p}connections_reset_silent_total`, 'counter', 'Connections to members reset after a request timed out with nothing heard on them since.', [
-        [{}, c.connectionsResetSilent],
-      ]),
       family(`${p}writes_total`, 'counter', 'Session writes replicated.', [[{}, r.writes]]),
       family(`${p}writes_refused_total`, 'counter', 'Session writes refused (unserializable or too large).', [[{}, r.writesRefused]]),
       family(`${p}replication_failures_total`, 'counter', 'Writes no copy holder acknowledged.', [[{}, r.replicationFailures]]),

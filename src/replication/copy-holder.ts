@@ -213,9 +213,6 @@ export abstract class CopyHolder extends MemberCore {
   /**
    * How long a destruction every member acknowledged is still remembered: longer than any copy of the
    * session can still be on its way (a state page is answered within 4 ackTimeouts, a copy within one).
-   * A copy the network holds (a one-way cut) arrives within its timeout or never: when it times out
-   * with nothing written after it answered, its sender resets the connection (src/cluster/README.md,
-   * "Requests").
    */
   #forgetGrace(): number {
     return 8 * this.options.ackTimeout;
@@ -236,7 +233,7 @@ export abstract class CopyHolder extends MemberCore {
 
   /** A lease ping: its answer renews this member's lease, and the member's promise to us. */
   #ping(m: MemberInfo): void {
-    this.channel.request(m.id, MSG.lease, EMPTY, { timeoutMs: this.isolation.leaseMs, harmlessIfLate: true }).catch(() => undefined);
+    this.channel.request(m.id, MSG.lease, EMPTY, { timeoutMs: this.isolation.leaseMs }).catch(() => undefined);
   }
 
   /**

@@ -7,7 +7,7 @@
  * come from the oracle (membership.ts), as the failure detector would give them.
  */
 import { EventEmitter } from 'node:events';
-import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason, RequestOptions } from '../../src/cluster/types.js';
+import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason } from '../../src/cluster/types.js';
 import { createMetrics, snapshotMetrics } from '../../src/cluster/metrics.js';
 import { ClusterRequestError, ClusterStateError } from '../../src/errors.js';
 import type { Clock, TimerHandle } from '../../src/replication/clock.js';
@@ -19,8 +19,6 @@ const LEAVE_TIMEOUT_MS = 500;
 
 interface Pending {
   to: string;
-  /** When it was written (this member's monotonic clock). */
-  sentAt: number;
   resolve(b: Buffer): void;
   reject(e: Error): void;
   timer: TimerHandle;
@@ -38,20 +36,11 @@ export interface ChannelObserver {
 
 type MemberState = 'alive' | 'suspect';
 
-interface Out {
-  conn: Conn;
-  pending: Map<number, Pending>;
-  /** The latest `sentAt` of a request answered on `conn` (FIFO: everything written before it arrived). */
-  answeredUpTo: number;
-  /** Requests timed out and not yet checked, by id: when written (their own late answer counts). */
-  timedOut: Map<number, number>;
-}
-
 export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterChannel {
   readonly #handlers = new Map<string, MessageHandler>();
   readonly #view = new Map<string, { info: MemberInfo; state: MemberState }>();
-  /** Our outgoing connection to each member id, what is pending on it, and when it last answered. */
-  readonly #out = new Map<string, Out>();
+  /** Our outgoing connection to each member id, and what is pending on it. */
+  readonly #out = new Map<string, { conn: Conn; pending: Map<number, Pending> }>();
   readonly #metrics: ClusterMetrics = createMetrics();
   #state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
   #nextId = 1;
@@ -113,28 +102,28 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     return snapshotMetrics(this.#metrics);
   }
 
-  request(memberId: string, type: string, body: Buffer, options?: RequestOptions): Promise<Buffer> {
+  request(memberId: string, type: string, body: Buffer, options?: { timeoutMs?: number }): Promise<Buffer> {
     if (this.stopped) return Promise.reject(new ClusterRequestError('ERR_STOPPED', 'the cluster channel is stopped'));
     const r = this.#view.get(memberId);
     if (r === undefined) {
       this.observer.failed(this, memberId, type, 'ERR_MEMBER_GONE');
       return Promise.reject(new ClusterRequestError('ERR_MEMBER_GONE', `member ${memberId.slice(0, 8)} is not a live member`));
     }
-    return this.#send(r.info, type, body, options?.timeoutMs ?? this.requestTimeout, options?.harmlessIfLate === true);
+    return this.#send(r.info, type, body, options?.timeoutMs ?? this.requestTimeout);
   }
 
-  #connTo(info: MemberInfo): Out | undefined {
+  #connTo(info: MemberInfo): { conn: Conn; pending: Map<number, Pending> } | undefined {
     let o = this.#out.get(info.id);
     if (o === undefined || !o.conn.open) {
       const remote = this.peer(info.id);
       if (remote === undefined) return undefined;
-      o = { conn: this.net.open(this, remote), pending: new Map(), answeredUpTo: -Infinity, timedOut: new Map() };
+      o = { conn: this.net.open(this, remote), pending: new Map() };
       this.#out.set(info.id, o);
     }
     return o;
   }
 
-  #send(to: MemberInfo, type: string, body: Buffer, timeoutMs: number, harmlessIfLate: boolean): Promise<Buffer> {
+  #send(to: MemberInfo, type: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
     const o = this.#connTo(to);
     if (o === undefined) return Promise.reject(new ClusterRequestError('ERR_NOT_CONNECTED', `no connection to ${to.route}`));
     const id = this.#nextId++;
@@ -142,26 +131,16 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     this.#metrics.messagesSent++;
     this.#metrics.bytesSent += body.length;
     this.observer.request(this, to, type, body);
-    const sentAt = this.clock.monotonic();
     return new Promise<Buffer>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         if (o.pending.delete(id)) {
           this.#metrics.requestsTimedOut++;
           this.observer.failed(this, to.id, type, 'ERR_REQUEST_TIMEOUT');
           reject(new ClusterRequestError('ERR_REQUEST_TIMEOUT', `no reply from ${to.route} to "${type}" within ${timeoutMs} ms`));
-          if (!harmlessIfLate) {
-            // Checked after what reached this process by now is read, as Node reads sockets after timers.
-            o.timedOut.set(id, sentAt);
-            this.net.loop.at(this.net.loop.now, this.proc, () => {
-              o.timedOut.delete(id);
-              if (o.answeredUpTo < sentAt) this.#resetSilent(to.id, o);
-            });
-          }
         }
       }, timeoutMs);
       o.pending.set(id, {
         to: to.id,
-        sentAt,
         resolve,
         reject: (e) => {
           if (e instanceof ClusterRequestError) this.observer.failed(this, to.id, type, e.code);
@@ -210,14 +189,8 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const o = this.#out.get(conn.to.id);
     if (o === undefined || o.conn !== conn) return;
     const p = o.pending.get(id);
-    if (p === undefined) {
-      // Timed out already; its answer still shows the peer read what was written before it.
-      const at = o.timedOut.get(id);
-      if (at !== undefined) o.answeredUpTo = Math.max(o.answeredUpTo, at);
-      return;
-    }
+    if (p === undefined) return; // timed out already
     o.pending.delete(id);
-    o.answeredUpTo = Math.max(o.answeredUpTo, p.sentAt);
     this.clock.clearTimeout(p.timer);
     if (r.ok) {
       this.#metrics.messagesReceived++;
@@ -236,24 +209,11 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     const remote = this.peer(memberId);
     // Simulated time, not this member's clock: a wall clock set ahead (the clock nemesis) would hold the
     // new connection shut for as long as it is off.
-    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map(), answeredUpTo: -Infinity, timedOut: new Map() });
+    if (remote !== undefined && !this.stopped) this.#out.set(memberId, { conn: this.net.open(this, remote, this.net.loop.now + reconnectAfter), pending: new Map() });
     else this.#out.delete(memberId);
   }
 
-  /**
-   * As the real channel does (src/cluster/README.md, "Requests"): a request timed out and no request
-   * written at or after it was answered on its connection, so the connection is reset, and what the
-   * network still holds of it (a one-way cut retransmitting) can never arrive later.
-   */
-  #resetSilent(memberId: string, o: Out): void {
-    if (this.#out.get(memberId) !== o) return;
-    this.#metrics.connectionsResetSilent++;
-    this.#out.delete(memberId);
-    this.#failAll(o, 'ERR_NOT_CONNECTED', `the connection to ${o.conn.to.route} was reset: nothing came back on it; the request may or may not have run there`);
-    this.net.close(o.conn);
-  }
-
-  #failAll(o: Out, code: 'ERR_NOT_CONNECTED' | 'ERR_MEMBER_GONE' | 'ERR_STOPPED', message: string): void {
+  #failAll(o: { conn: Conn; pending: Map<number, Pending> }, code: 'ERR_NOT_CONNECTED' | 'ERR_MEMBER_GONE' | 'ERR_STOPPED', message: string): void {
     const pending = [...o.pending.values()];
     o.pending.clear();
     for (const p of pending) {

@@ -330,11 +330,5 @@ export const REGRESSIONS: Record<'backup' | 'delta', Regression[]> = {
     // after the heal it served its copy (alive 2.3 s longer by its clock). A destruction now fences for
     // the clock margin an expiry trace keeps too (`fenceUntil`).
     { seed: 38101, bug: 'a copy kept by a clock behind outlived the tombstones of its destruction', principals: true, features: ALL_23 },
-    // Promise 5 (one-way cut): a one-way cut held an owner's resend of a session while the far side
-    // took it over and destroyed it; every member acknowledged, the tombstones were forgotten, and at
-    // the heal the held copy was read and installed: a destroyed session's copy, which a replay could
-    // take over. A connection silent past a request's timeout is now reset by its sender, so nothing
-    // it held arrives later (the channel, real and simulated; test/cluster/silent-reset.test.ts).
-    { seed: 26085, bug: 'a copy held by a one-way cut was read after its destruction was forgotten', principals: true, features: ALL_28 },
   ],
 };
