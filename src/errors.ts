@@ -188,11 +188,12 @@ export class SessionCapacityError extends SessionUnavailableError {
 /**
  * A member could not run or answer a peer's request: no handler for the message type, a handler
  * that returned something other than a Buffer, a reply over `maxFrameBytes`, or a handler that threw
- * an error without a `code` (`ERR_HANDLER`). The requester sees it as `ClusterRequestError`
+ * an error without a `code` (`ERR_HANDLER`), or a request that arrived after its sender's deadline
+ * and was refused unrun (`ERR_REQUEST_LATE`). The requester sees it as `ClusterRequestError`
  * `ERR_REMOTE` with this code in `err.remote.code`.
  */
 export class HandlerError extends SessionClusterError {
-  constructor(code: 'ERR_NO_HANDLER' | 'ERR_BAD_REPLY' | 'ERR_REPLY_TOO_LARGE' | 'ERR_HANDLER', message: string) {
+  constructor(code: 'ERR_NO_HANDLER' | 'ERR_BAD_REPLY' | 'ERR_REPLY_TOO_LARGE' | 'ERR_HANDLER' | 'ERR_REQUEST_LATE', message: string) {
     super(code, message);
   }
 }

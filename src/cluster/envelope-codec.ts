@@ -8,6 +8,9 @@
  *     id:   zigzag varint of (id - the id of the previous envelope in this direction)
  *     type: requests only; with TYPE_CODE its code in `MESSAGE_TYPE_CODES` (varint), else varint
  *           length + UTF-8 name
+ *     sent: version 3, requests with SENT (0x40) only: zigzag varint of (send time - the previous
+ *           request's send time in this direction), varint of the ms the sender still waits
+ *           (monotonic ms, integers; `late-requests.ts` says why)
  *     body: the rest of the message (its length is the batch item's); absent with SAME_BODY, which
  *           says "the body of the previous reply in this direction" (a run of acknowledgements is
  *           the same few bytes); with PACKED, the bytes of the type's `BodyPacker`
@@ -51,6 +54,7 @@ const KIND_INDEX = new Map(FRAME_KINDS.map((k, i) => [k, i]));
 const TYPE_CODE = 0x08;
 const SAME_BODY = 0x10;
 const PACKED = 0x20;
+const SENT = 0x40;
 /** Reply bodies up to this size are remembered for SAME_BODY. */
 const SAME_BODY_MAX = 64;
 
@@ -98,11 +102,12 @@ function malformed(what: string): FrameError {
 
 /**
  * Bytes an envelope takes at most, without encoding it: its version-1 size (Avro: enum, zigzag long,
- * string, bytes), plus what a version-2 id delta may take beyond (a reply far behind the previous id).
+ * string, bytes), plus what a version-2 id delta may take beyond (a reply far behind the previous id)
+ * and version 3's send time (two varints of at most 8 and 4 bytes).
  */
 export function envelopeBound(e: Envelope): number {
   const typeBytes = Buffer.byteLength(e.type);
-  return 1 + varintLength(e.id * 2) + varintLength(typeBytes) + typeBytes + varintLength(e.body.length) + e.body.length + 8;
+  return 1 + varintLength(e.id * 2) + varintLength(typeBytes) + typeBytes + varintLength(e.body.length) + e.body.length + 8 + (e.deadline === undefined ? 0 : 12);
 }
 
 function varintLength(n: number): number {
@@ -116,12 +121,16 @@ export interface EnvelopeContext {
   packers?: BodyPackers;
   /** Route of the member writing this direction. */
   route(): string;
+  /** The writer's monotonic clock for version 3's send times; `performance.now` unless given. */
+  monotonic?(): number;
 }
 
 /** The state of one direction, the same at both ends: version, previous id and reply body, packer states. */
 class Direction {
   version = 1;
   protected lastId = 0;
+  /** Send time of the previous request with SENT (version 3). */
+  protected lastSent = 0;
   protected lastReply: Buffer | undefined;
   protected readonly ctx: EnvelopeContext;
   readonly #states = new Map<string, unknown>();
@@ -166,6 +175,13 @@ export class EnvelopeWriter extends Direction {
         writeVarint(head, name.length);
         head.push(...name);
       }
+      if (this.version >= 3 && e.deadline !== undefined) {
+        const at = Math.round(this.ctx.monotonic?.() ?? performance.now());
+        head[0] |= SENT;
+        writeVarint(head, zigzag(at - this.lastSent));
+        writeVarint(head, Math.max(0, Math.round(e.deadline - at)));
+        this.lastSent = at;
+      }
       const p = this.packer(e.type);
       if (p !== undefined) {
         const packed = p.packer.pack(body, p.state, this.ctx.route());
@@ -197,7 +213,7 @@ export class EnvelopeReader extends Direction {
     if (bytes.length === 0) throw malformed('empty');
     const head = bytes[0];
     const kind: FrameKind | undefined = FRAME_KINDS[head & 0x07];
-    if (kind === undefined || (head & ~0x3f) !== 0) throw malformed(`bad head byte ${head}`);
+    if (kind === undefined || (head & ~(this.version >= 3 ? 0x7f : 0x3f)) !== 0) throw malformed(`bad head byte ${head}`);
     let pos = 1;
     const varint = (): number => {
       let n = 0;
@@ -224,6 +240,14 @@ export class EnvelopeReader extends Direction {
         pos += n;
       }
     }
+    let sent: Envelope['sent'];
+    if ((head & SENT) !== 0) {
+      if (kind !== 'request') throw malformed(`a send time on a ${kind}`);
+      const at = this.lastSent + unzigzag(varint());
+      if (!Number.isSafeInteger(at)) throw malformed('bad send time');
+      this.lastSent = at;
+      sent = { at, leftMs: varint() };
+    }
     let body = bytes.subarray(pos);
     if ((head & PACKED) !== 0) {
       const p = this.packer(type);
@@ -242,6 +266,6 @@ export class EnvelopeReader extends Direction {
         this.rememberReply(body);
       }
     }
-    return { kind, id, type, body };
+    return sent === undefined ? { kind, id, type, body } : { kind, id, type, body, sent };
   }
 }

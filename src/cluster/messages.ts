@@ -21,9 +21,9 @@ export interface VersionRange {
 
 /**
  * The versions this release speaks. 1: release 0.1.0's wire; 2: the compact envelope
- * (`envelope-codec.ts`). Per connection the highest version both ends speak is used.
+ * (`envelope-codec.ts`); 3: version 2 with each request's send time and wait (`late-requests.ts`). Per connection the highest version both ends speak is used.
  */
-export const PROTOCOL_RANGE: VersionRange = Object.freeze({ min: 1, max: 2 });
+export const PROTOCOL_RANGE: VersionRange = Object.freeze({ min: 1, max: 3 });
 
 /** The highest version both ranges hold, or undefined when they have none in common. */
 export function highestCommon(a: VersionRange, b: VersionRange): number | undefined {
@@ -77,6 +77,16 @@ export interface Envelope {
   /** Application message type (`request` only), empty otherwise. */
   type: string;
   body: Buffer;
+  /**
+   * Requests only, sending side: the sender's monotonic time (`performance.now()`) at which it gives
+   * up. Protocol version 3 writes it as `sent`, measured when the frame is written.
+   */
+  deadline?: number;
+  /**
+   * Requests of protocol version 3, receiving side: the sender's monotonic time when it wrote the
+   * request (ms, integer) and how long it would still wait for the answer then (`late-requests.ts`).
+   */
+  sent?: { at: number; leftMs: number };
 }
 
 /** Body of `hello` (client to receiver) and `welcome` (the receiver's answer). */

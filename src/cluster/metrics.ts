@@ -41,6 +41,7 @@ export function createMetrics(): ClusterMetrics {
     heartbeatsDropped: { stale: 0, foreign: 0, version: 0, malformed: 0, auth: 0 },
     framesRejected: Object.fromEntries(FRAME_REJECT_REASONS.map((r) => [r, 0])),
     requestsTimedOut: 0,
+    requestsRefusedLate: 0,
     requestsRejectedBackpressure: 0,
     requestLatencyMs: { sum: 0, count: 0, buckets },
     membersAdded: 0,

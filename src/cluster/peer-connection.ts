@@ -151,7 +151,8 @@ export class PeerConnection extends EventEmitter<PeerConnectionEvents> {
   send(kind: OutgoingKind, memberId: string, type: string, body: Buffer, timeoutMs: number): Promise<Buffer> {
     if (this.#state === 'closed') return Promise.reject(this.#closeError ?? stopped());
     const id = this.#nextId++;
-    const envelope: Envelope = { kind, id, type, body };
+    // A request's deadline travels with it (version 3), so a receiver refuses it once we gave up.
+    const envelope: Envelope = kind === 'request' ? { kind, id, type, body, deadline: performance.now() + timeoutMs } : { kind, id, type, body };
     const payload: QueuedEnvelope = { envelope, length: envelopeBound(envelope) };
     if (payload.length + TAG_BYTES > this.#opts.maxFrameBytes) {
       return Promise.reject(

@@ -17,6 +17,7 @@ import type { PreauthLimits } from './admission.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
+import { SenderClock } from './late-requests.js';
 import { PROTOCOL_RANGE, decodeHello, encodeHello, encodeRemoteError, formatRange, highestCommon, parseRange, rangeType, shortId, withZoneOf } from './messages.js';
 import type { VersionRange } from './messages.js';
 import type { BodyPackers } from './envelope-codec.js';
@@ -125,6 +126,19 @@ export class Receiver {
     }
   }
 
+  /** Counts a request refused for arriving after its sender's deadline, and logs it at most every interval per peer. */
+  #refuseLate(sender: MemberInfo, type: string, lateMs: number): void {
+    const o = this.#opts;
+    o.metrics.requestsRefusedLate += 1;
+    const suppressed = o.rejectLog.allow(`${sender.id} late`);
+    if (suppressed !== false) {
+      o.logger.info(
+        { peer: sender.route, type, lateMs: Math.round(lateMs), suppressed },
+        'refused a request that arrived after its sender stopped waiting for it (a partition held it, or this process stalled): its sender counts it as failed, so it is not run',
+      );
+    }
+  }
+
   #accept(socket: Socket): void {
     const o = this.#opts;
     const ticket = this.#admission.admit(socket.remoteAddress);
@@ -161,6 +175,8 @@ export class Receiver {
         framed.destroy(new Error('no handshake in time'));
       });
     }, this.#limits.timeout);
+    // The requester's clock as this connection shows it: requests it gave up on are refused unrun.
+    const senderClock = new SenderClock();
     const reply = (e: Envelope) => {
       if (!framed.open) return;
       if (e.kind === 'reply' || e.kind === 'error') o.metrics.messagesSent += 1;
@@ -226,6 +242,14 @@ export class Receiver {
         switch (e.kind) {
           case 'request': {
             o.metrics.messagesReceived += 1;
+            if (e.sent !== undefined) {
+              const late = senderClock.arrive(e.sent.at, e.sent.leftMs, performance.now());
+              if (late > 0) {
+                this.#refuseLate(sender, e.type, late);
+                reply({ kind: 'error', id: e.id, type: '', body: encodeRemoteError(describeError(new HandlerError('ERR_REQUEST_LATE', `"${e.type}" from ${sender.route} arrived ${Math.round(late)} ms after its sender stopped waiting; not run`))) });
+                return;
+              }
+            }
             inFlight += 1;
             updateFlow();
             void o.dispatch(sender, e.type, e.body).then(

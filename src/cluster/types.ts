@@ -71,6 +71,11 @@ export interface ClusterMetrics {
   /** Frames and connections rejected, by reason (`FRAME_REJECT_REASONS` in `metrics.ts`). */
   framesRejected: Record<string, number>;
   requestsTimedOut: number;
+  /**
+   * Requests from members refused unread because they arrived after their sender's deadline
+   * (protocol version 3; `late-requests.ts`): a partition held them, or this process stalled.
+   */
+  requestsRefusedLate: number;
   /** Requests refused at once because the bounded send queue to their member was full. */
   requestsRejectedBackpressure: number;
   /** Sum and count of request round-trip times, milliseconds, for a mean; plus a small histogram. */

@@ -163,6 +163,7 @@ export function renderMetrics(s: StatusSource): string {
       family(`${p}heartbeats_dropped_total`, 'counter', 'Heartbeats dropped, by reason.', byReason(c.heartbeatsDropped)),
       family(`${p}frames_rejected_total`, 'counter', 'TCP frames rejected, by reason.', byReason(c.framesRejected)),
       family(`${p}requests_timed_out_total`, 'counter', 'Requests to members that timed out.', [[{}, c.requestsTimedOut]]),
+      family(`${p}requests_refused_late_total`, 'counter', 'Requests from members refused because they arrived after their sender gave up on them.', [[{}, c.requestsRefusedLate]]),
       family(`${p}writes_total`, 'counter', 'Session writes replicated.', [[{}, r.writes]]),
       family(`${p}writes_refused_total`, 'counter', 'Session writes refused (unserializable or too large).', [[{}, r.writesRefused]]),
       family(`${p}replication_failures_total`, 'counter', 'Writes no copy holder acknowledged.', [[{}, r.replicationFailures]]),

@@ -1,8 +1,8 @@
 /**
  * A real rolling upgrade (issue 27): a cluster of the previous release (v0.1.0, protocol version 1,
  * built from git history) under load, every member replaced one by one with this release (versions
- * 1-2), in both modes. During the rollout new members speak version 1 with old ones and version 2
- * with each other; at the end every connection is version 2. Nothing may be lost: no session, no
+ * 1-3), in both modes. During the rollout new members speak version 1 with old ones and version 3
+ * with each other; at the end every connection is version 3. Nothing may be lost: no session, no
  * acknowledged write, no request.
  */
 import { test } from 'node:test';
@@ -48,12 +48,12 @@ for (const mode of ['backup', 'delta'] as const) {
     assert.deepEqual({ failed: c.failed, sessionsLost: c.sessionsLost, writesLost: c.writesLost }, { failed: 0, sessionsLost: 0, writesLost: 0 }, c.samples.join('\n'));
     assert.equal(c.replaced, 3);
     assert.ok(c.requests > USERS * 10, `load ran: ${c.requests} requests`);
-    // The first new member spoke version 1 with the old ones; at the end every connection is version 2.
+    // The first new member spoke version 1 with the old ones; at the end every connection is version 3.
     assert.match(mixed[0], /=v1/);
     for (const m of load.live) {
       const p = ((await status(m)) as unknown as ProtocolView).protocol!;
-      assert.deepEqual(p.versions, { min: 1, max: 2 });
-      assert.deepEqual(p.peers.map((x) => x.version), [2, 2], `${m.route}: ${JSON.stringify(p.peers)}`);
+      assert.deepEqual(p.versions, { min: 1, max: 3 });
+      assert.deepEqual(p.peers.map((x) => x.version), [3, 3], `${m.route}: ${JSON.stringify(p.peers)}`);
     }
   });
 }

@@ -124,7 +124,7 @@ export interface MemberConfig {
 
 /** A message from a member process. */
 export interface MemberMessage {
-  type: 'started' | 'event' | 'reply';
+  type: 'started' | 'event' | 'reply' | 'noted';
   event?: 'member-added' | 'member-suspected' | 'member-removed';
   member?: { id: string; route: string; host: string; port: number; startTime: number };
   reason?: string;

@@ -2,7 +2,7 @@
  * A cluster member process for tests: configured by the JSON in `CLUSTER_MEMBER_CONFIG`
  * (see `MemberConfig` in cluster-harness.ts), it reports membership events to the parent over
  * IPC and answers its commands. Handlers: `echo` replies with the body, `fail` throws an error
- * with code `ERR_TEST`.
+ * with code `ERR_TEST`, `note` tells the parent what arrived (a `noted` message) and replies.
  */
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
@@ -34,6 +34,10 @@ const channel = createClusterChannel({
 });
 
 channel.handle('echo', (_from, body) => body);
+channel.handle('note', (from, body) => {
+  send({ type: 'noted', from: from.route, body: body.toString() });
+  return body;
+});
 channel.handle('fail', () => {
   throw Object.assign(new Error('handler failed on purpose'), { code: 'ERR_TEST' });
 });
@@ -87,7 +91,8 @@ async function onCommand(msg: { cmd: string; seq: number; [k: string]: unknown }
       const target = memberByRoute(msg.route as string);
       try {
         if (target === undefined) throw Object.assign(new Error(`no member ${String(msg.route)}`), { code: 'NO_MEMBER' });
-        const body = await channel.request(target.id, msg.type as string, Buffer.from(msg.body as string));
+        const timeoutMs = typeof msg.timeoutMs === 'number' ? { timeoutMs: msg.timeoutMs } : {};
+        const body = await channel.request(target.id, msg.type as string, Buffer.from(msg.body as string), timeoutMs);
         return reply({ ok: true, body: body.toString() });
       } catch (err) {
         const e = err as { code?: string; message: string; remote?: unknown };

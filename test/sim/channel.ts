@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason } from '../../src/cluster/types.js';
 import { createMetrics, snapshotMetrics } from '../../src/cluster/metrics.js';
 import { ClusterRequestError, ClusterStateError } from '../../src/errors.js';
+import { SenderClock } from '../../src/cluster/late-requests.js';
 import type { Clock, TimerHandle } from '../../src/replication/clock.js';
 import type { Proc } from './loop.js';
 import type { Conn, SimNetwork } from './network.js';
@@ -32,6 +33,8 @@ export interface ChannelObserver {
   /** Returns how long this request's answer waits before it leaves (the slow-grant nemesis), if at all. */
   handled(at: SimChannel, from: MemberInfo, type: string, body: Buffer): number | undefined;
   failed(from: SimChannel, to: string, type: string, code: string): void;
+  /** A request arrived after its sender's deadline and was refused unrun. */
+  refusedLate?(at: SimChannel, from: MemberInfo, type: string, lateMs: number): void;
 }
 
 type MemberState = 'alive' | 'suspect';
@@ -44,6 +47,10 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
   readonly #metrics: ClusterMetrics = createMetrics();
   #state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
   #nextId = 1;
+  /** The requesters' clocks per incoming connection (the receiver's `SenderClock` each). */
+  readonly #senderClocks = new WeakMap<Conn, SenderClock>();
+  /** Protocol version 3 (requests carry their send time); false for a member of the previous release. */
+  sendsDeadlines = true;
   /** Resolved `peers` lookup, set by the world: member id → channel (the remote end of a connection). */
   peer: (id: string) => SimChannel | undefined = () => undefined;
 
@@ -149,15 +156,31 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
         timer,
       });
       const from = this.self;
-      this.net.send(conn, 0, () => this.peer(to.id)?.dispatch(conn, id, from, type, body));
+      // Version 3 when both ends speak it: the send time as the writer's clock reads it then.
+      const sent = this.sendsDeadlines && this.peer(to.id)?.sendsDeadlines === true ? { at: this.clock.monotonic(), leftMs: timeoutMs } : undefined;
+      this.net.send(conn, 0, () => this.peer(to.id)?.dispatch(conn, id, from, type, body, sent));
     });
   }
 
   /** A request arrived on `conn`: run the handler, reply on the same connection. */
-  dispatch(conn: Conn, id: number, from: MemberInfo, type: string, body: Buffer): void {
+  dispatch(conn: Conn, id: number, from: MemberInfo, type: string, body: Buffer, sent?: { at: number; leftMs: number }): void {
     if (this.#state !== 'started' && this.#state !== 'stopping') return;
     this.#metrics.messagesReceived++;
     this.#metrics.bytesReceived += body.length;
+    if (sent !== undefined) {
+      // receiver.ts's rule, on the same estimate: a request its sender gave up on is refused unrun.
+      let clock = this.#senderClocks.get(conn);
+      if (clock === undefined) this.#senderClocks.set(conn, (clock = new SenderClock()));
+      const late = clock.arrive(sent.at, sent.leftMs, this.clock.monotonic());
+      if (late > 0) {
+        this.#metrics.requestsRefusedLate++;
+        this.observer.refusedLate?.(this, from, type, late);
+        const requester = this.peer(from.id);
+        const r: Reply = { ok: false, code: 'ERR_REQUEST_LATE', message: `"${type}" from ${from.route} arrived ${Math.round(late)} ms after its sender stopped waiting; not run` };
+        this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
+        return;
+      }
+    }
     const handler = this.#handlers.get(type);
     const lateBy = handler === undefined ? undefined : this.observer.handled(this, from, type, body);
     const reply = (r: Reply) => {

@@ -193,7 +193,10 @@ export class SimMember {
     this.loop.after(0, this.proc, () => {
       this.manager.install();
       this.principals?.install();
-      if (this.cfg.olderRelease.includes(this.route)) for (const type of NEWER_MESSAGES) this.channel.unhandle(type);
+      if (this.cfg.olderRelease.includes(this.route)) {
+        for (const type of NEWER_MESSAGES) this.channel.unhandle(type);
+        this.channel.sendsDeadlines = false;
+      }
       void this.channel.start().then(() => {
         this.phase = 'running';
         this.membership.joined(this.channel);

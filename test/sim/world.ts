@@ -291,6 +291,10 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
       }
     },
     failed: (from, to, type, code) => trace.add(`${from.proc.name} x ${to.slice(0, 4)} ${type.slice(8)} ${code}`),
+    refusedLate: (at, from, type, lateMs) => {
+      trace.add(`${at.proc.name} refused late ${type.slice(8)} from ${from.route} (${Math.round(lateMs)}ms past its deadline)`);
+      cover('a request refused for arriving after its sender gave up');
+    },
   };
 
   const startMember = (route: string, incarnation: number): Promise<void> =>
