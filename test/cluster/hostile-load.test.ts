@@ -30,7 +30,7 @@ import { FrameSession, PREAMBLE_BYTES, unbatch } from '../../src/cluster/frame-c
 import { deriveClusterKeys } from '../../src/cluster/keys.js';
 import { EnvelopeReader } from '../../src/cluster/envelope-codec.js';
 import { compactCopy, compactDelta } from '../../src/codec/compact-delta.js';
-import { decodeHello } from '../../src/cluster/messages.js';
+import { PROTOCOL_RANGE, decodeHello } from '../../src/cluster/messages.js';
 
 const ATTACKER = fileURLToPath(new URL('./hostile-attacker.ts', import.meta.url));
 /** Largest RSS growth of any member under attack (the issue measured 556 MiB without limits). */
@@ -121,7 +121,7 @@ async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typ
       nonce: Buffer.concat(c.toClient).subarray(PREAMBLE_BYTES - 16, PREAMBLE_BYTES),
     });
     let frames: string[] = [];
-    // After the hello, envelopes are in the version both speak (the welcome, toward the client, says which).
+    // After the hello, envelopes are in the version both speak: both are this release, so its highest.
     const envelopes = new EnvelopeReader({ route: () => 'capx', packers: new Map([
       ['session.delta', compactDelta],
       ['session.copy', compactCopy],
@@ -130,7 +130,7 @@ async function captureMemberTraffic(t: TestContext, base: Awaited<ReturnType<typ
       // Members batch the messages of one turn in one frame.
       frames = reader.receive(bytes).flatMap((p) => (reader.batched ? unbatch(p) : [p])).map((p) => {
         const e = envelopes.decode(p);
-        if (e.kind === 'hello') envelopes.version = decodeHello(e.body).protocolVersion === 1 && e.type === '' ? 1 : 2;
+        if (e.kind === 'hello') envelopes.version = decodeHello(e.body).protocolVersion === 1 && e.type === '' ? 1 : PROTOCOL_RANGE.max;
         return e.kind === 'hello' || e.type === '' ? e.kind : `${e.kind}:${e.type}`;
       });
     } catch {
