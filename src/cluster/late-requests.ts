@@ -21,6 +21,11 @@ export const MAX_RATE_ERROR = 0.01;
 /** The minimum is kept over two windows of this length, so a rate difference cannot build up. */
 export const WINDOW_MS = 10_000;
 
+/** The message of a late request's refusal (`ERR_REQUEST_LATE`), the same from every receiver. */
+export function lateRequestMessage(type: string, senderRoute: string, lateMs: number): string {
+  return `"${type}" from ${senderRoute} arrived ${Math.round(lateMs)} ms after its sender stopped waiting; not run`;
+}
+
 /** The offset estimate of one connection direction (one per incoming connection). */
 export class SenderClock {
   #min = Infinity;

@@ -21,7 +21,8 @@ export interface VersionRange {
 
 /**
  * The versions this release speaks. 1: release 0.1.0's wire; 2: the compact envelope
- * (`envelope-codec.ts`); 3: version 2 with each request's send time and wait (`late-requests.ts`). Per connection the highest version both ends speak is used.
+ * (`envelope-codec.ts`); 3: version 2 with each request's send time and wait (`late-requests.ts`).
+ * Per connection the highest version both ends speak is used.
  */
 export const PROTOCOL_RANGE: VersionRange = Object.freeze({ min: 1, max: 3 });
 

@@ -17,7 +17,7 @@ import type { PreauthLimits } from './admission.js';
 import { FramedSocket } from './framed-socket.js';
 import type { ClusterKeys } from './keys.js';
 import type { LogLimiter } from './log-limiter.js';
-import { SenderClock } from './late-requests.js';
+import { SenderClock, lateRequestMessage } from './late-requests.js';
 import { PROTOCOL_RANGE, decodeHello, encodeHello, encodeRemoteError, formatRange, highestCommon, parseRange, rangeType, shortId, withZoneOf } from './messages.js';
 import type { VersionRange } from './messages.js';
 import type { BodyPackers } from './envelope-codec.js';
@@ -246,7 +246,7 @@ export class Receiver {
               const late = senderClock.arrive(e.sent.at, e.sent.leftMs, performance.now());
               if (late > 0) {
                 this.#refuseLate(sender, e.type, late);
-                reply({ kind: 'error', id: e.id, type: '', body: encodeRemoteError(describeError(new HandlerError('ERR_REQUEST_LATE', `"${e.type}" from ${sender.route} arrived ${Math.round(late)} ms after its sender stopped waiting; not run`))) });
+                reply({ kind: 'error', id: e.id, type: '', body: encodeRemoteError(describeError(new HandlerError('ERR_REQUEST_LATE', lateRequestMessage(e.type, sender.route, late)))) });
                 return;
               }
             }

@@ -213,6 +213,8 @@ export abstract class CopyHolder extends MemberCore {
   /**
    * How long a destruction every member acknowledged is still remembered: longer than any copy of the
    * session can still be on its way (a state page is answered within 4 ackTimeouts, a copy within one).
+   * One the network held longer is read after its sender's deadline and refused unrun (protocol
+   * version 3, src/cluster/late-requests.ts), so it cannot outlive the tombstone it would cross.
    */
   #forgetGrace(): number {
     return 8 * this.options.ackTimeout;

@@ -60,6 +60,14 @@ export function cut(hosts: readonly NetnsHost[], groups: readonly (readonly numb
   }
 }
 
+/**
+ * A one-way cut of TCP alone: `to` drops the segments that come from `from` (multicast still passes,
+ * so nobody is removed, and `from`'s kernel retransmits what it wrote). `heal` removes it.
+ */
+export function dropTcpFrom(to: NetnsHost, from: NetnsHost): void {
+  nft(to, ['-f', '-'], `table inet ${TABLE} {\n  chain in { type filter hook input priority 0; policy accept; ip saddr ${from.address} meta l4proto tcp drop; }\n}\n`);
+}
+
 /** Removes every cut; ignores hosts that have none. */
 export function heal(hosts: readonly NetnsHost[]): void {
   for (const h of hosts) {

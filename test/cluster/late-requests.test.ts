@@ -8,7 +8,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { EnvelopeReader, EnvelopeWriter } from '../../src/cluster/envelope-codec.js';
 import { MAX_RATE_ERROR, SenderClock, WINDOW_MS } from '../../src/cluster/late-requests.js';
 import type { ClusterChannel, MemberInfo } from '../../src/cluster/index.js';
@@ -16,7 +15,7 @@ import { MemberSet, channelHarness, channelOptions, randomMulticast, waitForEven
 import type { MemberProcess } from '../helpers/cluster-harness.js';
 import { BridgeNetwork, namespacesAvailable } from '../helpers/netns.js';
 import type { NetnsHost } from '../helpers/netns.js';
-import { nftUnavailable } from '../chaos/partition.js';
+import { dropTcpFrom, heal, nftUnavailable } from '../chaos/partition.js';
 
 test('the sender clock: offset from the fastest request, never late on the first, late only past the deadline', () => {
   const c = new SenderClock();
@@ -107,25 +106,6 @@ test('a frozen receiver reads a request its sender gave up on and refuses it unr
   assert.equal(a.metrics().requestsRefusedLate, 0);
 });
 
-const TABLE = 'ksclate';
-
-function nft(host: NetnsHost, args: string[], input?: string): void {
-  execFileSync(host.exec[0], [...host.exec.slice(1), 'nft', ...args], { input, stdio: ['pipe', 'ignore', 'pipe'] });
-}
-
-/** `to` drops the TCP segments that come from `from` (its multicast still passes, so nobody is removed). */
-function cutTcp(to: NetnsHost, from: NetnsHost): void {
-  nft(to, ['-f', '-'], `table inet ${TABLE} {\n  chain in { type filter hook input priority 0; policy accept; ip saddr ${from.address} meta l4proto tcp drop; }\n}\n`);
-}
-
-function heal(host: NetnsHost): void {
-  try {
-    nft(host, ['delete', 'table', 'inet', TABLE]);
-  } catch {
-    // no cut there
-  }
-}
-
 test('a request held by a one-way cut reaches the peer after the heal and is refused unrun', async (t) => {
   if (!namespacesAvailable(t, 'the held-request test')) return;
   const noNft = nftUnavailable();
@@ -150,15 +130,15 @@ test('a request held by a one-way cut reaches the peer after the heal and is ref
     const r = await m1.command({ cmd: 'request', route: 'host2', type: 'note', body });
     assert.equal(r.ok, true, JSON.stringify(r));
   }
-  cutTcp(h2, h1);
+  dropTcpFrom(h2, h1);
   let healed = false;
   try {
     const held = await m1.command({ cmd: 'request', route: 'host2', type: 'note', body: 'held by the cut', timeoutMs: 800 });
     assert.equal(held.code, 'ERR_REQUEST_TIMEOUT', JSON.stringify(held));
-    heal(h2);
+    heal([h2]);
     healed = true;
   } finally {
-    if (!healed) heal(h2);
+    if (!healed) heal([h2]);
   }
   // TCP's retransmission backoff after ~1 s of loss sends again within a few seconds: the held request
   // is read then, on the same connection (nothing reset it).

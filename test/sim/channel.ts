@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { ClusterChannel, ClusterEvents, ClusterMetrics, MemberInfo, MessageHandler, RemovalDetail, RemovalReason } from '../../src/cluster/types.js';
 import { createMetrics, snapshotMetrics } from '../../src/cluster/metrics.js';
 import { ClusterRequestError, ClusterStateError } from '../../src/errors.js';
-import { SenderClock } from '../../src/cluster/late-requests.js';
+import { SenderClock, lateRequestMessage } from '../../src/cluster/late-requests.js';
 import type { Clock, TimerHandle } from '../../src/replication/clock.js';
 import type { Proc } from './loop.js';
 import type { Conn, SimNetwork } from './network.js';
@@ -167,6 +167,10 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
     if (this.#state !== 'started' && this.#state !== 'stopping') return;
     this.#metrics.messagesReceived++;
     this.#metrics.bytesReceived += body.length;
+    const answer = (r: Reply) => {
+      const requester = this.peer(from.id);
+      this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
+    };
     if (sent !== undefined) {
       // receiver.ts's rule, on the same estimate: a request its sender gave up on is refused unrun.
       let clock = this.#senderClocks.get(conn);
@@ -175,21 +179,15 @@ export class SimChannel extends EventEmitter<ClusterEvents> implements ClusterCh
       if (late > 0) {
         this.#metrics.requestsRefusedLate++;
         this.observer.refusedLate?.(this, from, type, late);
-        const requester = this.peer(from.id);
-        const r: Reply = { ok: false, code: 'ERR_REQUEST_LATE', message: `"${type}" from ${from.route} arrived ${Math.round(late)} ms after its sender stopped waiting; not run` };
-        this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
+        answer({ ok: false, code: 'ERR_REQUEST_LATE', message: lateRequestMessage(type, from.route, late) });
         return;
       }
     }
     const handler = this.#handlers.get(type);
     const lateBy = handler === undefined ? undefined : this.observer.handled(this, from, type, body);
     const reply = (r: Reply) => {
-      const send = () => {
-        const requester = this.peer(from.id);
-        this.net.send(conn, 1, () => requester?.onReply(conn, id, r));
-      };
-      if (lateBy === undefined) send();
-      else this.net.loop.after(lateBy, this.proc, send);
+      if (lateBy === undefined) answer(r);
+      else this.net.loop.after(lateBy, this.proc, () => answer(r));
     };
     if (handler === undefined) {
       reply({ ok: false, code: 'ERR_NO_HANDLER', message: `member ${this.self.route} has no handler for message type "${type}"` });
