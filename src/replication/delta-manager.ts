@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { MemberInfo } from '../cluster/types.js';
 import { messages, type ApplyReply, type PackedCopy, type SessionCopy, type SessionDeltaMessage, type TakeReply } from '../codec/messages.js';
 import { ClusterRequestError, ReplicationError, SessionUnavailableError, StaleOwnerError, StateTransferError } from '../errors.js';
-import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, expiredPast, fromCopy, grantTo, toCopy, toPackedCopy } from './copies.js';
+import { PAST_A_SILENT_OWNER, applyCopy, applyDelta, applyPackedCopy, compareHeld, destroyCovers, expiredPast, fromCopy, grantTo, olderOwnership, toCopy, toPackedCopy } from './copies.js';
 import { packedValues } from './packed-entries.js';
 import { Replicator, describeReplies, type ReplicatorOptions } from './replicator.js';
 import { Settlement } from './settlement.js';
@@ -433,6 +433,7 @@ export class DeltaManager extends Replicator {
       if (waits < 2 && (await this.awaitRelease(owner, promised))) return this.#takeOver(base, waits + 1);
       throw this.unavailable(base, `its owner ${owner} may still be serving it (its lease may not have run out, or it was not met yet)`);
     }
+    let stale = false;
     if (ownerMember !== undefined) {
       // A live owner lets go under its lock, after any write it has in flight: the copy it hands over
       // has every write it acknowledged (a copy read from a survey may be one write behind).
@@ -458,8 +459,18 @@ export class DeltaManager extends Replicator {
       }
       if (reply.copy === null) throw this.unavailable(base, `its owner ${owner} no longer serves the session`);
       best = { copy: reply.copy, m: ownerMember };
+      // A grant older than our own copy: the owner gave us again a grant of its own that we had since
+      // passed on to it, at a newer epoch it never installed (its answer lost in a cut). Claimed at the
+      // old epoch, the session would rank below copies of the newer one, which state transfers spread,
+      // and lose the writes acknowledged meanwhile (delta seed 41530): taken as from a silent owner,
+      // past every epoch seen, from the newer of the two copies.
+      const now = this.table.get(base);
+      if (now !== undefined && olderOwnership(reply.copy.epoch, reply.copy.owner, now.epoch, now.owner)) {
+        stale = true;
+        if (compareHeld(now, reply.copy) > 0) best = { copy: toCopy(now), m: undefined };
+      }
     }
-    const granted = ownerMember !== undefined;
+    const granted = ownerMember !== undefined && !stale;
     if (best.m !== undefined && best.copy.expire > this.clock.now()) await this.schemas.learn(best.copy.entries, best.m);
     // Granted by the owner: its epoch. Else one above every epoch seen.
     let epoch = best.copy.epoch;

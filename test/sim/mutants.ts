@@ -340,6 +340,15 @@ export const MUTANTS: readonly Mutant[] = [
     what: 'a copy whose owner let the session go to a newer owner is adopted when that owner is out of reach here, its acknowledged writes lost (backup seed 1194)',
   },
   {
+    id: 'delta-stale-grant-claimed',
+    file: 'delta-manager.ts',
+    find: 'if (now !== undefined && olderOwnership(reply.copy.epoch, reply.copy.owner, now.epoch, now.owner)) {',
+    replace: 'if (now !== undefined && now.epoch < 0) {',
+    modes: ['delta'],
+    promise: '1',
+    what: "a takeover claims at the epoch of a grant given again, older than the copy the taker holds; a state transfer spreads the newer copy over the writes acknowledged at the older epoch (delta seed 41530)",
+  },
+  {
     id: 'delta-grant-nothing-held-as-installed',
     file: 'delta-manager.ts',
     find: "if (r.removed || (r.owner !== '' && r.epoch >= epoch)",
