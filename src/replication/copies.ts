@@ -245,7 +245,7 @@ export function expiredPast(
   top: { epoch: number; owner: string; version: number } | undefined,
 ): { epoch: number; owner: string; version: number } | undefined {
   const x = newestExpiry(table, base, replies);
-  return x !== undefined && (top === undefined || compareHeld(x, top) > 0) ? x : undefined;
+  return x !== undefined && (top === undefined || compareHeld(x, top) >= 0) ? x : undefined;
 }
 
 /**

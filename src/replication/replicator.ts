@@ -114,6 +114,11 @@ export abstract class Replicator extends CopyHolder {
     return this.#inFlight.run(() => this.#acquire(base));
   }
 
+  /** Whether `base` expired here as this member's own (not destroyed, not moved on) lately. */
+  #expiredAsOurs(base: string): boolean {
+    return this.table.tombstone(base) === undefined && this.table.expiredTrace(base)?.owner === this.route;
+  }
+
   /** Resolves when no store call runs, or after `maxMs` (a stop must not hang on a stuck call). */
   protected drained(maxMs: number): Promise<void> {
     return this.#inFlight.drained(maxMs);
@@ -158,7 +163,11 @@ export abstract class Replicator extends CopyHolder {
       this.capacity?.touched(base);
       return { values: await this.#valuesForRequest(e), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
     }
-    if (this.table.tombstone(base)?.kind === 'removed') return undefined;
+    const gone = this.table.tombstone(base);
+    if (gone?.kind === 'removed') return undefined;
+    // Expired here while this request ran (a takeover's claim took the last moments of its life): ended,
+    // as for every later request, not 503 (delta seed 64 of the `definite` oracle).
+    if (gone === undefined && this.table.expiredTrace(base)?.owner === this.route) return undefined;
     throw this.unavailable(base, 'the session moved to another member while this request ran');
   }
 
@@ -253,8 +262,11 @@ export abstract class Replicator extends CopyHolder {
             e.version = plan.next.version;
             e.resync = true;
             if (e.owner === this.route && e.role === 'primary' && !(err instanceof StaleOwnerError)) await this.resyncCopies(e).catch(() => undefined);
-          } else if (fresh && this.table.get(base) === undefined) {
+          } else if (this.table.get(base) === undefined && (fresh || this.#expiredAsOurs(base))) {
             // A session whose creation failed never reached its client: take back any copy that was made.
+            // So too a session that expired here while its write was on its way: a holder that applied
+            // the write would keep it to the write's later expiry, and answer 503 for it till then, its
+            // owner having nothing left to hand over (delta seed 278 of the `definite` oracle).
             const until = this.#destructionUntil(meta.expire);
             this.table.destroy(base, e.epoch, this.route, until);
             void this.removals.start({ base, owner: this.route, epoch: e.epoch, destroy: true, until }, this.channel.members());

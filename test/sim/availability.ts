@@ -4,6 +4,10 @@
  * a client's, recorded in the history (so promises 1-4 judge it too). "Unavailable", an error or no
  * answer within the bound fails, as does a store call still running long after it began: a call that
  * never finishes is a hung request, not a busy session.
+ *
+ * Oracle `definite`: once quiet with every seat running, a session that has ended (destroyed, expired,
+ * or about to) gets a definite answer at every member, its content or "no session", never 503: with
+ * every member asked, nothing is left to wait for, and a 503 there repeats at every request.
  */
 import { expiryBounds, type ExpiryRules, type Violation } from './checker.js';
 import type { Client } from './clients.js';
@@ -65,6 +69,43 @@ export async function probeAll(w: ProbeWorld, label: string): Promise<{ violatio
       if (found) continue;
       const why = op.clientEnd === undefined || op.status === 'abandoned' ? `no answer within ${w.bound} ms` : op.status === 'no-session' || get?.result === null ? '"no session"' : op.status;
       out.push({ promise: 3, oracle: 'availability', at, base, what: `${label}: live session ${base.slice(0, 6)} not readable at ${m.proc.name} once quiet (request #${op.id}): ${why}` });
+    }
+  }
+  return { violations: out, probes };
+}
+
+/** The member a client's cookie for `base` names: the one that last answered a call on it. */
+function lastRoute(calls: readonly { member: string; inv: number }[], fallback: string): string {
+  const last = calls.reduce<{ member: string; inv: number } | undefined>((a, c) => (a === undefined || c.inv >= a.inv ? c : a), undefined);
+  return last === undefined ? fallback : last.member.split('#')[0];
+}
+
+/**
+ * Reads every created session that `probeAll` leaves out (destroyed, expired or about to expire) at
+ * every running member: its content or "no session" pass; "unavailable", an error or no answer fails.
+ */
+export async function probeEnded(w: ProbeWorld, label: string): Promise<{ violations: Violation[]; probes: number }> {
+  const { loop, history } = w;
+  const out: Violation[] = [];
+  let probes = 0;
+  for (const m of w.members.filter((x) => x.phase === 'running' && x.proc.state === 'running' && x.ready)) {
+    const at = loop.now;
+    const ops: [string, Op][] = [];
+    for (const [base, calls] of history.byBase) {
+      const created = calls.some((c) => c.kind === 'set' && c.read === undefined && c.ok === true && c.op.status === 'acked');
+      if (!created || w.members.some((x) => x.alive && x.busy.has(base))) continue;
+      const destroyed = calls.some((c) => c.kind === 'destroy');
+      const ending = w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack;
+      if (!destroyed && !ending) continue; // probeAll's
+      ops.push([base, w.prober.probe(m, `${base}.${lastRoute(calls, m.route)}`, w.bound)]);
+    }
+    probes += ops.length;
+    const deadline = at + w.bound;
+    while (loop.now < deadline && ops.some(([, op]) => op.clientEnd === undefined)) await w.sleepUntil(Math.min(deadline, loop.now + 50));
+    for (const [base, op] of ops) {
+      if (op.status === 'acked' || op.status === 'no-session') continue;
+      const why = op.clientEnd === undefined || op.status === 'abandoned' ? `no answer within ${w.bound} ms` : op.status;
+      out.push({ promise: 3, oracle: 'definite', at, base, what: `${label}: ended session ${base.slice(0, 6)} got no definite answer at ${m.proc.name} once quiet (request #${op.id}): ${why}` });
     }
   }
   return { violations: out, probes };

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { runSchedule, type SimResult } from './world.js';
-import { DEFAULT_FEATURES, NEMESES, ORACLES, selectFeatures, type Feature } from './features.js';
+import { DEFAULT_FEATURES, LATER_ORACLES, NEMESES, ORACLES, selectFeatures, type Feature } from './features.js';
 import { REGRESSIONS, regressionSchedule } from './regressions.js';
 
 const { values } = parseArgs({
@@ -56,7 +56,7 @@ if (values.help) {
 }
 
 if (values['list-features']) {
-  for (const [k, v] of Object.entries(ORACLES)) console.log(`oracle   ${k.padEnd(16)} ${v}`);
+  for (const [k, v] of Object.entries({ ...ORACLES, ...LATER_ORACLES })) console.log(`oracle   ${k.padEnd(16)} ${v}`);
   for (const [k, v] of Object.entries(NEMESES)) console.log(`nemesis  ${k.padEnd(16)} ${v}`);
   process.exit(0);
 }

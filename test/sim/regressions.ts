@@ -28,6 +28,8 @@ const ALL_24: readonly Feature[] = ALL_FEATURES.slice(0, 24);
 const ALL_26: readonly Feature[] = ALL_FEATURES.slice(0, 26);
 /** Every oracle and nemesis up to `expiry-resend`: `npm run simulate`'s default set when found (2026-12-07, midday). */
 const ALL_28: readonly Feature[] = ALL_FEATURES.slice(0, 28);
+/** With the `definite` oracle (an ended session answers "no session" or its content, never 503). */
+const ALL_29: readonly Feature[] = ALL_FEATURES.slice(0, 29);
 /** That set without some (`--disable a,b`). */
 const issue24Without = (...off: Feature[]): Feature[] => ISSUE_24_ALL.filter((f) => !off.includes(f));
 
@@ -262,6 +264,16 @@ export const REGRESSIONS: Record<'backup' | 'delta', Regression[]> = {
     // once given n1 (one epoch lower); n1 claimed at that epoch and acknowledged a write, and a state
     // transfer then spread n1's earlier copy at the higher epoch over it. A grant older than the
     // taker's own copy is now taken as from a silent owner, past every epoch seen.
+    // Promise 3 (the `definite` oracle, its first sweep): an ended session answered 503 once quiet.
+    // 64: a takeover's claim took the session's last moments, and the read that followed found it
+    // expired here: "moved while this request ran" (now "no session"). 36: a survey found an expiry
+    // trace equal to the copy held (its holder's clock ahead) and did not count it as the end (now
+    // "newer or equal"). 278: the session expired at its owner while a write was on its
+    // way; the write failed, and the holder that applied it kept it to the write's later expiry, 503 till
+    // then (now taken back, as a failed creation is).
+    { seed: 64, bug: 'a session that expired during its takeover answered 503, not "no session"', principals: true, features: ALL_29 },
+    { seed: 36, bug: 'an expiry trace equal to the copy held was not taken as the end: 503', principals: true, features: ALL_29 },
+    { seed: 278, bug: "a write on its way when the session expired at its owner left the failed write's copy serving 503", principals: true, features: ALL_29 },
     { seed: 41530, bug: 'a takeover claimed at a re-sent grant older than the copy it held', principals: true, features: ALL_28 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by
     // time alone, so a write that ended just before another began counted as concurrent with it.

@@ -16,7 +16,7 @@ import { expiryRace } from './expiry-race.js';
 import { leaseRace } from './lease-race.js';
 import { writeCut } from './write-cut.js';
 import type { RaceWorld } from './race-world.js';
-import { hungCalls, probeAll } from './availability.js';
+import { hungCalls, probeAll, probeEnded } from './availability.js';
 import { LEGACY, type Feature } from './features.js';
 import { installGlobals, type GlobalUse } from './globals.js';
 import { History, type Op } from './history.js';
@@ -420,6 +420,12 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
       slowGrant = false;
       if (probed.probes > 0) cover('availability probes (reads at every member once quiet)');
       violations.push(...probed.violations);
+      // Every seat running: a session that ended answers "no session" (or its content), never 503.
+      if (on('definite') && running().length === seats) {
+        const ended = await probeEnded(probing, label);
+        if (ended.probes > 0) cover('ended sessions probed once quiet with every seat running');
+        violations.push(...ended.violations);
+      }
     }
     quietFrom = Infinity;
   };
