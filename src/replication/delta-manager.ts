@@ -408,7 +408,12 @@ export class DeltaManager extends Replicator {
       const reply = messages.takeReply.decode(
         await this.channel.request(held.m.id, MSG.fetch, messages.locate.encode({ base }), { timeoutMs: this.options.ackTimeout }),
       );
-      if (reply.copy === null) throw this.unavailable(base, `${held.m.route} let the session go while it was being taken over`);
+      if (reply.copy === null) {
+        // It ended there since the survey (its copy expired, a logout came): asked again, every member
+        // tells how, and the request gets "no session", not 503 (delta seed 347 of `definite`).
+        if (waits < 2) return this.#takeOver(base, waits + 1);
+        throw this.unavailable(base, `${held.m.route} let the session go while it was being taken over`);
+      }
       // Its owner is alive for the holder (a restarted member it admitted, that we have not yet).
       if (reply.movedTo !== null && reply.movedTo !== this.route && this.memberByRoute(reply.movedTo) === undefined) {
         throw this.unavailable(base, `${held.m.route} sees its owner ${reply.movedTo}, which this member has not admitted yet`);
@@ -472,7 +477,11 @@ export class DeltaManager extends Replicator {
       } catch (err) {
         throw this.unavailable(base, `its owner ${owner} did not hand the session over`, err);
       }
-      if (reply.copy === null) throw this.unavailable(base, `its owner ${owner} no longer serves the session`);
+      if (reply.copy === null) {
+        // Ended there since the survey (its copy expired): asked again, as above (delta seed 493).
+        if (reply.movedTo === null && waits < 2) return this.#takeOver(base, waits + 1);
+        throw this.unavailable(base, `its owner ${owner} no longer serves the session`);
+      }
       best = { copy: reply.copy, m: ownerMember };
       // A grant older than our own copy: the owner gave us again a grant of its own that we had since
       // passed on to it, at a newer epoch it never installed (its answer lost in a cut). Claimed at the
@@ -495,23 +504,10 @@ export class DeltaManager extends Replicator {
       // previous incarnation, too, when the copy names our route): past any epoch it may have granted.
       epoch += owner === this.route && local?.role === 'primary' ? 1 : PAST_A_SILENT_OWNER;
     }
-    // Expired by our clock (its holders' run behind): the session has ended. Claimed, it was dropped
-    // as expired the moment it was read, and every request claimed it again two epochs up until the
-    // holders' clocks caught up (delta seed 30858); left to them, a "log out everywhere" that found it
-    // so ended nothing, and their copies lived on (delta seed 17353). So it ends everywhere now, as a
-    // logout of ours at the epoch we would have claimed: a tombstone here, removals to the others in
-    // the background. Nobody writes at that epoch: the owner granted it to us, or is gone. A copy
-    // found otherwise may have a newer one on a member that did not answer.
-    if (best.copy.expire <= this.clock.now()) {
-      if (!granted && (failed > 0 || !this.isolation.settled() || this.isolation.unreachable() > 0)) {
-        throw this.unavailable(base, 'the copy found has expired here, and some members that may hold a newer one cannot be asked now');
-      }
-      const until = fenceUntil(best.copy.expire);
-      this.table.destroy(base, epoch, this.route, until);
-      void this.removals.start({ base, owner: this.route, epoch, destroy: true, until }, this.#holders());
-      this.log.info({ session: shortId(base), epoch }, 'the session found has expired by our clock: ended on every member');
-      return false;
-    }
+    // A copy expired by our clock (its holders' run behind) is claimed too: the read that follows finds
+    // it expired here and answers "no session", and its trace (ours, at the claimed epoch) ends it for
+    // every later survey (copies.ts `expiredPast`). Ending it here as a logout (delta seeds 30858,
+    // 17353) was needed only before those two: the mutant that skipped it survived 3,000 seeds.
     await this.#claim(base, { ...fromCopy(best.copy, 'primary'), owner: this.route, epoch });
     this.log.info({ session: shortId(base), epoch }, 'took over session');
     return true;

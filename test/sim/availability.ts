@@ -97,7 +97,9 @@ export async function probeEnded(w: ProbeWorld, label: string): Promise<{ violat
       const destroyed = calls.some((c) => c.kind === 'destroy');
       const ending = w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack;
       if (!destroyed && !ending) continue; // probeAll's
-      ops.push([base, w.prober.probe(m, `${base}.${lastRoute(calls, m.route)}`, w.bound)]);
+      // Each from an address of its own, as its users': from one, the misses spend the lookup budget
+      // of unknown ids (src/adapter/lookup-budget.ts), and 503 is then its answer by design.
+      ops.push([base, w.prober.probe(m, `${base}.${lastRoute(calls, m.route)}`, w.bound, `10.1.${(ops.length >> 8) & 255}.${ops.length & 255}`)]);
     }
     probes += ops.length;
     const deadline = at + w.bound;

@@ -122,13 +122,13 @@ export class Client {
    * A read of `cookie` at `member` (the availability oracle's probe): a request like any other, in the
    * history, that waits `patience` ms before its client gives up.
    */
-  probe(member: SimMember, cookie: string, patience: number): Op {
-    return this.#send('read', cookie, member, patience);
+  probe(member: SimMember, cookie: string, patience: number, source?: string): Op {
+    return this.#send('read', cookie, member, patience, source);
   }
 
-  #send(kind: OpKind, cookie: string | undefined, member = this.#choose(cookie), patience?: number): Op {
+  #send(kind: OpKind, cookie: string | undefined, member = this.#choose(cookie), patience?: number, source?: string): Op {
     const { loop, rng, history } = this.w;
-    const op = history.op({ client: this.id, kind, member: member.proc.name, inv: loop.now, cookieIn: cookie });
+    const op = history.op({ client: this.id, kind, member: member.proc.name, inv: loop.now, cookieIn: cookie, source });
     this.inFlight++;
     this.w.trace(`c${this.id} ${kind} #${op.id} -> ${op.member} ${cookie?.slice(0, 6) ?? '-'}`);
     let answered = false;
@@ -183,7 +183,7 @@ interface Outcome {
 /** One HTTP request on `m`: route binder, then what koa-session would call. */
 async function run(w: ClientWorld, m: SimMember, op: Op, kind: OpKind, cookie: string | undefined): Promise<Outcome> {
   const { loop, history } = w;
-  const ctx = new FakeContext(COOKIE, cookie);
+  const ctx = new FakeContext(COOKIE, cookie, op.source);
   let outcome: Outcome = { status: 'failed' };
   const track = async <T>(base: string, f: () => Promise<T>): Promise<T> => {
     m.busyStart(base);

@@ -19,6 +19,8 @@ export interface Op {
   status: OpStatus;
   calls: Call[];
   cookieIn?: string;
+  /** The client's address, when not the one every simulated client shares (the lookup budget's key). */
+  source?: string;
   /** The session the op ended up with (rebound, new, or undefined after logout). */
   cookieOut?: string;
   /** Tells the client its member died under the request (a reset connection). */

@@ -76,7 +76,6 @@ export class FakeContext {
   setCookie: string | undefined;
   /** Koa's `ctx.app.proxy`, `ctx.ip` and `ctx.get(header)`, which the route binder reads. */
   readonly app = { proxy: false };
-  readonly ip = '10.0.0.100';
   get(_header: string): string {
     return '';
   }
@@ -85,6 +84,7 @@ export class FakeContext {
   constructor(
     readonly cookieName: string,
     id: string | undefined,
+    readonly ip = '10.0.0.100',
   ) {
     this.request = { headers: id === undefined ? {} : { cookie: `${cookieName}=${id}` } };
     this.cookies = {
