@@ -315,20 +315,6 @@ export class DeltaManager extends Replicator {
     this.#unsynced.delete(e.base);
   }
 
-  /**
-   * Our session expired here before its failed write could be undone on every member: a member may
-   * hold the failed write, at a later expiry, and its copy would answer 503 to every request until then
-   * (the owner holds nothing to grant; delta seed 278 of the `definite` oracle). Ended on every member,
-   * as a logout of ours at our epoch.
-   */
-  #endExpired(base: string): void {
-    const ended = this.table.expiredTrace(base);
-    if (ended === undefined || ended.owner !== this.route || this.table.tombstone(base) !== undefined) return;
-    this.table.destroy(base, ended.epoch, this.route, ended.until);
-    void this.removals.start({ base, owner: this.route, epoch: ended.epoch, destroy: true, until: ended.until }, this.#holders());
-    this.log.info({ session: shortId(base), epoch: ended.epoch }, 'a session expired before its failed write was undone everywhere: ended on every member');
-  }
-
   /** Resends the sessions left unsynced, one at a time under each one's lock. */
   async #resendUnsynced(): Promise<void> {
     for (const base of [...this.#unsynced]) {
@@ -341,7 +327,6 @@ export class DeltaManager extends Replicator {
             // Destroyed, taken over, or written since (a write that succeeded resent it whole): done.
             if (e === undefined || e.resync !== true || e.owner !== this.route || e.role !== 'primary') {
               this.#unsynced.delete(base);
-              if (e === undefined) this.#endExpired(base);
               return;
             }
             const marks = this.unverifiedMarks;
