@@ -277,6 +277,11 @@ export const REGRESSIONS: Record<'backup' | 'delta', Regression[]> = {
     // expired since the survey and answered with nothing: 503. Now asked again, once.
     { seed: 347, bug: 'a copy that expired between the survey and the fetch gave 503', principals: true, features: ALL_29 },
     { seed: 493, bug: "the owner's copy expired between the survey and the take: 503", principals: true, features: ALL_29 },
+    // A false alarm of `definite`: after a partition past every grace, with an ackTimeout of 230 ms,
+    // surveys behind the state transfer on a slow link timed out; "cannot be asked now" (503) was the
+    // answer by design. A member whose surveys time out during the probes is excused there.
+    { seed: 7376, bug: 'the definite oracle counted a 503 while surveys timed out', principals: true, features: ALL_29 },
+    { seed: 13079, bug: 'the same, on a slow link', principals: true, features: ALL_29 },
     { seed: 278, bug: "a write on its way when the session expired at its owner left the failed write's copy serving 503", principals: true, features: ALL_29 },
     { seed: 41530, bug: 'a takeover claimed at a re-sent grant older than the copy it held', principals: true, features: ALL_28 },
     // Promise 1 (a false alarm of the checker): two calls at one simulated instant were compared by

@@ -290,7 +290,11 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
         if (m !== undefined && mode === 'delta' && !m.ready) cover('delta or copy during a state transfer');
       }
     },
-    failed: (from, to, type, code) => trace.add(`${from.proc.name} x ${to.slice(0, 4)} ${type.slice(8)} ${code}`),
+    failed: (from, to, type, code) => {
+      trace.add(`${from.proc.name} x ${to.slice(0, 4)} ${type.slice(8)} ${code}`);
+      // Only the questions a takeover asks every member: a member none of whose answers came cannot tell.
+      if (code === 'ERR_REQUEST_TIMEOUT' && (type === MSG.survey || type === MSG.fetch || type === MSG.locate)) lastTimeout.set(from.proc.name, loop.now);
+    },
     refusedLate: (at, from, type, lateMs) => {
       trace.add(`${at.proc.name} refused late ${type.slice(8)} from ${from.route} (${Math.round(lateMs)}ms past its deadline)`);
       cover('a request refused for arriving after its sender gave up');
@@ -379,6 +383,8 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     },
   };
 
+  /** When each member's last survey of the others timed out (the `definite` oracle excuses a probe it overlaps). */
+  const lastTimeout = new Map<string, number>();
   const probing = {
     loop,
     history,
@@ -388,6 +394,7 @@ async function simulate(o: SimOptions, p: Parts): Promise<SimResult> {
     hung: 4 * cfg.ackTimeout + 2 * dropTime + 4000,
     expiry: expiryRules,
     sleepUntil: (t: number) => sleepUntil(t),
+    timedOutSince: (m: SimMember, t: number) => (lastTimeout.get(m.proc.name) ?? -Infinity) >= t,
   };
 
   const checkpoint = async (faultEnd: number, label: string): Promise<void> => {
