@@ -163,11 +163,10 @@ export abstract class Replicator extends CopyHolder {
       this.capacity?.touched(base);
       return { values: await this.#valuesForRequest(e), snapshot: e.packed, expire: e.expire, maxAge: e.maxAge };
     }
-    const gone = this.table.tombstone(base);
-    if (gone?.kind === 'removed') return undefined;
+    if (this.table.tombstone(base)?.kind === 'removed') return undefined;
     // Expired here while this request ran (a takeover's claim took the last moments of its life): ended,
     // as for every later request, not 503 (delta seed 64 of the `definite` oracle).
-    if (gone === undefined && this.table.expiredTrace(base)?.owner === this.route) return undefined;
+    if (this.#expiredAsOurs(base)) return undefined;
     throw this.unavailable(base, 'the session moved to another member while this request ran');
   }
 

@@ -12,7 +12,7 @@
  */
 import { expiryBounds, type ExpiryRules, type Violation } from './checker.js';
 import type { Client } from './clients.js';
-import type { History, Op } from './history.js';
+import type { Call, History, Op } from './history.js';
 import type { SimLoop } from './loop.js';
 import type { SimMember } from './member.js';
 
@@ -43,29 +43,46 @@ export function hungCalls(w: Pick<ProbeWorld, 'history' | 'members' | 'hung'>, a
   return out;
 }
 
+/** The members probes go to: running and ready. */
+function readyMembers(w: ProbeWorld): SimMember[] {
+  return w.members.filter((m) => m.phase === 'running' && m.proc.state === 'running' && m.ready);
+}
+
+/**
+ * The sessions a client created that no member is busy with at `at`, each live, or ended: destroyed,
+ * or expiring by the end of the probes (read by `probeEnded`).
+ */
+function createdSessions(w: ProbeWorld, at: number): { base: string; calls: readonly Call[]; ended: boolean }[] {
+  const out: { base: string; calls: readonly Call[]; ended: boolean }[] = [];
+  for (const [base, calls] of w.history.byBase) {
+    const created = calls.some((c) => c.kind === 'set' && c.read === undefined && c.ok === true && c.op.status === 'acked');
+    if (!created || w.members.some((x) => x.alive && x.busy.has(base))) continue;
+    const ending = w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack;
+    out.push({ base, calls, ended: ending || calls.some((c) => c.kind === 'destroy') });
+  }
+  return out;
+}
+
+/** Waits until every probe has its answer, or `w.bound` after `at`. */
+async function awaitProbes(w: ProbeWorld, ops: readonly [string, Op][], at: number): Promise<void> {
+  const deadline = at + w.bound;
+  while (w.loop.now < deadline && ops.some(([, op]) => op.clientEnd === undefined)) await w.sleepUntil(Math.min(deadline, w.loop.now + 50));
+}
+
 /** Reads every live session at every running member, one member at a time; returns what failed. */
 export async function probeAll(w: ProbeWorld, label: string): Promise<{ violations: Violation[]; probes: number }> {
-  const { loop, history } = w;
   const out: Violation[] = [];
   let probes = 0;
-  const live = () => w.members.filter((m) => m.phase === 'running' && m.proc.state === 'running' && m.ready);
-  for (const m of live()) {
-    const at = loop.now;
-    const bases: string[] = [];
-    for (const [base, calls] of history.byBase) {
-      const created = calls.some((c) => c.kind === 'set' && c.read === undefined && c.ok === true && c.op.status === 'acked');
-      if (!created || calls.some((c) => c.kind === 'destroy')) continue;
-      if (w.members.some((x) => x.alive && x.busy.has(base))) continue;
-      if (w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack) continue;
-      bases.push(base);
-    }
-    const ops: [string, Op][] = bases.map((base) => {
-      const owner = live().map((x) => x.manager.table.get(base)).find((e) => e !== undefined && e.role === 'primary')?.owner ?? m.route;
-      return [base, w.prober.probe(m, `${base}.${owner}`, w.bound)];
-    });
+  for (const m of readyMembers(w)) {
+    const at = w.loop.now;
+    const ops: [string, Op][] = createdSessions(w, at)
+      .filter((x) => !x.ended)
+      .map(({ base }) => {
+        const owner = readyMembers(w).map((x) => x.manager.table.get(base)).find((e) => e !== undefined && e.role === 'primary')?.owner ?? m.route;
+        return [base, w.prober.probe(m, `${base}.${owner}`, w.bound)];
+      });
     probes += ops.length;
-    const deadline = at + w.bound;
-    while (loop.now < deadline && ops.some(([, op]) => op.clientEnd === undefined)) await w.sleepUntil(Math.min(deadline, loop.now + 50));
+    await awaitProbes(w, ops, at);
     for (const [base, op] of ops) {
       const get = op.calls.find((c) => c.kind === 'get');
       const found = op.status === 'acked' && get?.result !== null && get?.result !== undefined;
@@ -88,25 +105,17 @@ function lastRoute(calls: readonly { member: string; inv: number }[], fallback: 
  * every running member: its content or "no session" pass; "unavailable", an error or no answer fails.
  */
 export async function probeEnded(w: ProbeWorld, label: string): Promise<{ violations: Violation[]; probes: number }> {
-  const { loop, history } = w;
   const out: Violation[] = [];
   let probes = 0;
-  for (const m of w.members.filter((x) => x.phase === 'running' && x.proc.state === 'running' && x.ready)) {
-    const at = loop.now;
-    const ops: [string, Op][] = [];
-    for (const [base, calls] of history.byBase) {
-      const created = calls.some((c) => c.kind === 'set' && c.read === undefined && c.ok === true && c.op.status === 'acked');
-      if (!created || w.members.some((x) => x.alive && x.busy.has(base))) continue;
-      const destroyed = calls.some((c) => c.kind === 'destroy');
-      const ending = w.expiry !== undefined && expiryBounds(calls.filter((c) => c.kind === 'set'), at, w.expiry).soonest <= at + w.bound + w.expiry.slack;
-      if (!destroyed && !ending) continue; // probeAll's
-      // Each from an address of its own, as its users': from one, the misses spend the lookup budget
-      // of unknown ids (src/adapter/lookup-budget.ts), and 503 is then its answer by design.
-      ops.push([base, w.prober.probe(m, `${base}.${lastRoute(calls, m.route)}`, w.bound, `10.1.${(ops.length >> 8) & 255}.${ops.length & 255}`)]);
-    }
+  for (const m of readyMembers(w)) {
+    const at = w.loop.now;
+    // Each from an address of its own, as its users': from one, the misses spend the lookup budget
+    // of unknown ids (src/adapter/lookup-budget.ts), and 503 is then its answer by design.
+    const ops: [string, Op][] = createdSessions(w, at)
+      .filter((x) => x.ended)
+      .map(({ base, calls }, i) => [base, w.prober.probe(m, `${base}.${lastRoute(calls, m.route)}`, w.bound, `10.1.${(i >> 8) & 255}.${i & 255}`)]);
     probes += ops.length;
-    const deadline = at + w.bound;
-    while (loop.now < deadline && ops.some(([, op]) => op.clientEnd === undefined)) await w.sleepUntil(Math.min(deadline, loop.now + 50));
+    await awaitProbes(w, ops, at);
     // A survey of that member that timed out meanwhile (behind a state transfer on a slow link, with
     // an `ackTimeout` of 230 ms: delta seeds 7376, 13079) means a member did not answer it: 503 is then
     // the answer by design. A 503 that outlives the fault shows at a later checkpoint.

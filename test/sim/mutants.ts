@@ -351,7 +351,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: 'expired-mid-read-unavailable',
     file: 'replicator.ts',
-    find: "if (gone === undefined && this.table.expiredTrace(base)?.owner === this.route) return undefined;",
+    find: 'if (this.#expiredAsOurs(base)) return undefined;',
     replace: '',
     modes: both,
     promise: '3',
